@@ -1,0 +1,79 @@
+//! Stage 6: who may reach a route — IP lists, required headers and cookies, API keys, body size.
+
+use core::net::IpAddr;
+
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{ApiKey, Bundle, Route};
+use crate::decision::Reason;
+use crate::request::RequestFacts;
+
+/// A refusal from this stage: reason, status and a sentence for the problem body.
+pub type Refusal = (Reason, u16, String);
+
+/// Methods whose requests carry a body the origin will read.
+fn has_body_semantics(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH")
+}
+
+pub fn check(bundle: &Bundle, route: &Route, req: &RequestFacts, client_ip: Option<IpAddr>) -> Result<(), Refusal> {
+    if !route.ip_allow.is_empty() && !client_ip.is_some_and(|ip| route.ip_allow.iter().any(|c| c.contains(ip))) {
+        return Err((Reason::Forbidden, 403, "the client address is not in this route's ip_allow list".into()));
+    }
+    if let Some(ip) = client_ip
+        && route.ip_deny.iter().any(|c| c.contains(ip)) {
+            return Err((Reason::Forbidden, 403, "the client address is in this route's ip_deny list".into()));
+        }
+    for name in &route.require_headers {
+        if req.header(name).is_none_or(|v| v.trim().is_empty()) {
+            return Err((Reason::MissingHeader, 400, format!("the request must carry the `{name}` header")));
+        }
+    }
+    if let Some(glob) = &route.require_cookie
+        && !req.cookies().any(|(name, value)| !value.is_empty() && glob.matches(name)) {
+            return Err((
+                Reason::Unauthorized,
+                401,
+                format!("a session cookie matching `{}` is required", glob.source()),
+            ));
+        }
+    if let Some(key) = route.api_key.and_then(|k| bundle.api_keys.get(usize::from(k)))
+        && !api_key_valid(key, req) {
+            return Err((Reason::Unauthorized, 401, format!("a valid API key is required in `{}`", key.header)));
+        }
+    if let Some(max) = route.max_body {
+        match req.content_length() {
+            Err(()) => return Err((Reason::BadRequest, 400, "the Content-Length header is not a valid length".into())),
+            Ok(Some(len)) if len > max => {
+                return Err((Reason::PayloadTooLarge, 413, format!("the body is {len} bytes; this route accepts at most {max}")));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                if has_body_semantics(req.method) && req.header("transfer-encoding").is_some() {
+                    return Err((
+                        Reason::LengthRequired,
+                        411,
+                        "a body sent without Content-Length cannot be checked against this route's max_body".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 of the presented key compared with every accepted hash in constant time.
+fn api_key_valid(key: &ApiKey, req: &RequestFacts) -> bool {
+    let Some(presented) = req.header(&key.header) else { return false };
+    let presented = presented.trim();
+    if presented.is_empty() {
+        return false;
+    }
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let mut any = 0u8;
+    for accepted in &key.sha256 {
+        let diff = accepted.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        any |= u8::from(diff == 0);
+    }
+    any == 1
+}

@@ -1,0 +1,304 @@
+//! The compiled policy: plain data the compiler writes and the engine loads.
+//!
+//! Everything here is precomputed by the compiler (header values rendered, routes built into a
+//! matcher trie, references resolved to indices) so that the engine never re-validates. The
+//! encoding is `MAGIC ‖ format version (u32 LE) ‖ postcard(Bundle)`: deterministic (no hash
+//! maps), compact and quick to decode at isolate start.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cidr::Cidr;
+use crate::glob::Glob;
+use crate::routes::Matcher;
+
+/// Bumped whenever the serialized shape of [`Bundle`] changes.
+pub const FORMAT_VERSION: u32 = 1;
+const MAGIC: [u8; 4] = *b"EGB\x01";
+
+/// Why bytes could not be loaded as a bundle. Never a panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    NotABundle,
+    FormatVersion { found: u32, expected: u32 },
+    Corrupt(String),
+    BadRegex(String),
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoadError::NotABundle => write!(f, "not an edgeguard bundle (bad magic bytes)"),
+            LoadError::FormatVersion { found, expected } => write!(
+                f,
+                "bundle format version {found} is not supported by this engine (expects {expected}); recompile the policy with a matching edgeguard"
+            ),
+            LoadError::Corrupt(e) => write!(f, "bundle is corrupt: {e}"),
+            LoadError::BadRegex(e) => write!(f, "bundle holds an invalid parameter regex: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A whole compiled policy for one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// SHA-256 (hex) of the policy source: the bundle's revision, reported as `releaseId`.
+    pub revision: String,
+    pub app: App,
+    pub client_ip: ClientIp,
+    pub sanitize: SanitizeLimits,
+    pub https: Https,
+    /// Distinct response header plans; routes refer to them by index.
+    pub header_sets: Vec<HeaderSet>,
+    /// Route 0.. as written in the policy (after the environment overlay).
+    pub routes: Vec<Route>,
+    /// Rule for requests that match no route.
+    pub defaults: Route,
+    pub matcher: Matcher,
+    pub limits: Vec<Limit>,
+    pub limiter: LimiterConfig,
+    pub api_keys: Vec<ApiKey>,
+    pub origins: Vec<Origin>,
+    pub deploy: Deploy,
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    pub name: String,
+    pub environment: String,
+    /// Lowercase host names without port or trailing dot; empty = any host.
+    pub hosts: Vec<String>,
+    pub canonical_host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientIp {
+    /// Lowercase name of the one header trusted for the client address.
+    pub from: Option<String>,
+    /// Lowercase name of a header whose value is trusted as the request id.
+    pub request_id_from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SanitizeLimits {
+    pub max_url_bytes: u32,
+    pub max_header_bytes: u32,
+    pub max_headers: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Https {
+    pub redirect: bool,
+}
+
+/// What the response phase does to headers: all names lowercase, values pre-rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderSet {
+    /// Replaces whatever the origin sent.
+    pub set: Vec<(String, String)>,
+    /// Added only where the origin sent none.
+    pub default: Vec<(String, String)>,
+    /// Removed from the origin's response.
+    pub remove: Vec<String>,
+    /// `Strict-Transport-Security` value, sent on https responses only.
+    pub hsts: Option<String>,
+}
+
+/// Standard methods as bits, so a method check is one AND.
+pub mod method {
+    pub const GET: u16 = 1;
+    pub const HEAD: u16 = 1 << 1;
+    pub const POST: u16 = 1 << 2;
+    pub const PUT: u16 = 1 << 3;
+    pub const PATCH: u16 = 1 << 4;
+    pub const DELETE: u16 = 1 << 5;
+    pub const OPTIONS: u16 = 1 << 6;
+    pub const TRACE: u16 = 1 << 7;
+    pub const CONNECT: u16 = 1 << 8;
+    pub const ALL: [(&str, u16); 9] = [
+        ("GET", GET),
+        ("HEAD", HEAD),
+        ("POST", POST),
+        ("PUT", PUT),
+        ("PATCH", PATCH),
+        ("DELETE", DELETE),
+        ("OPTIONS", OPTIONS),
+        ("TRACE", TRACE),
+        ("CONNECT", CONNECT),
+    ];
+
+    /// The bit of a method token (case-sensitive, as HTTP methods are), 0 if unknown.
+    pub fn bit(name: &str) -> u16 {
+        ALL.iter().find(|(n, _)| *n == name).map_or(0, |(_, b)| *b)
+    }
+
+    /// `Allow` header value for a method set, in the canonical order above.
+    pub fn allow_value(mask: u16) -> String {
+        let names: Vec<&str> = ALL.iter().filter(|(_, b)| mask & b != 0).map(|(n, _)| *n).collect();
+        names.join(", ")
+    }
+}
+
+/// One compiled route (or the defaults rule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// The pattern as written, reported by `explain` (`None` for the defaults rule).
+    pub pattern: Option<String>,
+    pub methods: u16,
+    /// Status answered at the edge when the route is blocked in this environment.
+    pub block: Option<u16>,
+    pub require_headers: Vec<String>,
+    pub require_cookie: Option<Glob>,
+    pub ip_allow: Vec<Cidr>,
+    pub ip_deny: Vec<Cidr>,
+    pub api_key: Option<u16>,
+    pub max_body: Option<u64>,
+    pub limit: Option<u16>,
+    /// Index into `Bundle::header_sets` (route overrides, cache and CSP already folded in).
+    pub headers: u16,
+    /// Pinned origin, overriding deploy rules.
+    pub origin: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitKey {
+    Ip,
+    Header,
+    Cookie,
+    IpRoute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    Local,
+    Global,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limit {
+    pub name: String,
+    /// Requests per window (the `q` of `RateLimit-Policy`).
+    pub count: u64,
+    pub window_secs: u64,
+    pub burst: u64,
+    pub key: LimitKey,
+    /// Lowercase header or cookie name for `Header`/`Cookie` keys.
+    pub key_name: Option<String>,
+    pub scope: Scope,
+    pub shadow: bool,
+    /// `RateLimit-Policy` item, rendered by the compiler.
+    pub policy_header: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimiterConfig {
+    /// Most keys held per isolate before the stalest are evicted.
+    pub max_keys: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub name: String,
+    /// Lowercase header carrying the key.
+    pub header: String,
+    pub sha256: Vec<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    pub name: String,
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deploy {
+    pub active: u16,
+    pub canary: Option<Canary>,
+    pub sticky_cookie: String,
+    pub failover: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Canary {
+    pub origin: u16,
+    /// Share of new clients sent to the canary, in basis points (1/100 of a percent).
+    pub basis_points: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub path: String,
+    pub probe_path: String,
+    pub timeout_ms: u64,
+    pub cache_ms: u64,
+    /// Index into header sets used for the health answer.
+    pub headers: u16,
+}
+
+impl Bundle {
+    /// Deterministic bytes: the same bundle always encodes to the same file.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LoadError> {
+        let body = postcard::to_allocvec(self).map_err(|e| LoadError::Corrupt(e.to_string()))?;
+        let mut out = Vec::with_capacity(body.len().saturating_add(8));
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Decode bytes written by [`Bundle::to_bytes`], checking magic and format version first.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, LoadError> {
+        let (magic, rest) = bytes.split_at_checked(4).ok_or(LoadError::NotABundle)?;
+        if magic != MAGIC {
+            return Err(LoadError::NotABundle);
+        }
+        let (version, body) = rest.split_at_checked(4).ok_or(LoadError::NotABundle)?;
+        let mut v = [0u8; 4];
+        v.copy_from_slice(version);
+        let found = u32::from_le_bytes(v);
+        if found != FORMAT_VERSION {
+            return Err(LoadError::FormatVersion { found, expected: FORMAT_VERSION });
+        }
+        let (bundle, trailing) =
+            postcard::take_from_bytes::<Bundle>(body).map_err(|e| LoadError::Corrupt(e.to_string()))?;
+        if !trailing.is_empty() {
+            return Err(LoadError::Corrupt(format!("{} trailing bytes", trailing.len())));
+        }
+        bundle.check_indices()?;
+        Ok(bundle)
+    }
+
+    /// Cross-references must point inside their tables, so the engine can use `get` without a
+    /// fallback path ever being taken on a bundle the compiler wrote.
+    fn check_indices(&self) -> Result<(), LoadError> {
+        let sets = self.header_sets.len();
+        let bad = |what: &str| Err(LoadError::Corrupt(format!("{what} index out of range")));
+        for r in self.routes.iter().chain(core::iter::once(&self.defaults)) {
+            if usize::from(r.headers) >= sets {
+                return bad("header set");
+            }
+            if r.limit.is_some_and(|l| usize::from(l) >= self.limits.len()) {
+                return bad("limit");
+            }
+            if r.api_key.is_some_and(|k| usize::from(k) >= self.api_keys.len()) {
+                return bad("api key");
+            }
+            if r.origin.is_some_and(|o| usize::from(o) >= self.origins.len()) {
+                return bad("origin");
+            }
+        }
+        if !self.origins.is_empty() && usize::from(self.deploy.active) >= self.origins.len() {
+            return bad("active origin");
+        }
+        if self.deploy.canary.as_ref().is_some_and(|c| usize::from(c.origin) >= self.origins.len()) {
+            return bad("canary origin");
+        }
+        if self.health.as_ref().is_some_and(|h| usize::from(h.headers) >= sets) {
+            return bad("health header set");
+        }
+        self.matcher.check(self.routes.len()).map_err(LoadError::Corrupt)
+    }
+}

@@ -1,0 +1,176 @@
+//! What the engine decided for one request, and the RFC 9457 body of a refusal.
+
+use core::net::IpAddr;
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+/// What the shell must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Forward,
+    Redirect,
+    /// The edge answers itself (health).
+    Respond,
+    Reject,
+}
+
+/// Stable reason codes of the `explain` contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Ok,
+    HttpsRedirect,
+    CanonicalHost,
+    HostNotAllowed,
+    BadRequest,
+    UriTooLong,
+    HeadersTooLarge,
+    Health,
+    Blocked,
+    MethodNotAllowed,
+    NotFound,
+    Forbidden,
+    MissingHeader,
+    Unauthorized,
+    LengthRequired,
+    PayloadTooLarge,
+    RateLimited,
+}
+
+impl Reason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::HttpsRedirect => "https_redirect",
+            Reason::CanonicalHost => "canonical_host",
+            Reason::HostNotAllowed => "host_not_allowed",
+            Reason::BadRequest => "bad_request",
+            Reason::UriTooLong => "uri_too_long",
+            Reason::HeadersTooLarge => "headers_too_large",
+            Reason::Health => "health",
+            Reason::Blocked => "blocked",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::NotFound => "not_found",
+            Reason::Forbidden => "forbidden",
+            Reason::MissingHeader => "missing_header",
+            Reason::Unauthorized => "unauthorized",
+            Reason::LengthRequired => "length_required",
+            Reason::PayloadTooLarge => "payload_too_large",
+            Reason::RateLimited => "rate_limited",
+        }
+    }
+
+    /// RFC 9457 `type`. Rate limiting uses the registered `quota-exceeded` type.
+    pub fn problem_type(self) -> Cow<'static, str> {
+        match self {
+            Reason::RateLimited => Cow::Borrowed("https://iana.org/assignments/http-problem-types#quota-exceeded"),
+            other => Cow::Owned(format!("https://edgeguard.dev/problems/{}", other.code().replace('_', "-"))),
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Reason::Ok => "OK",
+            Reason::HttpsRedirect => "HTTPS required",
+            Reason::CanonicalHost => "Canonical host",
+            Reason::HostNotAllowed => "Misdirected request",
+            Reason::BadRequest => "Bad request",
+            Reason::UriTooLong => "URI too long",
+            Reason::HeadersTooLarge => "Request headers too large",
+            Reason::Health => "Health",
+            Reason::Blocked => "Blocked",
+            Reason::MethodNotAllowed => "Method not allowed",
+            Reason::NotFound => "Not found",
+            Reason::Forbidden => "Forbidden",
+            Reason::MissingHeader => "Required header missing",
+            Reason::Unauthorized => "Unauthorized",
+            Reason::LengthRequired => "Length required",
+            Reason::PayloadTooLarge => "Payload too large",
+            Reason::RateLimited => "Quota exceeded",
+        }
+    }
+}
+
+/// Which rule decided: a route, the defaults, or none (refused before routing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleRef {
+    None,
+    Defaults,
+    Route(u32),
+}
+
+/// A limit's verdict, carried to the response phase for the `RateLimit` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitState {
+    pub limit: u16,
+    pub remaining: u64,
+    pub reset_secs: u64,
+    pub retry_after_secs: u64,
+    /// A shadow-mode limit that would have refused this request.
+    pub shadow_refused: bool,
+}
+
+/// The engine's whole answer for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    /// `None` for `Forward`.
+    pub status: Option<u16>,
+    pub reason: Reason,
+    pub rule: RuleRef,
+    pub origin: Option<u16>,
+    pub location: Option<String>,
+    /// Whether the client connection is https.
+    pub https: bool,
+    /// Normalized host (empty when the request was refused before it was read).
+    pub host: String,
+    /// Normalized path and raw query, as forwarded to the origin.
+    pub path_and_query: String,
+    pub client_ip: Option<IpAddr>,
+    pub request_id: String,
+    pub rate_limit: Option<RateLimitState>,
+    /// Method mask for the `Allow` header of a 405.
+    pub allow: Option<u16>,
+    /// A new canary/active lane was drawn: set the sticky cookie on the response.
+    pub set_lane_cookie: bool,
+    /// Index of the response header set to apply.
+    pub headers: u16,
+    pub detail: Cow<'static, str>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    instance: &'a str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
+impl Decision {
+    /// The `application/problem+json` body for a refusal; `None` for anything else.
+    pub fn problem_json(&self) -> Option<String> {
+        if self.action != Action::Reject {
+            return None;
+        }
+        let status = self.status.unwrap_or(400);
+        let kind = self.reason.problem_type();
+        let path = self.path_and_query.split('?').next().unwrap_or("/");
+        let problem = Problem {
+            kind: &kind,
+            title: self.reason.title(),
+            status,
+            detail: &self.detail,
+            instance: path,
+            request_id: &self.request_id,
+            retry_after: self.rate_limit.filter(|r| !r.shadow_refused && r.retry_after_secs > 0).map(|r| r.retry_after_secs),
+        };
+        serde_json::to_string(&problem).ok()
+    }
+}

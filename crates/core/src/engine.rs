@@ -1,0 +1,303 @@
+//! `decide`: the request pipeline of the design, in order, as one pure function of
+//! (bundle, request facts, limiter state, now, random draw).
+
+use core::net::IpAddr;
+use std::borrow::Cow;
+
+use crate::bundle::{Bundle, LimitKey, LoadError, Route, method};
+use crate::decision::{Action, Decision, RateLimitState, Reason, RuleRef};
+use crate::limits::{Limiter, Nanos};
+use crate::request::RequestFacts;
+use crate::routes::{Match, ParamCheck};
+use crate::sanitize::{self, Refusal};
+use crate::{access, headers, https, origins};
+
+/// Randomness the shell draws once per request and passes in, keeping the engine pure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Draw {
+    /// Used as the request id when no trusted one came with the request.
+    pub request_id: u128,
+    /// Uniform draw for the canary lane of a client without a lane cookie.
+    pub lane: u32,
+}
+
+/// A loaded bundle with its regexes compiled: everything `decide` needs besides the request.
+pub struct Engine {
+    bundle: Bundle,
+    regexes: Vec<regex_lite::Regex>,
+}
+
+impl ParamCheck for Vec<regex_lite::Regex> {
+    fn regex_matches(&self, index: u16, value: &str) -> bool {
+        self.get(usize::from(index)).is_some_and(|re| re.is_match(value))
+    }
+}
+
+impl Engine {
+    /// Decode bundle bytes and prepare them for matching.
+    pub fn load(bytes: &[u8]) -> Result<Engine, LoadError> {
+        Engine::new(Bundle::from_bytes(bytes)?)
+    }
+
+    pub fn new(bundle: Bundle) -> Result<Engine, LoadError> {
+        let regexes = bundle
+            .matcher
+            .regexes
+            .iter()
+            .map(|src| regex_lite::Regex::new(src).map_err(|e| LoadError::BadRegex(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Engine { bundle, regexes })
+    }
+
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// A limiter sized by the bundle's `[limiter] max_keys`.
+    pub fn new_limiter(&self, seed: u64) -> Limiter {
+        Limiter::new(self.bundle.limiter.max_keys, seed)
+    }
+
+    /// The rule a decision was made under (`None` when refused before routing).
+    pub fn rule(&self, d: &Decision) -> Option<&Route> {
+        match d.rule {
+            RuleRef::None => None,
+            RuleRef::Defaults => Some(&self.bundle.defaults),
+            RuleRef::Route(i) => self.bundle.routes.get(i as usize),
+        }
+    }
+
+    /// Header changes for the response to this decision.
+    pub fn response_headers(&self, d: &Decision) -> headers::ResponseHeaders<'_> {
+        headers::plan(&self.bundle, d)
+    }
+
+    /// Headers set on the request forwarded to the origin (the client's own `X-Forwarded-*`,
+    /// `X-Real-IP`, `Forwarded` and `X-Request-Id` are removed first, see
+    /// [`STRIPPED_REQUEST_HEADERS`]).
+    pub fn forward_headers(&self, d: &Decision) -> Vec<(&'static str, String)> {
+        let proto = if d.https { "https" } else { "http" };
+        let mut out = Vec::with_capacity(6);
+        if let Some(ip) = d.client_ip {
+            out.push(("x-forwarded-for", ip.to_string()));
+            out.push(("x-real-ip", ip.to_string()));
+        }
+        out.push(("x-forwarded-proto", proto.to_owned()));
+        out.push(("x-forwarded-host", d.host.clone()));
+        let for_part = match d.client_ip {
+            Some(IpAddr::V6(v6)) => format!("for=\"[{v6}]\";"),
+            Some(IpAddr::V4(v4)) => format!("for={v4};"),
+            None => String::new(),
+        };
+        out.push(("forwarded", format!("{for_part}host=\"{}\";proto={proto}", d.host)));
+        out.push(("x-request-id", d.request_id.clone()));
+        out
+    }
+
+    /// Run the request pipeline.
+    pub fn decide(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, draw: Draw) -> Decision {
+        let b = &self.bundle;
+        let mut d = Decision {
+            action: Action::Forward,
+            status: None,
+            reason: Reason::Ok,
+            rule: RuleRef::None,
+            origin: None,
+            location: None,
+            https: false,
+            host: String::new(),
+            path_and_query: String::from("/"),
+            client_ip: self.client_ip(req),
+            request_id: self.request_id(req, draw),
+            rate_limit: None,
+            allow: None,
+            set_lane_cookie: false,
+            headers: b.defaults.headers,
+            detail: Cow::Borrowed("forwarded to the origin"),
+        };
+
+        // 1. sanitize
+        let checked = sanitize::check_request(req, &b.sanitize).and_then(|()| sanitize::normalize_target(req.url));
+        let target = match checked {
+            Ok(t) => t,
+            Err(refusal) => {
+                if let Some(path) = req.url.split(['?', '#']).next().filter(|p| p.starts_with('/')) {
+                    d.path_and_query = path.chars().take(256).collect();
+                }
+                return match refusal {
+                    Refusal::BadRequest(why) => reject(d, Reason::BadRequest, 400, Cow::Borrowed(why)),
+                    Refusal::UriTooLong => reject(d, Reason::UriTooLong, 414, Cow::Borrowed("the request target is too long")),
+                    Refusal::HeadersTooLarge => {
+                        reject(d, Reason::HeadersTooLarge, 431, Cow::Borrowed("the request headers are too large or too many"))
+                    }
+                };
+            }
+        };
+        d.https = target.https.unwrap_or(false);
+        d.path_and_query = target.path_and_query();
+
+        // 2. host
+        let Some(host) = target.authority.or_else(|| req.header("host")).and_then(sanitize::normalize_host) else {
+            return reject(d, Reason::BadRequest, 400, Cow::Borrowed("the request has no valid Host"));
+        };
+        d.host = host;
+        if !b.app.hosts.is_empty() && !b.app.hosts.contains(&d.host) {
+            let detail = format!("`{}` is not a host this edge serves", d.host);
+            return reject(d, Reason::HostNotAllowed, 421, Cow::Owned(detail));
+        }
+
+        // 3. health
+        if let Some(health) = b.health.as_ref().filter(|h| h.path == target.path) {
+            d.headers = health.headers;
+            if !matches!(req.method, "GET" | "HEAD") {
+                d.allow = Some(method::GET | method::HEAD);
+                return reject(d, Reason::MethodNotAllowed, 405, Cow::Borrowed("the health endpoint answers GET and HEAD"));
+            }
+            d.action = Action::Respond;
+            d.status = Some(200);
+            d.reason = Reason::Health;
+            d.detail = Cow::Borrowed("answered by the edge's health endpoint");
+            return d;
+        }
+
+        // 4. https, then canonical host
+        if let Some((reason, status, location)) = https::redirect(b, d.https, &d.host, req.method, &d.path_and_query) {
+            d.action = Action::Redirect;
+            d.status = Some(status);
+            d.reason = reason;
+            d.detail = Cow::Owned(match reason {
+                Reason::HttpsRedirect => "plain http is redirected to https on the same host".to_owned(),
+                _ => format!("`{}` redirects to the canonical host", d.host),
+            });
+            d.location = Some(location);
+            return d;
+        }
+
+        // 5. route
+        let segments = target.segments();
+        let (rule, route) = match b.matcher.find(&segments, &self.regexes) {
+            Match::Route(i) => (RuleRef::Route(i), b.routes.get(i as usize)),
+            Match::ParamMismatch(i) => {
+                d.rule = RuleRef::Route(i);
+                if let Some(r) = b.routes.get(i as usize) {
+                    d.headers = r.headers;
+                }
+                return reject(d, Reason::NotFound, 404, Cow::Borrowed("a path parameter does not have this route's type"));
+            }
+            Match::None => (RuleRef::Defaults, Some(&b.defaults)),
+        };
+        let route = route.unwrap_or(&b.defaults);
+        d.rule = rule;
+        d.headers = route.headers;
+        if let Some(status) = route.block {
+            return reject(d, Reason::Blocked, status, Cow::Borrowed("this route is blocked at the edge in this environment"));
+        }
+        if method::bit(req.method) & route.methods == 0 {
+            d.allow = Some(route.methods);
+            let detail = format!("{} is not allowed here", req.method);
+            return reject(d, Reason::MethodNotAllowed, 405, Cow::Owned(detail));
+        }
+
+        // 6. access
+        if let Err((reason, status, detail)) = access::check(b, route, req, d.client_ip) {
+            return reject(d, reason, status, Cow::Owned(detail));
+        }
+
+        // 7. limits
+        if let Some((index, limit)) = route.limit.and_then(|i| b.limits.get(usize::from(i)).map(|l| (i, l))) {
+            let key = self.limit_key(limit.key, limit.key_name.as_deref(), req, d.client_ip, rule);
+            let hash = limiter.key_hash(index, key.as_bytes());
+            let outcome = limiter.check(limit, hash, now);
+            let refused = !outcome.allowed;
+            d.rate_limit = Some(RateLimitState {
+                limit: index,
+                remaining: outcome.remaining,
+                reset_secs: outcome.reset_secs,
+                retry_after_secs: outcome.retry_after_secs,
+                shadow_refused: refused && limit.shadow,
+            });
+            if refused && !limit.shadow {
+                let detail = format!(
+                    "limit `{}` allows {} requests per {} s; retry in {} s",
+                    limit.name, limit.count, limit.window_secs, outcome.retry_after_secs
+                );
+                return reject(d, Reason::RateLimited, 429, Cow::Owned(detail));
+            }
+        }
+
+        // 8. forward
+        let (origin, set_cookie) = origins::choose(b, route, req, draw.lane);
+        d.origin = origin;
+        d.set_lane_cookie = set_cookie;
+        if d.rate_limit.is_some_and(|r| r.shadow_refused) {
+            d.detail = Cow::Borrowed("forwarded; a shadow-mode limit would have refused it");
+        }
+        d
+    }
+
+    /// The address from the one trusted header (rightmost entry of a list), else the peer.
+    fn client_ip(&self, req: &RequestFacts) -> Option<IpAddr> {
+        let from_header = self
+            .bundle
+            .client_ip
+            .from
+            .as_deref()
+            .and_then(|h| req.header(h))
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        from_header.or(req.peer_ip)
+    }
+
+    fn request_id(&self, req: &RequestFacts, draw: Draw) -> String {
+        let trusted = self.bundle.client_ip.request_id_from.as_deref().and_then(|h| req.header(h)).filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
+        });
+        match trusted {
+            Some(v) => v.to_owned(),
+            None => format!("{:032x}", draw.request_id),
+        }
+    }
+
+    /// Bytes identifying the client for a limit. A missing header or cookie falls back to the
+    /// client address, so leaving it out never escapes the limit.
+    fn limit_key(&self, kind: LimitKey, name: Option<&str>, req: &RequestFacts, ip: Option<IpAddr>, rule: RuleRef) -> String {
+        let ip_text = || ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+        match kind {
+            LimitKey::Ip => ip_text(),
+            LimitKey::IpRoute => {
+                let route = match rule {
+                    RuleRef::Route(i) => i64::from(i),
+                    _ => -1,
+                };
+                format!("{}|{route}", ip_text())
+            }
+            LimitKey::Header => match name.and_then(|n| req.header(n)) {
+                Some(v) => format!("h:{v}"),
+                None => ip_text(),
+            },
+            LimitKey::Cookie => match name.and_then(|n| req.cookie(n)) {
+                Some(v) => format!("c:{v}"),
+                None => ip_text(),
+            },
+        }
+    }
+}
+
+/// Names of request headers a shell removes before forwarding; the engine's own values replace
+/// them ([`Engine::forward_headers`]). Any other `x-forwarded-*` header is removed as well.
+pub const STRIPPED_REQUEST_HEADERS: [&str; 4] = ["forwarded", "x-real-ip", "x-request-id", "x-forwarded-for"];
+
+/// Whether a client-sent request header must not reach the origin.
+pub fn is_stripped_request_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("x-forwarded-") || STRIPPED_REQUEST_HEADERS.contains(&lower.as_str())
+}
+
+fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {
+    d.action = Action::Reject;
+    d.status = Some(status);
+    d.reason = reason;
+    d.detail = detail;
+    d.origin = None;
+    d
+}

@@ -1,0 +1,77 @@
+//! The `explain` contract: one JSON object per decision, as documented in docs/explain.md.
+//! The CLI, the playground and tests all render decisions through this one function.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::decision::{Action, Decision, Reason};
+use crate::engine::Engine;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RateLimitReport {
+    pub name: String,
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub action: Action,
+    pub status: Option<u16>,
+    pub reason: Reason,
+    pub route: Option<String>,
+    pub origin: Option<String>,
+    pub location: Option<String>,
+    pub response_headers: BTreeMap<String, String>,
+    pub remove_headers: Vec<String>,
+    pub forward_headers: BTreeMap<String, String>,
+    pub rate_limit: Option<RateLimitReport>,
+    pub detail: String,
+    /// Extensions beyond the contract's required keys.
+    /// The normalized path and query the origin receives.
+    pub path: String,
+    /// The `application/problem+json` body for refusals.
+    pub problem: Option<serde_json::Value>,
+    /// A shadow-mode limit would have refused this request.
+    pub shadow_refused: bool,
+}
+
+pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
+    let bundle = engine.bundle();
+    let plan = engine.response_headers(d);
+    let mut response_headers: BTreeMap<String, String> =
+        plan.default.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    for (n, v) in &plan.set {
+        response_headers.insert((*n).to_owned(), v.to_string());
+    }
+    for (n, v) in &plan.append {
+        response_headers.insert((*n).to_owned(), v.clone());
+    }
+    let forward_headers = if d.action == Action::Forward {
+        engine.forward_headers(d).into_iter().map(|(n, v)| (n.to_owned(), v)).collect()
+    } else {
+        BTreeMap::new()
+    };
+    let rate_limit = d.rate_limit.and_then(|r| {
+        let limit = bundle.limits.get(usize::from(r.limit))?;
+        Some(RateLimitReport { name: limit.name.clone(), limit: limit.count, remaining: r.remaining, reset: r.reset_secs })
+    });
+    Explanation {
+        action: d.action,
+        status: d.status,
+        reason: d.reason,
+        route: engine.rule(d).and_then(|r| r.pattern.clone()),
+        origin: d.origin.and_then(|o| bundle.origins.get(usize::from(o))).map(|o| o.name.clone()),
+        location: d.location.clone(),
+        response_headers,
+        remove_headers: plan.remove.to_vec(),
+        forward_headers,
+        rate_limit,
+        detail: d.detail.to_string(),
+        path: d.path_and_query.clone(),
+        problem: d.problem_json().and_then(|p| serde_json::from_str(&p).ok()),
+        shadow_refused: d.rate_limit.is_some_and(|r| r.shadow_refused),
+    }
+}

@@ -1,0 +1,27 @@
+//! edgeguard's engine: pure decisions over a compiled policy bundle.
+//!
+//! No I/O, no clock reads, no randomness: the worker, the CLI and the playground pass the time
+//! and a random draw in, so all three give the same answer for the same request.
+
+pub mod access;
+pub mod bundle;
+pub mod cidr;
+pub mod csp;
+pub mod decision;
+pub mod engine;
+pub mod explain;
+pub mod glob;
+pub mod headers;
+pub mod https;
+pub mod limits;
+pub mod origins;
+pub mod request;
+pub mod routes;
+pub mod sanitize;
+
+pub use bundle::{Bundle, FORMAT_VERSION, LoadError};
+pub use decision::{Action, Decision, Reason};
+pub use engine::{Draw, Engine};
+pub use explain::{Explanation, explain};
+pub use limits::Limiter;
+pub use request::RequestFacts;

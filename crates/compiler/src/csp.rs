@@ -1,0 +1,1 @@
+//! CSP: directive validation, per-route overrides, rendering and lints.

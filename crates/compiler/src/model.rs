@@ -1,0 +1,393 @@
+//! The policy language as typed structs. These derive both the serde reader and the JSON Schema
+//! (`edgeguard schema`), so the schema, the "unknown key" check and the reader cannot drift.
+//! Values that diagnostics point at are `Spanned`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+pub type Map<T> = BTreeMap<S<String>, T>;
+
+/// An edgeguard policy (language version 1).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Language version; only 1 exists.
+    #[schemars(with = "Option<i64>")]
+    pub version: Option<S<i64>>,
+    pub app: Option<App>,
+    pub client_ip: Option<ClientIp>,
+    pub sanitize: Option<Sanitize>,
+    pub https: Option<Https>,
+    pub headers: Option<Headers>,
+    pub csp: Option<Csp>,
+    /// Rules for requests that match no route; each route overrides them key by key.
+    pub defaults: Option<Rules>,
+    #[serde(default)]
+    pub routes: Vec<Rules>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, LimitDef>")]
+    pub limits: Map<LimitDef>,
+    pub limiter: Option<LimiterDef>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ApiKeyDef>")]
+    pub api_keys: Map<ApiKeyDef>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, OriginDef>")]
+    pub origins: Map<OriginDef>,
+    pub deploy: Option<Deploy>,
+    pub health: Option<Health>,
+    /// Overlays merged over the rest when `app.environment` names them.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Policy>")]
+    pub env: Map<Policy>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    #[schemars(with = "Option<String>")]
+    pub name: Option<S<String>>,
+    /// Picks the `[env.<name>]` overlay; used by `only_in` / `except_in`.
+    #[schemars(with = "Option<String>")]
+    pub environment: Option<S<String>>,
+    /// Hosts this edge serves; any other Host gets 421. Empty or absent: any host.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub hosts: Option<Vec<S<String>>>,
+    /// Other listed hosts redirect here (after the https hop).
+    #[schemars(with = "Option<String>")]
+    pub canonical_host: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIp {
+    /// The one request header trusted for the client address (e.g. `cf-connecting-ip`).
+    #[schemars(with = "Option<String>")]
+    pub from: Option<S<String>>,
+    /// A request header trusted as the request id (e.g. `cf-ray`); otherwise the edge makes one.
+    #[schemars(with = "Option<String>")]
+    pub request_id_from: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sanitize {
+    /// Longest request target accepted (default "8KiB"); longer → 414.
+    #[schemars(with = "Option<String>")]
+    pub max_url: Option<S<String>>,
+    /// Most bytes of request headers (default "32KiB"); more → 431.
+    #[schemars(with = "Option<String>")]
+    pub max_header_bytes: Option<S<String>>,
+    /// Most request header fields (default 100); more → 431.
+    #[schemars(with = "Option<i64>")]
+    pub max_headers: Option<S<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Https {
+    /// Redirect plain http to https on the same host (default true).
+    #[schemars(with = "Option<bool>")]
+    pub redirect: Option<S<bool>>,
+    /// `Strict-Transport-Security`, sent on https responses only; `false` turns it off.
+    #[schemars(with = "Option<HstsValue>")]
+    pub hsts: Option<S<HstsValue>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HstsValue {
+    Enabled(bool),
+    Settings(Hsts),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hsts {
+    /// A duration ("1y", "180d") or seconds.
+    pub max_age: Option<DurationOrSeconds>,
+    pub include_subdomains: Option<bool>,
+    pub preload: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DurationOrSeconds {
+    Seconds(i64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// helmet 8's default headers.
+    Helmet,
+    /// helmet plus a locked-down CSP, COEP, Permissions-Policy and a 2-year HSTS.
+    Strict,
+    /// No headers beyond what `set` and `default` list.
+    None,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    /// Header preset; only at the top level (default "helmet").
+    #[schemars(with = "Option<Preset>")]
+    pub preset: Option<S<Preset>>,
+    /// Replaces whatever the origin sent.
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    pub set: Option<Map<S<String>>>,
+    /// Only where the origin sent none.
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    pub default: Option<Map<S<String>>>,
+    /// Removed from the origin's response.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub remove: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CspMode {
+    Enforce,
+    ReportOnly,
+    Off,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Csp {
+    #[schemars(with = "Option<CspMode>")]
+    pub mode: Option<S<CspMode>>,
+    /// Path where the edge accepts violation reports (adds `report-uri` and `report-to`).
+    #[schemars(with = "Option<String>")]
+    pub report_to: Option<S<String>>,
+    /// Directive name → sources. `true` for value-less directives such as
+    /// `upgrade-insecure-requests`.
+    #[schemars(with = "Option<BTreeMap<String, DirectiveValue>>")]
+    pub directives: Option<Map<S<DirectiveValue>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DirectiveValue {
+    Flag(bool),
+    Sources(Vec<String>),
+}
+
+/// A route, or `[defaults]` (which may not use `path`, `params`, `block`, `only_in`,
+/// `except_in`).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// `:name` one segment, `*` inside one segment, `**` the rest of the path (last only);
+    /// Next.js `[id]`, `[...rest]`, `[[...rest]]` are accepted too.
+    #[schemars(with = "Option<String>")]
+    pub path: Option<S<String>>,
+    /// Allowed methods; others → 405 with `Allow`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub methods: Option<Vec<S<String>>>,
+    /// Parameter types: "uuid" | "int" | "slug" | "re:<regex>"; no match → 404.
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    pub params: Option<Map<S<String>>>,
+    /// Answer at the edge with this status (`true` = 404); the origin is never contacted.
+    #[schemars(with = "Option<BlockValue>")]
+    pub block: Option<S<BlockValue>>,
+    /// Block only in these environments.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub only_in: Option<Vec<S<String>>>,
+    /// Block in every environment except these.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub except_in: Option<Vec<S<String>>>,
+    /// Headers that must be present; missing → 400.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub require_headers: Option<Vec<S<String>>>,
+    /// A cookie whose name matches this glob must be present; missing → 401.
+    #[schemars(with = "Option<String>")]
+    pub require_cookie: Option<S<String>>,
+    /// CIDR blocks allowed; others → 403.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub ip_allow: Option<Vec<S<String>>>,
+    /// CIDR blocks refused with 403.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub ip_deny: Option<Vec<S<String>>>,
+    /// Name of an `[api_keys.<name>]` entry; missing or wrong key → 401.
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<S<String>>,
+    /// Largest body (Content-Length above → 413; a body without length → 411).
+    #[schemars(with = "Option<String>")]
+    pub max_body: Option<S<String>>,
+    /// A `[limits.<name>]`, an inline limit, or "none".
+    #[schemars(with = "Option<LimitRefSchema>")]
+    pub limit: Option<S<LimitRef>>,
+    /// `Cache-Control` set on the response.
+    #[schemars(with = "Option<String>")]
+    pub cache: Option<S<String>>,
+    /// Header changes for this route, applied over the top-level ones.
+    pub headers: Option<Headers>,
+    /// CSP changes for this route: directives replace the top-level ones of the same name.
+    pub csp: Option<Csp>,
+    /// Pin this route to one origin, overriding deploy rules.
+    #[schemars(with = "Option<String>")]
+    pub origin: Option<S<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BlockValue {
+    Flag(bool),
+    Status(i64),
+}
+
+/// A limit by name or written inline.
+#[derive(Debug)]
+pub enum LimitRef {
+    Named(String),
+    Inline(Box<LimitDef>),
+}
+
+/// Schema-only mirror of [`LimitRef`].
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum LimitRefSchema {
+    Named(String),
+    Inline(LimitDef),
+}
+
+impl<'de> Deserialize<'de> for LimitRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LimitRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a limit name or an inline limit table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LimitRef, E> {
+                Ok(LimitRef::Named(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<LimitRef, A::Error> {
+                LimitDef::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|l| LimitRef::Inline(Box::new(l)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Counted per isolate.
+    Local,
+    /// Counted exactly fleet-wide in a Durable Object.
+    Global,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitMode {
+    Enforce,
+    /// Count and report, never refuse.
+    Shadow,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitDef {
+    /// Requests per window, e.g. "100/15m" (GCRA: one request every 9 s sustained).
+    #[schemars(with = "Option<String>")]
+    pub rate: Option<S<String>>,
+    /// Most requests allowed at once (default: the rate's count).
+    #[schemars(with = "Option<i64>")]
+    pub burst: Option<S<i64>>,
+    /// "ip" | "header:<name>" | "cookie:<name>" | "ip+route" (default "ip").
+    #[schemars(with = "Option<String>")]
+    pub key: Option<S<String>>,
+    #[schemars(with = "Option<Scope>")]
+    pub scope: Option<S<Scope>>,
+    #[schemars(with = "Option<LimitMode>")]
+    pub mode: Option<S<LimitMode>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimiterDef {
+    /// Most client keys one isolate tracks before evicting the stalest (default 100000).
+    #[schemars(with = "Option<i64>")]
+    pub max_keys: Option<S<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyDef {
+    /// Request header carrying the key (default "x-api-key").
+    #[schemars(with = "Option<String>")]
+    pub header: Option<S<String>>,
+    /// SHA-256 hashes (64 hex characters) of the accepted keys; never the keys themselves.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub sha256: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OriginDef {
+    /// Base URL of the origin, e.g. "https://quotekit-blue.fly.dev".
+    #[schemars(with = "Option<String>")]
+    pub url: Option<S<String>>,
+    /// Give up on the origin after this long → 504 (default "30s").
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// The origin that takes traffic.
+    #[schemars(with = "Option<String>")]
+    pub active: Option<S<String>>,
+    pub canary: Option<CanaryDef>,
+    /// Cookie keeping a client on its lane (default "eg_lane").
+    #[schemars(with = "Option<String>")]
+    pub sticky_cookie: Option<S<String>>,
+    /// Idempotent requests retry once on the other origin on connect error or 5xx.
+    #[schemars(with = "Option<bool>")]
+    pub failover: Option<S<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryDef {
+    #[schemars(with = "Option<String>")]
+    pub origin: Option<S<String>>,
+    /// Share of new clients sent to the canary, 0–100 (two decimals).
+    #[schemars(with = "Option<f64>")]
+    pub percent: Option<S<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Answered by the edge with application/health+json (default "/__edge/health").
+    #[schemars(with = "Option<String>")]
+    pub path: Option<S<String>>,
+    /// Probed on each origin (default "/api/health").
+    #[schemars(with = "Option<String>")]
+    pub probe_path: Option<S<String>>,
+    /// Probe timeout (default "2s").
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<S<String>>,
+    /// How long a probe result is reused (default "10s").
+    #[schemars(with = "Option<String>")]
+    pub cache: Option<S<String>>,
+}
+
+/// The JSON Schema of the language, for editors.
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Policy);
+    schema.insert("title".into(), "edgeguard policy".into());
+    schema.to_value()
+}

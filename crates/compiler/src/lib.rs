@@ -3,13 +3,33 @@
 //! Every problem is reported in one run, each with a byte span, a stable code and a help line.
 //! The same crate runs natively (CLI) and in wasm (playground).
 
+pub mod access;
+pub mod codes;
 pub mod csp;
 pub mod diagnostics;
+pub mod env;
+pub mod headers;
+pub mod health;
+pub mod https;
+pub mod limits;
 pub mod model;
+pub mod origins;
+pub mod routes;
+pub mod sanitize;
+pub mod shape;
 pub mod units;
 
+use std::sync::OnceLock;
+
+use core::ops::Range;
+
 use diagnostics::Diagnostic;
+use edgeguard_core::bundle::{self, App, ClientIp, HeaderSet, LimiterConfig, Route, method};
+use edgeguard_core::routes::Matcher;
 use edgeguard_core::Bundle;
+use model::{BlockValue, Policy, Preset, Rules, S};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// Collects diagnostics while the compiler walks a policy.
 #[derive(Debug, Default)]
@@ -20,6 +40,10 @@ pub struct Ctx {
 impl Ctx {
     pub fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    fn has_errors(&self) -> bool {
+        self.diags.iter().any(Diagnostic::is_error)
     }
 }
 
@@ -41,10 +65,461 @@ impl Output {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.iter().filter(|d| !d.is_error()).count()
+    }
+}
+
+/// Largest policy source accepted; real policies are a few KiB.
+pub const MAX_SOURCE_BYTES: usize = 4 << 20;
+
+/// Compile raw bytes (checks UTF-8 first).
+pub fn compile_bytes(bytes: &[u8], options: &Options) -> Output {
+    match core::str::from_utf8(bytes) {
+        Ok(source) => compile(source, options),
+        Err(e) => {
+            let at = e.valid_up_to();
+            let d = Diagnostic::error(codes::INPUT, at..at.saturating_add(1), format!("the policy is not UTF-8 text (invalid byte at offset {at})"))
+                .help("policies are TOML files in UTF-8");
+            Output { diagnostics: vec![d], bundle: None }
+        }
+    }
+}
+
+fn schema() -> &'static shape::Shape {
+    static SHAPE: OnceLock<shape::Shape> = OnceLock::new();
+    SHAPE.get_or_init(|| shape::Shape::new(model::schema()))
 }
 
 /// Compile a policy source.
 pub fn compile(source: &str, options: &Options) -> Output {
-    let _ = (source, options);
-    Output { diagnostics: Vec::new(), bundle: None }
+    let mut ctx = Ctx::default();
+    let bundle = compile_into(&mut ctx, source, options);
+    let mut diagnostics = ctx.diags;
+    diagnostics.sort_by_key(|d| (d.span.start, d.severity));
+    Output { bundle: if diagnostics.iter().any(Diagnostic::is_error) { None } else { bundle }, diagnostics }
 }
+
+fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle> {
+    if source.len() > MAX_SOURCE_BYTES {
+        ctx.push(
+            Diagnostic::error(codes::INPUT, 0..0, format!("the policy is {} bytes; the limit is {MAX_SOURCE_BYTES}", source.len()))
+                .help("a policy this large is almost certainly not a policy; check the file name"),
+        );
+        return None;
+    }
+    if source.trim().is_empty() {
+        ctx.push(Diagnostic::error(codes::INPUT, 0..0, "the policy is empty").help("start with `edgeguard init --preset helmet`"));
+        return None;
+    }
+    let (mut doc, errors) = toml::de::DeTable::parse_recoverable(source);
+    if !errors.is_empty() {
+        for e in errors {
+            let span = e.span().unwrap_or(0..0);
+            ctx.push(Diagnostic::error(codes::SYNTAX, span, format!("TOML syntax: {}", e.message().trim())).help("see https://toml.io for the syntax"));
+        }
+        return None;
+    }
+    schema().check(ctx, &doc);
+    if ctx.has_errors() {
+        return None;
+    }
+    let env = options.env.clone().or_else(|| env::declared(doc.get_ref())).unwrap_or_else(|| "production".to_owned());
+    let overlays = env::overlay_names(doc.get_ref());
+    env::apply(doc.get_mut(), &env);
+    let policy = match Policy::deserialize(toml::de::Deserializer::from(doc)) {
+        Ok(p) => p,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            ctx.push(Diagnostic::error(codes::WRONG_TYPE, span, e.message().trim().to_owned()).help("see docs/policy.md"));
+            return None;
+        }
+    };
+    lower(ctx, &policy, source, &env, &overlays)
+}
+
+const DEFAULT_METHODS: u16 =
+    method::GET | method::HEAD | method::POST | method::PUT | method::PATCH | method::DELETE | method::OPTIONS;
+
+/// The rule fields shared by `[defaults]` and routes, resolved.
+#[derive(Clone)]
+struct Resolved {
+    methods: u16,
+    require_headers: Vec<String>,
+    require_cookie: Option<edgeguard_core::glob::Glob>,
+    ip_allow: Vec<edgeguard_core::cidr::Cidr>,
+    ip_deny: Vec<edgeguard_core::cidr::Cidr>,
+    api_key: Option<u16>,
+    max_body: Option<u64>,
+    limit: Option<u16>,
+    origin: Option<u16>,
+}
+
+struct Lowering<'a> {
+    limits: limits::Limits,
+    api_keys: Vec<String>,
+    origin_names: Vec<String>,
+    header_sets: Vec<HeaderSet>,
+    top_headers: headers::HeaderPlan,
+    csp: csp::CspPlan,
+    hsts: Option<String>,
+    _policy: &'a Policy,
+}
+
+impl Lowering<'_> {
+    /// Index of a header set, reusing an identical one.
+    fn intern(&mut self, set: HeaderSet) -> u16 {
+        if let Some(i) = self.header_sets.iter().position(|s| *s == set) {
+            return u16::try_from(i).unwrap_or(0);
+        }
+        self.header_sets.push(set);
+        u16::try_from(self.header_sets.len().saturating_sub(1)).unwrap_or(0)
+    }
+
+    /// Header set for a chain of `headers`/`csp`/`cache` overrides (defaults, then route).
+    fn header_set(&mut self, ctx: &mut Ctx, layers: &[&Rules]) -> u16 {
+        let mut plan = self.top_headers.clone();
+        let mut csp_plan = self.csp.clone();
+        for layer in layers {
+            if let Some(h) = &layer.headers {
+                if let Some(p) = &h.preset {
+                    ctx.push(
+                        Diagnostic::error(codes::PRESET_IN_ROUTE, p.span(), "`preset` can only be chosen in the top-level [headers]")
+                            .help("use `set`, `default` and `remove` to change headers for one route"),
+                    );
+                }
+                plan.apply(ctx, h);
+            }
+            if let Some(c) = &layer.csp {
+                csp_plan = csp::apply_override(ctx, &csp_plan, c);
+            }
+            if let Some(cache) = &layer.cache {
+                if headers::validate_value(ctx, cache.get_ref(), cache.span()) {
+                    plan.set.insert("cache-control".into(), cache.get_ref().clone());
+                    plan.remove.remove("cache-control");
+                }
+            }
+        }
+        if let Some((name, value)) = csp::header(&csp_plan) {
+            if !plan.remove.contains(name) {
+                plan.set.insert(name.to_owned(), value);
+            }
+        }
+        if let Some(endpoints) = csp::reporting_endpoints(&csp_plan) {
+            plan.set.insert("reporting-endpoints".into(), endpoints);
+        }
+        let hsts = if plan.remove.contains("strict-transport-security") { None } else { self.hsts.clone() };
+        plan.set.remove("strict-transport-security");
+        let set = HeaderSet {
+            set: plan.set.into_iter().collect(),
+            default: plan.default.into_iter().collect(),
+            remove: plan.remove.into_iter().collect(),
+            hsts,
+        };
+        self.intern(set)
+    }
+
+    /// Resolve one layer's rule fields over `base`.
+    fn resolve(&mut self, ctx: &mut Ctx, rules: &Rules, base: &Resolved, name: &str) -> Resolved {
+        let mut r = base.clone();
+        if let Some(methods) = &rules.methods {
+            let mut mask = 0u16;
+            for m in methods {
+                let bit = method::bit(m.get_ref());
+                if bit == 0 {
+                    let upper = m.get_ref().to_ascii_uppercase();
+                    let help = if method::bit(&upper) != 0 {
+                        format!("methods are case-sensitive: write \"{upper}\"")
+                    } else {
+                        "use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE or CONNECT".to_owned()
+                    };
+                    ctx.push(Diagnostic::error(codes::METHOD, m.span(), format!("`{}` is not an HTTP method", m.get_ref())).help(help));
+                }
+                mask |= bit;
+            }
+            if methods.is_empty() {
+                ctx.push(
+                    Diagnostic::error(codes::UNREACHABLE, rules.path.as_ref().map_or(0..0, |p| p.span()), "`methods = []` allows no method, so the route can never be reached")
+                        .help("list the methods the route serves, or use `block` to refuse it"),
+                );
+            }
+            r.methods = mask;
+        }
+        if rules.require_headers.is_some() {
+            r.require_headers = access::require_headers(ctx, rules.require_headers.as_ref());
+        }
+        if rules.require_cookie.is_some() {
+            r.require_cookie = access::require_cookie(ctx, rules.require_cookie.as_ref());
+        }
+        if rules.ip_allow.is_some() {
+            r.ip_allow = access::cidrs(ctx, rules.ip_allow.as_ref());
+        }
+        if rules.ip_deny.is_some() {
+            r.ip_deny = access::cidrs(ctx, rules.ip_deny.as_ref());
+        }
+        if let Some(k) = &rules.api_key {
+            r.api_key = match self.api_keys.iter().position(|n| n == k.get_ref()) {
+                Some(i) => u16::try_from(i).ok(),
+                None => {
+                    let mut d = Diagnostic::error(codes::UNDEFINED_API_KEY, k.span(), format!("api key `{}` is not defined", k.get_ref()));
+                    d = match diagnostics::suggest(k.get_ref(), self.api_keys.iter().map(String::as_str)) {
+                        Some(best) => d.help(format!("did you mean `{best}`?")),
+                        None => d.help(format!("define it as [api_keys.{}] with header and sha256", k.get_ref())),
+                    };
+                    ctx.push(d);
+                    None
+                }
+            };
+        }
+        if let Some(size) = &rules.max_body {
+            r.max_body = match units::size_bytes(size.get_ref()) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    ctx.push(Diagnostic::error(codes::SIZE, size.span(), e).help(units::SIZE_HELP));
+                    None
+                }
+            };
+        }
+        if let Some(l) = &rules.limit {
+            r.limit = limits::resolve(ctx, &mut self.limits, l, name);
+        }
+        if let Some(o) = &rules.origin {
+            r.origin = origins::lookup(ctx, &self.origin_names, o);
+        }
+        r
+    }
+}
+
+fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[String]) -> Option<Bundle> {
+    let top: Range<usize> = 0..0;
+    match &policy.version {
+        None => ctx.push(Diagnostic::warning(codes::NO_VERSION, top.clone(), "the policy does not say which language version it uses").help("add `version = 1` at the top")),
+        Some(v) if *v.get_ref() != 1 => ctx.push(
+            Diagnostic::error(codes::VERSION, v.span(), format!("language version {} is not supported", v.get_ref())).help("this edgeguard reads version = 1"),
+        ),
+        Some(_) => {}
+    }
+    let app = lower_app(ctx, policy, env);
+    let client_ip = ClientIp {
+        from: policy.client_ip.as_ref().and_then(|c| c.from.as_ref()).and_then(|h| headers::validate_name(ctx, h)),
+        request_id_from: policy.client_ip.as_ref().and_then(|c| c.request_id_from.as_ref()).and_then(|h| headers::validate_name(ctx, h)),
+    };
+    let sanitize = sanitize::compile(ctx, policy.sanitize.as_ref());
+    let preset_value = policy.headers.as_ref().and_then(|h| h.preset.as_ref());
+    let preset = preset_value.map_or(Preset::Helmet, |p| *p.get_ref());
+    let preset_span = preset_value.map_or(top.clone(), |p| p.span());
+    let mut top_headers = headers::HeaderPlan::preset(preset);
+    if let Some(h) = &policy.headers {
+        top_headers.apply(ctx, h);
+    }
+    let (https, hsts) = https::compile(ctx, policy.https.as_ref(), preset, preset_span.clone());
+    let csp_plan = csp::compile(ctx, policy.csp.as_ref(), preset);
+    csp::lint(ctx, &csp_plan, preset_span);
+    let limit_table = limits::compile(ctx, &policy.limits);
+    let max_keys = limits::max_keys(ctx, policy.limiter.as_ref());
+    let mut api_keys = Vec::new();
+    for (name, def) in &policy.api_keys {
+        if let Some(k) = access::api_key(ctx, name, def) {
+            api_keys.push(k);
+        }
+    }
+    let origins = origins::compile(ctx, &policy.origins, policy.deploy.as_ref(), top.clone());
+    let mut health = health::compile(ctx, policy.health.as_ref());
+
+    let mut lowering = Lowering {
+        limits: limit_table,
+        api_keys: api_keys.iter().map(|k| k.name.clone()).collect(),
+        origin_names: origins.table.iter().map(|o| o.name.clone()).collect(),
+        header_sets: Vec::new(),
+        top_headers,
+        csp: csp_plan,
+        hsts,
+        _policy: policy,
+    };
+
+    let base = Resolved {
+        methods: DEFAULT_METHODS,
+        require_headers: Vec::new(),
+        require_cookie: None,
+        ip_allow: Vec::new(),
+        ip_deny: Vec::new(),
+        api_key: None,
+        max_body: None,
+        limit: None,
+        origin: None,
+    };
+    let empty = Rules::default();
+    let defaults_rules = policy.defaults.as_ref().unwrap_or(&empty);
+    for (key, span) in [
+        ("path", defaults_rules.path.as_ref().map(|v| v.span())),
+        ("block", defaults_rules.block.as_ref().map(|v| v.span())),
+        ("only_in", defaults_rules.only_in.as_ref().and_then(|v| v.first()).map(|v| v.span())),
+        ("except_in", defaults_rules.except_in.as_ref().and_then(|v| v.first()).map(|v| v.span())),
+        ("params", defaults_rules.params.as_ref().and_then(|m| m.keys().next()).map(|k| k.span())),
+    ] {
+        if let Some(span) = span {
+            ctx.push(
+                Diagnostic::error(codes::NOT_IN_DEFAULTS, span, format!("`{key}` belongs on a route, not in [defaults]"))
+                    .help("write it in a [[routes]] entry"),
+            );
+        }
+    }
+    let defaults_resolved = lowering.resolve(ctx, defaults_rules, &base, "defaults");
+    let defaults_headers = lowering.header_set(ctx, &[defaults_rules]);
+    let defaults = to_route(None, &defaults_resolved, None, defaults_headers);
+    if let Some(h) = health.as_mut() {
+        h.headers = defaults_headers;
+    }
+
+    let known_envs: Vec<&str> = overlays.iter().map(String::as_str).chain([env, app.environment.as_str()]).collect();
+    let mut regexes = Vec::new();
+    let mut patterns = Vec::new();
+    let mut routes = Vec::new();
+    for rules in &policy.routes {
+        let Some(path) = &rules.path else {
+            ctx.push(Diagnostic::error(codes::MISSING, top.clone(), "a [[routes]] entry has no `path`").help("add path = \"/api/…\""));
+            continue;
+        };
+        let pattern = routes::parse(ctx, path, rules.params.as_ref(), &mut regexes);
+        let resolved = lowering.resolve(ctx, rules, &defaults_resolved, path.get_ref());
+        let block = lower_block(ctx, rules, env, &known_envs);
+        let customised = rules.headers.is_some() || rules.csp.is_some() || rules.cache.is_some();
+        let header_index = if customised { lowering.header_set(ctx, &[defaults_rules, rules]) } else { defaults_headers };
+        if let Some(p) = pattern {
+            routes.push(to_route(Some(p.canonical.clone()), &resolved, block, header_index));
+            patterns.push(p);
+        }
+    }
+    let pattern_refs: Vec<&routes::Pattern> = patterns.iter().collect();
+    let reserved: Vec<(String, &str)> = health.iter().map(|h| (h.path.clone(), "the edge's health endpoint")).collect();
+    routes::check_conflicts(ctx, &pattern_refs, &regexes, &reserved);
+
+    if ctx.has_errors() {
+        return None;
+    }
+    let mut matcher = Matcher { regexes, ..Matcher::default() };
+    for (i, p) in patterns.iter().enumerate() {
+        matcher.insert(&p.segments, u32::try_from(i).ok()?);
+    }
+    let revision: String = Sha256::digest(source.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    Some(Bundle {
+        revision,
+        app,
+        client_ip,
+        sanitize,
+        https,
+        header_sets: lowering.header_sets,
+        routes,
+        defaults,
+        matcher,
+        limits: lowering.limits.table,
+        limiter: LimiterConfig { max_keys },
+        api_keys,
+        origins: origins.table,
+        deploy: origins.deploy,
+        health,
+    })
+}
+
+fn to_route(pattern: Option<String>, r: &Resolved, block: Option<u16>, headers: u16) -> Route {
+    Route {
+        pattern,
+        methods: r.methods,
+        block,
+        require_headers: r.require_headers.clone(),
+        require_cookie: r.require_cookie.clone(),
+        ip_allow: r.ip_allow.clone(),
+        ip_deny: r.ip_deny.clone(),
+        api_key: r.api_key,
+        max_body: r.max_body,
+        limit: r.limit,
+        headers,
+        origin: r.origin,
+    }
+}
+
+fn lower_app(ctx: &mut Ctx, policy: &Policy, env: &str) -> App {
+    let app = policy.app.as_ref();
+    let mut hosts = Vec::new();
+    for h in app.and_then(|a| a.hosts.as_ref()).into_iter().flatten() {
+        match edgeguard_core::sanitize::normalize_host(h.get_ref()) {
+            Some(n) if !h.get_ref().contains(':') || h.get_ref().starts_with('[') => hosts.push(n),
+            _ => ctx.push(
+                Diagnostic::error(codes::HOST, h.span(), format!("`{}` is not a host name", h.get_ref()))
+                    .help("write the bare host, e.g. \"lawnquote.online\" (no scheme, port or path)"),
+            ),
+        }
+    }
+    let canonical_host = app.and_then(|a| a.canonical_host.as_ref()).and_then(|c| {
+        let n = edgeguard_core::sanitize::normalize_host(c.get_ref());
+        match n {
+            Some(n) if hosts.is_empty() || hosts.contains(&n) => Some(n),
+            Some(n) => {
+                ctx.push(
+                    Diagnostic::error(codes::HOST, c.span(), format!("canonical_host `{n}` is not one of app.hosts, so the redirect target would answer 421"))
+                        .help("add it to app.hosts"),
+                );
+                None
+            }
+            None => {
+                ctx.push(Diagnostic::error(codes::HOST, c.span(), format!("`{}` is not a host name", c.get_ref())).help("write the bare host"));
+                None
+            }
+        }
+    });
+    App {
+        name: app.and_then(|a| a.name.as_ref()).map_or_else(|| "app".to_owned(), |n| n.get_ref().clone()),
+        environment: env.to_owned(),
+        hosts,
+        canonical_host,
+    }
+}
+
+/// The route's block status in this environment, or `None` if it is not blocked here.
+fn lower_block(ctx: &mut Ctx, rules: &Rules, env: &str, known: &[&str]) -> Option<u16> {
+    let status = match rules.block.as_ref().map(|b| (*b.get_ref(), b.span())) {
+        None | Some((BlockValue::Flag(false), _)) => None,
+        Some((BlockValue::Flag(true), _)) => Some(404),
+        Some((BlockValue::Status(n), span)) => match u16::try_from(n) {
+            Ok(s) if (400..=599).contains(&s) => Some(s),
+            _ => {
+                ctx.push(Diagnostic::error(codes::BLOCK, span, format!("block status {n} is not a 4xx or 5xx status")).help("use 404 to hide a route, 403 to refuse it, or `true` for 404"));
+                None
+            }
+        },
+    };
+    let env_list = |list: &Option<Vec<S<String>>>, ctx: &mut Ctx| -> Option<Vec<String>> {
+        let list = list.as_ref()?;
+        for e in list {
+            if !known.contains(&e.get_ref().as_str()) {
+                let mut d = Diagnostic::warning(codes::UNKNOWN_ENV, e.span(), format!("environment `{}` is neither app.environment nor an [env.*] overlay", e.get_ref()));
+                d = match diagnostics::suggest(e.get_ref(), known.iter().copied()) {
+                    Some(best) => d.help(format!("did you mean `{best}`? a misspelt environment silently never matches")),
+                    None => d.help("a misspelt environment silently never matches"),
+                };
+                ctx.push(d);
+            }
+        }
+        Some(list.iter().map(|e| e.get_ref().clone()).collect())
+    };
+    let only_in = env_list(&rules.only_in, ctx);
+    let except_in = env_list(&rules.except_in, ctx);
+    if (only_in.is_some() || except_in.is_some()) && rules.block.is_none() {
+        let span = rules.only_in.iter().chain(rules.except_in.iter()).flatten().next().map_or(0..0, |s| s.span());
+        ctx.push(Diagnostic::error(codes::BLOCK, span, "`only_in`/`except_in` choose where `block` applies, but this route has no `block`").help("add block = 404"));
+    }
+    if only_in.is_some() && except_in.is_some() {
+        let span = rules.except_in.iter().flatten().next().map_or(0..0, |s| s.span());
+        ctx.push(Diagnostic::error(codes::BLOCK, span, "use either `only_in` or `except_in`, not both").help("keep the one that reads naturally"));
+    }
+    let active = match (&only_in, &except_in) {
+        (Some(list), _) => list.iter().any(|e| e == env),
+        (None, Some(list)) => !list.iter().any(|e| e == env),
+        (None, None) => true,
+    };
+    if active { status } else { None }
+}
+
+/// Re-exported so shells and tests can name bundle types through the compiler.
+pub use bundle::FORMAT_VERSION;

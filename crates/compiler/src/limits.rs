@@ -1,0 +1,170 @@
+//! `[limits.<name>]`, inline route limits and `[limiter]`: GCRA rate + burst, key, scope, mode.
+
+use std::collections::BTreeMap;
+
+use core::ops::Range;
+
+use edgeguard_core::bundle::{Limit, LimitKey, Scope};
+use edgeguard_core::limits::policy_header;
+
+use crate::diagnostics::{Diagnostic, suggest};
+use crate::model::{LimitDef, LimitMode, LimitRef, S};
+use crate::units::{RATE_HELP, rate};
+use crate::{Ctx, codes, model};
+
+pub const DEFAULT_MAX_KEYS: u32 = 100_000;
+
+/// Named limits compiled in name order; the index is what routes refer to.
+pub struct Limits {
+    pub table: Vec<Limit>,
+    pub by_name: BTreeMap<String, u16>,
+}
+
+pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, LimitDef>) -> Limits {
+    let mut limits = Limits { table: Vec::new(), by_name: BTreeMap::new() };
+    for (name, def) in defs {
+        if name.get_ref() == "none" {
+            ctx.push(
+                Diagnostic::error(codes::LIMIT, name.span(), "`none` is reserved: `limit = \"none\"` turns limiting off for a route")
+                    .help("pick another name"),
+            );
+            continue;
+        }
+        if let Some(limit) = compile_def(ctx, name.get_ref(), def, name.span()) {
+            if let Ok(index) = u16::try_from(limits.table.len()) {
+                limits.by_name.insert(name.get_ref().clone(), index);
+                limits.table.push(limit);
+            }
+        }
+    }
+    limits
+}
+
+/// Resolve a route's `limit`: `Ok(None)` for "none", an index for a named or inline limit.
+pub fn resolve(ctx: &mut Ctx, limits: &mut Limits, value: &S<LimitRef>, route_name: &str) -> Option<u16> {
+    match value.get_ref() {
+        LimitRef::Named(name) if name == "none" => None,
+        LimitRef::Named(name) => match limits.by_name.get(name) {
+            Some(i) => Some(*i),
+            None => {
+                let mut d = Diagnostic::error(codes::UNDEFINED_LIMIT, value.span(), format!("limit `{name}` is not defined"));
+                d = match suggest(name, limits.by_name.keys().map(String::as_str)) {
+                    Some(best) => d.help(format!("did you mean `{best}`?")),
+                    None => d.help(format!("define it as [limits.{name}], write it inline, or use \"none\"")),
+                };
+                ctx.push(d);
+                None
+            }
+        },
+        LimitRef::Inline(def) => {
+            let limit = compile_def(ctx, route_name, def, value.span())?;
+            let index = u16::try_from(limits.table.len()).ok()?;
+            limits.table.push(limit);
+            Some(index)
+        }
+    }
+}
+
+pub fn max_keys(ctx: &mut Ctx, limiter: Option<&model::LimiterDef>) -> u32 {
+    let Some(v) = limiter.and_then(|l| l.max_keys.as_ref()) else { return DEFAULT_MAX_KEYS };
+    match u32::try_from(*v.get_ref()) {
+        Ok(n) if (1_000..=10_000_000).contains(&n) => n,
+        _ => {
+            ctx.push(
+                Diagnostic::error(codes::LIMIT, v.span(), format!("limiter.max_keys is {}; it must be between 1000 and 10000000", v.get_ref()))
+                    .help("each key costs about 20 bytes; 100000 (the default) is ~2.5 MB of a 128 MB isolate"),
+            );
+            DEFAULT_MAX_KEYS
+        }
+    }
+}
+
+fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>) -> Option<Limit> {
+    let Some(rate_text) = &def.rate else {
+        ctx.push(
+            Diagnostic::error(codes::MISSING, fallback, format!("limit `{name}` has no `rate`"))
+                .help("add rate = \"100/15m\" (requests per window)"),
+        );
+        return None;
+    };
+    let (count, window_secs) = match rate(rate_text.get_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.push(Diagnostic::error(codes::RATE, rate_text.span(), e).help(RATE_HELP));
+            return None;
+        }
+    };
+    let burst = match &def.burst {
+        None => count,
+        Some(b) => match u64::try_from(*b.get_ref()) {
+            Ok(n) if n >= 1 => {
+                if n > count {
+                    ctx.push(
+                        Diagnostic::warning(codes::BURST_OVER_QUOTA, b.span(), format!("burst {n} is larger than the {count} requests the rate allows per window"))
+                            .help("a client can spend the whole burst at once; keep burst ≤ the rate's count"),
+                    );
+                }
+                n
+            }
+            _ => {
+                ctx.push(Diagnostic::error(codes::LIMIT, b.span(), "burst must be a whole number of at least 1").help("burst is how many requests may arrive at once"));
+                return None;
+            }
+        },
+    };
+    let (key, key_name) = match &def.key {
+        None => (LimitKey::Ip, None),
+        Some(k) => parse_key(ctx, k)?,
+    };
+    let interval_ms = window_secs.saturating_mul(1000) / count;
+    if interval_ms < 1 {
+        ctx.push(
+            Diagnostic::warning(codes::LIMIT_TOO_HIGH, rate_text.span(), format!("limit `{name}` allows more than 1000 requests per second per client, which is probably not a limit"))
+                .help("check the window unit (\"100/1m\", not \"100000/1m\")"),
+        );
+    } else if burst <= 1 && interval_ms > 600_000 {
+        ctx.push(
+            Diagnostic::warning(codes::LIMIT_TOO_LOW, rate_text.span(), format!("limit `{name}` admits one request and then locks the client out for {} minutes", interval_ms / 60_000))
+                .help("allow a small burst so one retry does not lock users out"),
+        );
+    }
+    Some(Limit {
+        name: name.to_owned(),
+        count,
+        window_secs,
+        burst,
+        key,
+        key_name,
+        scope: match def.scope.as_ref().map(|s| *s.get_ref()) {
+            Some(model::Scope::Global) => Scope::Global,
+            _ => Scope::Local,
+        },
+        shadow: def.mode.as_ref().is_some_and(|m| *m.get_ref() == LimitMode::Shadow),
+        policy_header: policy_header(name, count, window_secs),
+    })
+}
+
+fn parse_key(ctx: &mut Ctx, key: &S<String>) -> Option<(LimitKey, Option<String>)> {
+    let text = key.get_ref().trim();
+    let named = |prefix: &str| text.strip_prefix(prefix).map(str::trim).filter(|n| !n.is_empty());
+    let result = match text {
+        "ip" => Some((LimitKey::Ip, None)),
+        "ip+route" => Some((LimitKey::IpRoute, None)),
+        _ => {
+            if let Some(h) = named("header:").filter(|h| h.bytes().all(edgeguard_core::sanitize::is_tchar)) {
+                Some((LimitKey::Header, Some(h.to_ascii_lowercase())))
+            } else {
+                named("cookie:").map(|c| (LimitKey::Cookie, Some(c.to_owned())))
+            }
+        }
+    };
+    if result.is_none() {
+        let mut d = Diagnostic::error(codes::LIMIT, key.span(), format!("`{text}` is not a limit key"));
+        d = match suggest(text, ["ip", "ip+route"]) {
+            Some(best) => d.help(format!("did you mean \"{best}\"? keys: \"ip\", \"header:<name>\", \"cookie:<name>\", \"ip+route\"")),
+            None => d.help("keys: \"ip\", \"header:<name>\", \"cookie:<name>\", \"ip+route\""),
+        };
+        ctx.push(d);
+    }
+    result
+}

@@ -1,0 +1,136 @@
+//! `[origins.<name>]` and `[deploy]`: where forwarded requests go.
+
+use std::collections::BTreeMap;
+
+use core::ops::Range;
+
+use edgeguard_core::bundle::{Canary, Deploy, Origin};
+
+use crate::diagnostics::{Diagnostic, suggest};
+use crate::model::{OriginDef, S};
+use crate::units::{DURATION_HELP, duration_ms};
+use crate::{Ctx, codes, model};
+
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+pub struct Origins {
+    pub table: Vec<Origin>,
+    pub deploy: Deploy,
+}
+
+pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, OriginDef>, deploy: Option<&model::Deploy>, top: Range<usize>) -> Origins {
+    let mut table = Vec::new();
+    for (name, def) in defs {
+        let Some(url) = &def.url else {
+            ctx.push(Diagnostic::error(codes::MISSING, name.span(), format!("origin `{}` has no `url`", name.get_ref())).help("add url = \"https://your-app.fly.dev\""));
+            continue;
+        };
+        if !valid_url(url.get_ref()) {
+            ctx.push(
+                Diagnostic::error(codes::ORIGIN_URL, url.span(), format!("`{}` is not an origin URL", url.get_ref()))
+                    .help("write scheme, host and optional port and base path, e.g. \"https://quotekit-blue.fly.dev\" (no query or fragment)"),
+            );
+            continue;
+        }
+        let timeout_ms = match &def.timeout {
+            None => DEFAULT_TIMEOUT_MS,
+            Some(t) => match duration_ms(t.get_ref()) {
+                Ok(ms) if ms > 0 => ms,
+                Ok(_) => {
+                    ctx.push(Diagnostic::error(codes::DURATION, t.span(), "an origin timeout of 0 fails every request").help(DURATION_HELP));
+                    DEFAULT_TIMEOUT_MS
+                }
+                Err(e) => {
+                    ctx.push(Diagnostic::error(codes::DURATION, t.span(), e).help(DURATION_HELP));
+                    DEFAULT_TIMEOUT_MS
+                }
+            },
+        };
+        table.push(Origin { name: name.get_ref().clone(), url: url.get_ref().trim_end_matches('/').to_owned(), timeout_ms, });
+    }
+    if defs.is_empty() {
+        ctx.push(
+            Diagnostic::warning(codes::NO_ORIGIN, top.clone(), "the policy defines no origin, so forwarded requests have nowhere to go")
+                .help("add [origins.app] url = \"https://your-app.fly.dev\""),
+        );
+    }
+    let names: Vec<String> = table.iter().map(|o| o.name.clone()).collect();
+    let find = |ctx: &mut Ctx, name: &S<String>| -> Option<u16> { lookup(ctx, &names, name) };
+    let active = match deploy.and_then(|d| d.active.as_ref()) {
+        Some(a) => find(ctx, a).unwrap_or(0),
+        None => {
+            if names.len() > 1 {
+                if let Some((first, _)) = defs.iter().next() {
+                    ctx.push(
+                        Diagnostic::error(codes::DEPLOY, first.span(), "several origins are defined but [deploy] does not say which is active")
+                            .help(format!("add [deploy] active = \"{}\"", first.get_ref())),
+                    );
+                }
+            }
+            0
+        }
+    };
+    let mut canary = None;
+    if let Some(c) = deploy.and_then(|d| d.canary.as_ref()) {
+        let origin = c.origin.as_ref().and_then(|o| {
+            let i = find(ctx, o)?;
+            if i == active {
+                ctx.push(Diagnostic::error(codes::DEPLOY, o.span(), "the canary origin is the active origin").help("name the other origin, or remove the canary"));
+                return None;
+            }
+            Some(i)
+        });
+        let basis_points = match &c.percent {
+            None => 0,
+            Some(p) => {
+                let v = *p.get_ref();
+                if (0.0..=100.0).contains(&v) {
+                    (v * 100.0).round() as u32
+                } else {
+                    ctx.push(Diagnostic::error(codes::DEPLOY, p.span(), format!("canary percent {v} is outside 0–100")).help("use a share such as 5, 25 or 100"));
+                    0
+                }
+            }
+        };
+        if c.origin.is_none() {
+            ctx.push(Diagnostic::error(codes::MISSING, top.clone(), "[deploy.canary] has no `origin`").help("add origin = \"green\""));
+        }
+        canary = origin.map(|origin| Canary { origin, basis_points });
+    }
+    let sticky_cookie = match deploy.and_then(|d| d.sticky_cookie.as_ref()) {
+        Some(c) if !c.get_ref().is_empty() && c.get_ref().bytes().all(edgeguard_core::sanitize::is_tchar) => c.get_ref().clone(),
+        Some(c) => {
+            ctx.push(Diagnostic::error(codes::DEPLOY, c.span(), format!("`{}` is not a cookie name", c.get_ref())).help("use letters, digits, `_` and `-`"));
+            "eg_lane".into()
+        }
+        None => "eg_lane".into(),
+    };
+    let failover = deploy.and_then(|d| d.failover.as_ref()).is_some_and(|f| *f.get_ref());
+    Origins { table, deploy: Deploy { active, canary, sticky_cookie, failover } }
+}
+
+/// Index of a named origin, or an E052 diagnostic with a suggestion.
+pub fn lookup(ctx: &mut Ctx, names: &[String], name: &S<String>) -> Option<u16> {
+    match names.iter().position(|n| n == name.get_ref()) {
+        Some(i) => u16::try_from(i).ok(),
+        None => {
+            let mut d = Diagnostic::error(codes::UNDEFINED_ORIGIN, name.span(), format!("origin `{}` is not defined", name.get_ref()));
+            d = match suggest(name.get_ref(), names.iter().map(String::as_str)) {
+                Some(best) => d.help(format!("did you mean `{best}`?")),
+                None => d.help(format!("define it as [origins.{}]", name.get_ref())),
+            };
+            ctx.push(d);
+            None
+        }
+    }
+}
+
+fn valid_url(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let Some(rest) = rest else { return false };
+    if rest.contains(['?', '#', ' ', '\\']) || rest.bytes().any(|b| !b.is_ascii_graphic()) {
+        return false;
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    edgeguard_core::sanitize::normalize_host(authority).is_some()
+}

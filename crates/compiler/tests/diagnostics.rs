@@ -1,0 +1,313 @@
+//! One case per compile error and lint: the code, and the exact line:col it points at.
+
+use edgeguard_compiler::diagnostics::{Severity, line_col};
+use edgeguard_compiler::{Options, compile, compile_bytes};
+
+const PRELUDE: &str = "version = 1\n[origins.app]\nurl = \"https://app.fly.dev\"\n";
+
+/// Compile `PRELUDE + body`; assert a diagnostic with `code` starts exactly at the `nth`
+/// occurrence of `needle` (0-based), and return every code found.
+fn expect(body: &str, code: &str, needle: &str, nth: usize) -> Vec<&'static str> {
+    let src = format!("{PRELUDE}{body}");
+    let out = compile(&src, &Options::default());
+    let at = src.match_indices(needle).nth(nth).map(|(i, _)| i).unwrap_or_else(|| panic!("needle {needle:?} not in source"));
+    let want = line_col(&src, at);
+    let found: Vec<_> = out.diagnostics.iter().filter(|d| d.code == code).map(|d| line_col(&src, d.span.start)).collect();
+    assert!(
+        found.contains(&want),
+        "expected {code} at {want:?}, found {found:?}; all: {:#?}",
+        out.diagnostics.iter().map(|d| (d.code, line_col(&src, d.span.start), d.message.clone())).collect::<Vec<_>>()
+    );
+    if code.starts_with('E') {
+        assert!(out.bundle.is_none(), "an error must not produce a bundle");
+    }
+    let d = out.diagnostics.iter().find(|d| d.code == code).unwrap();
+    assert!(d.help.as_deref().is_some_and(|h| !h.is_empty()), "{code} needs a help line");
+    out.diagnostics.iter().map(|d| d.code).collect()
+}
+
+#[test]
+fn e001_toml_syntax() {
+    expect("[app\nname = 1\n", "E001", "\n", 3);
+}
+
+#[test]
+fn e002_unknown_key_with_suggestion() {
+    let src = format!("{PRELUDE}[https]\nhsst = true\n");
+    let out = compile(&src, &Options::default());
+    let d = out.diagnostics.iter().find(|d| d.code == "E002").unwrap();
+    assert_eq!(line_col(&src, d.span.start), (5, 1));
+    assert_eq!(d.help.as_deref(), Some("did you mean `hsts`?"));
+    expect("[routes.x]\n", "E003", "routes", 0);
+    expect("[[routes]]\npath = \"/a\"\nmethod = [\"GET\"]\n", "E002", "method", 0);
+}
+
+#[test]
+fn all_errors_reported_in_one_run() {
+    let codes = expect(
+        "[https]\nhsst = true\n[app]\nnmae = \"x\"\n[csp]\nmode = \"enforced\"\n",
+        "E002",
+        "nmae",
+        0,
+    );
+    assert_eq!(codes.iter().filter(|c| **c == "E002").count(), 2);
+    assert!(codes.contains(&"E004"));
+}
+
+#[test]
+fn e003_wrong_type() {
+    expect("[https]\nredirect = \"yes\"\n", "E003", "\"yes\"", 0);
+}
+
+#[test]
+fn e004_bad_enum_value() {
+    let src = format!("{PRELUDE}[headers]\npreset = \"helmut\"\n");
+    let out = compile(&src, &Options::default());
+    let d = out.diagnostics.iter().find(|d| d.code == "E004").unwrap();
+    assert!(d.help.as_deref().unwrap().contains("did you mean \"helmet\""));
+    expect("[limits.api]\nrate = \"1/1s\"\nscope = \"glbal\"\n", "E004", "\"glbal\"", 0);
+}
+
+#[test]
+fn e005_missing_required() {
+    expect("[limits.api]\nburst = 3\n", "E005", "api", 0);
+}
+
+#[test]
+fn e006_version() {
+    let out = compile("version = 2\n", &Options::default());
+    assert!(out.diagnostics.iter().any(|d| d.code == "E006" && line_col("version = 2\n", d.span.start) == (1, 11)));
+}
+
+#[test]
+fn e007_bad_input() {
+    for src in ["", "   \n\n"] {
+        let out = compile(src, &Options::default());
+        assert_eq!(out.diagnostics.first().map(|d| d.code), Some("E007"));
+    }
+    let out = compile_bytes(&[0xff, 0xfe, 0x00, 0x12, 0x80], &Options::default());
+    assert_eq!(out.diagnostics.first().map(|d| d.code), Some("E007"));
+    let huge = "# padding\n".repeat(1_100_000);
+    let out = compile(&huge, &Options::default());
+    assert_eq!(out.diagnostics.first().map(|d| d.code), Some("E007"));
+}
+
+#[test]
+fn e010_bad_duration() {
+    expect("[origins.b]\nurl = \"https://b.fly.dev\"\ntimeout = \"10 seconds\"\n", "E010", "\"10 seconds\"", 0);
+    expect("[health]\ncache = \"10\"\n", "E010", "\"10\"", 0);
+}
+
+#[test]
+fn e011_bad_size() {
+    expect("[defaults]\nmax_body = \"10 megs\"\n", "E011", "\"10 megs\"", 0);
+}
+
+#[test]
+fn e012_bad_rate() {
+    expect("[limits.api]\nrate = \"100 per minute\"\n", "E012", "\"100 per minute\"", 0);
+    expect("[limits.api]\nrate = \"0/1m\"\n", "E012", "\"0/1m\"", 0);
+}
+
+#[test]
+fn e020_invalid_header_name() {
+    expect("[headers]\nset = { \"X Frame\" = \"DENY\" }\n", "E020", "\"X Frame\"", 0);
+    expect("[headers]\nset = { \"Content-Length\" = \"1\" }\n", "E020", "\"Content-Length\"", 0);
+}
+
+#[test]
+fn e021_header_value_with_crlf_or_invisible_bytes() {
+    expect("[headers]\nset = { \"X-Test\" = \"a\\r\\nSet-Cookie: x=1\" }\n", "E021", "\"a\\r", 0);
+    expect("[headers]\nset = { \"X-Test\" = \"caf\u{e9}\" }\n", "E021", "\"caf", 0);
+    expect("[headers]\nset = { \"X-Test\" = \"a\\u0000b\" }\n", "E021", "\"a\\u0000b\"", 0);
+}
+
+#[test]
+fn e022_duplicate_header() {
+    expect("[headers]\nset = { \"X-Frame-Options\" = \"DENY\", \"x-frame-options\" = \"SAMEORIGIN\" }\n", "E022", "\"x-frame-options\"", 0);
+}
+
+#[test]
+fn e023_preset_in_route() {
+    expect("[[routes]]\npath = \"/a\"\nheaders = { preset = \"none\" }\n", "E023", "\"none\"", 0);
+}
+
+#[test]
+fn e030_e031_csp() {
+    expect("[csp.directives]\nscript-scr = [\"'self'\"]\n", "E030", "script-scr", 0);
+    expect("[csp.directives]\nscript-src = [\"self\"]\nobject-src = [\"'none'\"]\n", "E031", "[\"self\"]", 0);
+}
+
+#[test]
+fn e040_bad_pattern() {
+    expect("[[routes]]\npath = \"/a/**/b\"\n", "E040", "\"/a/**/b\"", 0);
+    expect("[[routes]]\npath = \"api/x\"\n", "E040", "\"api/x\"", 0);
+}
+
+#[test]
+fn e041_ambiguous_routes_name_both() {
+    let src = format!("{PRELUDE}[[routes]]\npath = \"/u/:id\"\n[[routes]]\npath = \"/u/:name\"\n");
+    let out = compile(&src, &Options::default());
+    let d = out.diagnostics.iter().find(|d| d.code == "E041").unwrap();
+    assert!(d.message.contains("/u/:id") && d.message.contains("/u/:name"), "{}", d.message);
+    assert_eq!(line_col(&src, d.span.start), (7, 8));
+    assert_eq!(d.related.first().map(|(s, _)| line_col(&src, s.start)), Some((5, 8)));
+    // Same shapes with types that cannot match the same segment are fine.
+    let ok = format!("{PRELUDE}[[routes]]\npath = \"/u/:id\"\nparams = {{ id = \"uuid\" }}\n[[routes]]\npath = \"/u/:n\"\nparams = {{ n = \"int\" }}\n");
+    assert!(!compile(&ok, &Options::default()).has_errors());
+    // Next.js spelling of the same route is a duplicate.
+    expect("[[routes]]\npath = \"/q/[id]\"\n[[routes]]\npath = \"/q/:id\"\n", "E041", "\"/q/:id\"", 0);
+    expect("[[routes]]\npath = \"/api/debug-*\"\n[[routes]]\npath = \"/api/*-test\"\n", "E041", "\"/api/*-test\"", 0);
+}
+
+#[test]
+fn e042_unreachable_routes() {
+    expect("[[routes]]\npath = \"/a/:x\"\n[[routes]]\npath = \"/a/*\"\n", "E042", "\"/a/*\"", 0);
+    expect("[health]\npath = \"/__edge/health\"\n[[routes]]\npath = \"/__edge/health\"\n", "E042", "\"/__edge/health\"", 1);
+    expect("[[routes]]\npath = \"/x\"\nmethods = []\n", "E042", "\"/x\"", 0);
+}
+
+#[test]
+fn e043_params() {
+    expect("[[routes]]\npath = \"/q/:id\"\nparams = { idd = \"uuid\" }\n", "E043", "idd", 0);
+    expect("[[routes]]\npath = \"/q/:id\"\nparams = { id = \"uid\" }\n", "E043", "\"uid\"", 0);
+}
+
+#[test]
+fn e044_regex_that_fails_to_compile() {
+    expect("[[routes]]\npath = \"/q/:id\"\nparams = { id = \"re:[a-z\" }\n", "E044", "\"re:[a-z\"", 0);
+}
+
+#[test]
+fn e045_method() {
+    expect("[[routes]]\npath = \"/q\"\nmethods = [\"get\"]\n", "E045", "\"get\"", 0);
+}
+
+#[test]
+fn e046_route_key_in_defaults() {
+    expect("[defaults]\npath = \"/x\"\n", "E046", "\"/x\"", 0);
+}
+
+#[test]
+fn e047_block() {
+    expect("[[routes]]\npath = \"/q\"\nblock = 200\n", "E047", "200", 0);
+    expect("[[routes]]\npath = \"/q\"\nonly_in = [\"production\"]\n", "E047", "\"production\"", 0);
+}
+
+#[test]
+fn e050_e051_e052_undefined_references() {
+    expect("[limits.api]\nrate = \"10/1m\"\n[defaults]\nlimit = \"apii\"\n", "E050", "\"apii\"", 0);
+    expect("[[routes]]\npath = \"/m\"\napi_key = \"metrics\"\n", "E051", "\"metrics\"", 0);
+    expect("[[routes]]\npath = \"/m\"\norigin = \"green\"\n", "E052", "\"green\"", 0);
+    expect("[deploy]\nactive = \"blue\"\n", "E052", "\"blue\"", 0);
+}
+
+#[test]
+fn e053_limit_definition() {
+    expect("[limits.api]\nrate = \"10/1m\"\nkey = \"header\"\n", "E053", "\"header\"", 0);
+    expect("[limits.api]\nrate = \"10/1m\"\nburst = 0\n", "E053", "0\n", 0);
+}
+
+#[test]
+fn e060_malformed_cidr() {
+    expect("[[routes]]\npath = \"/a\"\nip_allow = [\"203.0.113.0/33\"]\n", "E060", "\"203.0.113.0/33\"", 0);
+    expect("[[routes]]\npath = \"/a\"\nip_deny = [\"300.1.1.1\"]\n", "E060", "\"300.1.1.1\"", 0);
+}
+
+#[test]
+fn e061_api_key_not_a_hash() {
+    expect("[api_keys.m]\nsha256 = [\"my-secret-key\"]\n", "E061", "\"my-secret-key\"", 0);
+}
+
+#[test]
+fn e070_hsts_max_age() {
+    expect("[https]\nhsts = { max_age = -1 }\n", "E070", "{ max_age = -1 }", 0);
+    expect("[https]\nhsts = { max_age = \"forever\" }\n", "E070", "{ max_age", 0);
+}
+
+#[test]
+fn e071_hosts() {
+    expect("[app]\nhosts = [\"https://a.com\"]\n", "E071", "\"https://a.com\"", 0);
+    expect("[app]\nhosts = [\"a.com\"]\ncanonical_host = \"b.com\"\n", "E071", "\"b.com\"", 0);
+}
+
+#[test]
+fn e080_e081_origins_and_deploy() {
+    expect("[origins.b]\nurl = \"ftp://b\"\n", "E080", "\"ftp://b\"", 0);
+    expect("[origins.b]\nurl = \"https://b.fly.dev\"\n[deploy]\nactive = \"app\"\ncanary = { origin = \"b\", percent = 120 }\n", "E081", "120", 0);
+}
+
+#[test]
+fn e090_health_path() {
+    expect("[health]\npath = \"health\"\n", "E090", "\"health\"", 0);
+}
+
+fn warns(body: &str, code: &str, needle: &str) {
+    let codes = expect(body, code, needle, 0);
+    assert!(!codes.iter().any(|c| c.starts_with('E')), "warnings only: {codes:?}");
+    let src = format!("{PRELUDE}{body}");
+    let out = compile(&src, &Options::default());
+    assert!(out.bundle.is_some(), "warnings still produce a bundle");
+    assert!(out.diagnostics.iter().all(|d| d.severity == Severity::Warning));
+}
+
+#[test]
+fn w000_no_version() {
+    let out = compile("[app]\nname = \"x\"\n[origins.a]\nurl = \"https://a.b\"\n", &Options::default());
+    assert_eq!(out.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["W000"]);
+}
+
+#[test]
+fn hsts_lints() {
+    warns("[https]\nhsts = { max_age = \"180d\", include_subdomains = true, preload = true }\n", "W002", "{ max_age");
+    warns("[https]\nhsts = { max_age = \"1y\", include_subdomains = false, preload = true }\n", "W001", "{ max_age");
+    warns("[https]\nhsts = { max_age = \"11y\" }\n", "W003", "{ max_age");
+    warns("[https]\nhsts = { max_age = \"30d\" }\n", "W004", "{ max_age");
+    warns("[https]\nredirect = false\nhsts = { max_age = \"1y\" }\n", "W005", "{ max_age");
+}
+
+#[test]
+fn csp_lints() {
+    warns("[csp.directives]\nscript-src = [\"'self'\", \"'unsafe-inline'\"]\nobject-src = [\"'none'\"]\nbase-uri = [\"'self'\"]\n", "W010", "[\"'self'\", \"'unsafe-inline'\"]");
+    warns("[csp.directives]\nscript-src = [\"'self'\"]\nbase-uri = [\"'self'\"]\n", "W014", "[\"'self'\"]");
+}
+
+#[test]
+fn w030_unknown_environment() {
+    warns("[[routes]]\npath = \"/debug\"\nblock = 404\nonly_in = [\"prodution\"]\n", "W030", "\"prodution\"");
+}
+
+#[test]
+fn limit_lints() {
+    warns("[limits.api]\nrate = \"100000/1s\"\n", "W040", "\"100000/1s\"");
+    warns("[limits.api]\nrate = \"1/1d\"\nburst = 1\n", "W041", "\"1/1d\"");
+    warns("[limits.api]\nrate = \"10/1m\"\nburst = 50\n", "W042", "50");
+}
+
+#[test]
+fn w060_cidr_host_bits() {
+    warns("[[routes]]\npath = \"/a\"\nip_allow = [\"203.0.113.7/24\"]\n", "W060", "\"203.0.113.7/24\"");
+}
+
+#[test]
+fn w080_no_origin() {
+    let out = compile("version = 1\n", &Options::default());
+    assert_eq!(out.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["W080"]);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let inputs: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02".to_vec(),
+        b"[[[[[[".to_vec(),
+        b"a = ".to_vec(),
+        b"version = 1\n[[routes]]\npath = \"/**/**\"\n".to_vec(),
+        "routes = 5\nlimits = []\nenv = \"x\"\n".as_bytes().to_vec(),
+        "[env.staging]\nenv = { x = {} }\n".as_bytes().to_vec(),
+        (0..=255u8).collect(),
+    ];
+    for input in inputs {
+        let out = compile_bytes(&input, &Options::default());
+        assert!(out.has_errors() || out.bundle.is_some());
+    }
+}

@@ -1,0 +1,94 @@
+//! `decide` and `compile` benchmarks (results in docs/benchmarks.md).
+//! Run: `cargo bench -p edgeguard-compiler --bench engine`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use edgeguard_compiler::{Options, compile};
+use edgeguard_core::{Draw, Engine, RequestFacts};
+
+const QUOTEKIT: &str = include_str!("../../../fixtures/quotekit.toml");
+const UUID: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+/// A policy with `n` routes of realistic shapes: static, typed, glob and catch-all.
+pub fn generated_policy(n: usize) -> String {
+    let mut s = String::from("version = 1\n[origins.app]\nurl = \"https://app.fly.dev\"\n[limits.api]\nrate = \"100/15m\"\nburst = 20\n[defaults]\nlimit = \"api\"\n");
+    for i in 0..n {
+        let (path, extra) = match i % 5 {
+            0 => (format!("/svc{i}/items"), "methods = [\"GET\", \"POST\"]\n".to_owned()),
+            1 => (format!("/svc{i}/items/:id"), "params = { id = \"int\" }\n".to_owned()),
+            2 => (format!("/svc{i}/files/**"), "cache = \"public, max-age=60\"\n".to_owned()),
+            3 => (format!("/svc{i}/debug-*"), "block = 404\n".to_owned()),
+            _ => (format!("/svc{i}/users/:user/orders/:order"), "params = { user = \"uuid\", order = \"re:o-[0-9]+\" }\n".to_owned()),
+        };
+        s.push_str(&format!("[[routes]]\npath = \"{path}\"\n{extra}"));
+    }
+    s
+}
+
+fn engine(source: &str) -> Engine {
+    let out = compile(source, &Options::default());
+    let Some(bundle) = out.bundle else { panic!("{:#?}", out.diagnostics) };
+    Engine::new(bundle).unwrap()
+}
+
+fn bench_decide(c: &mut Criterion, name: &str, engine: &Engine, requests: &[(&str, String, Vec<(&'static str, &'static str)>)]) {
+    let ips: Vec<String> = (0..10_000u32).map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)).collect();
+    let mut limiter = engine.new_limiter(7);
+    let mut i = 0usize;
+    let mut now = 0u64;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            now += 1_000;
+            let (method, url, extra) = &requests[i % requests.len()];
+            let mut headers: Vec<(&str, &str)> = Vec::with_capacity(extra.len() + 3);
+            headers.push(("host", "lawnquote.online"));
+            headers.push(("cf-connecting-ip", &ips[i % ips.len()]));
+            headers.push(("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"));
+            headers.extend(extra.iter().copied());
+            let req = RequestFacts { method, url, headers: &headers, peer_ip: None };
+            black_box(engine.decide(black_box(&req), &mut limiter, now, Draw { request_id: i as u128, lane: i as u32 }))
+        })
+    });
+}
+
+fn benches(c: &mut Criterion) {
+    let qk = engine(QUOTEKIT);
+    let requests = vec![
+        ("GET", "https://lawnquote.online/dashboard".to_owned(), vec![("cookie", "sb-abc-auth-token=eyJhbGciOi")]),
+        ("GET", "https://lawnquote.online/_next/static/chunks/app-4f3a.js".to_owned(), vec![]),
+        ("GET", "https://lawnquote.online/api/quotes".to_owned(), vec![("cookie", "sb-abc-auth-token=eyJhbGciOi")]),
+        ("GET", format!("https://lawnquote.online/api/quotes/{UUID}/pdf"), vec![]),
+        ("POST", "https://lawnquote.online/api/webhooks/stripe".to_owned(), vec![("stripe-signature", "t=1,v1=ab"), ("content-length", "1500")]),
+        ("GET", "https://lawnquote.online/api/admin/users".to_owned(), vec![]),
+        ("GET", "https://lawnquote.online/api/debug-oauth".to_owned(), vec![]),
+        ("GET", "http://lawnquote.online/pricing".to_owned(), vec![]),
+        ("GET", "https://lawnquote.online/__edge/health".to_owned(), vec![]),
+        ("POST", "https://lawnquote.online/api/debug-subscription".to_owned(), vec![("content-length", "20")]),
+    ];
+    bench_decide(c, "decide/quotekit_mixed", &qk, &requests);
+
+    let big = generated_policy(1000);
+    let big_engine = engine(&big);
+    let big_requests: Vec<(&str, String, Vec<(&'static str, &'static str)>)> = (0..1000)
+        .step_by(37)
+        .map(|i| {
+            let url = match i % 5 {
+                0 => format!("https://lawnquote.online/svc{i}/items"),
+                1 => format!("https://lawnquote.online/svc{i}/items/42"),
+                2 => format!("https://lawnquote.online/svc{i}/files/a/b/c.txt"),
+                3 => format!("https://lawnquote.online/svc{i}/debug-x"),
+                _ => format!("https://lawnquote.online/svc{i}/users/{UUID}/orders/o-77"),
+            };
+            ("GET", url, vec![])
+        })
+        .collect();
+    bench_decide(c, "decide/1000_routes", &big_engine, &big_requests);
+
+    c.bench_function("compile/quotekit", |b| b.iter(|| black_box(compile(black_box(QUOTEKIT), &Options::default()))));
+    c.bench_function("compile/1000_routes", |b| b.iter(|| black_box(compile(black_box(&big), &Options::default()))));
+}
+
+criterion_group!(engine_benches, benches);
+criterion_main!(engine_benches);

@@ -46,3 +46,27 @@ pub const LIMIT_TOO_LOW: &str = "W041";
 pub const BURST_OVER_QUOTA: &str = "W042";
 pub const CIDR_HOST_BITS: &str = "W060";
 pub const NO_ORIGIN: &str = "W080";
+
+// CSP (compiler/src/csp.rs)
+pub const UNKNOWN_DIRECTIVE: &str = "E030";
+pub const UNQUOTED_KEYWORD: &str = "E031";
+pub const BAD_SOURCE: &str = "E032";
+pub const REPORT_TO: &str = "E033";
+pub const DIRECTIVE_SHAPE: &str = "E034";
+pub const SCRIPT_UNSAFE_INLINE: &str = "W010";
+pub const SCRIPT_UNSAFE_EVAL: &str = "W011";
+pub const PLAIN_URL_SCHEMES: &str = "W012";
+pub const PLAIN_WILDCARD: &str = "W013";
+pub const MISSING_OBJECT_SRC: &str = "W014";
+pub const MISSING_BASE_URI: &str = "W015";
+pub const SRC_HTTP: &str = "W016";
+pub const MISSING_SCRIPT_SRC: &str = "W017";
+pub const NONCE_LENGTH: &str = "W018";
+pub const IP_SOURCE: &str = "W019";
+pub const REPORT_ONLY: &str = "W020";
+pub const SCRIPT_ALLOWLIST_BYPASS: &str = "W021";
+pub const SCRIPT_UNSAFE_HASHES: &str = "W022";
+pub const OBJECT_ALLOWLIST_BYPASS: &str = "W023";
+pub const DEPRECATED_DIRECTIVE: &str = "W024";
+pub const MISSING_SEMICOLON: &str = "W025";
+pub const REPORT_DIRECTIVE: &str = "W026";

@@ -1,1 +1,108 @@
-fn main(){}
+//! `edgeguard`: check, compile and explain edgeguard policies.
+//!
+//! This file is only glue: argument parsing and exit codes. Each command lives in its own
+//! module; diagnostics rendering is in [`render`].
+//!
+//! Exit codes, for every command: 0 success, 1 the policy (or a test) failed, 2 usage error
+//! (bad flags, unreadable files, an output file that exists).
+
+mod check;
+mod compile;
+mod explain;
+mod init;
+mod output;
+mod policy;
+mod render;
+mod schema;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Exit 0.
+    Success,
+    /// Exit 1: the policy has errors (or warnings under `--deny-warnings`), or a test failed.
+    Failed,
+    /// Exit 2: the command line or its files are unusable.
+    Usage,
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        ExitCode::from(match s {
+            Status::Success => 0,
+            Status::Failed => 1,
+            Status::Usage => 2,
+        })
+    }
+}
+
+/// A command that could not do its job: printed as `error: MESSAGE` on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: Status,
+    pub message: String,
+}
+
+impl Failure {
+    /// Exit 2: bad arguments, unreadable input, unwritable output.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure { status: Status::Usage, message: message.into() }
+    }
+
+    /// Exit 1: the policy failed.
+    pub fn failed(message: impl Into<String>) -> Failure {
+        Failure { status: Status::Failed, message: message.into() }
+    }
+}
+
+pub type CmdResult = Result<Status, Failure>;
+
+#[derive(Parser)]
+#[command(
+    name = "edgeguard",
+    version,
+    about = "Check, compile and explain edgeguard edge-security policies",
+    long_about = "Check, compile and explain edgeguard edge-security policies.\n\n\
+        Exit codes, for every command: 0 success, 1 the policy failed (errors, or warnings \
+        with --deny-warnings), 2 usage error (bad flags, a file that cannot be read or written).",
+    after_help = "Examples:\n  \
+        edgeguard init --preset nextjs-fly -o policy.toml\n  \
+        edgeguard check policy.toml\n  \
+        edgeguard compile policy.toml -o policy.bundle\n  \
+        edgeguard explain policy.toml --request 'GET https://example.com/api/health'"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Check(check::Args),
+    Compile(compile::Args),
+    Explain(explain::Args),
+    Schema(schema::Args),
+    Init(init::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Compile(args) => compile::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Init(args) => init::run(&args),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(failure) => {
+            output::eprint(&format!("error: {}\n", failure.message));
+            failure.status.into()
+        }
+    }
+}

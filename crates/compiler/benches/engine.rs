@@ -1,4 +1,5 @@
 //! `decide` and `compile` benchmarks (results in docs/benchmarks.md).
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 //! Run: `cargo bench -p edgeguard-compiler --bench engine`
 
 use std::hint::black_box;
@@ -32,7 +33,10 @@ fn engine(source: &str) -> Engine {
     Engine::new(bundle).unwrap()
 }
 
-fn bench_decide(c: &mut Criterion, name: &str, engine: &Engine, requests: &[(&str, String, Vec<(&'static str, &'static str)>)]) {
+/// Method, URL and the request's extra headers.
+type Sample = (&'static str, String, Vec<(&'static str, &'static str)>);
+
+fn bench_decide(c: &mut Criterion, name: &str, engine: &Engine, requests: &[Sample]) {
     let ips: Vec<String> = (0..10_000u32).map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)).collect();
     let mut limiter = engine.new_limiter(7);
     let mut i = 0usize;
@@ -55,7 +59,7 @@ fn bench_decide(c: &mut Criterion, name: &str, engine: &Engine, requests: &[(&st
 
 fn benches(c: &mut Criterion) {
     let qk = engine(QUOTEKIT);
-    let requests = vec![
+    let requests: Vec<Sample> = vec![
         ("GET", "https://lawnquote.online/dashboard".to_owned(), vec![("cookie", "sb-abc-auth-token=eyJhbGciOi")]),
         ("GET", "https://lawnquote.online/_next/static/chunks/app-4f3a.js".to_owned(), vec![]),
         ("GET", "https://lawnquote.online/api/quotes".to_owned(), vec![("cookie", "sb-abc-auth-token=eyJhbGciOi")]),
@@ -71,7 +75,7 @@ fn benches(c: &mut Criterion) {
 
     let big = generated_policy(1000);
     let big_engine = engine(&big);
-    let big_requests: Vec<(&str, String, Vec<(&'static str, &'static str)>)> = (0..1000)
+    let big_requests: Vec<Sample> = (0..1000)
         .step_by(37)
         .map(|i| {
             let url = match i % 5 {

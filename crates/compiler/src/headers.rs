@@ -86,7 +86,16 @@ impl HeaderPlan {
             self.default.remove(name);
             self.remove.insert(name.clone());
         }
+        if let Some((name, _)) = headers.set.iter().flatten().find(|(n, _)| n.get_ref().eq_ignore_ascii_case("strict-transport-security")) {
+            ctx.push(
+                Diagnostic::error(codes::HEADER_NAME, name.span(), "HSTS is configured in [https], not as a plain header")
+                    .help("write [https] hsts = { max_age = \"1y\", include_subdomains = true }; the edge sends it on https responses only"),
+            );
+        }
         for (n, v) in set {
+            if n == "strict-transport-security" {
+                continue;
+            }
             self.remove.remove(&n);
             self.set.insert(n, v);
         }

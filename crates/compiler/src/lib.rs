@@ -125,7 +125,8 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle
     if ctx.has_errors() {
         return None;
     }
-    let env = options.env.clone().or_else(|| env::declared(doc.get_ref())).unwrap_or_else(|| "production".to_owned());
+    let declared = env::declared(doc.get_ref());
+    let env = options.env.clone().or_else(|| declared.clone()).unwrap_or_else(|| "production".to_owned());
     let overlays = env::overlay_names(doc.get_ref());
     env::apply(doc.get_mut(), &env);
     let policy = match Policy::deserialize(toml::de::Deserializer::from(doc)) {
@@ -136,7 +137,9 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle
             return None;
         }
     };
-    lower(ctx, &policy, source, &env, &overlays)
+    let mut known_envs = overlays;
+    known_envs.extend(declared);
+    lower(ctx, &policy, source, &env, &known_envs)
 }
 
 const DEFAULT_METHODS: u16 =
@@ -181,6 +184,7 @@ impl Lowering<'_> {
     fn header_set(&mut self, ctx: &mut Ctx, layers: &[&Rules]) -> u16 {
         let mut plan = self.top_headers.clone();
         let mut csp_plan = self.csp.clone();
+        let mut cache_control = None;
         for layer in layers {
             if let Some(h) = &layer.headers {
                 if let Some(p) = &h.preset {
@@ -194,28 +198,27 @@ impl Lowering<'_> {
             if let Some(c) = &layer.csp {
                 csp_plan = csp::apply_override(ctx, &csp_plan, c);
             }
-            if let Some(cache) = &layer.cache {
-                if headers::validate_value(ctx, cache.get_ref(), cache.span()) {
-                    plan.set.insert("cache-control".into(), cache.get_ref().clone());
-                    plan.remove.remove("cache-control");
-                }
+            if let Some(cache) = &layer.cache
+                && headers::validate_value(ctx, cache.get_ref(), cache.span())
+            {
+                cache_control = Some(cache.get_ref().clone());
             }
         }
-        if let Some((name, value)) = csp::header(&csp_plan) {
-            if !plan.remove.contains(name) {
-                plan.set.insert(name.to_owned(), value);
-            }
+        if let Some((name, value)) = csp::header(&csp_plan)
+            && !plan.remove.contains(name)
+        {
+            plan.set.insert(name.to_owned(), value);
         }
         if let Some(endpoints) = csp::reporting_endpoints(&csp_plan) {
             plan.set.insert("reporting-endpoints".into(), endpoints);
         }
         let hsts = if plan.remove.contains("strict-transport-security") { None } else { self.hsts.clone() };
-        plan.set.remove("strict-transport-security");
         let set = HeaderSet {
             set: plan.set.into_iter().collect(),
             default: plan.default.into_iter().collect(),
             remove: plan.remove.into_iter().collect(),
             hsts,
+            cache: cache_control,
         };
         self.intern(set)
     }
@@ -315,7 +318,10 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
     }
     let (https, hsts) = https::compile(ctx, policy.https.as_ref(), preset, preset_span.clone());
     let csp_plan = csp::compile(ctx, policy.csp.as_ref(), preset);
-    csp::lint(ctx, &csp_plan, preset_span);
+    // Findings about the policy as a whole (report-only, missing directives in a preset CSP)
+    // point at `csp.mode` when written, else at the preset that supplied the CSP.
+    let csp_span = policy.csp.as_ref().and_then(|c| c.mode.as_ref()).map_or(preset_span, |m| m.span());
+    csp::lint(ctx, &csp_plan, csp_span);
     let limit_table = limits::compile(ctx, &policy.limits);
     let max_keys = limits::max_keys(ctx, policy.limiter.as_ref());
     let mut api_keys = Vec::new();
@@ -372,7 +378,21 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
         h.headers = defaults_headers;
     }
 
-    let known_envs: Vec<&str> = overlays.iter().map(String::as_str).chain([env, app.environment.as_str()]).collect();
+    let known_envs: Vec<&str> = overlays.iter().map(String::as_str).chain([env]).collect();
+    for (name, overlay) in &policy.env {
+        let nested = [
+            ("version", overlay.version.as_ref().map(|v| v.span())),
+            ("env", overlay.env.keys().next().map(|k| k.span())),
+        ];
+        for (key, span) in nested {
+            if let Some(span) = span {
+                ctx.push(
+                    Diagnostic::error(codes::UNKNOWN_KEY, span, format!("`{key}` cannot be set inside the overlay [env.{}]", name.get_ref()))
+                        .help(format!("set `{key}` at the top level")),
+                );
+            }
+        }
+    }
     let mut regexes = Vec::new();
     let mut patterns = Vec::new();
     let mut routes = Vec::new();

@@ -30,11 +30,11 @@ pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, LimitDef>) -> Limits {
             );
             continue;
         }
-        if let Some(limit) = compile_def(ctx, name.get_ref(), def, name.span()) {
-            if let Ok(index) = u16::try_from(limits.table.len()) {
-                limits.by_name.insert(name.get_ref().clone(), index);
-                limits.table.push(limit);
-            }
+        if let Some(limit) = compile_def(ctx, name.get_ref(), def, name.span())
+            && let Ok(index) = u16::try_from(limits.table.len())
+        {
+            limits.by_name.insert(name.get_ref().clone(), index);
+            limits.table.push(limit);
         }
     }
     limits

@@ -59,13 +59,13 @@ pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, OriginDef>, deploy: Opt
     let active = match deploy.and_then(|d| d.active.as_ref()) {
         Some(a) => find(ctx, a).unwrap_or(0),
         None => {
-            if names.len() > 1 {
-                if let Some((first, _)) = defs.iter().next() {
-                    ctx.push(
-                        Diagnostic::error(codes::DEPLOY, first.span(), "several origins are defined but [deploy] does not say which is active")
-                            .help(format!("add [deploy] active = \"{}\"", first.get_ref())),
-                    );
-                }
+            if names.len() > 1
+                && let Some((first, _)) = defs.iter().next()
+            {
+                ctx.push(
+                    Diagnostic::error(codes::DEPLOY, first.span(), "several origins are defined but [deploy] does not say which is active")
+                        .help(format!("add [deploy] active = \"{}\"", first.get_ref())),
+                );
             }
             0
         }

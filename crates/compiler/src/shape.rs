@@ -159,14 +159,16 @@ fn accepts(schema: &Json, value: &DeValue<'_>) -> bool {
     if types.is_empty() {
         return true;
     }
-    types.iter().any(|t| match (*t, value) {
-        ("string", DeValue::String(_)) => true,
-        ("integer", DeValue::Integer(_)) => true,
-        ("number", DeValue::Integer(_) | DeValue::Float(_)) => true,
-        ("boolean", DeValue::Boolean(_)) => true,
-        ("array", DeValue::Array(_)) => true,
-        ("object", DeValue::Table(_)) => true,
-        _ => false,
+    types.iter().any(|t| {
+        matches!(
+            (*t, value),
+            ("string", DeValue::String(_))
+                | ("integer", DeValue::Integer(_))
+                | ("number", DeValue::Integer(_) | DeValue::Float(_))
+                | ("boolean", DeValue::Boolean(_))
+                | ("array", DeValue::Array(_))
+                | ("object", DeValue::Table(_))
+        )
     })
 }
 

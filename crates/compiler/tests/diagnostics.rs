@@ -1,4 +1,5 @@
 //! One case per compile error and lint: the code, and the exact line:col it points at.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use edgeguard_compiler::diagnostics::{Severity, line_col};
 use edgeguard_compiler::{Options, compile, compile_bytes};

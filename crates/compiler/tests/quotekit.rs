@@ -1,4 +1,5 @@
 //! Table-driven test of every pipeline stage and reason code over fixtures/quotekit.toml,
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! through the same path `edgeguard explain` uses: compile → Engine → decide → explain.
 
 use edgeguard_compiler::{Options, compile};

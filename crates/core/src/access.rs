@@ -43,7 +43,7 @@ pub fn check(bundle: &Bundle, route: &Route, req: &RequestFacts, client_ip: Opti
         }
     if let Some(max) = route.max_body {
         match req.content_length() {
-            Err(()) => return Err((Reason::BadRequest, 400, "the Content-Length header is not a valid length".into())),
+            Err(_) => return Err((Reason::BadRequest, 400, "the Content-Length header is not a valid length".into())),
             Ok(Some(len)) if len > max => {
                 return Err((Reason::PayloadTooLarge, 413, format!("the body is {len} bytes; this route accepts at most {max}")));
             }

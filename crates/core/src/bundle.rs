@@ -104,6 +104,9 @@ pub struct HeaderSet {
     pub remove: Vec<String>,
     /// `Strict-Transport-Security` value, sent on https responses only.
     pub hsts: Option<String>,
+    /// The route's `cache`: `Cache-Control` for successful (2xx, 304) origin responses only, so
+    /// an error page is never cached for as long as the asset it stands in for.
+    pub cache: Option<String>,
 }
 
 /// Standard methods as bits, so a method check is one AND.

@@ -29,7 +29,7 @@ pub struct Explanation {
     pub forward_headers: BTreeMap<String, String>,
     pub rate_limit: Option<RateLimitReport>,
     pub detail: String,
-    /// Extensions beyond the contract's required keys.
+    // Extensions beyond the contract's required keys.
     /// The normalized path and query the origin receives.
     pub path: String,
     /// The `application/problem+json` body for refusals.
@@ -45,6 +45,9 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
         plan.default.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
     for (n, v) in &plan.set {
         response_headers.insert((*n).to_owned(), v.to_string());
+    }
+    if let Some(cache) = plan.cache_on_success {
+        response_headers.insert("cache-control".to_owned(), cache.to_owned());
     }
     for (n, v) in &plan.append {
         response_headers.insert((*n).to_owned(), v.clone());

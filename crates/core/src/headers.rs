@@ -18,9 +18,11 @@ pub struct ResponseHeaders<'a> {
     pub default: &'a [(String, String)],
     /// Removed from the origin's response.
     pub remove: &'a [String],
+    /// `Cache-Control` to set on a successful (2xx or 304) origin response.
+    pub cache_on_success: Option<&'a str>,
 }
 
-static EMPTY_SET: HeaderSet = HeaderSet { set: Vec::new(), default: Vec::new(), remove: Vec::new(), hsts: None };
+static EMPTY_SET: HeaderSet = HeaderSet { set: Vec::new(), default: Vec::new(), remove: Vec::new(), hsts: None, cache: None };
 
 pub fn plan<'a>(bundle: &'a Bundle, d: &Decision) -> ResponseHeaders<'a> {
     let set_ref = bundle.header_sets.get(usize::from(d.headers)).unwrap_or(&EMPTY_SET);
@@ -65,7 +67,8 @@ pub fn plan<'a>(bundle: &'a Bundle, d: &Decision) -> ResponseHeaders<'a> {
         && let Some(cookie) = d.origin.and_then(|o| lane_cookie(bundle, o)) {
             append.push(("set-cookie", cookie));
         }
-    ResponseHeaders { set, append, default: &set_ref.default, remove: &set_ref.remove }
+    let cache_on_success = if d.action == Action::Forward { set_ref.cache.as_deref() } else { None };
+    ResponseHeaders { set, append, default: &set_ref.default, remove: &set_ref.remove, cache_on_success }
 }
 
 fn dedup_last_wins(set: &mut Vec<(&str, Cow<'_, str>)>) {

@@ -38,16 +38,20 @@ impl<'a> RequestFacts<'a> {
     }
 
     /// `Content-Length` as a number; `Err` when present but not a valid length.
-    pub fn content_length(&self) -> Result<Option<u64>, ()> {
+    pub fn content_length(&self) -> Result<Option<u64>, InvalidContentLength> {
         match self.header("content-length") {
             None => Ok(None),
             Some(v) => {
                 let v = v.trim();
                 if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(());
+                    return Err(InvalidContentLength);
                 }
-                v.parse().map(Some).map_err(|_| ())
+                v.parse().map(Some).map_err(|_| InvalidContentLength)
             }
         }
     }
 }
+
+/// A `Content-Length` header that is not a decimal length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidContentLength;

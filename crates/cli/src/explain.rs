@@ -1,0 +1,307 @@
+//! `edgeguard explain`: what the edge does with one request, through the same engine the worker
+//! runs, printed as the `explain` JSON contract (docs/explain.md) or as text.
+//!
+//! Randomness: the engine is pure, so the shell draws for it. Each evaluated request gets a
+//! fresh random request id (u128) and canary lane (u32), and the limiter gets a random hash seed,
+//! all from the operating system's generator (`getrandom`). A policy with a canary can therefore
+//! pick a different origin from one run to the next, exactly as two new clients would at the edge.
+
+use core::net::IpAddr;
+use std::path::PathBuf;
+
+use edgeguard_core::explain::Explanation;
+use edgeguard_core::{Action, Draw, Engine, RequestFacts};
+
+use crate::render::{self, Counts, Stream};
+use crate::{CmdResult, Failure, Status, check, output, policy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The `explain` contract: one JSON object.
+    Json,
+    /// A readable summary of the same facts.
+    Text,
+}
+
+/// Show what the edge would do with one request.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "The decision is the output: exit 0 whatever it is (exit 1 only when the \
+    policy has errors). Compiler warnings go to stderr.\n\n\
+    An absolute URL gets a matching Host header unless -H gives one; an origin-form target \
+    (/path) needs -H 'Host: ...'.\n\n\
+    Examples:\n  \
+    edgeguard explain policy.toml --request 'GET http://example.com/'\n  \
+    edgeguard explain policy.toml --request 'POST /api/webhooks/stripe' -H 'Host: example.com' \
+    -H 'Content-Length: 10'\n  \
+    edgeguard explain policy.toml --request 'GET https://example.com/api/x' --client-ip 203.0.113.7 \
+    --repeat 30 --format text")]
+pub struct Args {
+    /// The policy file (TOML).
+    pub policy: PathBuf,
+    /// The request line: method and URL, e.g. "GET https://example.com/path?q=1" or "GET /path".
+    #[arg(long, value_name = "METHOD URL")]
+    pub request: String,
+    /// A request header "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The client's address. Sent in the policy's trusted `client_ip.from` header when it has
+    /// one (replacing any -H of that name), else used as the connection's peer address.
+    #[arg(long, value_name = "IP")]
+    pub client_ip: Option<IpAddr>,
+    /// Compile for this environment (overrides `app.environment`, picks `[env.NAME]`).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Evaluate N identical requests at the same instant against one fresh limiter; report the last.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub repeat: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// The instant of the requests, in seconds on the limiter's clock.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub at: u64,
+}
+
+/// The request line and headers, checked before the policy is read.
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+}
+
+pub fn run(args: &Args) -> CmdResult {
+    let mut request = parse_request(&args.request, &args.headers)?;
+    let now = args
+        .at
+        .checked_mul(1_000_000_000)
+        .ok_or_else(|| Failure::usage(format!("--at {} is too large (at most {} seconds)", args.at, u64::MAX / 1_000_000_000)))?;
+
+    let compiled = policy::load(&args.policy, args.env.as_deref())?;
+    let diags = &compiled.output.diagnostics;
+    let counts = Counts::of(diags);
+    if !diags.is_empty() {
+        render::text(Stream::Stderr, &compiled.file, &compiled.source, diags)?;
+        output::eprint(&render::summary(&compiled.file, counts, false));
+    }
+    if counts.errors > 0 {
+        return Ok(Status::Failed);
+    }
+    let Some(bundle) = compiled.output.bundle else {
+        return Err(Failure::failed(format!(
+            "`{}` compiled without errors but no bundle was produced (a bug in edgeguard)",
+            compiled.file
+        )));
+    };
+    let engine = Engine::new(bundle).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))?;
+
+    let mut peer_ip = None;
+    if let Some(ip) = args.client_ip {
+        match engine.bundle().client_ip.from.clone() {
+            Some(header) => {
+                request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&header));
+                request.headers.push((header, ip.to_string()));
+            }
+            None => peer_ip = Some(ip),
+        }
+    }
+    let headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let facts = RequestFacts { method: &request.method, url: &request.url, headers: &headers, peer_ip };
+
+    let mut limiter = engine.new_limiter(random_u64()?);
+    let mut decision = engine.decide(&facts, &mut limiter, now, draw()?);
+    for _ in 1..args.repeat {
+        decision = engine.decide(&facts, &mut limiter, now, draw()?);
+    }
+    let explanation = edgeguard_core::explain(&engine, &decision);
+    let text = match args.format {
+        Format::Json => {
+            // Serialized from the struct, not a `Value`, so keys keep the contract's order.
+            let json = serde_json::to_string_pretty(&explanation)
+                .map_err(|e| Failure::failed(format!("cannot serialize the explanation: {e}")))?;
+            format!("{json}\n")
+        }
+        Format::Text => text(&explanation, engine.rule(&decision).is_some()),
+    };
+    output::print(&text)?;
+    Ok(Status::Success)
+}
+
+/// Split `METHOD URL` and the `-H` values; anything malformed is a usage error.
+fn parse_request(line: &str, raw_headers: &[String]) -> Result<Request, Failure> {
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(url), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Failure::usage(format!(
+            "--request must be \"METHOD URL\", e.g. \"GET https://example.com/\"; got {line:?}"
+        )));
+    };
+    if !method.bytes().all(is_tchar) {
+        return Err(Failure::usage(format!("`{method}` is not an HTTP method")));
+    }
+    let mut headers = Vec::with_capacity(raw_headers.len().saturating_add(1));
+    for raw in raw_headers {
+        let Some((name, value)) = raw.split_once(':') else {
+            return Err(Failure::usage(format!("-H must be \"Name: value\"; got {raw:?}")));
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(Failure::usage(format!("`{name}` is not a valid header name (in -H {raw:?})")));
+        }
+        headers.push((name.to_owned(), value.trim().to_owned()));
+    }
+    let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let lower = url.to_ascii_lowercase();
+    let authority_start = ["http://", "https://"].iter().find(|s| lower.starts_with(*s)).map(|s| s.len());
+    match authority_start {
+        Some(start) => {
+            // A real client sends Host alongside an absolute target; add it when -H did not.
+            let authority = url.get(start..).unwrap_or("").split(['/', '?', '#']).next().unwrap_or("");
+            if !has_host && !authority.is_empty() {
+                headers.push(("Host".to_owned(), authority.to_owned()));
+            }
+        }
+        None if url.starts_with('/') => {
+            if !has_host {
+                return Err(Failure::usage(format!(
+                    "`{url}` has no host: add -H \"Host: example.com\" or give an absolute URL (https://example.com{url})"
+                )));
+            }
+        }
+        None => {
+            return Err(Failure::usage(format!(
+                "`{url}` is not a request target: give an absolute URL (https://host/path) or a path (/path) with -H \"Host: ...\""
+            )));
+        }
+    }
+    Ok(Request { method: method.to_owned(), url: url.to_owned(), headers })
+}
+
+/// RFC 9110 `tchar`: the characters of methods and header names.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn random_u64() -> Result<u64, Failure> {
+    getrandom::u64().map_err(|e| Failure::failed(format!("the operating system's random generator failed: {e}")))
+}
+
+/// One request's random draw: a request id and a canary lane.
+fn draw() -> Result<Draw, Failure> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(|e| Failure::failed(format!("the operating system's random generator failed: {e}")))?;
+    let mut id = [0u8; 16];
+    let mut lane = [0u8; 4];
+    let (a, b) = bytes.split_at(16);
+    id.copy_from_slice(a);
+    lane.copy_from_slice(b);
+    Ok(Draw { request_id: u128::from_le_bytes(id), lane: u32::from_le_bytes(lane) })
+}
+
+/// The text rendering: the decision's fields, then headers and the problem body. `routed`:
+/// the request got as far as route matching (so a `null` route means `[defaults]`).
+fn text(e: &Explanation, routed: bool) -> String {
+    let none = || "-".to_owned();
+    let mut out = String::new();
+    let mut field = |name: &str, value: String| out.push_str(&format!("{name:<12}{value}\n"));
+    field("action", action_name(e.action).to_owned());
+    field("status", e.status.map_or_else(|| "- (forwarded to the origin)".to_owned(), |s| s.to_string()));
+    field("reason", e.reason.code().to_owned());
+    let no_route = if routed { "- (no route matched: [defaults])" } else { "- (decided before routing)" };
+    field("route", e.route.clone().unwrap_or_else(|| no_route.to_owned()));
+    field("origin", e.origin.clone().unwrap_or_else(none));
+    field("location", e.location.clone().unwrap_or_else(none));
+    field("path", e.path.clone());
+    field(
+        "rate limit",
+        e.rate_limit.as_ref().map_or_else(none, |r| {
+            format!("`{}`: {} of {} remaining, resets in {} s", r.name, r.remaining, r.limit, r.reset)
+        }),
+    );
+    if e.shadow_refused {
+        field("shadow", "a shadow-mode limit would have refused this request".to_owned());
+    }
+    field("detail", e.detail.clone());
+
+    let section = |out: &mut String, title: &str, lines: Vec<String>| {
+        out.push_str(&format!("\n{title}:\n"));
+        if lines.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for line in lines {
+            out.push_str(&format!("  {line}\n"));
+        }
+    };
+    section(&mut out, "response headers", e.response_headers.iter().map(|(n, v)| format!("{n}: {v}")).collect());
+    section(&mut out, "removed headers", e.remove_headers.clone());
+    if e.action == Action::Forward {
+        section(&mut out, "forwarded headers", e.forward_headers.iter().map(|(n, v)| format!("{n}: {v}")).collect());
+    }
+    if let Some(problem) = &e.problem {
+        section(&mut out, "problem body (application/problem+json)", check::pretty(problem).lines().map(str::to_owned).collect());
+    }
+    out
+}
+
+/// The contract's name of an action (as serialized in JSON).
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Forward => "forward",
+        Action::Redirect => "redirect",
+        Action::Respond => "respond",
+        Action::Reject => "reject",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn absolute_url_gets_a_host() {
+        let r = parse_request("GET http://example.com:8080/a?b", &[]).unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.url, "http://example.com:8080/a?b");
+        assert_eq!(r.headers, vec![("Host".to_owned(), "example.com:8080".to_owned())]);
+        let r = parse_request("GET https://example.com", &h(&["host: other.example"])).unwrap();
+        assert_eq!(r.headers, vec![("host".to_owned(), "other.example".to_owned())]);
+    }
+
+    #[test]
+    fn origin_form_needs_a_host() {
+        assert!(parse_request("GET /x", &[]).is_err());
+        let r = parse_request("  POST   /x  ", &h(&["Host: example.com", "X-A:  b: c "])).unwrap();
+        assert_eq!(r.headers[1], ("X-A".to_owned(), "b: c".to_owned()));
+    }
+
+    #[test]
+    fn malformed_input_is_a_usage_error() {
+        for (line, headers) in [
+            ("GET", h(&[])),
+            ("GET http://a/ extra", h(&[])),
+            ("G(T http://a/", h(&[])),
+            ("GET example.com/", h(&[])),
+            ("GET http://a/", h(&["no colon"])),
+            ("GET http://a/", h(&[": empty name"])),
+            ("GET http://a/", h(&["bad name: v"])),
+        ] {
+            let err = parse_request(line, &headers).unwrap_err();
+            assert_eq!(err.status, Status::Usage, "{line} {headers:?}");
+        }
+    }
+
+    #[test]
+    fn action_names_match_the_contract() {
+        for a in [Action::Forward, Action::Redirect, Action::Respond, Action::Reject] {
+            assert_eq!(serde_json::to_value(a).unwrap(), action_name(a));
+        }
+    }
+
+    #[test]
+    fn draws_differ() {
+        assert_ne!(draw().unwrap(), draw().unwrap());
+    }
+}

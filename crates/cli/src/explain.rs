@@ -26,7 +26,7 @@ pub enum Format {
 /// Show what the edge would do with one request.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "The decision is the output: exit 0 whatever it is (exit 1 only when the \
-    policy has errors). Compiler warnings go to stderr.\n\n\
+    policy has errors). Compiler warnings are counted on stderr; `check` shows them.\n\n\
     An absolute URL gets a matching Host header unless -H gives one; an origin-form target \
     (/path) needs -H 'Host: ...'.\n\n\
     Examples:\n  \
@@ -80,12 +80,15 @@ pub fn run(args: &Args) -> CmdResult {
     let compiled = policy::load(&args.policy, args.env.as_deref())?;
     let diags = &compiled.output.diagnostics;
     let counts = Counts::of(diags);
-    if !diags.is_empty() {
-        render::text(Stream::Stderr, &compiled.file, &compiled.source, diags)?;
-        output::eprint(&render::summary(&compiled.file, counts, false));
-    }
+    // Errors are shown in full; warnings are `check`'s business, so explain only counts them.
     if counts.errors > 0 {
+        let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).cloned().collect();
+        render::text(Stream::Stderr, &compiled.file, &compiled.source, &errors)?;
+        output::eprint(&render::summary(&compiled.file, counts, false));
         return Ok(Status::Failed);
+    }
+    if counts.warnings > 0 {
+        output::eprint(&format!("{}: {} warning(s); run `edgeguard check {}` to see them", compiled.file, counts.warnings, compiled.file));
     }
     let Some(bundle) = compiled.output.bundle else {
         return Err(Failure::failed(format!(

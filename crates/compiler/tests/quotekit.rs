@@ -300,3 +300,50 @@ fn bundle_bytes_are_deterministic_and_versioned() {
         let _ = edgeguard_core::Engine::load(&flipped);
     }
 }
+
+#[test]
+fn overrides_move_traffic_and_shadow_refuses_nothing() {
+    let mut edge = qk();
+    let green = edge.engine.origin_index("green");
+    edge.engine.set_overrides(edgeguard_core::Overrides { active: green, canary_basis_points: None, shadow: false });
+    assert_eq!(edge.send("GET", "https://lawnquote.online/", &[]).origin.as_deref(), Some("green"), "active override");
+    edge.engine.set_overrides(edgeguard_core::Overrides { active: None, canary_basis_points: Some(10_000), shadow: false });
+    let e = edge.send("GET", "https://lawnquote.online/", &[]);
+    assert_eq!(e.origin.as_deref(), Some("green"), "canary at 100 % sends new clients to green");
+    assert!(e.response_headers["set-cookie"].starts_with("eg_lane=green;"));
+    edge.engine.set_overrides(edgeguard_core::Overrides { active: None, canary_basis_points: None, shadow: true });
+    let e = edge.send("GET", "https://lawnquote.online/api/debug-oauth", &[]);
+    assert_eq!((e.action, e.reason, e.shadow_refused), (Action::Forward, Reason::Ok, true));
+    assert!(e.detail.contains("blocked"), "{}", e.detail);
+    // Malformed requests are refused even in shadow mode.
+    assert_reject(&edge.send("GET", "https://lawnquote.online/a%2fb", &[]), 400, Reason::BadRequest);
+}
+
+#[test]
+fn health_report_follows_the_draft() {
+    use edgeguard_core::health::{Probe, report};
+    let edge = qk();
+    let bundle = edge.engine.bundle();
+    let probe = |origin: u16, status: Option<u16>| Probe { origin, status, millis: 12, time: "2026-11-25T18:00:00Z".into(), error: None };
+    let (code, body) = report(bundle, 0, &[probe(0, Some(200)), probe(1, Some(200))]);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((code, json["status"].as_str()), (200, Some("pass")));
+    assert_eq!(json["releaseId"], bundle.revision.as_str());
+    assert_eq!(json["checks"]["origin:responseTime"][0]["componentId"], "blue");
+    assert_eq!(json["checks"]["origin:responseTime"][0]["observedUnit"], "ms");
+    let (code, body) = report(bundle, 0, &[probe(0, Some(200)), probe(1, None)]);
+    assert_eq!((code, serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"].as_str()), (200, Some("warn")));
+    // Active down but failover has a healthy lane: warn; everything down: fail with 503.
+    assert_eq!(report(bundle, 0, &[probe(0, Some(500)), probe(1, Some(200))]).0, 200);
+    let (code, body) = report(bundle, 0, &[probe(0, None), probe(1, Some(503))]);
+    assert_eq!(code, 503);
+    assert!(body.contains("\"status\":\"fail\""));
+}
+
+#[test]
+fn origin_failures_are_problem_json() {
+    use edgeguard_core::decision::OriginFailure;
+    let body: serde_json::Value = serde_json::from_str(&OriginFailure::Timeout.problem_json("blue", "r1", "/api/x?y=1")).unwrap();
+    assert_eq!((body["status"].as_u64(), body["instance"].as_str()), (Some(504), Some("/api/x")));
+    assert_eq!(OriginFailure::Unreachable.status(), 502);
+}

@@ -137,6 +137,9 @@ pub struct Decision {
     pub set_lane_cookie: bool,
     /// Index of the response header set to apply.
     pub headers: u16,
+    /// Global shadow switch on: the policy would have refused this request for this reason,
+    /// but it was forwarded.
+    pub shadowed: Option<Reason>,
     pub detail: Cow<'static, str>,
 }
 
@@ -172,5 +175,49 @@ impl Decision {
             retry_after: self.rate_limit.filter(|r| !r.shadow_refused && r.retry_after_secs > 0).map(|r| r.retry_after_secs),
         };
         serde_json::to_string(&problem).ok()
+    }
+}
+
+/// Why the origin could not answer a forwarded request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginFailure {
+    /// No answer within the origin's `timeout` → 504.
+    Timeout,
+    /// Connection refused, reset or DNS failure → 502.
+    Unreachable,
+}
+
+impl OriginFailure {
+    pub fn status(self) -> u16 {
+        match self {
+            OriginFailure::Timeout => 504,
+            OriginFailure::Unreachable => 502,
+        }
+    }
+
+    /// The problem+json body the edge answers with.
+    pub fn problem_json(self, origin: &str, request_id: &str, path: &str) -> String {
+        let (kind, title, detail) = match self {
+            OriginFailure::Timeout => (
+                "https://edgeguard.dev/problems/origin-timeout",
+                "Origin timeout",
+                format!("the origin `{origin}` did not answer in time"),
+            ),
+            OriginFailure::Unreachable => (
+                "https://edgeguard.dev/problems/origin-unreachable",
+                "Origin unreachable",
+                format!("the origin `{origin}` could not be reached"),
+            ),
+        };
+        let problem = Problem {
+            kind,
+            title,
+            status: self.status(),
+            detail: &detail,
+            instance: path.split('?').next().unwrap_or("/"),
+            request_id,
+            retry_after: None,
+        };
+        serde_json::to_string(&problem).unwrap_or_default()
     }
 }

@@ -21,10 +21,22 @@ pub struct Draw {
     pub lane: u32,
 }
 
+/// Operational levers read from the deployment (worker vars), applied without a rebuild.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Origin that takes traffic instead of `deploy.active`.
+    pub active: Option<u16>,
+    /// Canary share in basis points instead of `deploy.canary.percent`.
+    pub canary_basis_points: Option<u32>,
+    /// Log what would be refused, refuse nothing the routing, access or limit rules refuse.
+    pub shadow: bool,
+}
+
 /// A loaded bundle with its regexes compiled: everything `decide` needs besides the request.
 pub struct Engine {
     bundle: Bundle,
     regexes: Vec<regex_lite::Regex>,
+    overrides: Overrides,
 }
 
 impl ParamCheck for Vec<regex_lite::Regex> {
@@ -46,7 +58,21 @@ impl Engine {
             .iter()
             .map(|src| regex_lite::Regex::new(src).map_err(|e| LoadError::BadRegex(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Engine { bundle, regexes })
+        Ok(Engine { bundle, regexes, overrides: Overrides::default() })
+    }
+
+    /// Apply operational overrides (see [`Overrides`]).
+    pub fn set_overrides(&mut self, overrides: Overrides) {
+        self.overrides = overrides;
+    }
+
+    pub fn overrides(&self) -> Overrides {
+        self.overrides
+    }
+
+    /// Index of an origin by name.
+    pub fn origin_index(&self, name: &str) -> Option<u16> {
+        self.bundle.origins.iter().position(|o| o.name == name).and_then(|i| u16::try_from(i).ok())
     }
 
     pub fn bundle(&self) -> &Bundle {
@@ -97,7 +123,7 @@ impl Engine {
     /// Run the request pipeline.
     pub fn decide(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, draw: Draw) -> Decision {
         let b = &self.bundle;
-        let mut d = Decision {
+        let d = Decision {
             action: Action::Forward,
             status: None,
             reason: Reason::Ok,
@@ -113,8 +139,33 @@ impl Engine {
             allow: None,
             set_lane_cookie: false,
             headers: b.defaults.headers,
+            shadowed: None,
             detail: Cow::Borrowed("forwarded to the origin"),
         };
+        let d = self.pipeline(req, limiter, now, draw, d);
+        if self.overrides.shadow && d.action == Action::Reject && is_policy_refusal(d.reason) {
+            return self.shadow_forward(req, draw, d);
+        }
+        d
+    }
+
+    /// Global shadow mode: forward what the policy's rules would have refused, saying why.
+    fn shadow_forward(&self, req: &RequestFacts, draw: Draw, mut d: Decision) -> Decision {
+        let route = self.rule(&d).unwrap_or(&self.bundle.defaults);
+        let (origin, set_cookie) = origins::choose(&self.bundle, &self.overrides, route, req, draw.lane);
+        d.shadowed = Some(d.reason);
+        d.detail = Cow::Owned(format!("shadow mode: forwarded, but the policy would have refused it ({}: {})", d.reason.code(), d.detail));
+        d.action = Action::Forward;
+        d.status = None;
+        d.reason = Reason::Ok;
+        d.allow = None;
+        d.origin = origin;
+        d.set_lane_cookie = set_cookie;
+        d
+    }
+
+    fn pipeline(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, draw: Draw, mut d: Decision) -> Decision {
+        let b = &self.bundle;
 
         // 1. sanitize
         let checked = sanitize::check_request(req, &b.sanitize).and_then(|()| sanitize::normalize_target(req.url));
@@ -226,7 +277,7 @@ impl Engine {
         }
 
         // 8. forward
-        let (origin, set_cookie) = origins::choose(b, route, req, draw.lane);
+        let (origin, set_cookie) = origins::choose(b, &self.overrides, route, req, draw.lane);
         d.origin = origin;
         d.set_lane_cookie = set_cookie;
         if d.rate_limit.is_some_and(|r| r.shadow_refused) {
@@ -291,6 +342,24 @@ pub const STRIPPED_REQUEST_HEADERS: [&str; 4] = ["forwarded", "x-real-ip", "x-re
 pub fn is_stripped_request_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.starts_with("x-forwarded-") || STRIPPED_REQUEST_HEADERS.contains(&lower.as_str())
+}
+
+/// Refusals of the routing, access and limit stages: the ones global shadow mode lets through.
+/// Malformed requests (sanitize, host) are refused even in shadow mode: forwarding them
+/// would hand the origin a request it may read differently from the edge.
+fn is_policy_refusal(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Blocked
+            | Reason::MethodNotAllowed
+            | Reason::NotFound
+            | Reason::Forbidden
+            | Reason::MissingHeader
+            | Reason::Unauthorized
+            | Reason::LengthRequired
+            | Reason::PayloadTooLarge
+            | Reason::RateLimited
+    )
 }
 
 fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {

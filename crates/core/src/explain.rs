@@ -34,7 +34,8 @@ pub struct Explanation {
     pub path: String,
     /// The `application/problem+json` body for refusals.
     pub problem: Option<serde_json::Value>,
-    /// A shadow-mode limit would have refused this request.
+    /// A shadow-mode limit, or the global shadow switch, let through a request the policy
+    /// would have refused.
     pub shadow_refused: bool,
 }
 
@@ -75,6 +76,6 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
         detail: d.detail.to_string(),
         path: d.path_and_query.clone(),
         problem: d.problem_json().and_then(|p| serde_json::from_str(&p).ok()),
-        shadow_refused: d.rate_limit.is_some_and(|r| r.shadow_refused),
+        shadow_refused: d.shadowed.is_some() || d.rate_limit.is_some_and(|r| r.shadow_refused),
     }
 }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod explain;
 pub mod glob;
 pub mod headers;
+pub mod health;
 pub mod https;
 pub mod limits;
 pub mod origins;
@@ -21,7 +22,7 @@ pub mod sanitize;
 
 pub use bundle::{Bundle, FORMAT_VERSION, LoadError};
 pub use decision::{Action, Decision, Reason};
-pub use engine::{Draw, Engine};
+pub use engine::{Draw, Engine, Overrides};
 pub use explain::{Explanation, explain};
 pub use limits::Limiter;
 pub use request::RequestFacts;

@@ -1,10 +1,15 @@
 //! Stage 8: which origin a forwarded request goes to — route pin, sticky lane, canary draw.
 
 use crate::bundle::{Bundle, Route};
+use crate::engine::Overrides;
 use crate::request::RequestFacts;
 
 /// The chosen origin and whether the sticky lane cookie must be (re)issued.
-pub fn choose(bundle: &Bundle, route: &Route, req: &RequestFacts, lane_draw: u32) -> (Option<u16>, bool) {
+///
+/// A route pin wins; then, when a canary runs, the lane the client's cookie names (if that
+/// lane is still active or canary); then a fresh draw. Overrides replace the active origin
+/// and the canary share, so a rollback is one variable change.
+pub fn choose(bundle: &Bundle, overrides: &Overrides, route: &Route, req: &RequestFacts, lane_draw: u32) -> (Option<u16>, bool) {
     if bundle.origins.is_empty() {
         return (None, false);
     }
@@ -12,19 +17,20 @@ pub fn choose(bundle: &Bundle, route: &Route, req: &RequestFacts, lane_draw: u32
         return (Some(pinned), false);
     }
     let deploy = &bundle.deploy;
-    let Some(canary) = &deploy.canary else { return (Some(deploy.active), false) };
-    if canary.basis_points == 0 {
-        return (Some(deploy.active), false);
+    let active = overrides.active.unwrap_or(deploy.active);
+    let Some(canary) = &deploy.canary else { return (Some(active), false) };
+    let share = overrides.canary_basis_points.unwrap_or(canary.basis_points).min(10_000);
+    if share == 0 || canary.origin == active {
+        return (Some(active), false);
     }
-    // A client keeps the lane its cookie names, as long as that lane still exists.
     if let Some(lane) = req.cookie(&deploy.sticky_cookie) {
-        for candidate in [deploy.active, canary.origin] {
+        for candidate in [active, canary.origin] {
             if bundle.origins.get(usize::from(candidate)).is_some_and(|o| o.name == lane) {
                 return (Some(candidate), false);
             }
         }
     }
-    let chosen = if lane_draw % 10_000 < canary.basis_points { canary.origin } else { deploy.active };
+    let chosen = if lane_draw % 10_000 < share { canary.origin } else { active };
     (Some(chosen), true)
 }
 

@@ -1,4 +1,7 @@
 //! Stage 9: the header changes applied to every response, the origin's or the edge's own.
+//!
+//! They come in two parts: the route's precomputed [`HeaderSet`] (the same for every request
+//! on the route, so a shell can cache it) and a few per-request headers ([`dynamic`]).
 
 use std::borrow::Cow;
 
@@ -24,61 +27,66 @@ pub struct ResponseHeaders<'a> {
 
 static EMPTY_SET: HeaderSet = HeaderSet { set: Vec::new(), default: Vec::new(), remove: Vec::new(), hsts: None, cache: None };
 
-pub fn plan<'a>(bundle: &'a Bundle, d: &Decision) -> ResponseHeaders<'a> {
-    let set_ref = bundle.header_sets.get(usize::from(d.headers)).unwrap_or(&EMPTY_SET);
-    let mut set: Vec<(&'a str, Cow<'a, str>)> =
-        set_ref.set.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect();
-    if d.https
-        && let Some(hsts) = &set_ref.hsts {
-            set.push(("strict-transport-security", Cow::Borrowed(hsts.as_str())));
+/// The header set a decision uses.
+pub fn set_for<'a>(bundle: &'a Bundle, d: &Decision) -> &'a HeaderSet {
+    bundle.header_sets.get(usize::from(d.headers)).unwrap_or(&EMPTY_SET)
+}
+
+/// Per-request headers, applied after the header set (they win over it): rate-limit fields,
+/// `Retry-After`, `Location`, `Allow`, the edge's own content type, `X-Request-Id`.
+pub fn dynamic<'a>(bundle: &'a Bundle, d: &Decision) -> Vec<(&'static str, Cow<'a, str>)> {
+    let mut out: Vec<(&'static str, Cow<'a, str>)> = Vec::with_capacity(6);
+    // A shadow limit never refuses, so it must not tell clients to slow down either.
+    if let Some((rl, limit)) = d.rate_limit.and_then(|rl| bundle.limits.get(usize::from(rl.limit)).map(|l| (rl, l))).filter(|(_, l)| !l.shadow) {
+        out.push(("ratelimit-policy", Cow::Borrowed(limit.policy_header.as_str())));
+        out.push(("ratelimit", Cow::Owned(rate_limit_header(&limit.name, rl.remaining, rl.reset_secs))));
+        if d.action == Action::Reject && rl.retry_after_secs > 0 {
+            out.push(("retry-after", Cow::Owned(rl.retry_after_secs.to_string())));
         }
-    if let Some(rl) = d.rate_limit
-        && let Some(limit) = bundle.limits.get(usize::from(rl.limit)) {
-            set.push(("ratelimit-policy", Cow::Borrowed(limit.policy_header.as_str())));
-            set.push(("ratelimit", Cow::Owned(rate_limit_header(&limit.name, rl.remaining, rl.reset_secs))));
-            if d.action == Action::Reject && rl.retry_after_secs > 0 {
-                set.push(("retry-after", Cow::Owned(rl.retry_after_secs.to_string())));
-            }
-        }
+    }
     match d.action {
         Action::Reject => {
-            set.push(("content-type", Cow::Borrowed("application/problem+json")));
-            set.push(("cache-control", Cow::Borrowed("no-store")));
+            out.push(("content-type", Cow::Borrowed("application/problem+json")));
+            out.push(("cache-control", Cow::Borrowed("no-store")));
         }
         Action::Redirect => {
             if let Some(location) = &d.location {
-                set.push(("location", Cow::Owned(location.clone())));
+                out.push(("location", Cow::Owned(location.clone())));
             }
         }
         Action::Respond => {
-            set.push(("content-type", Cow::Borrowed("application/health+json")));
-            set.push(("cache-control", Cow::Borrowed("no-store")));
+            out.push(("content-type", Cow::Borrowed("application/health+json")));
+            out.push(("cache-control", Cow::Borrowed("no-store")));
         }
         Action::Forward => {}
     }
     if let Some(mask) = d.allow {
-        set.push(("allow", Cow::Owned(method::allow_value(mask))));
+        out.push(("allow", Cow::Owned(method::allow_value(mask))));
     }
-    set.push(("x-request-id", Cow::Owned(d.request_id.clone())));
-    // Later entries win: an edge-computed value replaces a rendered one of the same name.
-    dedup_last_wins(&mut set);
-    let mut append = Vec::new();
-    if d.set_lane_cookie
-        && let Some(cookie) = d.origin.and_then(|o| lane_cookie(bundle, o)) {
-            append.push(("set-cookie", cookie));
-        }
-    let cache_on_success = if d.action == Action::Forward { set_ref.cache.as_deref() } else { None };
-    ResponseHeaders { set, append, default: &set_ref.default, remove: &set_ref.remove, cache_on_success }
+    out.push(("x-request-id", Cow::Owned(d.request_id.clone())));
+    out
 }
 
-fn dedup_last_wins(set: &mut Vec<(&str, Cow<'_, str>)>) {
-    let mut i = 0;
-    while i < set.len() {
-        let name = set.get(i).map(|(n, _)| *n).unwrap_or("");
-        if set.iter().skip(i.saturating_add(1)).any(|(n, _)| *n == name) {
-            set.remove(i);
-        } else {
-            i = i.saturating_add(1);
-        }
+/// `Set-Cookie` values to append (the sticky lane).
+pub fn append(bundle: &Bundle, d: &Decision) -> Vec<(&'static str, String)> {
+    match d.origin.filter(|_| d.set_lane_cookie).and_then(|o| lane_cookie(bundle, o)) {
+        Some(cookie) => vec![("set-cookie", cookie)],
+        None => Vec::new(),
     }
+}
+
+/// Everything at once, in the order a shell applies it.
+pub fn plan<'a>(bundle: &'a Bundle, d: &Decision) -> ResponseHeaders<'a> {
+    let set_ref = set_for(bundle, d);
+    let mut set: Vec<(&'a str, Cow<'a, str>)> =
+        set_ref.set.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect();
+    if let Some(hsts) = set_ref.hsts.as_deref().filter(|_| d.https) {
+        set.push(("strict-transport-security", Cow::Borrowed(hsts)));
+    }
+    for (name, value) in dynamic(bundle, d) {
+        set.retain(|(n, _)| *n != name);
+        set.push((name, value));
+    }
+    let cache_on_success = if d.action == Action::Forward { set_ref.cache.as_deref() } else { None };
+    ResponseHeaders { set, append: append(bundle, d), default: &set_ref.default, remove: &set_ref.remove, cache_on_success }
 }

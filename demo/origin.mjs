@@ -1,0 +1,394 @@
+#!/usr/bin/env node
+// demo/origin.mjs: a dependency-free stand-in for QuoteKit (Next.js on Fly.io) used as the
+// origin behind edgeguard in local runs and end-to-end tests. node:http only, Node >= 20.
+//
+//   node demo/origin.mjs [--port N] [--host 127.0.0.1] [--name blue]
+//
+// On listen it prints exactly one line to stdout (tests parse it):
+//   demo-origin <name> listening on http://127.0.0.1:<port>
+// Diagnostics go to stderr. It binds the loopback address only.
+
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+
+const MAX_SLOW_MS = 60_000;
+const MAX_BIG_BYTES = 50 * 1024 * 1024;
+const CHUNK_BYTES = 64 * 1024;
+
+const USAGE = 'usage: node demo/origin.mjs [--port N] [--host 127.0.0.1] [--name blue]';
+
+function fail(message) {
+  process.stderr.write(`demo-origin: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const opts = { port: 0, host: '127.0.0.1', name: 'blue' };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    let value;
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq !== -1) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    if (arg === '-h' || arg === '--help') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    if (arg !== '--port' && arg !== '--host' && arg !== '--name') fail(`unknown argument ${argv[i]}`);
+    if (value === undefined) {
+      if (i + 1 >= argv.length) fail(`${arg} needs a value`);
+      value = argv[++i];
+    }
+    opts[arg.slice(2)] = value;
+  }
+  const port = Number(opts.port);
+  if (!/^\d+$/.test(String(opts.port)) || port > 65535) fail(`invalid --port ${opts.port}`);
+  opts.port = port;
+  // Loopback only: this server is a test fixture and must never be reachable from the network.
+  if (opts.host === 'localhost') opts.host = '127.0.0.1';
+  if (opts.host !== '127.0.0.1') fail(`--host must be 127.0.0.1 (got ${opts.host}); the demo origin binds loopback only`);
+  // The name goes into a response header and the listening line: keep it to token characters.
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.name)) fail(`invalid --name ${JSON.stringify(opts.name)} (use [A-Za-z0-9._-], at most 64)`);
+  return opts;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const NAME = opts.name;
+
+// What /api/health answers; changed by POST /__demo/health?status=N.
+let healthStatus = 200;
+
+const SESSION_COOKIES = [
+  'sb-demo-auth-token=refreshed; Path=/; HttpOnly; Secure; SameSite=Lax',
+  'theme=light; Path=/',
+];
+
+// Headers a Next.js app behind Fly sends on every response.
+function baseHeaders(res) {
+  res.setHeader('X-Powered-By', 'Next.js');
+  res.setHeader('Server', 'demo-origin');
+  res.setHeader('Content-Security-Policy', "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'");
+  res.setHeader('X-Frame-Options', 'SAMEORIGIN');
+  res.setHeader('X-Origin-Name', NAME);
+}
+
+// Like QuoteKit's Supabase session middleware: refresh cookies on page and /api responses.
+function sessionCookies(res) {
+  res.setHeader('Set-Cookie', SESSION_COOKIES);
+}
+
+function send(res, status, contentType, body, extra = {}) {
+  const buf = Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8');
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', buf.length);
+  for (const [k, v] of Object.entries(extra)) res.setHeader(k, v);
+  res.end(buf); // for HEAD, node:http sends the headers only
+}
+
+function sendJson(res, status, value, extra) {
+  send(res, status, 'application/json; charset=utf-8', JSON.stringify(value), extra);
+}
+
+function methodNotAllowed(res, allow) {
+  sendJson(res, 405, { error: 'method not allowed', allow }, { Allow: allow });
+}
+
+function escapeHtml(s) {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
+
+function pageHtml(path) {
+  const title = `QuoteKit demo (${escapeHtml(NAME)})`;
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title}</title>
+<link rel="stylesheet" href="/_next/static/css/app.css">
+<script src="/_next/static/chunks/main-app.js" async></script>
+</head><body>
+<div id="__next"><main><h1>${title}</h1><p>Path: <code>${escapeHtml(path)}</code></p></main></div>
+<script>self.__next_f=self.__next_f||[];self.__next_f.push([0]);self.__next_f.push([1,"origin:${escapeHtml(NAME)}"])</script>
+</body></html>
+`;
+}
+
+const STATIC_CSS = 'body{font-family:system-ui,sans-serif;margin:2rem}h1{color:#2d6a4f}\n';
+const STATIC_JS = '(self.webpackChunk_N_E=self.webpackChunk_N_E||[]).push([[744],{}]);\n';
+
+function tinyPdf(id) {
+  const text = `QuoteKit demo quote ${id}`.replace(/[()\\]/g, '');
+  const stream = `BT /F1 18 Tf 72 720 Td (${text}) Tj ET`;
+  const objs = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
+    `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`,
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+  ];
+  let out = '%PDF-1.4\n';
+  const offsets = [];
+  objs.forEach((o, i) => {
+    offsets.push(out.length);
+    out += `${i + 1} 0 obj\n${o}\nendobj\n`;
+  });
+  const xref = out.length;
+  out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n`;
+  for (const off of offsets) out += `${String(off).padStart(10, '0')} 00000 n \n`;
+  out += `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(out, 'latin1');
+}
+
+// Reads the whole body, hashing as it goes (nothing is buffered). Resolves null if the
+// client aborted or the stream failed.
+async function hashBody(req) {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const chunk of req) {
+      bytes += chunk.length;
+      hash.update(chunk);
+    }
+  } catch {
+    return null;
+  }
+  if (!req.complete) return null;
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+async function echo(req, res) {
+  const body = await hashBody(req);
+  if (body === null || res.destroyed) return;
+  sessionCookies(res);
+  sendJson(res, 200, {
+    origin: NAME,
+    method: req.method,
+    url: req.url,
+    headers: req.headersDistinct,
+    body_bytes: body.bytes,
+    body_sha256: body.sha256,
+  });
+}
+
+// Integer query parameter in [0, max]; undefined if absent, null if invalid.
+function intParam(url, key, max) {
+  const raw = url.searchParams.get(key);
+  if (raw === null || raw === '') return undefined;
+  if (!/^\d+$/.test(raw)) return null;
+  const n = Number(raw);
+  return n <= max ? n : null;
+}
+
+const timers = new Set();
+
+function slow(url, req, res) {
+  const ms = intParam(url, 'ms', MAX_SLOW_MS);
+  if (ms === null) return sendJson(res, 400, { error: `ms must be an integer 0..${MAX_SLOW_MS}` });
+  const timer = setTimeout(() => {
+    timers.delete(timer);
+    if (res.destroyed) return;
+    sessionCookies(res);
+    send(res, 200, 'text/plain; charset=utf-8', 'slow done');
+  }, ms ?? 0);
+  timers.add(timer);
+  res.on('close', () => {
+    clearTimeout(timer);
+    timers.delete(timer);
+  });
+}
+
+async function big(url, req, res) {
+  const bytes = intParam(url, 'bytes', MAX_BIG_BYTES);
+  if (bytes === null) return sendJson(res, 400, { error: `bytes must be an integer 0..${MAX_BIG_BYTES}` });
+  const total = bytes ?? 0;
+  sessionCookies(res);
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'application/octet-stream');
+  res.setHeader('Content-Length', total);
+  if (req.method === 'HEAD') return res.end();
+  const chunk = Buffer.alloc(CHUNK_BYTES, 'x');
+  let left = total;
+  while (left > 0) {
+    if (res.destroyed) return;
+    const n = Math.min(left, CHUNK_BYTES);
+    left -= n;
+    if (!res.write(n === CHUNK_BYTES ? chunk : chunk.subarray(0, n))) {
+      // Wait for drain, or give up if the client goes away.
+      await new Promise((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    }
+  }
+  if (!res.destroyed) res.end();
+}
+
+function drop(req) {
+  const socket = req.socket;
+  // resetAndDestroy sends a TCP RST ("connection reset"); fall back to a plain destroy.
+  if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+  else socket.destroy();
+}
+
+async function demoControl(url, req, res) {
+  if (url.pathname !== '/__demo/health') {
+    await hashBody(req);
+    return sendJson(res, 404, { error: 'unknown demo control', path: url.pathname });
+  }
+  if (req.method === 'GET' || req.method === 'HEAD') return sendJson(res, 200, { health_status: healthStatus });
+  if (req.method !== 'POST') return methodNotAllowed(res, 'GET, HEAD, POST');
+  await hashBody(req);
+  const raw = url.searchParams.get('status') ?? '';
+  const n = Number(raw);
+  if (!/^\d{3}$/.test(raw) || n < 200 || n > 599) return sendJson(res, 400, { error: 'status must be 200..599' });
+  healthStatus = n;
+  process.stderr.write(`demo-origin ${NAME}: /api/health now answers ${n}\n`);
+  return sendJson(res, 200, { health_status: healthStatus });
+}
+
+async function handle(req, res) {
+  baseHeaders(res);
+  let url;
+  try {
+    url = new URL(req.url, 'http://127.0.0.1');
+  } catch {
+    return sendJson(res, 400, { error: 'bad request target' });
+  }
+  const path = url.pathname;
+  const method = req.method;
+  const isGet = method === 'GET' || method === 'HEAD';
+
+  if (path === '/__demo' || path.startsWith('/__demo/')) return demoControl(url, req, res);
+  if (path === '/__echo' || path.startsWith('/__echo/')) return echo(req, res);
+
+  if (path === '/api' || path.startsWith('/api/')) {
+    if (path === '/api/health') {
+      if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
+      sessionCookies(res);
+      const body = healthStatus < 400 ? { status: 'ok', origin: NAME } : { status: 'error', origin: NAME };
+      return sendJson(res, healthStatus, body, { 'Cache-Control': 'no-store' });
+    }
+    const pdf = /^\/api\/quotes\/([^/]+)\/pdf$/.exec(path);
+    if (pdf) {
+      if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
+      sessionCookies(res);
+      const id = decodeURIComponentSafe(pdf[1]).replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+      return send(res, 200, 'application/pdf', tinyPdf(id), {
+        'Content-Disposition': `inline; filename="quote-${id}.pdf"`,
+        'Cache-Control': 'private, no-store',
+      });
+    }
+    // /api/webhooks/stripe and every other /api route: echo.
+    return echo(req, res);
+  }
+
+  if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
+
+  switch (path) {
+    case '/slow':
+      return slow(url, req, res);
+    case '/fail':
+      sessionCookies(res);
+      return send(res, 500, 'text/html; charset=utf-8',
+        '<!DOCTYPE html><html><head><title>500: Internal Server Error</title></head><body><h1>500</h1><p>Internal Server Error.</p></body></html>\n');
+    case '/drop':
+      return drop(req);
+    case '/big':
+      return big(url, req, res);
+    default:
+      break;
+  }
+
+  if (path.startsWith('/_next/static/')) {
+    const immutable = { 'Cache-Control': 'public, max-age=31536000, immutable' };
+    // Set-Cookie on a static asset too, so tests can prove the edge strips it before caching.
+    sessionCookies(res);
+    if (path.endsWith('.css')) return send(res, 200, 'text/css; charset=utf-8', STATIC_CSS, immutable);
+    if (path.endsWith('.js') || path.endsWith('.mjs')) {
+      return send(res, 200, 'application/javascript; charset=utf-8', STATIC_JS, immutable);
+    }
+    return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+  }
+
+  sessionCookies(res);
+  return send(res, 200, 'text/html; charset=utf-8', pageHtml(path), {
+    'Cache-Control': 'private, no-cache, no-store, max-age=0, must-revalidate',
+  });
+}
+
+function decodeURIComponentSafe(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+const server = http.createServer();
+const sockets = new Set();
+
+server.on('connection', (socket) => {
+  sockets.add(socket);
+  socket.on('error', () => {}); // ECONNRESET / EPIPE from clients are expected here
+  socket.on('close', () => sockets.delete(socket));
+});
+
+server.on('request', (req, res) => {
+  req.on('error', () => {});
+  res.on('error', () => {});
+  handle(req, res).catch((err) => {
+    process.stderr.write(`demo-origin ${NAME}: handler error: ${err?.stack ?? err}\n`);
+    if (!res.headersSent && !res.destroyed) {
+      try {
+        sendJson(res, 500, { error: 'demo origin handler error' });
+        return;
+      } catch {
+        // fall through
+      }
+    }
+    res.destroy();
+  });
+});
+
+// Malformed requests: answer 400 when the socket can still take it, never crash.
+server.on('clientError', (err, socket) => {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+});
+
+server.on('error', (err) => {
+  process.stderr.write(`demo-origin ${NAME}: ${err.message}\n`);
+  process.exit(1);
+});
+
+server.listen({ port: opts.port, host: opts.host }, () => {
+  const { port } = server.address();
+  process.stdout.write(`demo-origin ${NAME} listening on http://127.0.0.1:${port}\n`);
+});
+
+let shuttingDown = false;
+function shutdown(signal) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  process.stderr.write(`demo-origin ${NAME}: ${signal}, shutting down\n`);
+  for (const t of timers) clearTimeout(t);
+  timers.clear();
+  server.close(() => process.exit(0));
+  for (const s of sockets) s.destroy();
+  server.closeAllConnections?.();
+  // Should not be needed, but never hang a test run on shutdown.
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

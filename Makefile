@@ -5,16 +5,26 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: test setup-rust check-wasm lint unit bench bench-build
+.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build worker worker-test e2e deploy-dry-run bench
 
-## Every test: unit, property, integration, lints, and the wasm32 build of core + compiler.
-test: setup-rust lint unit check-wasm bench-build
+## Every test: unit, property, integration, clippy's no-panic policy, the wasm32 build,
+## end-to-end tests in workerd in front of a real origin, and the deploy artifact.
+test: setup-rust lint unit check-wasm bench-build e2e deploy-dry-run
 	@echo "edgeguard: all checks passed"
+
+## The edge in workerd in front of the demo QuoteKit origin (POLICY=, ENV=, ORIGIN=, PORT=, PROTOCOL=).
+run: setup-rust node-deps
+	./scripts/run-edge.sh
 
 setup-rust:
 	rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
 	rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+
+node-deps:
+	[ -x node_modules/.bin/wrangler ] || npm ci --no-audit --no-fund
 
 ## Clippy with the runtime crates' no-panic policy (unwrap/expect/panic/indexing denied).
 lint:
@@ -30,6 +40,21 @@ check-wasm:
 ## Benchmarks compile in CI; run them with `make bench` (results: docs/benchmarks.md).
 bench-build:
 	$(CARGO) bench --workspace --no-run
+
+worker: setup-rust
+	./scripts/build-worker.sh
+
+## The worker built with the end-to-end test policy (short timeouts, IP rules, a dead origin).
+worker-test: setup-rust
+	OUT=build/worker-test EDGEGUARD_POLICY=tests/e2e/policy.toml ./scripts/build-worker.sh
+
+e2e: node-deps worker worker-test
+	node --test --test-concurrency=1 tests/e2e/ demo/
+
+## Proves the deploy artifact builds; prints its size (docs/benchmarks.md).
+deploy-dry-run: node-deps worker
+	node_modules/.bin/wrangler deploy --dry-run --outdir build/dist 2>&1 | grep -E "Total Upload|error" || true
+	test -f build/dist/shell.js
 
 bench:
 	$(CARGO) bench -p edgeguard-core -p edgeguard-compiler

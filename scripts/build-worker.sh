@@ -3,7 +3,12 @@
 # its wasm-bindgen JS glue and the JS shell. EDGEGUARD_POLICY / EDGEGUARD_ENV pick the policy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=build/worker
+out="${OUT:-build/worker}"
+# build.rs runs in the crate's directory: hand it an absolute policy path.
+if [ -n "${EDGEGUARD_POLICY:-}" ]; then
+  EDGEGUARD_POLICY="$(realpath "$EDGEGUARD_POLICY")"
+  export EDGEGUARD_POLICY
+fi
 # The wasm-bindgen CLI must be the exact version of the library in Cargo.lock.
 want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)

@@ -256,8 +256,7 @@ impl Engine {
 
         // 7. limits
         if let Some((index, limit)) = route.limit.and_then(|i| b.limits.get(usize::from(i)).map(|l| (i, l))) {
-            let key = self.limit_key(limit.key, limit.key_name.as_deref(), req, d.client_ip, rule);
-            let hash = limiter.key_hash(index, key.as_bytes());
+            let hash = self.limit_key_hash(limiter, index, limit.key, limit.key_name.as_deref(), req, d.client_ip, rule);
             let outcome = limiter.check(limit, hash, now);
             let refused = !outcome.allowed;
             d.rate_limit = Some(RateLimitState {
@@ -305,30 +304,52 @@ impl Engine {
         });
         match trusted {
             Some(v) => v.to_owned(),
-            None => format!("{:032x}", draw.request_id),
+            None => hex128(draw.request_id),
         }
     }
 
-    /// Bytes identifying the client for a limit. A missing header or cookie falls back to the
-    /// client address, so leaving it out never escapes the limit.
-    fn limit_key(&self, kind: LimitKey, name: Option<&str>, req: &RequestFacts, ip: Option<IpAddr>, rule: RuleRef) -> String {
-        let ip_text = || ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+    /// Hash identifying the client for a limit, without building a key string. A missing
+    /// header or cookie falls back to the client address, so leaving it out never escapes
+    /// the limit.
+    #[allow(clippy::too_many_arguments)]
+    fn limit_key_hash(
+        &self,
+        limiter: &Limiter,
+        index: u16,
+        kind: LimitKey,
+        name: Option<&str>,
+        req: &RequestFacts,
+        ip: Option<IpAddr>,
+        rule: RuleRef,
+    ) -> u64 {
+        let mut ip_buf = [0u8; 17];
+        let ip_key: &[u8] = match ip {
+            Some(IpAddr::V4(v4)) => {
+                ip_buf[..4].copy_from_slice(&v4.octets());
+                &ip_buf[..4]
+            }
+            Some(IpAddr::V6(v6)) => {
+                ip_buf[..16].copy_from_slice(&v6.octets());
+                &ip_buf[..16]
+            }
+            None => b"unknown",
+        };
         match kind {
-            LimitKey::Ip => ip_text(),
+            LimitKey::Ip => limiter.key_hash_parts(index, &[ip_key]),
             LimitKey::IpRoute => {
                 let route = match rule {
-                    RuleRef::Route(i) => i64::from(i),
-                    _ => -1,
+                    RuleRef::Route(i) => i.to_le_bytes(),
+                    _ => u32::MAX.to_le_bytes(),
                 };
-                format!("{}|{route}", ip_text())
+                limiter.key_hash_parts(index, &[ip_key, b"|", &route])
             }
             LimitKey::Header => match name.and_then(|n| req.header(n)) {
-                Some(v) => format!("h:{v}"),
-                None => ip_text(),
+                Some(v) => limiter.key_hash_parts(index, &[b"h:", v.as_bytes()]),
+                None => limiter.key_hash_parts(index, &[ip_key]),
             },
             LimitKey::Cookie => match name.and_then(|n| req.cookie(n)) {
-                Some(v) => format!("c:{v}"),
-                None => ip_text(),
+                Some(v) => limiter.key_hash_parts(index, &[b"c:", v.as_bytes()]),
+                None => limiter.key_hash_parts(index, &[ip_key]),
             },
         }
     }
@@ -369,4 +390,15 @@ fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str
     d.detail = detail;
     d.origin = None;
     d
+}
+
+/// Lowercase hex of a 128-bit id (the hot path's replacement for `format!("{:032x}")`).
+fn hex128(id: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for shift in (0..32u32).rev() {
+        let nibble = (id >> (shift * 4)) & 0xf;
+        out.push(char::from(DIGITS.get(nibble as usize).copied().unwrap_or(b'0')));
+    }
+    out
 }

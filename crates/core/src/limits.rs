@@ -90,6 +90,16 @@ impl Limiter {
         h.finish()
     }
 
+    /// The hash identifying `(limit, key)` for a key given in pieces (no concatenation).
+    pub fn key_hash_parts(&self, limit: u16, parts: &[&[u8]]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u16(limit);
+        for part in parts {
+            h.write(part);
+        }
+        h.finish()
+    }
+
     pub fn len(&self) -> usize {
         self.tats.len()
     }

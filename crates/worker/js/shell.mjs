@@ -10,7 +10,7 @@
 //   EDGE_ACTIVE_ORIGIN     origin name that takes traffic instead of [deploy] active
 //   EDGE_CANARY_PERCENT    canary share 0–100 instead of [deploy] canary.percent
 //   EDGE_SHADOW            "1"/"true": log what would be refused, refuse nothing
-//   EDGE_ORIGINS           "name=url,name=url": point origins elsewhere (local runs, moves)
+//   EDGE_ORIGINS           "name=url,name=url" ("*=url" for all): point origins elsewhere
 //   EDGE_ORIGIN_AUTH       secret sent to the origin in EDGE_ORIGIN_AUTH_HEADER
 //   EDGE_ORIGIN_AUTH_HEADER header name for it (default x-edgeguard-auth)
 
@@ -30,12 +30,13 @@ function setup(env) {
   const edge = new Edge(seed[0] * 4294967296 + seed[1]);
   edge.configure(env.EDGE_ACTIVE_ORIGIN ?? "", String(env.EDGE_CANARY_PERCENT ?? ""), truthy(String(env.EDGE_SHADOW ?? "")));
   const info = JSON.parse(edge.info());
-  const urls = new Map(info.origins.map((o) => [o.name, o.url]));
+  const urls = new Map();
   for (const pair of String(env.EDGE_ORIGINS ?? "").split(",")) {
     const at = pair.indexOf("=");
     if (at > 0) urls.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim().replace(/\/+$/, ""));
   }
-  const origins = info.origins.map((o) => ({ ...o, url: urls.get(o.name) ?? o.url }));
+  const all = urls.get("*");
+  const origins = info.origins.map((o) => ({ ...o, url: urls.get(o.name) ?? all ?? o.url }));
   return {
     edge,
     info,

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The main job: the edge (real workerd via wrangler dev) in front of an origin on 127.0.0.1.
+#   POLICY=path   policy to enforce (default fixtures/quotekit.toml)
+#   ENV=name      environment overlay (default: the policy's app.environment)
+#   ORIGIN=url    an origin you already run (default: start the demo QuoteKit origin)
+#   PORT=n        edge port (default 8787)
+#   PROTOCOL=http plain http (default https, with wrangler's self-signed certificate: curl -k)
+#   HOST=name     the Host header the examples use (default: the policy's first app.hosts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export EDGEGUARD_POLICY="${POLICY:-fixtures/quotekit.toml}"
+export EDGEGUARD_ENV="${ENV:-}"
+PORT="${PORT:-8787}"
+PROTOCOL="${PROTOCOL:-https}"
+./scripts/build-worker.sh
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+origin="${ORIGIN:-}"
+if [ -z "$origin" ]; then
+  log=$(mktemp)
+  node demo/origin.mjs --port 0 --name demo > "$log" &
+  pids+=($!)
+  for _ in $(seq 50); do grep -q listening "$log" && break; sleep 0.1; done
+  origin=$(sed -n 's/.*listening on //p' "$log")
+  echo "demo origin (a QuoteKit stand-in) on $origin"
+fi
+# The Host to send: HOST, else the policy's first app.hosts entry.
+host="${HOST:-$(sed -n 's/^hosts *= *\[ *"\([^"]*\)".*/\1/p' "$EDGEGUARD_POLICY" | head -1)}"
+host="${host:-127.0.0.1}"
+cat <<MSG
+
+edgeguard: policy $EDGEGUARD_POLICY${EDGEGUARD_ENV:+ (env $EDGEGUARD_ENV)} in front of $origin
+edge on $PROTOCOL://127.0.0.1:$PORT — try (-k: the local certificate is self-signed):
+  curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/                    # forwarded; security headers replaced, X-Powered-By gone
+  curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/__edge/health       # application/health+json
+  curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/api/debug-oauth     # 404 problem+json: blocked in production
+  curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/api/admin/users     # 401: no Supabase session cookie
+  curl -ski -H 'Host: evil.example' $PROTOCOL://127.0.0.1:$PORT/             # 421
+  PROTOCOL=http make run, then: curl -si -H 'Host: $host' http://127.0.0.1:$PORT/pricing   # 301 to https
+  edgeguard explain $EDGEGUARD_POLICY --request "GET https://$host/api/admin/users"         # the same decision, offline
+Ctrl-C stops both.
+
+MSG
+WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false node_modules/.bin/wrangler dev --local \
+  --ip 127.0.0.1 --port "$PORT" --local-protocol "$PROTOCOL" --var "EDGE_ORIGINS:*=$origin" &
+pids+=($!)
+wait "${pids[-1]}"

@@ -1,0 +1,139 @@
+// Starts real processes for end-to-end tests — the demo origin (node) and the edge (workerd
+// through `wrangler dev`) — on free loopback ports, and stops them afterwards.
+
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address();
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+function waitForLine(child, pattern, what, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`${what} did not start in ${timeoutMs} ms:\n${seen}`)), timeoutMs);
+    const onData = (chunk) => {
+      seen += chunk.toString();
+      const m = seen.match(pattern);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", (c) => (seen += c.toString()));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}:\n${seen}`));
+    });
+  });
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await once(child, "exit");
+  clearTimeout(timer);
+}
+
+/** The demo QuoteKit origin. */
+export async function startOrigin(name) {
+  const child = spawn(process.execPath, [path.join(ROOT, "demo/origin.mjs"), "--port", "0", "--name", name], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const m = await waitForLine(child, /listening on (http:\/\/127\.0\.0\.1:\d+)/, `origin ${name}`, 10_000);
+  return { url: m[1], name, stop: () => stop(child) };
+}
+
+/**
+ * The edge: `wrangler dev --local` (real workerd) serving a built worker.
+ * `main` is the worker entry (build/worker/shell.mjs by default), `vars` worker vars.
+ */
+export async function startEdge({ protocol = "https", main = "build/worker/shell.mjs", vars = {} } = {}) {
+  const port = await freePort();
+  const inspector = await freePort();
+  const args = [
+    path.join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
+    "dev",
+    main,
+    "--local",
+    "--ip", "127.0.0.1",
+    "--port", String(port),
+    "--inspector-port", String(inspector),
+    "--local-protocol", protocol,
+    "--show-interactive-dev-session=false",
+  ];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" },
+  });
+  await waitForLine(child, /Ready on/, "wrangler dev", 60_000);
+  return { url: `${protocol}://127.0.0.1:${port}`, stop: () => stop(child) };
+}
+
+/**
+ * One HTTP request with full control of headers (Host included, repeated headers as arrays)
+ * and the body. Resolves to { status, headers (lowercase, arrays kept), rawHeaders, body }.
+ */
+export function request(base, method, pathAndQuery, { headers = {}, body = null, timeoutMs = 20_000 } = {}) {
+  const url = new URL(base);
+  const lib = url.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path: pathAndQuery,
+        headers,
+        setHost: !Object.keys(headers).some((h) => h.toLowerCase() === "host"),
+        rejectUnauthorized: false,
+        agent: false,
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const grouped = {};
+          for (let i = 0; i < res.rawHeaders.length; i += 2) {
+            const name = res.rawHeaders[i].toLowerCase();
+            (grouped[name] ??= []).push(res.rawHeaders[i + 1]);
+          }
+          resolve({ status: res.statusCode, headers: grouped, body: Buffer.concat(chunks) });
+        });
+        res.on("error", reject);
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout ${method} ${pathAndQuery}`)));
+    req.on("error", reject);
+    if (body !== null) req.write(body);
+    req.end();
+  });
+}
+
+/** The single value of a header, failing if it was sent zero or several times. */
+export function one(res, name) {
+  const values = res.headers[name] ?? [];
+  if (values.length !== 1) throw new Error(`expected exactly one ${name}, got ${JSON.stringify(values)}`);
+  return values[0];
+}
+
+export function json(res) {
+  return JSON.parse(res.body.toString("utf8"));
+}

@@ -8,12 +8,15 @@
 
 mod check;
 mod compile;
+mod diff;
+mod doctor;
 mod explain;
 mod init;
 mod output;
 mod policy;
 mod render;
 mod schema;
+mod test;
 
 use std::process::ExitCode;
 
@@ -87,6 +90,12 @@ enum Command {
     Explain(explain::Args),
     Schema(schema::Args),
     Init(init::Args),
+    /// Run policy test cases (TOML) through the engine.
+    Test(test::Args),
+    /// Semantic diff of two policies or bundles, with a security verdict per change.
+    Diff(diff::Args),
+    /// Check a policy against the deployment around it (wrangler.toml, fly.toml).
+    Doctor(doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +106,9 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Init(args) => init::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Diff(args) => diff::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
     };
     match result {
         Ok(status) => status.into(),

@@ -1,0 +1,10 @@
+//! `edgeguard diff` (being built).
+
+use crate::{CmdResult, Failure};
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: &Args) -> CmdResult {
+    Err(Failure::usage("`diff` is not available yet"))
+}

@@ -15,6 +15,7 @@ mod init;
 mod output;
 mod policy;
 mod render;
+mod sarif;
 mod schema;
 mod test;
 

@@ -21,11 +21,15 @@ fn main() {
     let out = edgeguard_compiler::compile_bytes(&bytes, &edgeguard_compiler::Options { env });
     let source = String::from_utf8_lossy(&bytes);
     let file = policy.display().to_string();
-    for d in &out.diagnostics {
+    // Errors in full (they fail the build); warnings as one line — `edgeguard check` shows them.
+    for d in out.diagnostics.iter().filter(|d| d.is_error()) {
         let l = d.locate(&file, &source);
-        let kind = if d.is_error() { "error" } else { "warning" };
         let help = d.help.as_deref().map(|h| format!(" (help: {h})")).unwrap_or_default();
-        println!("cargo:warning={kind}[{}] {}:{}:{}: {}{help}", l.code, l.file, l.line, l.column, l.message);
+        println!("cargo:warning=error[{}] {}:{}:{}: {}{help}", l.code, l.file, l.line, l.column, l.message);
+    }
+    let warnings = out.diagnostics.iter().filter(|d| !d.is_error()).count();
+    if warnings > 0 && out.bundle.is_some() {
+        println!("cargo:warning=policy {file}: {warnings} warning(s); run `edgeguard check {file}` to see them");
     }
     let Some(bundle) = out.bundle else { fail(&format!("policy `{file}` has errors; run `edgeguard check {file}`")) };
     let encoded = match bundle.to_bytes() {

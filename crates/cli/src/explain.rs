@@ -10,6 +10,7 @@ use core::net::IpAddr;
 use std::path::PathBuf;
 
 use edgeguard_core::explain::Explanation;
+use edgeguard_core::limits::Nanos;
 use edgeguard_core::{Action, Draw, Engine, RequestFacts};
 
 use crate::render::{self, Counts, Stream};
@@ -62,33 +63,94 @@ pub struct Args {
     pub at: u64,
 }
 
-/// The request line and headers, checked before the policy is read.
-#[derive(Debug, PartialEq, Eq)]
-struct Request {
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
+/// A request as `explain` and `test` hand it to the engine: a method token, a request target
+/// and headers, checked before the policy is read (see [`Request::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
-pub fn run(args: &Args) -> CmdResult {
-    let mut request = parse_request(&args.request, &args.headers)?;
-    let now = args
-        .at
-        .checked_mul(1_000_000_000)
-        .ok_or_else(|| Failure::usage(format!("--at {} is too large (at most {} seconds)", args.at, u64::MAX / 1_000_000_000)))?;
+/// Why a request line and headers are not a request. Each command words it for its own input
+/// (`--request`/`-H` flags, or a case file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RequestError {
+    /// Not `METHOD URL` (two words).
+    Shape,
+    /// The method is not an HTTP token.
+    Method(String),
+    /// The header at this index has an empty name or one that is not an HTTP token.
+    HeaderName(usize),
+    /// An origin-form target (`/path`) without a Host header.
+    NoHost(String),
+    /// Neither an absolute `http(s)://` URL nor a path.
+    NotATarget(String),
+}
 
-    let compiled = policy::load(&args.policy, args.env.as_deref())?;
+impl Request {
+    /// Check `METHOD URL` and the headers (names as given, values trimmed by the caller). An
+    /// absolute URL gets a matching `Host` header unless one is given, as a real client sends.
+    pub(crate) fn new(line: &str, mut headers: Vec<(String, String)>) -> Result<Request, RequestError> {
+        let mut parts = line.split_whitespace();
+        let (Some(method), Some(url), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(RequestError::Shape);
+        };
+        if !method.bytes().all(is_tchar) {
+            return Err(RequestError::Method(method.to_owned()));
+        }
+        if let Some(i) = headers.iter().position(|(name, _)| name.is_empty() || !name.bytes().all(is_tchar)) {
+            return Err(RequestError::HeaderName(i));
+        }
+        let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
+        let lower = url.to_ascii_lowercase();
+        let authority_start = ["http://", "https://"].iter().find(|s| lower.starts_with(*s)).map(|s| s.len());
+        match authority_start {
+            Some(start) => {
+                // A real client sends Host alongside an absolute target; add it when none was given.
+                let authority = url.get(start..).unwrap_or("").split(['/', '?', '#']).next().unwrap_or("");
+                if !has_host && !authority.is_empty() {
+                    headers.push(("Host".to_owned(), authority.to_owned()));
+                }
+            }
+            None if url.starts_with('/') => {
+                if !has_host {
+                    return Err(RequestError::NoHost(url.to_owned()));
+                }
+            }
+            None => return Err(RequestError::NotATarget(url.to_owned())),
+        }
+        Ok(Request { method: method.to_owned(), url: url.to_owned(), headers })
+    }
+}
+
+/// One evaluation's answer, and whether the request got as far as route matching (so a `null`
+/// route means `[defaults]`).
+pub(crate) struct Evaluated {
+    pub(crate) explanation: Explanation,
+    pub(crate) routed: bool,
+}
+
+/// `--at SECONDS` as the engine's nanoseconds; `None` when it does not fit.
+pub(crate) fn nanos(at_secs: u64) -> Option<u64> {
+    at_secs.checked_mul(1_000_000_000)
+}
+
+/// Compile the policy for `env` and load its engine. Errors are printed on stderr (with the
+/// summary line) and give `Ok(None)`: the policy failed. Warnings are `check`'s business, so
+/// they are only counted on stderr.
+pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<Option<Engine>, Failure> {
+    let compiled = policy::load(path, env)?;
     let diags = &compiled.output.diagnostics;
     let counts = Counts::of(diags);
-    // Errors are shown in full; warnings are `check`'s business, so explain only counts them.
     if counts.errors > 0 {
         let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).cloned().collect();
         render::text(Stream::Stderr, &compiled.file, &compiled.source, &errors)?;
         output::eprint(&render::summary(&compiled.file, counts, false));
-        return Ok(Status::Failed);
+        return Ok(None);
     }
     if counts.warnings > 0 {
-        output::eprint(&format!("{}: {} warning(s); run `edgeguard check {}` to see them", compiled.file, counts.warnings, compiled.file));
+        output::eprint(&format!("{}: {} warning(s); run `edgeguard check {}` to see them\n", compiled.file, counts.warnings, compiled.file));
     }
     let Some(bundle) = compiled.output.bundle else {
         return Err(Failure::failed(format!(
@@ -96,14 +158,29 @@ pub fn run(args: &Args) -> CmdResult {
             compiled.file
         )));
     };
-    let engine = Engine::new(bundle).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))?;
+    Engine::new(bundle).map(Some).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))
+}
 
+/// What `explain` does with one request, shared with `test` so the two can never disagree: the
+/// client's address goes into the policy's trusted client-IP header (replacing any sent) or is
+/// the connection's peer address when the policy names none; `repeat` identical requests are
+/// decided at `now` against one fresh limiter (hash seed `limiter_seed`), each with its own
+/// `draw`; the last decision is explained.
+pub(crate) fn evaluate(
+    engine: &Engine,
+    mut request: Request,
+    client_ip: Option<IpAddr>,
+    repeat: u32,
+    now: Nanos,
+    limiter_seed: u64,
+    mut draw: impl FnMut() -> Result<Draw, Failure>,
+) -> Result<Evaluated, Failure> {
     let mut peer_ip = None;
-    if let Some(ip) = args.client_ip {
-        match engine.bundle().client_ip.from.clone() {
+    if let Some(ip) = client_ip {
+        match engine.bundle().client_ip.from.as_deref() {
             Some(header) => {
-                request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&header));
-                request.headers.push((header, ip.to_string()));
+                request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(header));
+                request.headers.push((header.to_owned(), ip.to_string()));
             }
             None => peer_ip = Some(ip),
         }
@@ -111,12 +188,24 @@ pub fn run(args: &Args) -> CmdResult {
     let headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let facts = RequestFacts { method: &request.method, url: &request.url, headers: &headers, peer_ip };
 
-    let mut limiter = engine.new_limiter(random_u64()?);
-    let mut decision = engine.decide(&facts, &mut limiter, now, draw()?);
-    for _ in 1..args.repeat {
-        decision = engine.decide(&facts, &mut limiter, now, draw()?);
+    let mut limiter = engine.new_limiter(limiter_seed);
+    let mut decision = engine.decide_standalone(&facts, &mut limiter, now, draw()?);
+    for _ in 1..repeat {
+        decision = engine.decide_standalone(&facts, &mut limiter, now, draw()?);
     }
-    let explanation = edgeguard_core::explain(&engine, &decision);
+    let routed = engine.rule(&decision).is_some();
+    Ok(Evaluated { explanation: edgeguard_core::explain(engine, &decision), routed })
+}
+
+pub fn run(args: &Args) -> CmdResult {
+    let request = parse_request(&args.request, &args.headers)?;
+    let now = nanos(args.at)
+        .ok_or_else(|| Failure::usage(format!("--at {} is too large (at most {} seconds)", args.at, u64::MAX / 1_000_000_000)))?;
+    let Some(engine) = load_engine(&args.policy, args.env.as_deref())? else {
+        return Ok(Status::Failed);
+    };
+    let evaluated = evaluate(&engine, request, args.client_ip, args.repeat, now, random_u64()?, draw)?;
+    let explanation = evaluated.explanation;
     let text = match args.format {
         Format::Json => {
             // Serialized from the struct, not a `Value`, so keys keep the contract's order.
@@ -124,7 +213,7 @@ pub fn run(args: &Args) -> CmdResult {
                 .map_err(|e| Failure::failed(format!("cannot serialize the explanation: {e}")))?;
             format!("{json}\n")
         }
-        Format::Text => text(&explanation, engine.rule(&decision).is_some()),
+        Format::Text => text(&explanation, evaluated.routed),
     };
     output::print(&text)?;
     Ok(Status::Success)
@@ -132,55 +221,36 @@ pub fn run(args: &Args) -> CmdResult {
 
 /// Split `METHOD URL` and the `-H` values; anything malformed is a usage error.
 fn parse_request(line: &str, raw_headers: &[String]) -> Result<Request, Failure> {
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(url), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(Failure::usage(format!(
-            "--request must be \"METHOD URL\", e.g. \"GET https://example.com/\"; got {line:?}"
-        )));
-    };
-    if !method.bytes().all(is_tchar) {
-        return Err(Failure::usage(format!("`{method}` is not an HTTP method")));
-    }
     let mut headers = Vec::with_capacity(raw_headers.len().saturating_add(1));
     for raw in raw_headers {
         let Some((name, value)) = raw.split_once(':') else {
             return Err(Failure::usage(format!("-H must be \"Name: value\"; got {raw:?}")));
         };
-        let name = name.trim();
-        if name.is_empty() || !name.bytes().all(is_tchar) {
-            return Err(Failure::usage(format!("`{name}` is not a valid header name (in -H {raw:?})")));
-        }
-        headers.push((name.to_owned(), value.trim().to_owned()));
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
-    let lower = url.to_ascii_lowercase();
-    let authority_start = ["http://", "https://"].iter().find(|s| lower.starts_with(*s)).map(|s| s.len());
-    match authority_start {
-        Some(start) => {
-            // A real client sends Host alongside an absolute target; add it when -H did not.
-            let authority = url.get(start..).unwrap_or("").split(['/', '?', '#']).next().unwrap_or("");
-            if !has_host && !authority.is_empty() {
-                headers.push(("Host".to_owned(), authority.to_owned()));
+    Request::new(line, headers).map_err(|e| {
+        Failure::usage(match e {
+            RequestError::Shape => {
+                format!("--request must be \"METHOD URL\", e.g. \"GET https://example.com/\"; got {line:?}")
             }
-        }
-        None if url.starts_with('/') => {
-            if !has_host {
-                return Err(Failure::usage(format!(
-                    "`{url}` has no host: add -H \"Host: example.com\" or give an absolute URL (https://example.com{url})"
-                )));
+            RequestError::Method(method) => format!("`{method}` is not an HTTP method"),
+            RequestError::HeaderName(i) => {
+                let raw = raw_headers.get(i).map(String::as_str).unwrap_or_default();
+                let name = raw.split_once(':').map_or(raw, |(n, _)| n).trim();
+                format!("`{name}` is not a valid header name (in -H {raw:?})")
             }
-        }
-        None => {
-            return Err(Failure::usage(format!(
+            RequestError::NoHost(url) => format!(
+                "`{url}` has no host: add -H \"Host: example.com\" or give an absolute URL (https://example.com{url})"
+            ),
+            RequestError::NotATarget(url) => format!(
                 "`{url}` is not a request target: give an absolute URL (https://host/path) or a path (/path) with -H \"Host: ...\""
-            )));
-        }
-    }
-    Ok(Request { method: method.to_owned(), url: url.to_owned(), headers })
+            ),
+        })
+    })
 }
 
 /// RFC 9110 `tchar`: the characters of methods and header names.
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
@@ -246,7 +316,7 @@ fn text(e: &Explanation, routed: bool) -> String {
 }
 
 /// The contract's name of an action (as serialized in JSON).
-fn action_name(action: Action) -> &'static str {
+pub(crate) fn action_name(action: Action) -> &'static str {
     match action {
         Action::Forward => "forward",
         Action::Redirect => "redirect",

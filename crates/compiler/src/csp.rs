@@ -945,7 +945,8 @@ const EVALUATOR_DIRECTIVES: &[&str] = &[
 ];
 
 /// Subset of the evaluator's JSONP endpoint list (`allowlist_bypasses/jsonp.ts`), in its order
-/// (the first match decides, as in the evaluator).
+/// (the first match decides, as in the evaluator). Every entry must be on the evaluator's list:
+/// tests/csp-parity checks both lists against the npm package.
 const JSONP_URLS: &[(&str, &str)] = &[
     ("www.google-analytics.com", "/gtm/js"),
     ("www.googleadservices.com", "/pagead/conversion/1070110417/wcm"),
@@ -966,9 +967,10 @@ const JSONP_URLS: &[(&str, &str)] = &[
     ("graph.facebook.com", "/1/"),
     ("www.facebook.com", "/restserver.php"),
     ("www.googleapis.com", "/freebase/v1/topic/m/0344_"),
-    ("api.twitter.com", "/1/statuses/oembed.json"),
+    ("publish.twitter.com", "/oembed"),
     ("clients1.google.com", "/complete/search"),
     ("api.mixpanel.com", "/track/"),
+    ("cdn.syndication.twitter.com", "/moments/709229296800440320"),
     ("cdn.jsdelivr.net", "/"),
 ];
 
@@ -2000,6 +2002,17 @@ webrtc = ["'block'"]
             "[directives]\ndefault-src = [\"'none'\"]\nscript-src = [\"https://maps.googleapis.com/maps/api/js\"]\n",
         );
         assert!(w.is_empty(), "{w:#?}");
+    }
+
+    #[test]
+    fn w021_only_the_evaluators_endpoints() {
+        // api.twitter.com is on no evaluator list; publish.twitter.com/oembed is.
+        let w = lint_of("[directives]\ndefault-src = [\"'none'\"]\nscript-src = [\"https://api.twitter.com\"]\n");
+        assert!(w.is_empty(), "{w:#?}");
+        let w = lint_of(
+            "[directives]\ndefault-src = [\"'none'\"]\nscript-src = [\"https://publish.twitter.com\", \"https://cdn.syndication.twitter.com/moments/\"]\n",
+        );
+        assert_eq!(codes(&w), [code::SCRIPT_ALLOWLIST_BYPASS; 2], "{w:#?}");
     }
 
     #[test]

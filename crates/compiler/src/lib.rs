@@ -324,6 +324,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
     csp::lint(ctx, &csp_plan, csp_span);
     let limit_table = limits::compile(ctx, &policy.limits);
     let max_keys = limits::max_keys(ctx, policy.limiter.as_ref());
+    let global_shards = limits::global_shards(ctx, policy.limiter.as_ref());
     let mut api_keys = Vec::new();
     for (name, def) in &policy.api_keys {
         if let Some(k) = access::api_key(ctx, name, def) {
@@ -434,7 +435,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
         defaults,
         matcher,
         limits: lowering.limits.table,
-        limiter: LimiterConfig { max_keys },
+        limiter: LimiterConfig { max_keys, global_shards },
         api_keys,
         origins: origins.table,
         deploy: origins.deploy,

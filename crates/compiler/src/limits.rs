@@ -13,6 +13,7 @@ use crate::units::{RATE_HELP, rate};
 use crate::{Ctx, codes, model};
 
 pub const DEFAULT_MAX_KEYS: u32 = 100_000;
+pub const DEFAULT_GLOBAL_SHARDS: u32 = 16;
 
 /// Named limits compiled in name order; the index is what routes refer to.
 pub struct Limits {
@@ -61,6 +62,20 @@ pub fn resolve(ctx: &mut Ctx, limits: &mut Limits, value: &S<LimitRef>, route_na
             let index = u16::try_from(limits.table.len()).ok()?;
             limits.table.push(limit);
             Some(index)
+        }
+    }
+}
+
+pub fn global_shards(ctx: &mut Ctx, limiter: Option<&model::LimiterDef>) -> u32 {
+    let Some(v) = limiter.and_then(|l| l.global_shards.as_ref()) else { return DEFAULT_GLOBAL_SHARDS };
+    match u32::try_from(*v.get_ref()) {
+        Ok(n) if (1..=1024).contains(&n) => n,
+        _ => {
+            ctx.push(
+                Diagnostic::error(codes::LIMIT, v.span(), format!("limiter.global_shards is {}; it must be between 1 and 1024", v.get_ref()))
+                    .help("each shard is one Durable Object; 16 (the default) spreads load while keeping each key on one object"),
+            );
+            DEFAULT_GLOBAL_SHARDS
         }
     }
 }
@@ -128,6 +143,35 @@ fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>
                 .help("allow a small burst so one retry does not lock users out"),
         );
     }
+    let scope = match def.scope.as_ref().map(|s| *s.get_ref()) {
+        Some(model::Scope::Global) => Scope::Global,
+        Some(model::Scope::Cloudflare) => Scope::Cloudflare,
+        _ => Scope::Local,
+    };
+    if scope == Scope::Cloudflare {
+        if window_secs != 10 && window_secs != 60 {
+            ctx.push(
+                Diagnostic::error(codes::LIMIT, rate_text.span(), format!("scope \"cloudflare\" counts over 10 s or 60 s windows only, not {window_secs} s"))
+                    .help(format!(
+                        "write the rate per 10s or 1m (e.g. \"{}/1m\"), or use scope = \"global\" for exact fleet-wide counting over any window; the Cloudflare binding is cheap but counts per location and eventually consistently",
+                        count.saturating_mul(60).checked_div(window_secs).unwrap_or(count).max(1)
+                    )),
+            );
+        }
+        if let Some(b) = def.burst.as_ref().filter(|_| burst != count) {
+            ctx.push(
+                Diagnostic::warning(codes::BURST_OVER_QUOTA, b.span(), "the Cloudflare rate-limit binding has no separate burst; it admits the whole count per window")
+                    .help("drop `burst`, or use scope = \"global\" for GCRA with a burst"),
+            );
+        }
+    }
+    let on_error_deny = def.on_error.as_ref().is_some_and(|o| *o.get_ref() == model::OnError::Deny);
+    if let Some(o) = def.on_error.as_ref().filter(|_| scope == Scope::Local) {
+        ctx.push(
+            Diagnostic::warning(codes::LIMIT, o.span(), "`on_error` only applies to global and cloudflare limits; a local limit cannot fail")
+                .help("remove it, or set scope = \"global\""),
+        );
+    }
     Some(Limit {
         name: name.to_owned(),
         count,
@@ -135,11 +179,9 @@ fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>
         burst,
         key,
         key_name,
-        scope: match def.scope.as_ref().map(|s| *s.get_ref()) {
-            Some(model::Scope::Global) => Scope::Global,
-            _ => Scope::Local,
-        },
+        scope,
         shadow: def.mode.as_ref().is_some_and(|m| *m.get_ref() == LimitMode::Shadow),
+        on_error_deny,
         policy_header: policy_header(name, count, window_secs),
     })
 }

@@ -285,6 +285,18 @@ pub enum Scope {
     Local,
     /// Counted exactly fleet-wide in a Durable Object.
     Global,
+    /// Cloudflare's Rate Limiting binding: cheap, per location, eventually consistent;
+    /// windows of 10 s or 60 s only.
+    Cloudflare,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Admit the request when the limiter cannot be asked (logged).
+    Allow,
+    /// Refuse it (429) when the limiter cannot be asked.
+    Deny,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -311,6 +323,9 @@ pub struct LimitDef {
     pub scope: Option<S<Scope>>,
     #[schemars(with = "Option<LimitMode>")]
     pub mode: Option<S<LimitMode>>,
+    /// What a global or cloudflare limit does when its backend fails or times out (default allow).
+    #[schemars(with = "Option<OnError>")]
+    pub on_error: Option<S<OnError>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -319,6 +334,9 @@ pub struct LimiterDef {
     /// Most client keys one isolate tracks before evicting the stalest (default 100000).
     #[schemars(with = "Option<i64>")]
     pub max_keys: Option<S<i64>>,
+    /// Durable Object shards that global limits are spread over (default 16).
+    #[schemars(with = "Option<i64>")]
+    pub global_shards: Option<S<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -353,9 +371,13 @@ pub struct Deploy {
     /// Cookie keeping a client on its lane (default "eg_lane").
     #[schemars(with = "Option<String>")]
     pub sticky_cookie: Option<S<String>>,
-    /// Idempotent requests retry once on the other origin on connect error or 5xx.
+    /// GET, HEAD and OPTIONS retry once on the other origin on connect error or 5xx.
     #[schemars(with = "Option<bool>")]
     pub failover: Option<S<bool>>,
+    /// Methods that fail over instead of the default GET, HEAD, OPTIONS; only idempotent
+    /// methods (GET, HEAD, OPTIONS, PUT, DELETE) are allowed.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub failover_methods: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

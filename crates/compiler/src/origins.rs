@@ -105,8 +105,45 @@ pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, OriginDef>, deploy: Opt
         }
         None => "eg_lane".into(),
     };
-    let failover = deploy.and_then(|d| d.failover.as_ref()).is_some_and(|f| *f.get_ref());
-    Origins { table, deploy: Deploy { active, canary, sticky_cookie, failover } }
+    let failover_methods = failover_methods(ctx, deploy, table.len());
+    Origins { table, deploy: Deploy { active, canary, sticky_cookie, failover_methods } }
+}
+
+/// The methods that fail over: GET, HEAD, OPTIONS with `failover = true`, or the written
+/// `failover_methods` (idempotent methods only — a retried POST could charge a card twice).
+fn failover_methods(ctx: &mut Ctx, deploy: Option<&model::Deploy>, origins: usize) -> u16 {
+    use edgeguard_core::bundle::method;
+    let Some(d) = deploy else { return 0 };
+    let enabled = d.failover.as_ref().map(|f| (*f.get_ref(), f.span()));
+    let mut mask = match (&d.failover_methods, enabled) {
+        (_, Some((false, _))) => return 0,
+        (Some(list), _) => {
+            let mut mask = 0u16;
+            for m in list {
+                let bit = method::bit(m.get_ref());
+                let idempotent = method::GET | method::HEAD | method::OPTIONS | method::PUT | method::DELETE;
+                if bit & idempotent == 0 {
+                    ctx.push(
+                        Diagnostic::error(codes::DEPLOY, m.span(), format!("`{}` cannot fail over: only idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) may be sent twice", m.get_ref()))
+                            .help("a retried POST or PATCH could apply twice (a second charge, a second email)"),
+                    );
+                }
+                mask |= bit;
+            }
+            mask
+        }
+        (None, Some((true, _))) => method::GET | method::HEAD | method::OPTIONS,
+        (None, None) => 0,
+    };
+    if mask != 0 && origins < 2 {
+        let span = d.failover.as_ref().map(|f| f.span()).or_else(|| d.failover_methods.as_ref().and_then(|l| l.first()).map(|m| m.span()));
+        ctx.push(
+            Diagnostic::error(codes::DEPLOY, span.unwrap_or(0..0), "failover needs a second origin to fail over to")
+                .help("define another [origins.<name>], or remove failover"),
+        );
+        mask = 0;
+    }
+    mask
 }
 
 /// Index of a named origin, or an E052 diagnostic with a suggestion.

@@ -32,7 +32,7 @@ impl Edge {
         let mut all: Vec<(&str, &str)> = vec![("host", host), ("cf-connecting-ip", "198.51.100.7")];
         all.extend_from_slice(headers);
         let req = RequestFacts { method, url, headers: &all, peer_ip: None };
-        let d = self.engine.decide(&req, &mut self.limiter, now, Draw { request_id: 0xabc, lane: 1234 });
+        let d = self.engine.decide_standalone(&req, &mut self.limiter, now, Draw { request_id: 0xabc, lane: 1234 });
         explain(&self.engine, &d)
     }
 }
@@ -325,17 +325,17 @@ fn health_report_follows_the_draft() {
     let edge = qk();
     let bundle = edge.engine.bundle();
     let probe = |origin: u16, status: Option<u16>| Probe { origin, status, millis: 12, time: "2026-11-25T18:00:00Z".into(), error: None };
-    let (code, body) = report(bundle, 0, &[probe(0, Some(200)), probe(1, Some(200))]);
+    let (code, body) = report(bundle, &[probe(0, Some(200)), probe(1, Some(200))]);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((code, json["status"].as_str()), (200, Some("pass")));
     assert_eq!(json["releaseId"], bundle.revision.as_str());
     assert_eq!(json["checks"]["origin:responseTime"][0]["componentId"], "blue");
     assert_eq!(json["checks"]["origin:responseTime"][0]["observedUnit"], "ms");
-    let (code, body) = report(bundle, 0, &[probe(0, Some(200)), probe(1, None)]);
+    let (code, body) = report(bundle, &[probe(0, Some(200)), probe(1, None)]);
     assert_eq!((code, serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"].as_str()), (200, Some("warn")));
-    // Active down but failover has a healthy lane: warn; everything down: fail with 503.
-    assert_eq!(report(bundle, 0, &[probe(0, Some(500)), probe(1, Some(200))]).0, 200);
-    let (code, body) = report(bundle, 0, &[probe(0, None), probe(1, Some(503))]);
+    // The active origin down but the other healthy (routing moves to it): warn; all down: 503.
+    assert_eq!(report(bundle, &[probe(0, Some(500)), probe(1, Some(200))]).0, 200);
+    let (code, body) = report(bundle, &[probe(0, None), probe(1, Some(503))]);
     assert_eq!(code, 503);
     assert!(body.contains("\"status\":\"fail\""));
 }

@@ -18,6 +18,7 @@ fn benches(c: &mut Criterion) {
         key_name: None,
         scope: Scope::Local,
         shadow: false,
+        on_error_deny: false,
         policy_header: policy_header("api", 100, 900),
     };
     const KEYS: u32 = 100_000;

@@ -12,7 +12,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 
 /// Why bytes could not be loaded as a bundle. Never a panic.
@@ -175,8 +175,12 @@ pub enum LimitKey {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scope {
+    /// Counted in the isolate.
     Local,
+    /// Counted exactly in a Durable Object shard (the worker's `EdgeguardLimiter`).
     Global,
+    /// Cloudflare's Workers Rate Limiting binding: per location, eventually consistent.
+    Cloudflare,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +195,8 @@ pub struct Limit {
     pub key_name: Option<String>,
     pub scope: Scope,
     pub shadow: bool,
+    /// When the global limiter cannot be asked (error or timeout): refuse instead of admit.
+    pub on_error_deny: bool,
     /// `RateLimit-Policy` item, rendered by the compiler.
     pub policy_header: String,
 }
@@ -199,6 +205,8 @@ pub struct Limit {
 pub struct LimiterConfig {
     /// Most keys held per isolate before the stalest are evicted.
     pub max_keys: u32,
+    /// Durable Object shards global limits are spread over (keys hash to one shard).
+    pub global_shards: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,7 +229,8 @@ pub struct Deploy {
     pub active: u16,
     pub canary: Option<Canary>,
     pub sticky_cookie: String,
-    pub failover: bool,
+    /// Methods retried once on the other origin after a connect error or a 5xx (0 = off).
+    pub failover_methods: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

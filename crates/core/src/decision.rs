@@ -140,6 +140,11 @@ pub struct Decision {
     /// Global shadow switch on: the policy would have refused this request for this reason,
     /// but it was forwarded.
     pub shadowed: Option<Reason>,
+    /// A global or cloudflare limit the shell must ask before forwarding
+    /// ([`crate::Engine::settle_global`] finishes the decision with the answer).
+    pub global: Option<GlobalCheck>,
+    /// The origin to retry on once if the chosen one fails to connect or answers 5xx.
+    pub failover: Option<u16>,
     pub detail: Cow<'static, str>,
 }
 
@@ -176,6 +181,26 @@ impl Decision {
         };
         serde_json::to_string(&problem).ok()
     }
+}
+
+/// A limit counted outside the isolate: in a Durable Object shard or the Cloudflare binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalCheck {
+    pub limit: u16,
+    /// Key hash, stable across isolates (keyed by the bundle revision).
+    pub key: u64,
+    /// Durable Object shard that owns this key.
+    pub shard: u32,
+    /// Counted by the Cloudflare binding rather than a Durable Object.
+    pub cloudflare: bool,
+}
+
+/// What the global limiter answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalVerdict {
+    Answer(crate::limits::Outcome),
+    /// The limiter failed or timed out: the limit's `on_error` decides.
+    Unavailable,
 }
 
 /// Why the origin could not answer a forwarded request.

@@ -4,8 +4,8 @@
 use core::net::IpAddr;
 use std::borrow::Cow;
 
-use crate::bundle::{Bundle, LimitKey, LoadError, Route, method};
-use crate::decision::{Action, Decision, RateLimitState, Reason, RuleRef};
+use crate::bundle::{Bundle, LimitKey, LoadError, Route, Scope, method};
+use crate::decision::{Action, Decision, GlobalCheck, GlobalVerdict, RateLimitState, Reason, RuleRef};
 use crate::limits::{Limiter, Nanos};
 use crate::request::RequestFacts;
 use crate::routes::{Match, ParamCheck};
@@ -37,6 +37,10 @@ pub struct Engine {
     bundle: Bundle,
     regexes: Vec<regex_lite::Regex>,
     overrides: Overrides,
+    /// Origins whose last health probe failed (bit per origin index).
+    unhealthy: u64,
+    /// Hashes global-limit keys identically in every isolate (seeded by the bundle revision).
+    global_hasher: foldhash::quality::FixedState,
 }
 
 impl ParamCheck for Vec<regex_lite::Regex> {
@@ -58,7 +62,9 @@ impl Engine {
             .iter()
             .map(|src| regex_lite::Regex::new(src).map_err(|e| LoadError::BadRegex(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Engine { bundle, regexes, overrides: Overrides::default() })
+        let seed = bundle.revision.bytes().take(16).fold(0u64, |acc, b| acc.rotate_left(5) ^ u64::from(b));
+        let global_hasher = foldhash::quality::FixedState::with_seed(seed);
+        Ok(Engine { bundle, regexes, overrides: Overrides::default(), unhealthy: 0, global_hasher })
     }
 
     /// Apply operational overrides (see [`Overrides`]).
@@ -68,6 +74,16 @@ impl Engine {
 
     pub fn overrides(&self) -> Overrides {
         self.overrides
+    }
+
+    /// Record probe results: routing skips an origin whose last probe failed while another is
+    /// healthy.
+    pub fn set_unhealthy(&mut self, mask: u64) {
+        self.unhealthy = mask;
+    }
+
+    pub fn unhealthy(&self) -> u64 {
+        self.unhealthy
     }
 
     /// Index of an origin by name.
@@ -140,6 +156,8 @@ impl Engine {
             set_lane_cookie: false,
             headers: b.defaults.headers,
             shadowed: None,
+            global: None,
+            failover: None,
             detail: Cow::Borrowed("forwarded to the origin"),
         };
         let d = self.pipeline(req, limiter, now, draw, d);
@@ -152,7 +170,8 @@ impl Engine {
     /// Global shadow mode: forward what the policy's rules would have refused, saying why.
     fn shadow_forward(&self, req: &RequestFacts, draw: Draw, mut d: Decision) -> Decision {
         let route = self.rule(&d).unwrap_or(&self.bundle.defaults);
-        let (origin, set_cookie) = origins::choose(&self.bundle, &self.overrides, route, req, draw.lane);
+        let (origin, set_cookie) = origins::choose(&self.bundle, &self.overrides, self.unhealthy, route, req, draw.lane);
+        d.failover = self.failover_target(route, req.method, origin);
         d.shadowed = Some(d.reason);
         d.detail = Cow::Owned(format!("shadow mode: forwarded, but the policy would have refused it ({}: {})", d.reason.code(), d.detail));
         d.action = Action::Forward;
@@ -256,33 +275,143 @@ impl Engine {
 
         // 7. limits
         if let Some((index, limit)) = route.limit.and_then(|i| b.limits.get(usize::from(i)).map(|l| (i, l))) {
-            let hash = self.limit_key_hash(limiter, index, limit.key, limit.key_name.as_deref(), req, d.client_ip, rule);
-            let outcome = limiter.check(limit, hash, now);
-            let refused = !outcome.allowed;
-            d.rate_limit = Some(RateLimitState {
-                limit: index,
-                remaining: outcome.remaining,
-                reset_secs: outcome.reset_secs,
-                retry_after_secs: outcome.retry_after_secs,
-                shadow_refused: refused && limit.shadow,
-            });
-            if refused && !limit.shadow {
-                let detail = format!(
-                    "limit `{}` allows {} requests per {} s; retry in {} s",
-                    limit.name, limit.count, limit.window_secs, outcome.retry_after_secs
-                );
-                return reject(d, Reason::RateLimited, 429, Cow::Owned(detail));
+            if limit.scope == Scope::Local {
+                let hash = self.limit_key_hash(|parts| limiter.key_hash_parts(index, parts), limit.key, limit.key_name.as_deref(), req, d.client_ip, rule);
+                let outcome = limiter.check(limit, hash, now);
+                if let Some(refused) = self.apply_outcome(&mut d, index, outcome) {
+                    return refused;
+                }
+            } else {
+                let hash = self.limit_key_hash(|parts| self.global_hash(index, parts), limit.key, limit.key_name.as_deref(), req, d.client_ip, rule);
+                match limiter.known_refusal(hash, now) {
+                    // Refused by the global limiter moments ago: answer here, no round trip.
+                    Some(wait) if !limit.shadow => {
+                        let secs = crate::limits::ceil_secs(wait).max(1);
+                        let outcome = crate::limits::Outcome { allowed: false, remaining: 0, reset_secs: secs, retry_after_secs: secs };
+                        if let Some(refused) = self.apply_outcome(&mut d, index, outcome) {
+                            return refused;
+                        }
+                    }
+                    _ => {
+                        let shards = u64::from(b.limiter.global_shards.max(1));
+                        d.global = Some(GlobalCheck {
+                            limit: index,
+                            key: hash,
+                            shard: u32::try_from(hash % shards).unwrap_or(0),
+                            cloudflare: limit.scope == Scope::Cloudflare,
+                        });
+                    }
+                }
             }
         }
 
         // 8. forward
-        let (origin, set_cookie) = origins::choose(b, &self.overrides, route, req, draw.lane);
+        let (origin, set_cookie) = origins::choose(b, &self.overrides, self.unhealthy, route, req, draw.lane);
         d.origin = origin;
+        d.failover = self.failover_target(route, req.method, origin);
         d.set_lane_cookie = set_cookie;
         if d.rate_limit.is_some_and(|r| r.shadow_refused) {
             d.detail = Cow::Borrowed("forwarded; a shadow-mode limit would have refused it");
         }
         d
+    }
+
+    /// Keyed hash of a global limit's key, identical in every isolate of this bundle.
+    fn global_hash(&self, limit: u16, parts: &[&[u8]]) -> u64 {
+        use core::hash::{BuildHasher, Hasher};
+        let mut h = self.global_hasher.build_hasher();
+        h.write_u16(limit);
+        for part in parts {
+            h.write(part);
+        }
+        h.finish()
+    }
+
+    /// Record a limit's answer in the decision; `Some(refusal)` when it refuses.
+    fn apply_outcome(&self, d: &mut Decision, index: u16, outcome: crate::limits::Outcome) -> Option<Decision> {
+        let limit = self.bundle.limits.get(usize::from(index))?;
+        let refused = !outcome.allowed;
+        d.rate_limit = Some(RateLimitState {
+            limit: index,
+            remaining: outcome.remaining,
+            reset_secs: outcome.reset_secs,
+            retry_after_secs: outcome.retry_after_secs,
+            shadow_refused: refused && limit.shadow,
+        });
+        if refused && !limit.shadow {
+            let detail = format!(
+                "limit `{}` allows {} requests per {} s; retry in {} s",
+                limit.name, limit.count, limit.window_secs, outcome.retry_after_secs
+            );
+            return Some(reject(d.clone(), Reason::RateLimited, 429, Cow::Owned(detail)));
+        }
+        None
+    }
+
+    /// Finish a decision that waited for a global limit ([`Decision::global`]).
+    pub fn settle_global(&self, limiter: &mut Limiter, mut d: Decision, verdict: GlobalVerdict, now: Nanos) -> Decision {
+        let Some(check) = d.global.take() else { return d };
+        let Some(limit) = self.bundle.limits.get(usize::from(check.limit)) else { return d };
+        match verdict {
+            GlobalVerdict::Answer(outcome) => {
+                if !outcome.allowed {
+                    let wait = outcome.retry_after_secs.max(1).saturating_mul(1_000_000_000);
+                    limiter.remember_refusal(check.key, now.saturating_add(wait), now);
+                }
+                let forwarded_detail = d.detail.clone();
+                match self.apply_outcome(&mut d, check.limit, outcome) {
+                    Some(refused) => refused,
+                    None => {
+                        d.detail = forwarded_detail;
+                        d
+                    }
+                }
+            }
+            GlobalVerdict::Unavailable if limit.on_error_deny && !limit.shadow => {
+                d.rate_limit = Some(RateLimitState { limit: check.limit, remaining: 0, reset_secs: 1, retry_after_secs: 1, shadow_refused: false });
+                let detail = format!("the limiter for `{}` could not be reached and its on_error is deny", limit.name);
+                reject(d, Reason::RateLimited, 429, Cow::Owned(detail))
+            }
+            GlobalVerdict::Unavailable => {
+                d.detail = Cow::Owned(format!("forwarded; the limiter for `{}` could not be reached (on_error = allow)", limit.name));
+                d
+            }
+        }
+    }
+
+    /// The limiter work a global limit does, for the Durable Object that owns the key.
+    pub fn global_check(&self, limiter: &mut Limiter, limit: u16, key: u64, now: Nanos) -> Option<crate::limits::Outcome> {
+        let limit = self.bundle.limits.get(usize::from(limit))?;
+        Some(limiter.check(limit, key, now))
+    }
+
+    /// Decide and settle any global limit against `limiter` as if it were the only Durable
+    /// Object: what `explain`, `test` and the playground show for one edge.
+    pub fn decide_standalone(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, draw: Draw) -> Decision {
+        let d = self.decide(req, limiter, now, draw);
+        match d.global {
+            Some(check) => {
+                let verdict = self
+                    .global_check(limiter, check.limit, check.key, now)
+                    .map_or(GlobalVerdict::Unavailable, GlobalVerdict::Answer);
+                self.settle_global(limiter, d, verdict, now)
+            }
+            None => d,
+        }
+    }
+
+    /// The other origin for a failed idempotent request, when failover allows it: never for a
+    /// pinned route, never to an origin whose probe failed.
+    fn failover_target(&self, route: &Route, method: &str, origin: Option<u16>) -> Option<u16> {
+        let deploy = &self.bundle.deploy;
+        if route.origin.is_some() || method::bit(method) & deploy.failover_methods == 0 {
+            return None;
+        }
+        let origin = origin?;
+        let candidates = [self.overrides.active.unwrap_or(deploy.active)].into_iter().chain(deploy.canary.as_ref().map(|c| c.origin));
+        candidates
+            .chain(0..u16::try_from(self.bundle.origins.len()).unwrap_or(0))
+            .find(|o| *o != origin && self.unhealthy & (1u64 << (u32::from(*o) % 64)) == 0 && usize::from(*o) < self.bundle.origins.len())
     }
 
     /// The address from the one trusted header (rightmost entry of a list), else the peer.
@@ -311,11 +440,9 @@ impl Engine {
     /// Hash identifying the client for a limit, without building a key string. A missing
     /// header or cookie falls back to the client address, so leaving it out never escapes
     /// the limit.
-    #[allow(clippy::too_many_arguments)]
     fn limit_key_hash(
         &self,
-        limiter: &Limiter,
-        index: u16,
+        hash: impl Fn(&[&[u8]]) -> u64,
         kind: LimitKey,
         name: Option<&str>,
         req: &RequestFacts,
@@ -335,21 +462,21 @@ impl Engine {
             None => b"unknown",
         };
         match kind {
-            LimitKey::Ip => limiter.key_hash_parts(index, &[ip_key]),
+            LimitKey::Ip => hash(&[ip_key]),
             LimitKey::IpRoute => {
                 let route = match rule {
                     RuleRef::Route(i) => i.to_le_bytes(),
                     _ => u32::MAX.to_le_bytes(),
                 };
-                limiter.key_hash_parts(index, &[ip_key, b"|", &route])
+                hash(&[ip_key, b"|", &route])
             }
             LimitKey::Header => match name.and_then(|n| req.header(n)) {
-                Some(v) => limiter.key_hash_parts(index, &[b"h:", v.as_bytes()]),
-                None => limiter.key_hash_parts(index, &[ip_key]),
+                Some(v) => hash(&[b"h:", v.as_bytes()]),
+                None => hash(&[ip_key]),
             },
             LimitKey::Cookie => match name.and_then(|n| req.cookie(n)) {
-                Some(v) => limiter.key_hash_parts(index, &[b"c:", v.as_bytes()]),
-                None => limiter.key_hash_parts(index, &[ip_key]),
+                Some(v) => hash(&[b"c:", v.as_bytes()]),
+                None => hash(&[ip_key]),
             },
         }
     }

@@ -52,16 +52,16 @@ struct Report<'a> {
     checks: std::collections::BTreeMap<&'static str, Vec<Check<'a>>>,
 }
 
-/// `(HTTP status, body)`: `pass` when every origin answers, `warn` when the origin taking
-/// traffic answers but another does not (or it is down and failover has a healthy lane),
-/// `fail` otherwise. 200 for pass/warn, 503 for fail.
-pub fn report(bundle: &Bundle, active: u16, probes: &[Probe]) -> (u16, String) {
+/// `(HTTP status, body)`: `pass` when every origin answers, `warn` when at least one does
+/// (routing sends traffic to the healthy one), `fail` when none does. 200 for pass/warn, 503
+/// for fail.
+pub fn report(bundle: &Bundle, probes: &[Probe]) -> (u16, String) {
     let all_pass = !probes.is_empty() && probes.iter().all(Probe::passed);
-    let active_pass = probes.iter().any(|p| p.origin == active && p.passed());
+    // Routing skips an origin whose probe failed, so one healthy origin keeps the service up.
     let any_pass = probes.iter().any(Probe::passed);
     let status = if all_pass || (probes.is_empty() && bundle.origins.is_empty()) {
         "pass"
-    } else if active_pass || (bundle.deploy.failover && any_pass) {
+    } else if any_pass {
         "warn"
     } else {
         "fail"

@@ -64,6 +64,10 @@ impl BuildHasher for BuildPreHashed {
 /// Per-isolate limiter state for every limit of a bundle.
 pub struct Limiter {
     tats: HashMap<u64, Nanos, BuildPreHashed>,
+    /// Global-limit keys the Durable Object refused, with the time they may retry: refused in
+    /// the isolate until then without a round trip (the fast path never admits, so it cannot
+    /// make a global limit less exact).
+    refused_until: HashMap<u64, Nanos, BuildPreHashed>,
     hasher: foldhash::quality::FixedState,
     max_keys: usize,
     evictions: u64,
@@ -76,6 +80,7 @@ impl Limiter {
         let max_keys = (max_keys as usize).max(16);
         Limiter {
             tats: HashMap::with_capacity_and_hasher(max_keys.min(4096), BuildPreHashed),
+            refused_until: HashMap::with_hasher(BuildPreHashed),
             hasher: foldhash::quality::FixedState::with_seed(seed),
             max_keys,
             evictions: 0,
@@ -121,6 +126,22 @@ impl Limiter {
     pub fn heap_bytes(&self) -> usize {
         // hashbrown: one (u64, u64) slot plus one control byte per bucket.
         self.tats.capacity().saturating_mul(17)
+    }
+
+    /// Remember that a global limiter refused `key_hash` until `until`.
+    pub fn remember_refusal(&mut self, key_hash: u64, until: Nanos, now: Nanos) {
+        if self.refused_until.len() >= self.max_keys / 4 {
+            self.refused_until.retain(|_, t| *t > now);
+            if self.refused_until.len() >= self.max_keys / 4 {
+                self.refused_until.clear();
+            }
+        }
+        self.refused_until.insert(key_hash, until);
+    }
+
+    /// Nanoseconds the key must still wait if a global limiter refused it recently.
+    pub fn known_refusal(&self, key_hash: u64, now: Nanos) -> Option<Nanos> {
+        self.refused_until.get(&key_hash).filter(|t| **t > now).map(|t| t.saturating_sub(now))
     }
 
     /// Check and, when admitted, record one request.
@@ -185,7 +206,7 @@ pub fn emission_interval(limit: &Limit) -> Nanos {
     limit.window_secs.saturating_mul(NANOS_PER_SEC).checked_div(limit.count).unwrap_or(u64::MAX).max(1)
 }
 
-fn ceil_secs(ns: Nanos) -> u64 {
+pub fn ceil_secs(ns: Nanos) -> u64 {
     ns.div_ceil(NANOS_PER_SEC)
 }
 
@@ -231,6 +252,7 @@ mod tests {
             key_name: None,
             scope: Scope::Local,
             shadow: false,
+            on_error_deny: false,
             policy_header: policy_header("api", count, window_secs),
         }
     }

@@ -9,7 +9,7 @@ use crate::request::RequestFacts;
 /// A route pin wins; then, when a canary runs, the lane the client's cookie names (if that
 /// lane is still active or canary); then a fresh draw. Overrides replace the active origin
 /// and the canary share, so a rollback is one variable change.
-pub fn choose(bundle: &Bundle, overrides: &Overrides, route: &Route, req: &RequestFacts, lane_draw: u32) -> (Option<u16>, bool) {
+pub fn choose(bundle: &Bundle, overrides: &Overrides, unhealthy: u64, route: &Route, req: &RequestFacts, lane_draw: u32) -> (Option<u16>, bool) {
     if bundle.origins.is_empty() {
         return (None, false);
     }
@@ -17,10 +17,19 @@ pub fn choose(bundle: &Bundle, overrides: &Overrides, route: &Route, req: &Reque
         return (Some(pinned), false);
     }
     let deploy = &bundle.deploy;
-    let active = overrides.active.unwrap_or(deploy.active);
+    let healthy = |o: u16| unhealthy & (1u64 << (u32::from(o) % 64)) == 0;
+    let mut active = overrides.active.unwrap_or(deploy.active);
+    // Active traffic leaves a failing origin when another one is healthy.
+    if !healthy(active) {
+        let count = u16::try_from(bundle.origins.len()).unwrap_or(0);
+        if let Some(other) = (0..count).find(|o| *o != active && healthy(*o)) {
+            active = other;
+        }
+    }
     let Some(canary) = &deploy.canary else { return (Some(active), false) };
     let share = overrides.canary_basis_points.unwrap_or(canary.basis_points).min(10_000);
-    if share == 0 || canary.origin == active {
+    // A canary whose probe failed gets no users, sticky ones included.
+    if share == 0 || canary.origin == active || !healthy(canary.origin) {
         return (Some(active), false);
     }
     if let Some(lane) = req.cookie(&deploy.sticky_cookie) {

@@ -194,8 +194,7 @@ impl Edge {
             .into_iter()
             .map(|p| Probe { origin: p.origin, status: p.status, millis: p.ms, time: p.time, error: p.error })
             .collect();
-        let active = self.engine.overrides().active.unwrap_or(self.engine.bundle().deploy.active);
-        let (status, body) = report(self.engine.bundle(), active, &probes);
+        let (status, body) = report(self.engine.bundle(), &probes);
         serde_json::json!({ "status": status, "body": body }).to_string()
     }
 

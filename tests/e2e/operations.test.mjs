@@ -71,26 +71,38 @@ test("canary: new clients are split and pinned by a Secure HttpOnly lane cookie"
   }
 });
 
-test("health: pass, then fail (503) when the active origin's probe fails, then pass again", async () => {
+test("health: pass; warn while one origin fails and routing avoids it; fail (503) when all fail", async () => {
   let res = await request(edge.url, "GET", "/__edge/health", { headers: HOST });
   assert.equal(res.status, 200);
   assert.equal(json(res).status, "pass");
-  await request(blue.url, "POST", "/__demo/health?status=503");
+  await request(green.url, "POST", "/__demo/health?status=503");
   try {
     await sleep(400);
     res = await request(edge.url, "GET", "/__edge/health", { headers: HOST });
-    assert.equal(res.status, 503, res.body.toString());
+    assert.equal(res.status, 200, res.body.toString());
     const body = json(res);
-    assert.equal(body.status, "fail");
-    const blueCheck = body.checks["origin:responseTime"].find((c) => c.componentId === "blue");
-    assert.equal(blueCheck.status, "fail");
-    assert.equal(blueCheck.output, "probe answered 503");
+    assert.equal(body.status, "warn");
+    const greenCheck = body.checks["origin:responseTime"].find((c) => c.componentId === "green");
+    assert.equal(greenCheck.status, "fail");
+    assert.equal(greenCheck.output, "probe answered 503");
+    // A failing canary gets no users, sticky ones included, within one probe interval.
+    for (let i = 0; i < 20; i++) {
+      const page = await request(edge.url, "GET", "/page", { headers: { ...HOST, cookie: i % 2 ? "eg_lane=green" : "" } });
+      assert.equal(one(page, "x-origin-name"), "blue");
+    }
+    await request(blue.url, "POST", "/__demo/health?status=503");
+    await sleep(400);
+    res = await request(edge.url, "GET", "/__edge/health", { headers: HOST });
+    assert.equal(res.status, 503, res.body.toString());
+    assert.equal(json(res).status, "fail");
   } finally {
     await request(blue.url, "POST", "/__demo/health?status=200");
+    await request(green.url, "POST", "/__demo/health?status=200");
   }
   await sleep(400);
   res = await request(edge.url, "GET", "/__edge/health", { headers: HOST });
   assert.equal(res.status, 200);
+  assert.equal(json(res).status, "pass");
 });
 
 test("rollback levers: EDGE_ACTIVE_ORIGIN and EDGE_CANARY_PERCENT=0 move every client, no rebuild", async () => {

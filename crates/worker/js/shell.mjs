@@ -13,7 +13,15 @@
 //   EDGE_ORIGINS           "name=url,name=url" ("*=url" for all): point origins elsewhere
 //   EDGE_ORIGIN_AUTH       secret sent to the origin in EDGE_ORIGIN_AUTH_HEADER
 //   EDGE_ORIGIN_AUTH_HEADER header name for it (default x-edgeguard-auth)
+//
+// Bindings: EDGEGUARD_LIMITER (Durable Object namespace of class EdgeguardLimiter) for
+// `scope = "global"` limits; EDGEGUARD_RL_<LIMIT NAME> (Workers Rate Limiting) for
+// `scope = "cloudflare"` limits.
 
+/** How long a global limiter may take before the limit's on_error decides. */
+const LIMITER_TIMEOUT_MS = 500;
+
+import { DurableObject } from "cloudflare:workers";
 import { initSync, Edge } from "./edgeguard_worker.js";
 import wasmModule from "./edgeguard_worker_bg.wasm";
 
@@ -25,10 +33,21 @@ function truthy(v) {
   return v === "1" || v === "true" || v === "yes" || v === "on";
 }
 
-function setup(env) {
+function newEdge() {
   const seed = crypto.getRandomValues(new Uint32Array(2));
-  const edge = new Edge(seed[0] * 4294967296 + seed[1]);
-  edge.configure(env.EDGE_ACTIVE_ORIGIN ?? "", String(env.EDGE_CANARY_PERCENT ?? ""), truthy(String(env.EDGE_SHADOW ?? "")));
+  return new Edge(seed[0] * 4294967296 + seed[1]);
+}
+
+function setup(env) {
+  const edge = newEdge();
+  try {
+    edge.configure(env.EDGE_ACTIVE_ORIGIN ?? "", String(env.EDGE_CANARY_PERCENT ?? ""), truthy(String(env.EDGE_SHADOW ?? "")));
+  } catch (err) {
+    // A typo in a rollback lever must not take the site down: keep the policy's own
+    // deploy settings (the shadow switch still applies) and say so loudly.
+    console.error(JSON.stringify({ level: "error", msg: "ignoring invalid deploy override", error: String(err?.message ?? err) }));
+    edge.configure("", "", truthy(String(env.EDGE_SHADOW ?? "")));
+  }
   const info = JSON.parse(edge.info());
   const urls = new Map();
   for (const pair of String(env.EDGE_ORIGINS ?? "").split(",")) {
@@ -89,34 +108,79 @@ function flatten(headers) {
   return out;
 }
 
-async function forward(st, request, d, start) {
-  const origin = st.origins[d.o];
+/** One attempt at an origin: the Response, or "timeout" / "unreachable". */
+async function attempt(st, origin, request, d, body) {
   const headers = new Headers(request.headers);
   for (const name of [...headers.keys()]) {
     if (name.startsWith("x-forwarded-") || st.strip.has(name)) headers.delete(name);
   }
   for (const [name, value] of d.f) headers.set(name, value);
   if (st.authHeader) headers.set(st.authHeader, st.authValue);
-  const init = {
-    method: request.method,
-    headers,
-    body: request.method === "GET" || request.method === "HEAD" ? null : request.body,
-    redirect: "manual",
-    signal: AbortSignal.timeout(origin.timeout_ms),
-  };
-  const sent = Date.now();
-  let response;
   try {
-    response = await fetch(origin.url + d.p, init);
+    return await fetch(origin.url + d.p, {
+      method: request.method,
+      headers,
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(origin.timeout_ms),
+    });
   } catch (err) {
-    const kind = err && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "unreachable";
-    const body = st.edge.origin_failure(kind, origin.name, d.r, d.p);
-    const failed = { ...d, a: "reject", d: [["content-type", "application/problem+json"], ["cache-control", "no-store"], ["x-request-id", d.r]], c: [] };
-    const originMs = Date.now() - sent;
-    return respond(st, failed, body, kind === "timeout" ? 504 : 502, "", undefined, timing(start, originMs, `origin-error;desc="${kind}"`));
+    return err && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "unreachable";
+  }
+}
+
+async function forward(st, request, d, start) {
+  let origin = st.origins[d.o];
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  // A request that may be retried needs its body twice; only idempotent methods the policy
+  // lists ever fail over, and max_body bounds what is buffered.
+  let body = hasBody ? request.body : null;
+  if (hasBody && d.fo !== null && d.fo !== undefined) body = await request.arrayBuffer();
+  const sent = Date.now();
+  let response = await attempt(st, origin, request, d, body);
+  let note = "";
+  const failed = typeof response === "string" ? response : response.status >= 500 ? `${response.status}` : null;
+  // Failover: once, on a connect error or a 5xx (a timeout may still be processing).
+  if (failed !== null && failed !== "timeout" && d.fo !== null && d.fo !== undefined) {
+    const other = st.origins[d.fo];
+    if (typeof response !== "string") await response.body?.cancel();
+    note = `failover;desc="${origin.name} ${failed} -> ${other.name}"`;
+    log({ level: "warn", msg: "failover", request_id: d.r, from: origin.name, to: other.name, cause: failed });
+    origin = other;
+    response = await attempt(st, origin, request, d, body);
   }
   const originMs = Date.now() - sent;
-  return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(start, originMs));
+  if (typeof response === "string") {
+    const kind = response;
+    const problem = st.edge.origin_failure(kind, origin.name, d.r, d.p);
+    const refused = { ...d, a: "reject", d: [["content-type", "application/problem+json"], ["cache-control", "no-store"], ["x-request-id", d.r]], c: [] };
+    const extra = [note, `origin-error;desc="${kind}"`].filter(Boolean).join(", ");
+    log({ level: "error", msg: "origin failed", request_id: d.r, origin: origin.name, cause: kind });
+    return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(start, originMs, extra));
+  }
+  return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(start, originMs, note));
+}
+
+function log(fields) {
+  console.log(JSON.stringify(fields));
+}
+
+/** Ask the global limiter (Durable Object shard or Cloudflare binding); "" when it failed. */
+async function askLimiter(env, g) {
+  const timeout = new Promise((resolve) => setTimeout(() => resolve(""), LIMITER_TIMEOUT_MS));
+  const ask = (async () => {
+    if (g.cloudflare) {
+      const binding = env[`EDGEGUARD_RL_${g.name.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`];
+      if (!binding) return "";
+      const { success } = await binding.limit({ key: g.key });
+      return JSON.stringify({ allowed: success, remaining: 0, reset: g.window_secs, retry_after: success ? 0 : g.window_secs });
+    }
+    const ns = env.EDGEGUARD_LIMITER;
+    if (!ns) return "";
+    const stub = ns.get(ns.idFromName(`shard-${g.shard}`));
+    return await stub.check(g.limit, g.key);
+  })().catch(() => "");
+  return Promise.race([ask, timeout]);
 }
 
 async function probeOrigins(st) {
@@ -144,7 +208,16 @@ async function probeOrigins(st) {
   st.probes = { at: st.probes?.at ?? 0, results: st.probes?.results ?? null, pending };
   const results = await pending;
   st.probes = { at: Date.now(), results, pending: null };
+  st.edge.set_health(JSON.stringify(results));
   return results;
+}
+
+/** Keep probe results fresh in the background so routing can skip a failing origin. */
+function refreshHealth(st, ctx) {
+  if (!st.info.probe_path || !ctx) return;
+  const fresh = st.probes && Date.now() - st.probes.at < st.info.health_cache_ms;
+  if (fresh || st.probes?.pending) return;
+  ctx.waitUntil(probeOrigins(st).catch(() => {}));
 }
 
 async function health(st, request, d, start) {
@@ -155,12 +228,19 @@ async function health(st, request, d, start) {
 }
 
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     const start = Date.now();
     if (state === null) state = setup(env);
     const st = state;
+    refreshHealth(st, ctx);
     const r = crypto.getRandomValues(new Uint32Array(5));
-    const d = JSON.parse(st.edge.decide(request.method, request.url, flatten(request.headers), start, r[0], r[1], r[2], r[3], r[4]));
+    let d = JSON.parse(st.edge.decide(request.method, request.url, flatten(request.headers), start, r[0], r[1], r[2], r[3], r[4]));
+    if (d.g) {
+      const answer = await askLimiter(env, d.g);
+      if (answer === "") log({ level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
+      d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now()));
+    }
+    if (d.shadowed) log({ level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
     switch (d.a) {
       case "forward":
         return forward(st, request, d, start);
@@ -173,3 +253,20 @@ export default {
     }
   },
 };
+
+/**
+ * One shard of the global limiter: GCRA state for the keys that hash to it, in memory.
+ * Nothing is written to storage: a restart forgets recent requests, which can only admit a
+ * client early (never refuse one wrongly), and keeps every check a memory operation.
+ */
+export class EdgeguardLimiter extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.edge = null;
+  }
+
+  check(limit, key) {
+    this.edge ??= newEdge();
+    return this.edge.global_check(limit, key, Date.now());
+  }
+}

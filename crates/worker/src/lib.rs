@@ -8,7 +8,10 @@
 
 use std::borrow::Cow;
 
-use edgeguard_core::decision::{Action, OriginFailure};
+use std::collections::HashMap;
+
+use edgeguard_core::decision::{Action, Decision, GlobalVerdict, OriginFailure};
+use edgeguard_core::limits::Outcome;
 use edgeguard_core::health::{Probe, report};
 use edgeguard_core::{Draw, Engine, Limiter, Overrides, RequestFacts, headers};
 use serde::{Deserialize, Serialize};
@@ -21,7 +24,14 @@ static BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy.egb"));
 pub struct Edge {
     engine: Engine,
     limiter: Limiter,
+    /// Decisions waiting for a global limiter's answer, by token.
+    pending: HashMap<u32, Decision>,
+    next_token: u32,
 }
+
+/// Most decisions kept waiting for a global limiter; beyond it the oldest are dropped (their
+/// requests then settle as "limiter unavailable").
+const MAX_PENDING: usize = 10_000;
 
 /// The decision as the shell consumes it. Short keys: it crosses into JS on every request.
 #[derive(Serialize)]
@@ -48,10 +58,36 @@ struct Wire<'a> {
     c: Vec<(&'static str, String)>,
     /// problem+json body of a refusal
     b: Option<String>,
+    /// origin to retry on once after a connect error or 5xx
+    fo: Option<u16>,
+    /// a global limit to ask before forwarding: { token, limit, key, shard, cloudflare }
+    g: Option<WireGlobal>,
     /// reason code, route and detail, for logs
     why: &'static str,
+    /// the reason global shadow mode let this request through
+    shadowed: Option<&'static str>,
     route: Option<&'a str>,
     detail: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireGlobal {
+    token: u32,
+    limit: u16,
+    /// Limit name (for the Cloudflare binding's name and logs).
+    name: String,
+    key: String,
+    shard: u32,
+    cloudflare: bool,
+    window_secs: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireOutcome {
+    allowed: bool,
+    remaining: u64,
+    reset: u64,
+    retry_after: u64,
 }
 
 #[derive(Serialize)]
@@ -104,7 +140,7 @@ impl Edge {
     pub fn new(seed: f64) -> Result<Edge, JsError> {
         let engine = Engine::load(BUNDLE).map_err(js_error)?;
         let limiter = engine.new_limiter(seed.to_bits());
-        Ok(Edge { engine, limiter })
+        Ok(Edge { engine, limiter, pending: HashMap::new(), next_token: 0 })
     }
 
     /// Apply the operational levers from worker vars. Empty strings mean "not set".
@@ -159,31 +195,49 @@ impl Edge {
         }
         let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None };
         let request_id = (u128::from(r0) << 96) | (u128::from(r1) << 64) | (u128::from(r2) << 32) | u128::from(r3);
-        let now = if now_ms.is_finite() && now_ms > 0.0 { (now_ms * 1_000_000.0) as u64 } else { 0 };
+        let now = nanos(now_ms);
         let d = self.engine.decide(&facts, &mut self.limiter, now, Draw { request_id, lane });
-        let bundle = self.engine.bundle();
-        let wire = Wire {
-            a: match d.action {
-                Action::Forward => "forward",
-                Action::Redirect => "redirect",
-                Action::Respond => "respond",
-                Action::Reject => "reject",
-            },
-            s: d.status,
-            h: d.headers,
-            o: d.origin,
-            p: &d.path_and_query,
-            t: d.https,
-            r: &d.request_id,
-            f: if d.action == Action::Forward { self.engine.forward_headers(&d) } else { Vec::new() },
-            d: headers::dynamic(bundle, &d),
-            c: headers::append(bundle, &d),
-            b: d.problem_json(),
-            why: d.shadowed.unwrap_or(d.reason).code(),
-            route: self.engine.rule(&d).and_then(|r| r.pattern.as_deref()),
-            detail: &d.detail,
+        let global = d.global.map(|g| self.park(d.clone(), g));
+        self.wire(&d, global)
+    }
+
+    /// Finish a decision parked for a global limit. `answer` is the limiter's JSON
+    /// (`{allowed, remaining, reset, retry_after}`) or empty when it failed or timed out.
+    pub fn settle(&mut self, token: u32, answer: &str, now_ms: f64) -> String {
+        let Some(d) = self.pending.remove(&token) else {
+            return String::new();
         };
-        serde_json::to_string(&wire).unwrap_or_default()
+        let verdict = match serde_json::from_str::<WireOutcome>(answer) {
+            Ok(o) => GlobalVerdict::Answer(Outcome { allowed: o.allowed, remaining: o.remaining, reset_secs: o.reset, retry_after_secs: o.retry_after }),
+            Err(_) => GlobalVerdict::Unavailable,
+        };
+        let d = self.engine.settle_global(&mut self.limiter, d, verdict, nanos(now_ms));
+        self.wire(&d, None)
+    }
+
+    /// The Durable Object's side of a global limit: count one request for `key` (16 hex
+    /// digits) under limit `limit` on this object's clock.
+    pub fn global_check(&mut self, limit: u16, key: &str, now_ms: f64) -> String {
+        let Ok(key) = u64::from_str_radix(key, 16) else { return String::new() };
+        match self.engine.global_check(&mut self.limiter, limit, key, nanos(now_ms)) {
+            Some(o) => serde_json::to_string(&WireOutcome { allowed: o.allowed, remaining: o.remaining, reset: o.reset_secs, retry_after: o.retry_after_secs })
+                .unwrap_or_default(),
+            None => String::new(),
+        }
+    }
+
+    /// Probe results feed routing: an origin whose last probe failed gets no canary traffic,
+    /// and no active traffic while another origin is healthy.
+    pub fn set_health(&mut self, probes_json: &str) {
+        let probes: Vec<WireProbe> = serde_json::from_str(probes_json).unwrap_or_default();
+        let mut mask = 0u64;
+        for p in &probes {
+            let passed = p.status.is_some_and(|s| (200..400).contains(&s));
+            if !passed {
+                mask |= 1u64 << (u32::from(p.origin) % 64);
+            }
+        }
+        self.engine.set_unhealthy(mask);
     }
 
     /// The health answer from probe results (`[{origin, status, ms, time, error}]`):
@@ -208,5 +262,62 @@ impl Edge {
     /// Number of client keys the limiter holds (for metrics and soak tests).
     pub fn limiter_keys(&self) -> u32 {
         u32::try_from(self.limiter.len()).unwrap_or(u32::MAX)
+    }
+}
+
+fn nanos(ms: f64) -> u64 {
+    if ms.is_finite() && ms > 0.0 { (ms * 1_000_000.0) as u64 } else { 0 }
+}
+
+impl Edge {
+    fn park(&mut self, d: Decision, g: edgeguard_core::decision::GlobalCheck) -> WireGlobal {
+        if self.pending.len() >= MAX_PENDING {
+            // Keep the newer half: requests that waited that long have long timed out.
+            let half = (MAX_PENDING / 2) as u32;
+            let keep_from = self.next_token.wrapping_sub(half);
+            self.pending.retain(|t, _| t.wrapping_sub(keep_from) < half);
+        }
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        self.pending.insert(token, d);
+        let limit = self.engine.bundle().limits.get(usize::from(g.limit));
+        WireGlobal {
+            token,
+            limit: g.limit,
+            name: limit.map(|l| l.name.clone()).unwrap_or_default(),
+            key: format!("{:016x}", g.key),
+            shard: g.shard,
+            cloudflare: g.cloudflare,
+            window_secs: limit.map_or(60, |l| l.window_secs),
+        }
+    }
+
+    fn wire(&self, d: &Decision, g: Option<WireGlobal>) -> String {
+        let bundle = self.engine.bundle();
+        let wire = Wire {
+            a: match d.action {
+                Action::Forward => "forward",
+                Action::Redirect => "redirect",
+                Action::Respond => "respond",
+                Action::Reject => "reject",
+            },
+            s: d.status,
+            h: d.headers,
+            o: d.origin,
+            p: &d.path_and_query,
+            t: d.https,
+            r: &d.request_id,
+            f: if d.action == Action::Forward { self.engine.forward_headers(d) } else { Vec::new() },
+            d: headers::dynamic(bundle, d),
+            c: headers::append(bundle, d),
+            b: d.problem_json(),
+            fo: d.failover,
+            g,
+            why: d.reason.code(),
+            shadowed: d.shadowed.map(|r| r.code()),
+            route: self.engine.rule(d).and_then(|r| r.pattern.as_deref()),
+            detail: &d.detail,
+        };
+        serde_json::to_string(&wire).unwrap_or_default()
     }
 }

@@ -59,6 +59,9 @@ const NAME = opts.name;
 
 // What /api/health answers; changed by POST /__demo/health?status=N.
 let healthStatus = 200;
+// When set, every request except /api/health and /__demo answers this status (a bad
+// deploy that still passes its health check); POST /__demo/fail?status=N, status=0 clears.
+let failStatus = 0;
 
 const SESSION_COOKIES = [
   'sb-demo-auth-token=refreshed; Path=/; HttpOnly; Secure; SameSite=Lax',
@@ -238,6 +241,14 @@ function drop(req) {
 }
 
 async function demoControl(url, req, res) {
+  if (url.pathname === '/__demo/fail' && req.method === 'POST') {
+    await hashBody(req);
+    const n = Number(url.searchParams.get('status') ?? '');
+    if (!(n === 0 || (n >= 500 && n <= 599))) return sendJson(res, 400, { error: 'status must be 0 or 500..599' });
+    failStatus = n;
+    process.stderr.write(`demo-origin ${NAME}: every request now answers ${n || 'normally'}\n`);
+    return sendJson(res, 200, { fail_status: failStatus });
+  }
   if (url.pathname !== '/__demo/health') {
     await hashBody(req);
     return sendJson(res, 404, { error: 'unknown demo control', path: url.pathname });
@@ -266,6 +277,10 @@ async function handle(req, res) {
   const isGet = method === 'GET' || method === 'HEAD';
 
   if (path === '/__demo' || path.startsWith('/__demo/')) return demoControl(url, req, res);
+  if (failStatus && path !== '/api/health') {
+    await hashBody(req);
+    return sendJson(res, failStatus, { error: 'failing on purpose', origin: NAME });
+  }
   if (path === '/__echo' || path.startsWith('/__echo/')) return echo(req, res);
 
   if (path === '/api' || path.startsWith('/api/')) {

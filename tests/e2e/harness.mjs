@@ -63,7 +63,7 @@ export async function startOrigin(name) {
  * The edge: `wrangler dev --local` (real workerd) serving a built worker.
  * `main` is the worker entry (build/worker/shell.mjs by default), `vars` worker vars.
  */
-export async function startEdge({ protocol = "https", main = "build/worker/shell.mjs", vars = {} } = {}) {
+export async function startEdge({ protocol = "https", main = "build/worker/shell.mjs", vars = {}, config = null } = {}) {
   const port = await freePort();
   const inspector = await freePort();
   const args = [
@@ -77,6 +77,7 @@ export async function startEdge({ protocol = "https", main = "build/worker/shell
     "--local-protocol", protocol,
     "--show-interactive-dev-session=false",
   ];
+  if (config) args.push("--config", config);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, args, {
     cwd: ROOT,

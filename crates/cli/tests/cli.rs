@@ -373,7 +373,7 @@ const CONTRACT_KEYS: [&str; 11] = [
 ];
 /// Extensions beyond the contract that the CLI prints today. A new key must be added here (and
 /// documented) on purpose.
-const EXTRA_KEYS: [&str; 3] = ["path", "problem", "shadow_refused"];
+const EXTRA_KEYS: [&str; 4] = ["path", "problem", "shadow_refused", "lane"];
 
 fn explain(policy: &Path, args: &[&str]) -> Output {
     edgeguard().arg("explain").arg(policy).args(args).output().unwrap()

@@ -145,6 +145,8 @@ pub struct Decision {
     pub global: Option<GlobalCheck>,
     /// The origin to retry on once if the chosen one fails to connect or answers 5xx.
     pub failover: Option<u16>,
+    /// Why the origin was chosen.
+    pub lane: Option<crate::origins::Lane>,
     pub detail: Cow<'static, str>,
 }
 

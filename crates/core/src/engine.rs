@@ -158,6 +158,7 @@ impl Engine {
             shadowed: None,
             global: None,
             failover: None,
+            lane: None,
             detail: Cow::Borrowed("forwarded to the origin"),
         };
         let d = self.pipeline(req, limiter, now, draw, d);
@@ -170,7 +171,8 @@ impl Engine {
     /// Global shadow mode: forward what the policy's rules would have refused, saying why.
     fn shadow_forward(&self, req: &RequestFacts, draw: Draw, mut d: Decision) -> Decision {
         let route = self.rule(&d).unwrap_or(&self.bundle.defaults);
-        let (origin, set_cookie) = origins::choose(&self.bundle, &self.overrides, self.unhealthy, route, req, draw.lane);
+        let (origin, set_cookie, lane) = origins::choose(&self.bundle, &self.overrides, self.unhealthy, route, req, draw.lane);
+        d.lane = Some(lane);
         d.failover = self.failover_target(route, req.method, origin);
         d.shadowed = Some(d.reason);
         d.detail = Cow::Owned(format!("shadow mode: forwarded, but the policy would have refused it ({}: {})", d.reason.code(), d.detail));
@@ -306,8 +308,9 @@ impl Engine {
         }
 
         // 8. forward
-        let (origin, set_cookie) = origins::choose(b, &self.overrides, self.unhealthy, route, req, draw.lane);
+        let (origin, set_cookie, lane) = origins::choose(b, &self.overrides, self.unhealthy, route, req, draw.lane);
         d.origin = origin;
+        d.lane = Some(lane);
         d.failover = self.failover_target(route, req.method, origin);
         d.set_lane_cookie = set_cookie;
         if d.rate_limit.is_some_and(|r| r.shadow_refused) {

@@ -37,6 +37,15 @@ pub struct Explanation {
     /// A shadow-mode limit, or the global shadow switch, let through a request the policy
     /// would have refused.
     pub shadow_refused: bool,
+    /// For `forward`: how the origin was chosen and where a failed idempotent request would
+    /// be retried.
+    pub lane: Option<LaneReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaneReport {
+    pub reason: crate::origins::Lane,
+    pub failover: Option<String>,
 }
 
 pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
@@ -77,5 +86,9 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
         path: d.path_and_query.clone(),
         problem: d.problem_json().and_then(|p| serde_json::from_str(&p).ok()),
         shadow_refused: d.shadowed.is_some() || d.rate_limit.is_some_and(|r| r.shadow_refused),
+        lane: d.lane.filter(|_| d.action == Action::Forward).map(|reason| LaneReport {
+            reason,
+            failover: d.failover.and_then(|o| bundle.origins.get(usize::from(o))).map(|o| o.name.clone()),
+        }),
     }
 }

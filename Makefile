@@ -23,8 +23,9 @@ setup-rust:
 	rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
 	rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 
+## npm packages (wrangler/workerd, csp_evaluator, ajv…), reinstalled when the lock file changes.
 node-deps:
-	[ -x node_modules/.bin/wrangler ] || npm ci --no-audit --no-fund
+	[ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 
 ## Clippy with the runtime crates' no-panic policy (unwrap/expect/panic/indexing denied).
 lint:
@@ -49,7 +50,7 @@ worker-test: setup-rust
 	OUT=build/worker-test EDGEGUARD_POLICY=tests/e2e/policy.toml ./scripts/build-worker.sh
 
 e2e: node-deps worker worker-test
-	node --test --test-concurrency=1 tests/e2e/ demo/
+	node --test --test-concurrency=1 tests/e2e/ demo/ tests/csp-parity/ tests/sarif/
 
 ## Proves the deploy artifact builds; prints its size (docs/benchmarks.md).
 deploy-dry-run: node-deps worker

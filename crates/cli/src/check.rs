@@ -14,16 +14,19 @@ pub enum Format {
     Json,
     /// GitHub Actions workflow commands (`::error file=...::message`), one per diagnostic.
     Github,
+    /// A SARIF 2.1.0 log (one result per diagnostic, rule id = code), for code scanning.
+    Sarif,
 }
 
 /// Check a policy: print every error and warning, exit 1 if any error.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Output goes to stdout. With --format github the summary line goes to stderr; \
-    with --format json there is only the JSON object.\n\n\
+#[command(after_help = "Output goes to stdout. With --format github or sarif the summary line goes to \
+    stderr; with --format json there is only the JSON object.\n\n\
     Examples:\n  \
     edgeguard check policy.toml\n  \
     edgeguard check policy.toml --env staging --deny-warnings\n  \
     edgeguard check policy.toml --format github    # annotations in a GitHub Actions step\n  \
+    edgeguard check policy.toml --format sarif > edgeguard.sarif   # for code scanning\n  \
     edgeguard check policy.toml --format json | jq '.diagnostics[].code'")]
 pub struct Args {
     /// The policy file (TOML).
@@ -54,6 +57,10 @@ pub fn run(args: &Args) -> CmdResult {
         }
         Format::Github => {
             output::print(&render::github(&compiled.file, &compiled.source, diags))?;
+            output::eprint(&summary);
+        }
+        Format::Sarif => {
+            output::print(&render::sarif(&compiled.file, &compiled.source, diags))?;
             output::eprint(&summary);
         }
     }

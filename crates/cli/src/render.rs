@@ -1,5 +1,5 @@
-//! Diagnostics in the three output formats of `check`: text (codespan-reporting), JSON
-//! ([`Located`] objects) and GitHub Actions workflow commands.
+//! Diagnostics in the output formats of `check`: text (codespan-reporting), JSON ([`Located`]
+//! objects), GitHub Actions workflow commands and SARIF 2.1.0 ([`crate::sarif`]).
 
 use core::ops::Range;
 use std::io::IsTerminal;
@@ -11,6 +11,7 @@ use codespan_reporting::term::{self, Config};
 use edgeguard_compiler::diagnostics::{Diagnostic, Located, Severity};
 
 use crate::Failure;
+use crate::sarif;
 
 /// Error and warning counts of one compilation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +152,62 @@ pub fn github(file: &str, source: &str, diags: &[Diagnostic]) -> String {
     out
 }
 
+/// `check --format sarif`: a SARIF 2.1.0 log with one result per diagnostic. The rule id is the
+/// diagnostic code and its short description the message of its first occurrence.
+pub fn sarif(file: &str, source: &str, diags: &[Diagnostic]) -> String {
+    let uri = artifact_uri(file);
+    let findings: Vec<sarif::Finding> = diags
+        .iter()
+        .map(|d| {
+            let l = d.locate(file, source);
+            sarif::Finding {
+                rule_id: l.code.to_owned(),
+                rule_name: l.message.clone(),
+                level: match l.severity {
+                    Severity::Error => sarif::Level::Error,
+                    Severity::Warning => sarif::Level::Warning,
+                },
+                message: l.message,
+                file: uri.clone(),
+                line: l.line,
+                column: l.column,
+                end_line: l.end_line,
+                end_column: l.end_column,
+                help: l.help,
+            }
+        })
+        .collect();
+    let mut log = sarif::render(&findings);
+    log.push('\n');
+    log
+}
+
+/// A file path as a SARIF `artifactLocation.uri` (an RFC 3986 URI reference): `/` separators,
+/// percent-encoding where a URI needs it, `file:///` before a Windows drive letter, and `./`
+/// before a first segment with a `:` (which would read as a scheme).
+fn artifact_uri(path: &str) -> String {
+    let path = path.replace('\\', "/");
+    let mut chars = path.chars();
+    let drive = matches!(
+        (chars.next(), chars.next(), chars.next()),
+        (Some(c), Some(':'), Some('/')) if c.is_ascii_alphabetic()
+    );
+    let mut out = String::with_capacity(path.len());
+    if drive {
+        out.push_str("file:///");
+    } else if path.split('/').next().is_some_and(|first| first.contains(':')) {
+        out.push_str("./");
+    }
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Workflow-command message escaping (as `@actions/core` does it).
 fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
@@ -218,6 +275,43 @@ mod tests {
         assert_eq!(lines[1], "::warning file=dir%2Ca%3Ab.toml,line=1,col=1,endLine=1,endColumn=8,title=W001::50%25 of%0Athe lines");
         assert_eq!(escape_data("a\r\nb%"), "a%0D%0Ab%25");
         assert_eq!(escape_property("a:b,c%"), "a%3Ab%2Cc%25");
+    }
+
+    #[test]
+    fn sarif_log() {
+        let text = sarif("dir/p q.toml", SRC, &diags());
+        assert!(text.ends_with("}\n"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["version"], "2.1.0");
+        let run = &v["runs"][0];
+        assert_eq!(run["tool"]["driver"]["name"], "edgeguard");
+        assert_eq!(run["tool"]["driver"]["rules"][0]["id"], "E002");
+        assert_eq!(run["tool"]["driver"]["rules"][0]["shortDescription"]["text"], "unknown key `redirekt` in [https]");
+        assert_eq!(run["tool"]["driver"]["rules"][1]["id"], "W001");
+        let results = run["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0]["ruleId"], "E002");
+        assert_eq!(results[0]["level"], "error");
+        assert_eq!(results[1]["level"], "warning");
+        assert_eq!(results[1]["ruleIndex"], 1);
+        let loc = &results[0]["locations"][0]["physicalLocation"];
+        assert_eq!(loc["artifactLocation"]["uri"], "dir/p%20q.toml");
+        assert_eq!(loc["region"]["startLine"], 3);
+        assert_eq!(loc["region"]["startColumn"], 1);
+        assert_eq!(loc["region"]["endLine"], 3);
+        assert_eq!(loc["region"]["endColumn"], 9);
+        assert!(results[0]["message"]["text"].as_str().unwrap().contains("did you mean `redirect`?"));
+        let empty: serde_json::Value = serde_json::from_str(&sarif("p.toml", SRC, &[])).unwrap();
+        assert_eq!(empty["runs"][0]["results"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn artifact_uris() {
+        assert_eq!(artifact_uri("fixtures/quotekit.toml"), "fixtures/quotekit.toml");
+        assert_eq!(artifact_uri("/tmp/a b#c%.toml"), "/tmp/a%20b%23c%25.toml");
+        assert_eq!(artifact_uri("C:\\work\\policy.toml"), "file:///C:/work/policy.toml");
+        assert_eq!(artifact_uri("a:b.toml"), "./a:b.toml");
+        assert_eq!(artifact_uri("poli\u{e7}y.toml"), "poli%C3%A7y.toml");
     }
 
     #[test]

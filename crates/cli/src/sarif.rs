@@ -50,8 +50,8 @@ pub fn render(findings: &[Finding]) -> String {
                 "shortDescription": { "text": f.rule_name },
                 "helpUri": "https://github.com/edgeguard/edgeguard/blob/main/docs/diagnostics.md",
             });
-            if let Some(help) = &f.help {
-                rule["help"] = json!({ "text": help });
+            if let (Some(help), Some(object)) = (&f.help, rule.as_object_mut()) {
+                object.insert("help".into(), json!({ "text": help }));
             }
             rules.push(rule);
         }

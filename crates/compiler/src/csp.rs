@@ -64,6 +64,11 @@
 //! AdServices, which need `'unsafe-eval'` for the JSONP route), `cdn.jsdelivr.net`,
 //! `cdnjs.cloudflare.com`, Facebook, Twitter, YouTube, Mixpanel, Vimeo and a few Angular CDNs,
 //! matched with the evaluator's wildcard and path rules (`*.googleapis.com` matches).
+//!
+//! Added: W016 matches `http://` in any letter case (`HTTP://host` loads over plain http all the
+//! same; the evaluator only sees lowercase). tests/csp-parity runs the npm evaluator on a corpus
+//! of policies and allows exactly these differences (docs/diagnostics.md, "Parity with CSP
+//! Evaluator").
 
 use core::ops::Range;
 

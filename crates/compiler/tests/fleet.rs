@@ -5,7 +5,6 @@
 use edgeguard_compiler::diagnostics::line_col;
 use edgeguard_compiler::{Options, compile};
 use edgeguard_core::decision::GlobalVerdict;
-use edgeguard_core::limits::Outcome;
 use edgeguard_core::{Action, Draw, Engine, Reason, RequestFacts};
 
 const BASE: &str = r#"version = 1

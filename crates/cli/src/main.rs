@@ -11,6 +11,7 @@ mod compile;
 mod diff;
 mod doctor;
 mod explain;
+mod import;
 mod init;
 mod output;
 mod policy;
@@ -97,6 +98,8 @@ enum Command {
     Diff(diff::Args),
     /// Check a policy against the deployment around it (wrangler.toml, fly.toml).
     Doctor(doctor::Args),
+    /// Bring a policy's routes up to date with an app's (`import next APP_DIR --policy POLICY`).
+    Import(import::Args),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Diff(args) => diff::run(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Import(args) => import::run(&args),
     };
     match result {
         Ok(status) => status.into(),

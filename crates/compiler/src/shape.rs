@@ -47,8 +47,11 @@ impl Shape {
                 .map(|a| self.resolve(a))
                 .filter(|a| a.get("type").and_then(Json::as_str) != Some("null"))
                 .collect();
-            let consts: Vec<&str> = alternatives.iter().filter_map(|a| a.get("const").and_then(Json::as_str)).collect();
-            if !consts.is_empty() && consts.len() == alternatives.len() {
+            // An enum of words: every alternative is a `const` or an `enum` of strings (schemars
+            // writes documented variants as `const`, undocumented ones grouped in an `enum`).
+            let word_lists: Vec<Vec<&str>> = alternatives.iter().copied().filter_map(enum_words).collect();
+            if !word_lists.is_empty() && word_lists.len() == alternatives.len() {
+                let consts: Vec<&str> = word_lists.into_iter().flatten().collect();
                 return self.check_enum(ctx, value, &consts, path);
             }
             match alternatives.iter().find(|a| accepts(a, value.get_ref())) {
@@ -128,6 +131,14 @@ impl Shape {
             }
         }
     }
+}
+
+/// The words of a `const` or string `enum` schema.
+fn enum_words(schema: &Json) -> Option<Vec<&str>> {
+    if let Some(c) = schema.get("const").and_then(Json::as_str) {
+        return Some(vec![c]);
+    }
+    schema.get("enum").and_then(Json::as_array).map(|v| v.iter().filter_map(Json::as_str).collect())
 }
 
 fn toml_type(value: &DeValue<'_>) -> &'static str {

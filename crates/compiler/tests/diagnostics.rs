@@ -312,3 +312,20 @@ fn garbage_never_panics() {
         assert!(out.has_errors() || out.bundle.is_some());
     }
 }
+
+#[test]
+fn every_enum_word_is_accepted() {
+    // Enums whose variants are partly documented (schemars mixes `const` and `enum`).
+    for body in [
+        "[limits.api]\nrate = \"10/1m\"\nmode = \"shadow\"\n",
+        "[limits.api]\nrate = \"10/1m\"\nmode = \"enforce\"\n",
+        "[limits.api]\nrate = \"10/1m\"\nscope = \"local\"\n",
+        "[limits.api]\nrate = \"10/1m\"\nscope = \"global\"\non_error = \"deny\"\n",
+        "[csp]\nmode = \"report-only\"\n[csp.directives]\nscript-src = [\"'self'\"]\nobject-src = [\"'none'\"]\nbase-uri = [\"'self'\"]\n",
+        "[headers]\npreset = \"strict\"\n",
+    ] {
+        let out = compile(&format!("{PRELUDE}{body}"), &Options::default());
+        assert!(!out.has_errors(), "{body}: {:#?}", out.diagnostics);
+    }
+    expect("[limits.api]\nrate = \"10/1m\"\nmode = \"shadw\"\n", "E004", "\"shadw\"", 0);
+}

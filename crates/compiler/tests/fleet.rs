@@ -60,7 +60,7 @@ fn global_limits_ask_the_shard_and_remember_refusals() {
         assert!(check.shard < 16, "default shard count is 16");
         assert_eq!(*shard.get_or_insert(check.shard), check.shard, "a key always maps to one shard");
         let outcome = e.global_check(&mut object, check.limit, check.key, 0).unwrap();
-        let d = e.settle_global(&mut isolate, d, GlobalVerdict::Answer(outcome), 0);
+        let d = e.settle_global(&mut isolate, &r, d, GlobalVerdict::Answer(outcome), 0, Draw::default());
         if i < 3 {
             assert_eq!(d.action, Action::Forward);
             assert_eq!(d.rate_limit.map(|r| r.remaining), Some(2 - i));
@@ -86,14 +86,22 @@ fn on_error_allow_and_deny() {
     let e = engine(BASE);
     let mut lim = e.new_limiter(1);
     let h = [("host", "a")];
-    let d = e.decide(&req("GET", "https://a/g", &h), &mut lim, 0, Draw::default());
-    let d = e.settle_global(&mut lim, d, GlobalVerdict::Unavailable, 0);
+    let g = req("GET", "https://a/g", &h);
+    let d = e.decide(&g, &mut lim, 0, Draw::default());
+    let d = e.settle_global(&mut lim, &g, d, GlobalVerdict::Unavailable, 0, Draw::default());
     assert_eq!(d.action, Action::Forward, "on_error defaults to allow");
     assert!(d.detail.contains("could not be reached"));
-    let d = e.decide(&req("GET", "https://a/strict", &h), &mut lim, 0, Draw::default());
-    let d = e.settle_global(&mut lim, d, GlobalVerdict::Unavailable, 0);
+    let strict = req("GET", "https://a/strict", &h);
+    let d = e.decide(&strict, &mut lim, 0, Draw::default());
+    let d = e.settle_global(&mut lim, &strict, d, GlobalVerdict::Unavailable, 0, Draw::default());
     assert_eq!((d.status, d.reason), (Some(429), Reason::RateLimited));
     assert_eq!(d.rate_limit.map(|r| r.retry_after_secs), Some(1));
+    // The global shadow switch lets it through, saying why.
+    let mut shadowed = engine(BASE);
+    shadowed.set_overrides(edgeguard_core::Overrides { shadow: true, ..Default::default() });
+    let d = shadowed.decide(&strict, &mut lim, 0, Draw::default());
+    let d = shadowed.settle_global(&mut lim, &strict, d, GlobalVerdict::Unavailable, 0, Draw::default());
+    assert_eq!((d.action, d.shadowed), (Action::Forward, Some(Reason::RateLimited)));
 }
 
 #[test]

@@ -352,7 +352,16 @@ impl Engine {
     }
 
     /// Finish a decision that waited for a global limit ([`Decision::global`]).
-    pub fn settle_global(&self, limiter: &mut Limiter, mut d: Decision, verdict: GlobalVerdict, now: Nanos) -> Decision {
+    /// The global shadow switch applies here as it does in `decide`.
+    pub fn settle_global(&self, limiter: &mut Limiter, req: &RequestFacts, d: Decision, verdict: GlobalVerdict, now: Nanos, draw: Draw) -> Decision {
+        let d = self.settle_global_inner(limiter, d, verdict, now);
+        if self.overrides.shadow && d.action == Action::Reject && is_policy_refusal(d.reason) {
+            return self.shadow_forward(req, draw, d);
+        }
+        d
+    }
+
+    fn settle_global_inner(&self, limiter: &mut Limiter, mut d: Decision, verdict: GlobalVerdict, now: Nanos) -> Decision {
         let Some(check) = d.global.take() else { return d };
         let Some(limit) = self.bundle.limits.get(usize::from(check.limit)) else { return d };
         match verdict {
@@ -397,7 +406,7 @@ impl Engine {
                 let verdict = self
                     .global_check(limiter, check.limit, check.key, now)
                     .map_or(GlobalVerdict::Unavailable, GlobalVerdict::Answer);
-                self.settle_global(limiter, d, verdict, now)
+                self.settle_global(limiter, req, d, verdict, now, draw)
             }
             None => d,
         }

@@ -234,11 +234,12 @@ export default {
     const st = state;
     refreshHealth(st, ctx);
     const r = crypto.getRandomValues(new Uint32Array(5));
-    let d = JSON.parse(st.edge.decide(request.method, request.url, flatten(request.headers), start, r[0], r[1], r[2], r[3], r[4]));
+    const flat = flatten(request.headers);
+    let d = JSON.parse(st.edge.decide(request.method, request.url, flat, start, r[0], r[1], r[2], r[3], r[4]));
     if (d.g) {
       const answer = await askLimiter(env, d.g);
       if (answer === "") log({ level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
-      d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now()));
+      d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), request.method, request.url, flat));
     }
     if (d.shadowed) log({ level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
     switch (d.a) {

@@ -24,13 +24,13 @@ static BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy.egb"));
 pub struct Edge {
     engine: Engine,
     limiter: Limiter,
-    /// Decisions waiting for a global limiter's answer, by token.
-    pending: HashMap<u32, Decision>,
+    /// Decisions waiting for a global limiter's answer, by token, with their random draw.
+    pending: HashMap<u32, (Decision, Draw)>,
     next_token: u32,
 }
 
-/// Most decisions kept waiting for a global limiter; beyond it the oldest are dropped (their
-/// requests then settle as "limiter unavailable").
+/// Most decisions kept waiting for a global limiter; beyond it new requests settle at once as
+/// "limiter unavailable" (their limit's `on_error` decides) instead of waiting.
 const MAX_PENDING: usize = 10_000;
 
 /// The decision as the shell consumes it. Short keys: it crosses into JS on every request.
@@ -188,30 +188,40 @@ impl Edge {
     /// `now_ms` the clock; `r0..r3` a random 128-bit request id and `lane` a random draw.
     #[allow(clippy::too_many_arguments)]
     pub fn decide(&mut self, method: &str, url: &str, headers: &str, now_ms: f64, r0: u32, r1: u32, r2: u32, r3: u32, lane: u32) -> String {
-        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(24);
-        let mut lines = headers.split('\n');
-        while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
-            pairs.push((name, value));
-        }
+        let pairs = split_headers(headers);
         let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None };
         let request_id = (u128::from(r0) << 96) | (u128::from(r1) << 64) | (u128::from(r2) << 32) | u128::from(r3);
         let now = nanos(now_ms);
-        let d = self.engine.decide(&facts, &mut self.limiter, now, Draw { request_id, lane });
-        let global = d.global.map(|g| self.park(d.clone(), g));
-        self.wire(&d, global)
+        let draw = Draw { request_id, lane };
+        let d = self.engine.decide(&facts, &mut self.limiter, now, draw);
+        match d.global {
+            Some(_) if self.pending.len() >= MAX_PENDING => {
+                let d = self.engine.settle_global(&mut self.limiter, &facts, d, GlobalVerdict::Unavailable, now, draw);
+                self.wire(&d, None)
+            }
+            Some(g) => {
+                let parked = self.park(d.clone(), draw, g);
+                self.wire(&d, Some(parked))
+            }
+            None => self.wire(&d, None),
+        }
     }
 
     /// Finish a decision parked for a global limit. `answer` is the limiter's JSON
-    /// (`{allowed, remaining, reset, retry_after}`) or empty when it failed or timed out.
-    pub fn settle(&mut self, token: u32, answer: &str, now_ms: f64) -> String {
-        let Some(d) = self.pending.remove(&token) else {
+    /// (`{allowed, remaining, reset, retry_after}`) or empty when it failed or timed out;
+    /// `headers` the request's headers again (shadow mode may need its lane cookie).
+    /// Returns "" for an unknown token (a shell bug: each token settles once).
+    pub fn settle(&mut self, token: u32, answer: &str, now_ms: f64, method: &str, url: &str, headers: &str) -> String {
+        let Some((d, draw)) = self.pending.remove(&token) else {
             return String::new();
         };
+        let pairs = split_headers(headers);
+        let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None };
         let verdict = match serde_json::from_str::<WireOutcome>(answer) {
             Ok(o) => GlobalVerdict::Answer(Outcome { allowed: o.allowed, remaining: o.remaining, reset_secs: o.reset, retry_after_secs: o.retry_after }),
             Err(_) => GlobalVerdict::Unavailable,
         };
-        let d = self.engine.settle_global(&mut self.limiter, d, verdict, nanos(now_ms));
+        let d = self.engine.settle_global(&mut self.limiter, &facts, d, verdict, nanos(now_ms), draw);
         self.wire(&d, None)
     }
 
@@ -265,21 +275,25 @@ impl Edge {
     }
 }
 
+/// `name\nvalue\n…` → pairs, without copying.
+fn split_headers(headers: &str) -> Vec<(&str, &str)> {
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(24);
+    let mut lines = headers.split('\n');
+    while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
+        pairs.push((name, value));
+    }
+    pairs
+}
+
 fn nanos(ms: f64) -> u64 {
     if ms.is_finite() && ms > 0.0 { (ms * 1_000_000.0) as u64 } else { 0 }
 }
 
 impl Edge {
-    fn park(&mut self, d: Decision, g: edgeguard_core::decision::GlobalCheck) -> WireGlobal {
-        if self.pending.len() >= MAX_PENDING {
-            // Keep the newer half: requests that waited that long have long timed out.
-            let half = (MAX_PENDING / 2) as u32;
-            let keep_from = self.next_token.wrapping_sub(half);
-            self.pending.retain(|t, _| t.wrapping_sub(keep_from) < half);
-        }
+    fn park(&mut self, d: Decision, draw: Draw, g: edgeguard_core::decision::GlobalCheck) -> WireGlobal {
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
-        self.pending.insert(token, d);
+        self.pending.insert(token, (d, draw));
         let limit = self.engine.bundle().limits.get(usize::from(g.limit));
         WireGlobal {
             token,

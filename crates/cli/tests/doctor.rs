@@ -1,0 +1,606 @@
+//! `edgeguard doctor`: the policy against QuoteKit's deployment files (fixtures/deploy/) and
+//! broken variants of them, written to temporary directories, as a user runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn edgeguard() -> Command {
+    assert_cmd::cargo::cargo_bin_cmd!("edgeguard")
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(rel)
+}
+
+fn read_fixture(rel: &str) -> String {
+    std::fs::read_to_string(fixture(rel)).unwrap()
+}
+
+/// `text` with `from` replaced once; the test is wrong if `from` is not there.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "`{from}` not found");
+    text.replacen(from, to, 1)
+}
+
+/// A temporary deployment: policy.toml, wrangler.toml and fly.toml (QuoteKit's by default).
+struct Deploy {
+    dir: TempDir,
+}
+
+impl Deploy {
+    fn quotekit() -> Deploy {
+        let d = Deploy { dir: tempfile::tempdir().unwrap() };
+        d.write("policy.toml", &read_fixture("quotekit.toml"));
+        d.write("wrangler.toml", &read_fixture("deploy/wrangler.toml"));
+        d.write("fly.toml", &read_fixture("deploy/fly.toml"));
+        d
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
+    }
+
+    /// Replace `from` by `to` in one of the files.
+    fn edit(&self, name: &str, from: &str, to: &str) {
+        let text = edit(&self.read(name), from, to);
+        self.write(name, &text);
+    }
+
+    /// `doctor policy.toml --wrangler wrangler.toml --fly fly.toml --format json` plus `extra`.
+    fn doctor(&self, extra: &[&str]) -> (i32, Value) {
+        let out = edgeguard()
+            .current_dir(self.path())
+            .args(["doctor", "policy.toml", "--wrangler", "wrangler.toml", "--fly", "fly.toml", "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap(), json)
+    }
+}
+
+fn ids(report: &Value) -> BTreeSet<String> {
+    report["findings"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn finding<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {report:#}"))
+}
+
+/// 1-based line of the first line containing `needle`.
+fn line_of(text: &str, needle: &str) -> u64 {
+    let i = text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("`{needle}` not in the text"));
+    u64::try_from(i).unwrap() + 1
+}
+
+// ------------------------------------------------------------------------------- the fixtures
+
+#[test]
+fn quotekit_deployment_passes() {
+    let d = Deploy::quotekit();
+    let (code, report) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["warnings"], 0, "{report:#}");
+    // Notes only: the shell is not built in the temp dir, force_https is redundant behind the
+    // edge, and Fly's 5 s check timeout is looser than the edge's 2 s probe.
+    assert_eq!(ids(&report), BTreeSet::from(["D013".to_owned(), "D022".to_owned(), "D030".to_owned()]));
+    assert!(report["findings"].as_array().unwrap().iter().all(|f| f["severity"] == "info"));
+    // Keys in a fixed order (the parsed Value above sorts them; look at the text).
+    let out = edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--fly", "fly.toml", "--format", "json"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = |key: &str| text.find(&format!("\n  \"{key}\": ")).unwrap_or_else(|| panic!("{key}: {text}"));
+    let order = ["ok", "errors", "warnings", "infos", "checked", "findings"].map(at);
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    assert!(text.contains("\"id\": \"D022\",\n      \"severity\": \"info\",\n      \"file\": \"fly.toml\",\n      \"line\": "), "{text}");
+}
+
+#[test]
+fn fixture_files_in_place_pass() {
+    edgeguard()
+        .arg("doctor")
+        .arg(fixture("quotekit.toml"))
+        .arg("--wrangler")
+        .arg(fixture("deploy/wrangler.toml"))
+        .arg("--fly")
+        .arg(fixture("deploy/fly.toml"))
+        .arg("--deny-warnings")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("doctor: 0 errors, 0 warnings"));
+}
+
+#[test]
+fn finding_shape_and_text_format() {
+    let d = Deploy::quotekit();
+    d.write("fly.toml", &format!("{}\n[deploy]\n  release_command = \"npm run build\"\n", d.read("fly.toml")));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    let f = finding(&report, "D031");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["file"], "fly.toml");
+    assert_eq!(f["line"], line_of(&d.read("fly.toml"), "release_command"));
+    assert!(f["message"].as_str().unwrap().contains("npm run build"));
+    assert!(!f["fix"].as_str().unwrap().is_empty());
+
+    let out = edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--fly", "fly.toml"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    let at = line_of(&d.read("fly.toml"), "release_command");
+    assert!(text.contains(&format!("error[D031]: fly.toml:{at}: release_command `npm run build`")), "{text}");
+    assert!(text.contains("\n  fix: build in the Dockerfile"), "{text}");
+    assert!(text.lines().last().unwrap().starts_with("doctor: 1 error, 0 warnings"), "{text}");
+}
+
+#[test]
+fn github_format() {
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "EDGE_ACTIVE_ORIGIN = \"blue\"", "EDGE_ACTIVE_ORIGIN = \"purple\"");
+    let out = edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--wrangler", "wrangler.toml", "--format", "github"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let at = line_of(&d.read("wrangler.toml"), "EDGE_ACTIVE_ORIGIN");
+    assert!(stdout.contains(&format!("::error file=wrangler.toml,line={at},title=D008::")), "{stdout}");
+    assert!(stdout.contains("::notice file=wrangler.toml,line="), "info findings are notices: {stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("doctor: 1 error"));
+}
+
+// ------------------------------------------------------------------ the broken variants asked for
+
+#[test]
+fn health_path_blocked() {
+    let d = Deploy::quotekit();
+    d.edit("policy.toml", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nlimit = \"none\"", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nblock = 404");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D023");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["file"], "fly.toml");
+    assert_eq!(f["line"], line_of(&d.read("fly.toml"), "path = \"/api/health\""));
+    assert!(f["message"].as_str().unwrap().contains("/api/health"));
+}
+
+#[test]
+fn health_path_rate_limited() {
+    let d = Deploy::quotekit();
+    d.edit("policy.toml", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nlimit = \"none\"", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nlimit = \"api\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    let f = finding(&report, "D024");
+    assert_eq!(f["severity"], "error");
+    assert!(f["message"].as_str().unwrap().contains("limit `api`"), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("limit = \"none\""));
+}
+
+#[test]
+fn health_path_behind_cookie_or_key() {
+    let d = Deploy::quotekit();
+    d.edit("policy.toml", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nlimit = \"none\"", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nlimit = \"none\"\nrequire_cookie = \"sb-*-auth-token*\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert!(finding(&report, "D025")["message"].as_str().unwrap().contains("require_cookie"));
+
+    // Fly checking the metrics endpoint: API key, its own limit, and GET only.
+    let d = Deploy::quotekit();
+    d.edit("fly.toml", "path = \"/api/health\"", "path = \"/api/admin/metrics\"");
+    d.edit("fly.toml", "method = \"GET\"", "method = \"post\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    let got = ids(&report);
+    for id in ["D024", "D025", "D026", "D028"] {
+        assert!(got.contains(id), "{id} missing: {report:#}");
+    }
+    assert!(finding(&report, "D025")["message"].as_str().unwrap().contains("api_key"));
+    assert!(finding(&report, "D026")["message"].as_str().unwrap().contains("POST"));
+}
+
+#[test]
+fn fly_checking_the_edge_health_path() {
+    let d = Deploy::quotekit();
+    d.edit("fly.toml", "path = \"/api/health\"", "path = \"/__edge/health\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(finding(&report, "D027")["severity"], "error");
+}
+
+#[test]
+fn release_command_that_builds() {
+    for command in ["npm run build", "yarn build", "npx next build", "pnpm build && node migrate.js", "bun run build"] {
+        let d = Deploy::quotekit();
+        d.write("fly.toml", &format!("{}\n[deploy]\n  release_command = \"{command}\"\n", d.read("fly.toml")));
+        let (code, report) = d.doctor(&[]);
+        assert_eq!(code, 1, "{command}");
+        assert_eq!(finding(&report, "D031")["severity"], "error", "{command}");
+    }
+    for command in ["npx prisma migrate deploy", "node scripts/rebuild-index.js", "npm run migrate"] {
+        let d = Deploy::quotekit();
+        d.write("fly.toml", &format!("{}\n[deploy]\n  release_command = \"{command}\"\n", d.read("fly.toml")));
+        let (code, report) = d.doctor(&[]);
+        assert_eq!(code, 0, "{command}: {report:#}");
+    }
+}
+
+#[test]
+fn origin_secret_in_vars() {
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "EDGE_ORIGINS = \"\"", "EDGE_ORIGINS = \"\"\nEDGE_ORIGIN_AUTH = \"s3cret-shared-with-the-origin\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    let f = finding(&report, "D010");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["line"], line_of(&d.read("wrangler.toml"), "EDGE_ORIGIN_AUTH = "));
+    assert!(f["fix"].as_str().unwrap().contains("wrangler secret put EDGE_ORIGIN_AUTH"));
+
+    // In an environment's vars too, whichever --env is checked.
+    let d = Deploy::quotekit();
+    d.write("wrangler.toml", &format!("{}\n[env.staging.vars]\nEDGE_ORIGIN_AUTH = \"x\"\n", d.read("wrangler.toml")));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert!(finding(&report, "D010")["message"].as_str().unwrap().contains("[env.staging.vars]"));
+}
+
+#[test]
+fn global_limit_needs_the_durable_object() {
+    let d = Deploy::quotekit();
+    d.edit("policy.toml", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"ip\"\nscope = \"local\"", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"ip\"\nscope = \"global\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D003");
+    assert_eq!(f["severity"], "error");
+    let message = f["message"].as_str().unwrap();
+    let scope_line = line_of(&d.read("policy.toml"), "scope = \"global\"");
+    assert!(message.contains("`api`") && message.contains(&format!("policy.toml:{scope_line}")), "{message}");
+    assert!(f["fix"].as_str().unwrap().contains("EDGEGUARD_LIMITER") && f["fix"].as_str().unwrap().contains("EdgeguardLimiter"));
+    assert_eq!(finding(&report, "D004")["severity"], "error");
+
+    // The binding alone: the migration is still missing.
+    let binding = "\n[[durable_objects.bindings]]\nname = \"EDGEGUARD_LIMITER\"\nclass_name = \"EdgeguardLimiter\"\n";
+    d.write("wrangler.toml", &format!("{}{binding}", d.read("wrangler.toml")));
+    let (_, report) = d.doctor(&[]);
+    assert!(!ids(&report).contains("D003"));
+    assert!(ids(&report).contains("D004"));
+
+    // A key-value backed class: works, but not what a new deployment should create.
+    let kv = format!("{}\n[[migrations]]\ntag = \"v1\"\nnew_classes = [\"EdgeguardLimiter\"]\n", d.read("wrangler.toml"));
+    d.write("wrangler.toml", &kv);
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(finding(&report, "D005")["severity"], "warning");
+    assert!(!ids(&report).contains("D004"));
+
+    // Binding and SQLite migration: nothing to say.
+    d.write("wrangler.toml", &kv.replace("new_classes", "new_sqlite_classes"));
+    let (code, report) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(ids(&report).is_disjoint(&BTreeSet::from(["D003".to_owned(), "D004".to_owned(), "D005".to_owned(), "D017".to_owned()])));
+
+    // The binding under another name is not found by the worker.
+    d.write("wrangler.toml", &kv.replace("new_classes", "new_sqlite_classes").replace("name = \"EDGEGUARD_LIMITER\"", "name = \"LIMITER\""));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert!(finding(&report, "D003")["message"].as_str().unwrap().contains("`LIMITER`"));
+}
+
+#[test]
+fn limiter_binding_without_global_limit_or_class() {
+    let d = Deploy::quotekit();
+    let binding = "\n[[durable_objects.bindings]]\nname = \"EDGEGUARD_LIMITER\"\nclass_name = \"EdgeguardLimiter\"\n\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"EdgeguardLimiter\"]\n";
+    d.write("wrangler.toml", &format!("{}{binding}", d.read("wrangler.toml")));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(finding(&report, "D017")["severity"], "info");
+    assert!(!ids(&report).contains("D006"), "main is not built here: nothing to read");
+
+    // A built main that does not export the class: wrangler deploy would fail.
+    d.write("build/worker/shell.mjs", "export default { fetch() { return new Response('old build'); } };\n");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(finding(&report, "D006")["severity"], "error");
+    assert!(!ids(&report).contains("D013"), "main exists now");
+    d.write("build/worker/shell.mjs", "export class EdgeguardLimiter {}\nexport default {};\n");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(!ids(&report).contains("D006"));
+}
+
+#[test]
+fn active_origin_naming_no_origin() {
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "EDGE_ACTIVE_ORIGIN = \"blue\"", "EDGE_ACTIVE_ORIGIN = \"purple\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    let f = finding(&report, "D008");
+    assert_eq!(f["severity"], "error");
+    assert!(f["message"].as_str().unwrap().contains("purple") && f["fix"].as_str().unwrap().contains("blue, green"));
+    assert_eq!(f["line"], line_of(&d.read("wrangler.toml"), "EDGE_ACTIVE_ORIGIN"));
+}
+
+// --------------------------------------------------------------------------- more wrangler.toml
+
+#[test]
+fn canary_percent_and_shadow_and_origins_vars() {
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "EDGE_CANARY_PERCENT = \"0\"", "EDGE_CANARY_PERCENT = \"150\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(finding(&report, "D009")["severity"], "error");
+
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "EDGE_CANARY_PERCENT = \"0\"", "EDGE_CANARY_PERCENT = 5");
+    d.edit("wrangler.toml", "EDGE_SHADOW = \"\"", "EDGE_SHADOW = \"1\"");
+    d.edit("wrangler.toml", "EDGE_ORIGINS = \"\"", "EDGE_ORIGINS = \"blue=https://quotekit-blue.fly.dev,red=http://red.example\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0, "a number is a valid percent: {report:#}");
+    assert_eq!(finding(&report, "D014")["severity"], "warning");
+    let d015: Vec<&Value> = report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "D015").collect();
+    assert_eq!(d015.len(), 2, "unknown origin `red` and its http URL: {report:#}");
+    let (code, _) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 1);
+
+    // A canary share with no canary in the policy does nothing.
+    let d = Deploy::quotekit();
+    d.edit("policy.toml", "canary = { origin = \"green\", percent = 0 }\n", "");
+    d.edit("wrangler.toml", "EDGE_CANARY_PERCENT = \"0\"", "EDGE_CANARY_PERCENT = \"25\"");
+    let (_, report) = d.doctor(&[]);
+    assert_eq!(finding(&report, "D016")["severity"], "warning");
+}
+
+#[test]
+fn main_compat_date_routes_and_build() {
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "main = \"build/worker/shell.mjs\"", "main = \"crates/worker/js/shell.mjs\"");
+    d.edit("wrangler.toml", "compatibility_date = \"2025-09-01\"\n", "");
+    d.edit("wrangler.toml", "  { pattern = \"www.lawnquote.online\", custom_domain = true },\n", "");
+    d.edit("wrangler.toml", "  { pattern = \"lawnquote.online\", custom_domain = true },\n", "  \"lawnquote.online/api/*\",\n");
+    d.write("wrangler.toml", &format!("{}\n[build]\ncommand = \"npm run build\"\n", d.read("wrangler.toml")));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(finding(&report, "D002")["severity"], "warning");
+    assert!(finding(&report, "D002")["message"].as_str().unwrap().contains("source"));
+    assert_eq!(finding(&report, "D007")["severity"], "error");
+    assert_eq!(finding(&report, "D007")["line"], Value::Null);
+    assert_eq!(finding(&report, "D012")["severity"], "info");
+    let d011: Vec<&str> = report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "D011").map(|f| f["message"].as_str().unwrap()).collect();
+    assert_eq!(d011.len(), 2, "{d011:?}");
+    assert!(d011.iter().any(|m| m.contains("only `lawnquote.online/api/*`")));
+    assert!(d011.iter().any(|m| m.starts_with("www.lawnquote.online is in the policy's app.hosts")));
+
+    // Zone routes with a wildcard cover both hosts; a build command that builds the bundle is fine.
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "  { pattern = \"www.lawnquote.online\", custom_domain = true },\n", "");
+    d.edit("wrangler.toml", "  { pattern = \"lawnquote.online\", custom_domain = true },\n", "  { pattern = \"*lawnquote.online/*\", zone_name = \"lawnquote.online\" },\n");
+    d.write("wrangler.toml", &format!("{}\n[build]\ncommand = \"EDGEGUARD_POLICY=policy.toml ./scripts/build-worker.sh\"\n", d.read("wrangler.toml")));
+    let (code, report) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(!ids(&report).contains("D011") && !ids(&report).contains("D012"));
+}
+
+#[test]
+fn wrangler_environment_is_read_with_env() {
+    let d = Deploy::quotekit();
+    d.write("wrangler.toml", &format!("{}\n[env.staging]\nroutes = [{{ pattern = \"quotekit-staging.example\", custom_domain = true }}]\n\n[env.staging.vars]\nEDGE_ACTIVE_ORIGIN = \"teal\"\n", d.read("wrangler.toml")));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0, "top level only without --env: {report:#}");
+    let (code, report) = d.doctor(&["--env", "staging"]);
+    assert_eq!(code, 1);
+    assert!(finding(&report, "D008")["message"].as_str().unwrap().contains("teal"));
+    // The staging overlay's host is quotekit-staging.fly.dev: not routed by [env.staging].
+    assert!(finding(&report, "D011")["message"].as_str().unwrap().contains("quotekit-staging.fly.dev"));
+}
+
+#[test]
+fn cloudflare_scope_needs_its_binding() {
+    let d = Deploy::quotekit();
+    d.write(
+        "policy.toml",
+        r#"version = 1
+[app]
+name = "demo"
+hosts = ["lawnquote.online"]
+[defaults]
+limit = "api"
+[limits.api]
+rate = "100/1m"
+scope = "cloudflare"
+[limits.burst-guard]
+rate = "10/10s"
+scope = "cloudflare"
+[origins.blue]
+url = "https://quotekit-blue.fly.dev"
+[deploy]
+active = "blue"
+"#,
+    );
+    d.write("wrangler.toml", "name = \"x\"\nmain = \"build/worker/shell.mjs\"\ncompatibility_date = \"2025-09-01\"\nroutes = [\"lawnquote.online/*\"]\n\n[[ratelimits]]\nname = \"EDGEGUARD_RL_API\"\nnamespace_id = \"1001\"\nsimple = { limit = 100, period = 10 }\n");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D018");
+    assert!(f["message"].as_str().unwrap().contains("EDGEGUARD_RL_BURST_GUARD"));
+    assert!(f["fix"].as_str().unwrap().contains("limit = 10, period = 10"));
+    assert!(finding(&report, "D019")["message"].as_str().unwrap().contains("100 per 10 s"));
+}
+
+#[test]
+fn syntax_errors_in_deployment_files() {
+    let d = Deploy::quotekit();
+    d.write("wrangler.toml", "name = \"x\"\n[vars\n");
+    d.write("fly.toml", "app = \"quotekit-blue\"\n\n[http_service\n");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(finding(&report, "D001")["line"], 2);
+    assert_eq!(finding(&report, "D020")["line"], 3);
+}
+
+// ------------------------------------------------------------------------------- more fly.toml
+
+#[test]
+fn fly_service_port_stop_and_app_name() {
+    let d = Deploy::quotekit();
+    d.edit("fly.toml", "  min_machines_running = 1\n", "  min_machines_running = 0\n");
+    d.edit("fly.toml", "app = \"quotekit-blue\"", "app = \"quotekit-prelaunch-test\"");
+    d.edit("fly.toml", "PORT = \"3000\"", "PORT = \"8080\"");
+    d.edit("fly.toml", "    timeout = \"5s\"", "    timeout = \"1s\"");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0, "warnings only: {report:#}");
+    for id in ["D029", "D032", "D033", "D036"] {
+        assert_eq!(finding(&report, id)["severity"], "warning", "{id}");
+    }
+    assert!(finding(&report, "D033")["message"].as_str().unwrap().contains("https://quotekit-prelaunch-test.fly.dev"));
+    assert!(!ids(&report).contains("D030"));
+    let (code, _) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 1);
+
+    // EDGE_ORIGINS pointing an origin at the app counts as the app being an origin.
+    d.edit("wrangler.toml", "EDGE_ORIGINS = \"\"", "EDGE_ORIGINS = \"blue=https://quotekit-prelaunch-test.fly.dev\"");
+    let (_, report) = d.doctor(&[]);
+    assert!(!ids(&report).contains("D033"), "{report:#}");
+
+    let d = Deploy::quotekit();
+    d.write("fly.toml", "app = \"quotekit-blue\"\n\n[[vm]]\n  memory = \"1gb\"\n");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(finding(&report, "D021")["severity"], "error");
+    assert_eq!(finding(&report, "D035")["severity"], "warning");
+
+    // Machine checks ([checks.name]) and legacy [[services]] are read too.
+    let d = Deploy::quotekit();
+    d.write(
+        "fly.toml",
+        "app = \"quotekit-blue\"\n\n[[services]]\n  internal_port = 3000\n  protocol = \"tcp\"\n\n[checks.health]\n  type = \"http\"\n  port = 3000\n  path = \"/api/debug-prices\"\n  interval = \"15s\"\n  timeout = \"2s\"\n",
+    );
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1);
+    assert!(finding(&report, "D023")["message"].as_str().unwrap().contains("[checks.health]"));
+    assert_eq!(finding(&report, "D028")["severity"], "info");
+    assert!(!ids(&report).contains("D021"));
+}
+
+// ------------------------------------------------------------------------------------- usage
+
+#[test]
+fn usage_errors_and_policy_errors() {
+    let d = Deploy::quotekit();
+    edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--fly", "nope.toml"]).assert().code(2).stderr(predicate::str::contains("cannot read `nope.toml`"));
+    edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--app", "no-such-app"]).assert().code(2);
+    edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--format", "xml"]).assert().code(2);
+    edgeguard().current_dir(d.path()).args(["doctor"]).assert().code(2);
+    d.write("broken.toml", "version = 2\n");
+    edgeguard()
+        .current_dir(d.path())
+        .args(["doctor", "broken.toml", "--fly", "fly.toml"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("E006").and(predicate::str::contains("fix the policy first")));
+    // Only the policy: nothing to compare, nothing found.
+    edgeguard().current_dir(d.path()).args(["doctor", "policy.toml"]).assert().code(0).stdout(predicate::str::contains("doctor: 0 errors, 0 warnings, 0 infos"));
+}
+
+// --------------------------------------------------------------------------------- app drift
+
+#[test]
+fn app_drift_on_the_fixture_app() {
+    let d = Deploy::quotekit();
+    let app = fixture("nextjs-app");
+    let out = edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--format", "json", "--app"]).arg(&app).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "drift is a warning");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drift: Vec<&Value> = report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "D040").collect();
+    // 69 route files: 15 have a route of their own, 4 are matched by a blocked rule
+    // (/api/debug-*, /api/supabase/functions/**), 50 fall to /api/** or /api/admin/**.
+    assert_eq!(drift.len(), 50, "{report:#}");
+    assert_eq!(ids(&report), BTreeSet::from(["D040".to_owned()]), "no stale route, no method drift: {report:#}");
+    let users = drift.iter().find(|f| f["message"].as_str().unwrap().contains("`/api/admin/users/:id/status`")).unwrap();
+    assert!(users["file"].as_str().unwrap().ends_with("app/api/admin/users/[id]/status/route.ts"));
+    assert_eq!(users["line"], 3);
+    assert!(users["message"].as_str().unwrap().contains("the catch-all `/api/admin/**`"));
+    assert!(users["fix"].as_str().unwrap().contains("edgeguard import next"));
+
+    // After an import, the policy knows every route.
+    edgeguard().current_dir(d.path()).args(["import", "next"]).arg(&app).args(["--policy", "policy.toml", "--write"]).assert().code(0);
+    let out = edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--format", "json", "--deny-warnings", "--app"]).arg(&app).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report:#}");
+}
+
+#[test]
+fn app_drift_stale_routes_and_changed_methods() {
+    let d = Deploy::quotekit();
+    d.write("app/app/api/quotes/route.ts", "export async function GET() {}\nexport async function POST() {}\nexport async function DELETE() {}\n");
+    d.write("app/app/api/health/route.ts", "export function GET() {}\nexport function HEAD() {}\n");
+    d.write("app/pages/api/legacy.ts", "export default function handler(req, res) { res.end() }\n");
+    d.write("app/app/api/empty/route.ts", "export const dynamic = 'force-dynamic';\n");
+    d.write(
+        "policy.toml",
+        r#"version = 1
+
+[[routes]]
+path = "/api/quotes"
+methods = ["GET", "POST"]
+
+[[routes]]
+path = "/api/health"
+methods = ["GET", "HEAD"]
+
+[[routes]]
+path = "/api/removed"
+methods = ["GET"]
+
+[[routes]]
+path = "/api/**"
+cache = "no-store"
+
+[origins.app]
+url = "https://quotekit-blue.fly.dev"
+
+[deploy]
+active = "app"
+"#,
+    );
+    let out = edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--app", "app", "--format", "json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let policy = d.read("policy.toml");
+    let d042 = finding(&report, "D042");
+    assert_eq!(d042["file"], "policy.toml");
+    assert_eq!(d042["line"], line_of(&policy, "methods = [\"GET\", \"POST\"]"));
+    assert!(d042["message"].as_str().unwrap().contains("exports GET, POST, DELETE"), "{d042}");
+    assert!(d042["fix"].as_str().unwrap().contains("methods = [\"GET\", \"POST\", \"DELETE\"]"));
+    let d041 = finding(&report, "D041");
+    assert_eq!(d041["line"], line_of(&policy, "/api/removed"));
+    let d040 = finding(&report, "D040");
+    assert!(d040["message"].as_str().unwrap().contains("`/api/legacy` (methods unknown)"), "{d040}");
+    let notes: Vec<&str> = report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "D043").map(|f| f["message"].as_str().unwrap()).collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes.iter().any(|m| m.contains("Pages Router")));
+    assert!(notes.iter().any(|m| m.contains("exports no HTTP method handler")));
+}

@@ -1,10 +1,1464 @@
-//! `edgeguard test` (being built).
+//! `edgeguard test`: policy test cases (TOML) run through the engine.
+//!
+//! A case file lists requests and what the edge must answer (docs/testing.md). Each case is
+//! evaluated by [`explain::evaluate`], the function `edgeguard explain` itself calls, on an engine
+//! compiled once per environment: `test` and `explain` cannot disagree. Each case gets a fresh
+//! limiter; its `repeat` requests share it.
+//!
+//! Unlike `explain`, `test` does not draw randomness: the request id, the limiter's hash seed and
+//! the canary draw are fixed (the draw by the case's `lane`), so a case gives the same answer on
+//! every run.
+//!
+//! Exit codes: 0 every case passed, 1 a case failed (or the policy has errors), 2 usage errors,
+//! unreadable files and malformed case files (every problem reported with file:line:col).
 
-use crate::{CmdResult, Failure};
+use core::net::IpAddr;
+use core::ops::Range;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-#[derive(clap::Args)]
-pub struct Args {}
+use edgeguard_compiler::diagnostics::{self, Diagnostic};
+use edgeguard_core::explain::Explanation;
+use edgeguard_core::{Draw, Engine};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
-pub fn run(_args: &Args) -> CmdResult {
-    Err(Failure::usage("`test` is not available yet"))
+use crate::explain::{self, Request, RequestError};
+use crate::render::{self, Stream};
+use crate::sarif::{self, Finding, Level};
+use crate::{CmdResult, Failure, Status, output};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A diff per failing case (expected vs actual, per field), then `N passed, M failed`.
+    Text,
+    /// JUnit XML for CI test reports (one testsuite per case file); the summary goes to stderr.
+    Junit,
+    /// The text report plus a GitHub Actions `::error` annotation on each failing case's line.
+    Github,
+    /// SARIF 2.1.0, one `test-failed` result per failing case; the summary goes to stderr.
+    Sarif,
+}
+
+/// Run policy test cases: requests and the answers the edge must give.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Every case runs through the engine `edgeguard explain` uses, compiled once per \
+    environment, with a fresh rate limiter per case. The last line of the text report is \
+    `N passed, M failed` (on stderr with --format junit or sarif).\n\n\
+    Exit codes: 0 every case passed, 1 a case failed or the policy has errors, 2 usage error \
+    (an unreadable file, a malformed case file: each problem is shown with file:line:col).\n\n\
+    The case file format is documented in docs/testing.md.\n\n\
+    Examples:\n  \
+    edgeguard test policy.toml policy.cases.toml\n  \
+    edgeguard test policy.toml tests/*.cases.toml --filter admin --verbose\n  \
+    edgeguard test policy.toml policy.cases.toml --format junit > junit.xml\n  \
+    edgeguard test policy.toml policy.cases.toml --format github   # annotations in a GitHub Actions step")]
+pub struct Args {
+    /// The policy file (TOML).
+    pub policy: PathBuf,
+    /// One or more case files (TOML).
+    #[arg(required = true, value_name = "CASES")]
+    pub cases: Vec<PathBuf>,
+    /// Compile for this environment when a case (or the file's [defaults]) names none.
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Run only the cases whose name contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also list the cases that pass (text and github formats).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+// ---------------------------------------------------------------- case files
+
+/// The code of every case-file diagnostic (shown as `error[case-file]`).
+const CODE: &str = "case-file";
+
+const TOP_KEYS: &[&str] = &["defaults", "case"];
+const DEFAULTS_KEYS: &[&str] = &["headers", "client_ip", "env", "at", "lane"];
+const CASE_KEYS: &[&str] = &["name", "request", "headers", "client_ip", "env", "repeat", "at", "lane", "expect"];
+const EXPECT_KEYS: &[&str] = &[
+    "status",
+    "reason",
+    "action",
+    "route",
+    "origin",
+    "location",
+    "path",
+    "detail_contains",
+    "shadow_refused",
+    "headers",
+    "headers_match",
+    "headers_absent",
+    "headers_present",
+    "removes",
+    "forward_headers",
+    "forward_headers_match",
+    "rate_limit",
+];
+const RATE_LIMIT_KEYS: &[&str] = &["name", "limit", "remaining", "reset"];
+/// The `reason` codes of the explain contract.
+const REASONS: &[&str] = &[
+    "ok",
+    "https_redirect",
+    "canonical_host",
+    "host_not_allowed",
+    "bad_request",
+    "uri_too_long",
+    "headers_too_large",
+    "health",
+    "blocked",
+    "method_not_allowed",
+    "not_found",
+    "forbidden",
+    "missing_header",
+    "unauthorized",
+    "length_required",
+    "payload_too_large",
+    "rate_limited",
+];
+const ACTIONS: &[&str] = &["forward", "redirect", "respond", "reject"];
+/// The most `repeat` allows, as `explain --repeat`.
+const MAX_REPEAT: u64 = 1_000_000;
+
+/// The fixed request id of every case (`x-request-id: 000…001` unless the policy trusts a
+/// request-id header the case sends).
+const REQUEST_ID: u128 = 1;
+/// The limiter's fixed hash seed.
+const LIMITER_SEED: u64 = 0x6564_6765_6775_6172;
+
+/// Which lane a new client is drawn into when a canary runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// The active origin, unless the canary takes 100 %.
+    Active,
+    /// The canary origin, unless the canary takes 0 %.
+    Canary,
+}
+
+impl Lane {
+    /// The engine's uniform draw: canary when `draw % 10 000 < share in basis points`.
+    fn draw(self) -> u32 {
+        match self {
+            Lane::Active => 9_999,
+            Lane::Canary => 0,
+        }
+    }
+}
+
+/// A regular expression an expected header value must match (unanchored, as `Regex::is_match`).
+#[derive(Debug, Clone)]
+struct Pattern {
+    source: String,
+    matcher: Matcher,
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// A pattern without metacharacters: a substring search finds the same matches, much faster
+    /// than regex-lite's backtracking-free but literal-blind PikeVM.
+    Literal,
+    Regex(regex_lite::Regex),
+}
+
+impl Pattern {
+    fn is_match(&self, value: &str) -> bool {
+        match &self.matcher {
+            Matcher::Literal => value.contains(self.source.as_str()),
+            Matcher::Regex(re) => re.is_match(value),
+        }
+    }
+}
+
+/// `rate_limit = "none"` or a table of the fields to compare.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RateLimitExpect {
+    name: Option<String>,
+    limit: Option<u64>,
+    remaining: Option<u64>,
+    reset: Option<u64>,
+}
+
+/// A case's expectations. `None`: not checked; `Some(None)`: expected `null` (`"none"`).
+#[derive(Debug, Clone, Default)]
+struct Expect {
+    status: Option<Option<u16>>,
+    reason: Option<String>,
+    action: Option<String>,
+    route: Option<Option<String>>,
+    origin: Option<Option<String>>,
+    location: Option<Option<String>>,
+    path: Option<String>,
+    detail_contains: Option<String>,
+    shadow_refused: Option<bool>,
+    headers: Vec<(String, String)>,
+    headers_match: Vec<(String, Pattern)>,
+    headers_absent: Vec<String>,
+    headers_present: Vec<String>,
+    removes: Vec<String>,
+    forward_headers: Vec<(String, String)>,
+    forward_headers_match: Vec<(String, Pattern)>,
+    rate_limit: Option<Option<RateLimitExpect>>,
+}
+
+impl Expect {
+    fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.reason.is_none()
+            && self.action.is_none()
+            && self.route.is_none()
+            && self.origin.is_none()
+            && self.location.is_none()
+            && self.path.is_none()
+            && self.detail_contains.is_none()
+            && self.shadow_refused.is_none()
+            && self.headers.is_empty()
+            && self.headers_match.is_empty()
+            && self.headers_absent.is_empty()
+            && self.headers_present.is_empty()
+            && self.removes.is_empty()
+            && self.forward_headers.is_empty()
+            && self.forward_headers_match.is_empty()
+            && self.rate_limit.is_none()
+    }
+}
+
+/// One case, ready to run.
+#[derive(Debug, Clone)]
+struct Case {
+    name: String,
+    /// The `[[case]]` header (or the inline table): where reports point.
+    span: Range<usize>,
+    /// 1-based line and column of the span's start and end (characters).
+    at_line: usize,
+    at_column: usize,
+    end_line: usize,
+    end_column: usize,
+    /// The request line as written.
+    request_line: String,
+    /// The headers as written (defaults merged), for the `explain` command in reports.
+    given_headers: Vec<(String, String)>,
+    request: Request,
+    client_ip: Option<IpAddr>,
+    env: Option<String>,
+    repeat: u32,
+    at: u64,
+    now: u64,
+    lane: Lane,
+    expect: Expect,
+}
+
+/// A parsed case file.
+struct CaseFile {
+    /// The path as the user wrote it.
+    file: String,
+    source: String,
+    cases: Vec<Case>,
+}
+
+/// `[defaults]`: applied to every case of the file.
+#[derive(Debug, Clone, Default)]
+struct Defaults {
+    headers: Vec<(String, String)>,
+    client_ip: Option<IpAddr>,
+    env: Option<String>,
+    at: Option<u64>,
+    lane: Option<Lane>,
+}
+
+type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Parse a case file: every problem is collected as a diagnostic.
+fn parse(source: &str) -> Result<Vec<Case>, Vec<Diagnostic>> {
+    let mut p = Parser { errors: Vec::new(), patterns: HashMap::new() };
+    let (doc, syntax) = DeTable::parse_recoverable(source);
+    if !syntax.is_empty() {
+        let errors = syntax
+            .iter()
+            .map(|e| {
+                Diagnostic::error(CODE, e.span().unwrap_or(0..0), format!("TOML syntax: {}", e.message().trim()))
+                    .help("see https://toml.io for the syntax")
+            })
+            .collect();
+        return Err(errors);
+    }
+    let mut defaults = Defaults::default();
+    let mut case_values: Vec<&Value<'_>> = Vec::new();
+    let mut saw_case = false;
+    for (key, value) in doc.get_ref() {
+        match key.get_ref().as_ref() {
+            "defaults" => {
+                if let Some(table) = p.table("defaults", value) {
+                    defaults = p.defaults(table);
+                }
+            }
+            "case" => {
+                saw_case = true;
+                match value.get_ref() {
+                    DeValue::Array(items) => case_values.extend(items.iter()),
+                    DeValue::Table(_) => p.error_help(
+                        value.span(),
+                        "`case` is a single table; cases are an array of tables",
+                        "write each case as [[case]] (two brackets)",
+                    ),
+                    other => p.type_error("case", value.span(), "an array of tables ([[case]])", other),
+                }
+            }
+            _ => p.unknown(key, "the case file", TOP_KEYS, &[]),
+        }
+    }
+    if !saw_case && p.errors.is_empty() {
+        p.error_help(0..0, "the file has no cases", "add one: [[case]] with `request` and [case.expect]");
+    }
+    let mut cases = Vec::with_capacity(case_values.len());
+    let lines = LineIndex::new(source);
+    for value in case_values {
+        let Some(table) = p.table("case", value) else { continue };
+        if let Some(mut case) = p.case(table, value.span(), &defaults) {
+            (case.at_line, case.at_column) = lines.line_col(source, case.span.start);
+            (case.end_line, case.end_column) = lines.line_col(source, case.span.end);
+            cases.push(case);
+        }
+    }
+    if p.errors.is_empty() {
+        Ok(cases)
+    } else {
+        p.errors.sort_by_key(|d| (d.span.start, d.span.end));
+        Err(p.errors)
+    }
+}
+
+struct Parser {
+    errors: Vec<Diagnostic>,
+    /// Patterns compiled so far: large generated files repeat the same few.
+    patterns: HashMap<String, Matcher>,
+}
+
+impl Parser {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.errors.push(Diagnostic::error(CODE, span, message));
+    }
+
+    fn error_help(&mut self, span: Range<usize>, message: impl Into<String>, help: impl Into<String>) {
+        self.errors.push(Diagnostic::error(CODE, span, message).help(help));
+    }
+
+    /// `unknown key` with a did-you-mean; `elsewhere` are keys that belong in another table,
+    /// given with where they go.
+    fn unknown(&mut self, key: &Key<'_>, context: &str, known: &[&str], elsewhere: &[(&[&str], &str)]) {
+        let name = key.get_ref().as_ref();
+        let moved = elsewhere.iter().find(|(keys, _)| keys.contains(&name));
+        let close_elsewhere = || {
+            elsewhere.iter().find_map(|(keys, place)| Some((diagnostics::suggest(name, keys.iter().copied())?, *place)))
+        };
+        let help = if let Some((_, place)) = moved {
+            format!("`{name}` goes in {place}")
+        } else if let Some(best) = diagnostics::suggest(name, known.iter().copied()) {
+            format!("did you mean `{best}`?")
+        } else if let Some((best, place)) = close_elsewhere() {
+            format!("did you mean `{best}`? it goes in {place}")
+        } else {
+            format!("the keys of {context} are: {}", known.join(", "))
+        };
+        self.error_help(key.span(), format!("unknown key `{name}` in {context}"), help);
+    }
+
+    fn type_error(&mut self, key: &str, span: Range<usize>, want: &str, got: &DeValue<'_>) {
+        self.error(span, format!("`{key}` must be {want}, not {}", with_article(got.type_str())));
+    }
+
+    fn table<'t, 'i>(&mut self, key: &str, value: &'t Value<'i>) -> Option<&'t DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.type_error(key, value.span(), "a table", other);
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str, value: &Value<'_>) -> Option<String> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                self.type_error(key, value.span(), "a string", other);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, value: &Value<'_>) -> Option<bool> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.type_error(key, value.span(), "true or false", other);
+                None
+            }
+        }
+    }
+
+    /// A whole number in `min..=max`.
+    fn number(&mut self, key: &str, value: &Value<'_>, min: u64, max: u64) -> Option<u64> {
+        let DeValue::Integer(i) = value.get_ref() else {
+            self.type_error(key, value.span(), "a whole number", value.get_ref());
+            return None;
+        };
+        match u64::from_str_radix(i.as_str(), i.radix()).ok().filter(|n| (min..=max).contains(n)) {
+            Some(n) => Some(n),
+            None => {
+                self.error(value.span(), format!("`{key}` must be between {min} and {max}; got {}", i.as_str()));
+                None
+            }
+        }
+    }
+
+    /// One of `choices`, with a did-you-mean.
+    fn choice(&mut self, key: &str, value: &Value<'_>, choices: &[&str]) -> Option<String> {
+        let s = self.string(key, value)?;
+        if choices.contains(&s.as_str()) {
+            return Some(s);
+        }
+        let help = match diagnostics::suggest(&s, choices.iter().copied()) {
+            Some(best) => format!("did you mean \"{best}\"?"),
+            None => format!("one of: {}", choices.join(", ")),
+        };
+        self.error_help(value.span(), format!("`{key}` cannot be \"{s}\""), help);
+        None
+    }
+
+    /// A string, or `"none"` for an expected `null`.
+    fn nullable_string(&mut self, key: &str, value: &Value<'_>) -> Option<Option<String>> {
+        let s = self.string(key, value)?;
+        Some(if s == "none" { None } else { Some(s) })
+    }
+
+    fn header_name(&mut self, key: &Key<'_>) -> Option<String> {
+        let name = key.get_ref().as_ref();
+        if name.is_empty() || !name.bytes().all(explain::is_tchar) {
+            self.error(key.span(), format!("`{name}` is not a valid header name"));
+            return None;
+        }
+        Some(name.to_owned())
+    }
+
+    /// `{ name = "value" }`: header names (kept as written) and values (strings or numbers).
+    fn header_table(&mut self, key: &str, value: &Value<'_>) -> Vec<(String, String)> {
+        let Some(table) = self.table(key, value) else { return Vec::new() };
+        let mut out = Vec::with_capacity(table.len());
+        for (name, v) in table {
+            let Some(name) = self.header_name(name) else { continue };
+            let text = match v.get_ref() {
+                DeValue::String(s) => s.to_string(),
+                DeValue::Integer(i) => i.as_str().to_owned(),
+                other => {
+                    self.type_error(&format!("{key}.{name}"), v.span(), "a string", other);
+                    continue;
+                }
+            };
+            out.push((name, text));
+        }
+        out
+    }
+
+    /// `{ name = "regex" }`, names lowercased.
+    fn pattern_table(&mut self, key: &str, value: &Value<'_>) -> Vec<(String, Pattern)> {
+        let Some(table) = self.table(key, value) else { return Vec::new() };
+        let mut out = Vec::with_capacity(table.len());
+        for (name, v) in table {
+            let Some(name) = self.header_name(name) else { continue };
+            let Some(source) = self.string(&format!("{key}.{name}"), v) else { continue };
+            if let Some(matcher) = self.patterns.get(&source) {
+                out.push((name.to_ascii_lowercase(), Pattern { matcher: matcher.clone(), source }));
+                continue;
+            }
+            // Outside a class, only these are special (`#` needs the `x` flag, which needs `(`).
+            let compiled = if !source.contains(['\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$']) {
+                Ok(Matcher::Literal)
+            } else {
+                regex_lite::Regex::new(&source).map(Matcher::Regex)
+            };
+            match compiled {
+                Ok(matcher) => {
+                    self.patterns.insert(source.clone(), matcher.clone());
+                    out.push((name.to_ascii_lowercase(), Pattern { source, matcher }));
+                }
+                Err(e) => self.error_help(
+                    v.span(),
+                    format!("`{key}.{name}` is not a valid regular expression: {e}"),
+                    "the syntax is regex-lite's (https://docs.rs/regex-lite); to match `.`, `(`, `*`, `?`, `+` or `|` literally, escape it: '\\.' in a '...' string, \"\\\\.\" in a \"...\" string",
+                ),
+            }
+        }
+        out
+    }
+
+    /// `["name", …]`, lowercased.
+    fn name_list(&mut self, key: &str, value: &Value<'_>) -> Vec<String> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.type_error(key, value.span(), "an array of header names", value.get_ref());
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            let Some(name) = self.string(key, item) else { continue };
+            if name.is_empty() || !name.bytes().all(explain::is_tchar) {
+                self.error(item.span(), format!("`{name}` is not a valid header name"));
+                continue;
+            }
+            out.push(name.to_ascii_lowercase());
+        }
+        out
+    }
+
+    fn client_ip(&mut self, value: &Value<'_>) -> Option<IpAddr> {
+        let s = self.string("client_ip", value)?;
+        match s.trim().parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.error_help(value.span(), format!("`client_ip` \"{s}\" is not an IP address"), "write an IPv4 or IPv6 address, e.g. \"203.0.113.7\" or \"2001:db8::7\"");
+                None
+            }
+        }
+    }
+
+    fn env(&mut self, value: &Value<'_>) -> Option<String> {
+        let s = self.string("env", value)?;
+        if s.trim().is_empty() {
+            self.error(value.span(), "`env` cannot be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    fn at(&mut self, value: &Value<'_>) -> Option<u64> {
+        self.number("at", value, 0, u64::MAX / 1_000_000_000)
+    }
+
+    fn lane(&mut self, value: &Value<'_>) -> Option<Lane> {
+        match self.choice("lane", value, &["active", "canary"])?.as_str() {
+            "canary" => Some(Lane::Canary),
+            _ => Some(Lane::Active),
+        }
+    }
+
+    fn defaults(&mut self, table: &DeTable<'_>) -> Defaults {
+        let mut d = Defaults::default();
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "headers" => d.headers = self.header_table("headers", value),
+                "client_ip" => d.client_ip = self.client_ip(value),
+                "env" => d.env = self.env(value),
+                "at" => d.at = self.at(value),
+                "lane" => d.lane = self.lane(value),
+                _ => self.unknown(key, "[defaults]", DEFAULTS_KEYS, &[(CASE_KEYS, "each [[case]]"), (EXPECT_KEYS, "each [case.expect]")]),
+            }
+        }
+        d
+    }
+
+    fn case(&mut self, table: &DeTable<'_>, span: Range<usize>, defaults: &Defaults) -> Option<Case> {
+        let errors_before = self.errors.len();
+        let mut name = None;
+        let mut line: Option<(String, Range<usize>)> = None;
+        let mut headers = Vec::new();
+        let mut client_ip = defaults.client_ip;
+        let mut env = defaults.env.clone();
+        let mut repeat = 1;
+        let mut at = defaults.at.unwrap_or(0);
+        let mut lane = defaults.lane.unwrap_or(Lane::Active);
+        let mut expect = None;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "name" => name = self.string("name", value),
+                "request" => line = self.string("request", value).map(|s| (s, value.span())),
+                "headers" => headers = self.header_table("headers", value),
+                "client_ip" => client_ip = self.client_ip(value).or(client_ip),
+                "env" => env = self.env(value).or(env),
+                "repeat" => repeat = self.number("repeat", value, 1, MAX_REPEAT).unwrap_or(1),
+                "at" => at = self.at(value).unwrap_or(at),
+                "lane" => lane = self.lane(value).unwrap_or(lane),
+                "expect" => {
+                    if let Some(t) = self.table("expect", value) {
+                        let before = self.errors.len();
+                        let e = self.expect(t);
+                        if e.is_empty() && self.errors.len() == before {
+                            self.error_help(value.span(), "`expect` is empty: the case would check nothing", "add an expectation, e.g. status = 404 or action = \"forward\"");
+                        }
+                        expect = Some(e);
+                    }
+                }
+                _ => self.unknown(key, "[[case]]", CASE_KEYS, &[(EXPECT_KEYS, "[case.expect]")]),
+            }
+        }
+        let label = name.as_deref().map_or_else(String::new, |n| format!(" `{n}`"));
+        let Some((line, line_span)) = line else {
+            if self.errors.len() == errors_before {
+                self.error_help(span, format!("case{label} has no `request`"), "add request = \"GET https://example.com/path\"");
+            }
+            return None;
+        };
+        let Some(expect) = expect else {
+            self.error_help(span, format!("case{label} has no expectations"), "add [case.expect] below the case with e.g. status = 404, or `expect = { action = \"forward\" }`");
+            return None;
+        };
+        // Case headers replace the defaults' of the same name (case-insensitively).
+        let mut merged: Vec<(String, String)> =
+            defaults.headers.iter().filter(|(n, _)| !headers.iter().any(|(m, _)| m.eq_ignore_ascii_case(n))).cloned().collect();
+        merged.extend(headers);
+        let request = match Request::new(&line, merged.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let (message, help) = request_error(e, &line);
+                self.error_help(line_span, message, help);
+                return None;
+            }
+        };
+        let now = explain::nanos(at)?;
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        let name = name.unwrap_or_else(|| line.split_whitespace().collect::<Vec<_>>().join(" "));
+        let repeat = u32::try_from(repeat).unwrap_or(1);
+        Some(Case {
+            name,
+            span,
+            at_line: 0,
+            at_column: 0,
+            end_line: 0,
+            end_column: 0,
+            request_line: line,
+            given_headers: merged,
+            request,
+            client_ip,
+            env,
+            repeat,
+            at,
+            now,
+            lane,
+            expect,
+        })
+    }
+
+    fn expect(&mut self, table: &DeTable<'_>) -> Expect {
+        let mut e = Expect::default();
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "status" => e.status = self.status(value),
+                "reason" => e.reason = self.choice("reason", value, REASONS),
+                "action" => e.action = self.choice("action", value, ACTIONS),
+                "route" => {
+                    e.route = self.nullable_string("route", value);
+                    if let Some(Some(r)) = &e.route
+                        && !r.starts_with('/')
+                    {
+                        self.error_help(value.span(), format!("`route` \"{r}\" is not a route pattern"), "write the matched route's `path` as in the policy (e.g. \"/api/**\"), or \"none\" for no route");
+                    }
+                }
+                "origin" => e.origin = self.nullable_string("origin", value),
+                "location" => e.location = self.nullable_string("location", value),
+                "path" => e.path = self.string("path", value),
+                "detail_contains" => e.detail_contains = self.string("detail_contains", value),
+                "shadow_refused" => e.shadow_refused = self.boolean("shadow_refused", value),
+                "headers" => {
+                    e.headers = self.header_table("headers", value).into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+                }
+                "headers_match" => e.headers_match = self.pattern_table("headers_match", value),
+                "headers_absent" => e.headers_absent = self.name_list("headers_absent", value),
+                "headers_present" => e.headers_present = self.name_list("headers_present", value),
+                "removes" => e.removes = self.name_list("removes", value),
+                "forward_headers" => {
+                    e.forward_headers =
+                        self.header_table("forward_headers", value).into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+                }
+                "forward_headers_match" => e.forward_headers_match = self.pattern_table("forward_headers_match", value),
+                "rate_limit" => e.rate_limit = self.rate_limit(value),
+                _ => self.unknown(key, "[case.expect]", EXPECT_KEYS, &[(CASE_KEYS, "the [[case]] itself, above [case.expect]")]),
+            }
+        }
+        e
+    }
+
+    fn status(&mut self, value: &Value<'_>) -> Option<Option<u16>> {
+        match value.get_ref() {
+            DeValue::String(s) if s == "none" => Some(None),
+            DeValue::Integer(_) => self.number("status", value, 100, 599).and_then(|n| u16::try_from(n).ok()).map(Some),
+            other => {
+                self.type_error("status", value.span(), "a status code (100-599) or \"none\" (forwarded: no status)", other);
+                None
+            }
+        }
+    }
+
+    fn rate_limit(&mut self, value: &Value<'_>) -> Option<Option<RateLimitExpect>> {
+        match value.get_ref() {
+            DeValue::String(s) if s == "none" => Some(None),
+            DeValue::Table(table) => {
+                let before = self.errors.len();
+                let mut r = RateLimitExpect::default();
+                for (key, v) in table {
+                    match key.get_ref().as_ref() {
+                        "name" => r.name = self.string("rate_limit.name", v),
+                        "limit" => r.limit = self.number("rate_limit.limit", v, 0, u64::MAX),
+                        "remaining" => r.remaining = self.number("rate_limit.remaining", v, 0, u64::MAX),
+                        "reset" => r.reset = self.number("rate_limit.reset", v, 0, u64::MAX),
+                        _ => self.unknown(key, "`rate_limit`", RATE_LIMIT_KEYS, &[]),
+                    }
+                }
+                if r == RateLimitExpect::default() && self.errors.len() == before {
+                    self.error_help(value.span(), "`rate_limit` is empty", "give name, limit, remaining or reset, or \"none\" for no limit");
+                }
+                Some(Some(r))
+            }
+            other => {
+                self.type_error("rate_limit", value.span(), "a table { name, limit, remaining, reset } or \"none\"", other);
+                None
+            }
+        }
+    }
+}
+
+/// The message and help for a request line the shared builder refused.
+fn request_error(e: RequestError, line: &str) -> (String, String) {
+    match e {
+        RequestError::Shape => (
+            format!("`request` must be \"METHOD URL\"; got \"{line}\""),
+            "e.g. request = \"GET https://example.com/path?q=1\"".to_owned(),
+        ),
+        RequestError::Method(m) => (
+            format!("`{m}` is not an HTTP method"),
+            "a method is a token such as GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS".to_owned(),
+        ),
+        RequestError::HeaderName(_) => ("a header name is not valid".to_owned(), "header names are HTTP tokens".to_owned()),
+        RequestError::NoHost(url) => (
+            format!("`{url}` has no host"),
+            format!("give an absolute URL (https://example.com{url}) or a `host` header, in the case or in [defaults]"),
+        ),
+        RequestError::NotATarget(url) => (
+            format!("`{url}` is not a request target"),
+            "give an absolute URL (https://host/path) or a path (/path) with a `host` header".to_owned(),
+        ),
+    }
+}
+
+/// The start of every line, for line:column lookups in large case files (a scan from the
+/// start of the file per case would be quadratic).
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(source: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(source.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i.saturating_add(1)));
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters), as [`line_col`] counts them.
+    fn line_col(&self, source: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(source.len());
+        let line = self.starts.partition_point(|s| *s <= offset).max(1);
+        let start = self.starts.get(line.saturating_sub(1)).copied().unwrap_or(0);
+        let column = source.get(start..offset).map_or(0, |s| s.chars().count()).saturating_add(1);
+        (line, column)
+    }
+}
+
+fn with_article(kind: &str) -> String {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {kind}")
+}
+
+// ---------------------------------------------------------------- running
+
+/// One field that differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mismatch {
+    field: String,
+    expected: String,
+    actual: String,
+}
+
+/// A case's result.
+struct Outcome {
+    file: usize,
+    case: usize,
+    mismatches: Vec<Mismatch>,
+    /// The decision of a failed case; `None` for a pass, or when the policy did not compile for
+    /// the case's environment.
+    explanation: Option<Explanation>,
+    time: Duration,
+}
+
+impl Outcome {
+    fn passed(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+pub fn run(args: &Args) -> CmdResult {
+    let mut files = Vec::with_capacity(args.cases.len());
+    let mut malformed = 0usize;
+    for path in &args.cases {
+        let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read `{}`: {e}", path.display())))?;
+        let file = path.display().to_string();
+        let Ok(source) = String::from_utf8(bytes) else {
+            return Err(Failure::usage(format!("`{file}` is not UTF-8 text, so it is not a case file")));
+        };
+        match parse(&source) {
+            Ok(cases) => files.push(CaseFile { file, source, cases }),
+            Err(diags) => {
+                malformed = malformed.saturating_add(1);
+                render::text(Stream::Stderr, &file, &source, &diags)?;
+                if args.format == Format::Github {
+                    output::print(&render::github(&file, &source, &diags))?;
+                }
+                let n = diags.len();
+                output::eprint(&format!("{file}: {n} error{} in the case file\n", if n == 1 { "" } else { "s" }));
+            }
+        }
+    }
+    if malformed > 0 {
+        return Ok(Status::Usage);
+    }
+    if let Some(filter) = &args.filter {
+        let total: usize = files.iter().map(|f| f.cases.len()).sum();
+        for f in &mut files {
+            f.cases.retain(|c| c.name.contains(filter.as_str()));
+        }
+        if files.iter().all(|f| f.cases.is_empty()) {
+            return Err(Failure::usage(format!("--filter {filter:?} matches none of the {total} cases")));
+        }
+    }
+
+    // One engine per environment, compiled in the order cases first name them.
+    let mut engines: HashMap<Option<String>, Option<Engine>> = HashMap::new();
+    let env_of = |case: &Case| case.env.clone().or_else(|| args.env.clone());
+    for case in files.iter().flat_map(|f| &f.cases) {
+        if let Entry::Vacant(slot) = engines.entry(env_of(case)) {
+            let engine = explain::load_engine(&args.policy, slot.key().as_deref())?;
+            slot.insert(engine);
+        }
+    }
+
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    for (fi, f) in files.iter().enumerate() {
+        for (ci, case) in f.cases.iter().enumerate() {
+            let env = env_of(case);
+            let t0 = Instant::now();
+            let (explanation, mismatches) = match engines.get(&env).and_then(Option::as_ref) {
+                Some(engine) => {
+                    let draw = Draw { request_id: REQUEST_ID, lane: case.lane.draw() };
+                    let evaluated =
+                        explain::evaluate(engine, case.request.clone(), case.client_ip, case.repeat, case.now, LIMITER_SEED, || Ok(draw))?;
+                    let mismatches = compare(&case.expect, &evaluated.explanation);
+                    // Kept for the report of a failure only: 10 000 passing explanations are
+                    // tens of megabytes of header values nobody reads.
+                    let explanation = (!mismatches.is_empty()).then_some(evaluated.explanation);
+                    (explanation, mismatches)
+                }
+                None => {
+                    let which = env.as_deref().map_or_else(String::new, |e| format!(" for env `{e}`"));
+                    let m = Mismatch {
+                        field: "policy".to_owned(),
+                        expected: format!("compiles{which}"),
+                        actual: "errors (shown above)".to_owned(),
+                    };
+                    (None, vec![m])
+                }
+            };
+            outcomes.push(Outcome { file: fi, case: ci, mismatches, explanation, time: t0.elapsed() });
+        }
+    }
+    let elapsed = started.elapsed();
+    let failed = outcomes.iter().filter(|o| !o.passed()).count();
+    let passed = outcomes.len().saturating_sub(failed);
+    let summary = format!("{passed} passed, {failed} failed\n");
+
+    let report = Report { args, files: &files, outcomes: &outcomes };
+    match args.format {
+        Format::Text => {
+            output::print(&report.text())?;
+            output::print(&summary)?;
+        }
+        Format::Github => {
+            output::print(&report.text())?;
+            output::print(&report.github())?;
+            output::print(&summary)?;
+        }
+        Format::Junit => {
+            output::print(&report.junit(elapsed))?;
+            output::eprint(&summary);
+        }
+        Format::Sarif => {
+            output::print(&format!("{}\n", report.sarif()))?;
+            output::eprint(&summary);
+        }
+    }
+    Ok(if failed > 0 { Status::Failed } else { Status::Success })
+}
+
+/// A JSON rendering of a value in a diff (strings quoted and escaped).
+fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+fn json_opt(s: Option<&str>) -> String {
+    s.map_or_else(|| "null".to_owned(), json_str)
+}
+
+/// Every expectation the explanation does not meet, in the order of the contract's fields.
+fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    let mut differ = |field: String, expected: String, actual: String| out.push(Mismatch { field, expected, actual });
+    let status = |s: Option<u16>| s.map_or_else(|| "null".to_owned(), |s| s.to_string());
+    let action = explain::action_name(e.action);
+    if let Some(want) = &x.action
+        && want != action
+    {
+        differ("action".into(), json_str(want), json_str(action));
+    }
+    if let Some(want) = x.status
+        && want != e.status
+    {
+        differ("status".into(), status(want), status(e.status));
+    }
+    if let Some(want) = &x.reason
+        && want != e.reason.code()
+    {
+        differ("reason".into(), json_str(want), json_str(e.reason.code()));
+    }
+    for (field, want, got) in [("route", &x.route, &e.route), ("origin", &x.origin, &e.origin), ("location", &x.location, &e.location)] {
+        if let Some(want) = want
+            && want != got
+        {
+            differ(field.into(), json_opt(want.as_deref()), json_opt(got.as_deref()));
+        }
+    }
+    if let Some(want) = &x.path
+        && *want != e.path
+    {
+        differ("path".into(), json_str(want), json_str(&e.path));
+    }
+    if let Some(want) = &x.detail_contains
+        && !e.detail.contains(want.as_str())
+    {
+        differ("detail_contains".into(), format!("a detail containing {}", json_str(want)), json_str(&e.detail));
+    }
+    if let Some(want) = x.shadow_refused
+        && want != e.shadow_refused
+    {
+        differ("shadow_refused".into(), want.to_string(), e.shadow_refused.to_string());
+    }
+
+    let absent = || "(absent)".to_owned();
+    let headers = &e.response_headers;
+    for (name, want) in &x.headers {
+        let got = headers.get(name);
+        if got != Some(want) {
+            differ(format!("headers.{name}"), json_str(want), got.map_or_else(absent, |g| json_str(g)));
+        }
+    }
+    for (name, p) in &x.headers_match {
+        let got = headers.get(name);
+        if !got.is_some_and(|g| p.is_match(g)) {
+            differ(format!("headers_match.{name}"), format!("a value matching /{}/", p.source), got.map_or_else(absent, |g| json_str(g)));
+        }
+    }
+    for name in &x.headers_absent {
+        if let Some(got) = headers.get(name) {
+            differ(format!("headers_absent.{name}"), absent(), json_str(got));
+        }
+    }
+    for name in &x.headers_present {
+        if !headers.contains_key(name) {
+            differ(format!("headers_present.{name}"), "(present)".to_owned(), absent());
+        }
+    }
+    for name in &x.removes {
+        if !e.remove_headers.contains(name) {
+            let list = serde_json::Value::from(e.remove_headers.clone()).to_string();
+            differ("removes".into(), format!("a list containing {}", json_str(name)), list);
+        }
+    }
+    let forward = &e.forward_headers;
+    for (name, want) in &x.forward_headers {
+        let got = forward.get(name);
+        if got != Some(want) {
+            differ(format!("forward_headers.{name}"), json_str(want), got.map_or_else(absent, |g| json_str(g)));
+        }
+    }
+    for (name, p) in &x.forward_headers_match {
+        let got = forward.get(name);
+        if !got.is_some_and(|g| p.is_match(g)) {
+            differ(format!("forward_headers_match.{name}"), format!("a value matching /{}/", p.source), got.map_or_else(absent, |g| json_str(g)));
+        }
+    }
+
+    match (&x.rate_limit, &e.rate_limit) {
+        (None, _) | (Some(None), None) => {}
+        (Some(None), Some(got)) => differ("rate_limit".into(), "null".into(), rate_limit_json(got)),
+        (Some(Some(want)), None) => differ("rate_limit".into(), rate_limit_expect_json(want), "null".into()),
+        (Some(Some(want)), Some(got)) => {
+            if let Some(name) = &want.name
+                && *name != got.name
+            {
+                differ("rate_limit.name".into(), json_str(name), json_str(&got.name));
+            }
+            for (field, want, got) in [
+                ("rate_limit.limit", want.limit, got.limit),
+                ("rate_limit.remaining", want.remaining, got.remaining),
+                ("rate_limit.reset", want.reset, got.reset),
+            ] {
+                if let Some(want) = want
+                    && want != got
+                {
+                    differ(field.into(), want.to_string(), got.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn rate_limit_json(r: &edgeguard_core::explain::RateLimitReport) -> String {
+    serde_json::to_string(r).unwrap_or_default()
+}
+
+fn rate_limit_expect_json(r: &RateLimitExpect) -> String {
+    let mut map = serde_json::Map::new();
+    if let Some(n) = &r.name {
+        map.insert("name".into(), n.as_str().into());
+    }
+    for (k, v) in [("limit", r.limit), ("remaining", r.remaining), ("reset", r.reset)] {
+        if let Some(v) = v {
+            map.insert(k.into(), v.into());
+        }
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+// ---------------------------------------------------------------- reports
+
+/// The `test-failed` rule's help.
+const SARIF_HELP: &str = "the edge's decision for the case's request differs from its [case.expect]: fix the policy or the \
+    expectation; the `edgeguard explain` command in the message shows the whole decision";
+
+struct Report<'a> {
+    args: &'a Args,
+    files: &'a [CaseFile],
+    outcomes: &'a [Outcome],
+}
+
+impl Report<'_> {
+    fn case(&self, o: &Outcome) -> Option<(&CaseFile, &Case)> {
+        let f = self.files.get(o.file)?;
+        Some((f, f.cases.get(o.case)?))
+    }
+
+    /// Each failure as a readable diff (and, with --verbose, each pass as one line).
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for o in self.outcomes {
+            let Some((f, c)) = self.case(o) else { continue };
+            let line = c.at_line;
+            if o.passed() {
+                if self.args.verbose {
+                    let _ = writeln!(out, "ok   {}:{line}: {}", f.file, c.name);
+                }
+                continue;
+            }
+            let _ = writeln!(out, "FAIL {}:{line}: {}", f.file, c.name);
+            for m in &o.mismatches {
+                let _ = writeln!(out, "  {}\n    expected: {}\n    actual:   {}", m.field, m.expected, m.actual);
+            }
+            if let Some(e) = &o.explanation {
+                let status = e.status.map_or_else(String::new, |s| format!(" {s}"));
+                let _ = writeln!(
+                    out,
+                    "  decision: {}{status} {}, route {}, origin {}: {}",
+                    explain::action_name(e.action),
+                    e.reason.code(),
+                    json_opt(e.route.as_deref()),
+                    json_opt(e.origin.as_deref()),
+                    e.detail
+                );
+            }
+            let _ = writeln!(out, "  explain:  {}", self.explain_command(c));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The `edgeguard explain` command that shows the case's whole decision.
+    fn explain_command(&self, c: &Case) -> String {
+        let mut cmd = format!("edgeguard explain {} --request {}", shell_quote(&self.args.policy.display().to_string()), shell_quote(&c.request_line));
+        for (n, v) in &c.given_headers {
+            let _ = write!(cmd, " -H {}", shell_quote(&format!("{n}: {v}")));
+        }
+        if let Some(ip) = c.client_ip {
+            let _ = write!(cmd, " --client-ip {ip}");
+        }
+        if let Some(env) = c.env.as_ref().or(self.args.env.as_ref()) {
+            let _ = write!(cmd, " --env {}", shell_quote(env));
+        }
+        if c.repeat > 1 {
+            let _ = write!(cmd, " --repeat {}", c.repeat);
+        }
+        if c.at > 0 {
+            let _ = write!(cmd, " --at {}", c.at);
+        }
+        cmd
+    }
+
+    /// One-line (per field) summary of a failure, for annotations and SARIF.
+    fn message(o: &Outcome, c: &Case) -> String {
+        let fields: Vec<String> =
+            o.mismatches.iter().map(|m| format!("{}: expected {}, actual {}", m.field, m.expected, m.actual)).collect();
+        format!("case `{}` failed\n{}", c.name, fields.join("\n"))
+    }
+
+    /// GitHub Actions `::error` annotations on each failing case's `[[case]]` line.
+    fn github(&self) -> String {
+        let mut out = String::new();
+        for (fi, f) in self.files.iter().enumerate() {
+            let diags: Vec<Diagnostic> = self
+                .outcomes
+                .iter()
+                .filter(|o| o.file == fi && !o.passed())
+                .filter_map(|o| {
+                    let c = f.cases.get(o.case)?;
+                    Some(Diagnostic::error("test-failed", c.span.clone(), Self::message(o, c)))
+                })
+                .collect();
+            out.push_str(&render::github(&f.file, &f.source, &diags));
+        }
+        out
+    }
+
+    /// SARIF 2.1.0: one `test-failed` result per failing case.
+    fn sarif(&self) -> String {
+        let findings: Vec<Finding> = self
+            .outcomes
+            .iter()
+            .filter(|o| !o.passed())
+            .filter_map(|o| {
+                let (f, c) = self.case(o)?;
+                let (line, column, end_line, end_column) = (c.at_line, c.at_column, c.end_line, c.end_column);
+                Some(Finding {
+                    rule_id: "test-failed".to_owned(),
+                    rule_name: "A policy test case failed: the edge's decision differs from the case's expectations".to_owned(),
+                    level: Level::Error,
+                    message: format!("{}\nexplain: {}", Self::message(o, c), self.explain_command(c)),
+                    file: f.file.clone(),
+                    line,
+                    column,
+                    end_line,
+                    end_column,
+                    help: Some(SARIF_HELP.to_owned()),
+                })
+            })
+            .collect();
+        sarif::render(&findings)
+    }
+
+    /// JUnit XML: one testsuite per case file.
+    fn junit(&self, elapsed: Duration) -> String {
+        let failures = self.outcomes.iter().filter(|o| !o.passed()).count();
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            out,
+            "<testsuites name=\"edgeguard test\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{}\">",
+            self.outcomes.len(),
+            secs(elapsed)
+        );
+        for (fi, f) in self.files.iter().enumerate() {
+            let mine: Vec<&Outcome> = self.outcomes.iter().filter(|o| o.file == fi).collect();
+            let failed = mine.iter().filter(|o| !o.passed()).count();
+            let time: Duration = mine.iter().map(|o| o.time).sum();
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" skipped=\"0\" time=\"{}\">",
+                xml_attr(&f.file),
+                mine.len(),
+                secs(time)
+            );
+            for o in mine {
+                let Some(c) = f.cases.get(o.case) else { continue };
+                let line = c.at_line;
+                let _ = write!(
+                    out,
+                    "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{line}\" time=\"{}\"",
+                    xml_attr(&c.name),
+                    xml_attr(&f.file),
+                    xml_attr(&f.file),
+                    secs(o.time)
+                );
+                if o.passed() {
+                    out.push_str("/>\n");
+                    continue;
+                }
+                let first = o.mismatches.first().map(|m| format!("{}: expected {}, actual {}", m.field, m.expected, m.actual));
+                let mut body = String::new();
+                for m in &o.mismatches {
+                    let _ = writeln!(body, "{}\n  expected: {}\n  actual:   {}", m.field, m.expected, m.actual);
+                }
+                let _ = writeln!(body, "explain: {}", self.explain_command(c));
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure type=\"test-failed\" message=\"{}\">{}</failure>\n    </testcase>",
+                    xml_attr(&first.unwrap_or_default()),
+                    xml_text(&body)
+                );
+            }
+            out.push_str("  </testsuite>\n");
+        }
+        out.push_str("</testsuites>\n");
+        out
+    }
+}
+
+/// Seconds with millisecond precision, as JUnit's `time` attributes.
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+/// A character XML 1.0 allows; others become U+FFFD.
+fn xml_char(c: char) -> char {
+    match c {
+        '\t' | '\n' | '\r' => c,
+        c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
+        c => c,
+    }
+}
+
+fn xml_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(xml_char(c)),
+        }
+    }
+    out
+}
+
+fn xml_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(xml_char(c)),
+        }
+    }
+    out
+}
+
+/// POSIX shell single-quoting, only when needed.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b)) {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use edgeguard_core::Reason;
+
+    use super::*;
+
+    fn errors(src: &str) -> Vec<String> {
+        match parse(src) {
+            Ok(cases) => panic!("parsed {} cases", cases.len()),
+            Err(d) => d.iter().map(|d| format!("{} | {}", d.message, d.help.clone().unwrap_or_default())).collect(),
+        }
+    }
+
+    const GOOD: &str = r#"
+[defaults]
+headers = { host = "example.com", "X-A" = "1" }
+client_ip = "198.51.100.7"
+env = "staging"
+
+[[case]]
+name = "one"
+request = "GET /x"
+headers = { "x-a" = "2", "content-length" = 10 }
+repeat = 3
+[case.expect]
+status = "none"
+route = "none"
+rate_limit = { name = "api", remaining = 1 }
+headers = { "X-Frame-Options" = "DENY" }
+headers_match = { "content-security-policy" = "object-src 'none'" }
+removes = ["X-Powered-By"]
+
+[[case]]
+request = "POST https://b.example/y"
+env = "production"
+lane = "canary"
+at = 60
+expect = { status = 404, reason = "blocked", action = "reject" }
+"#;
+
+    #[test]
+    fn parses_cases_with_defaults() {
+        let cases = parse(GOOD).unwrap();
+        assert_eq!(cases.len(), 2);
+        let a = &cases[0];
+        assert_eq!(a.name, "one");
+        assert_eq!(a.request.headers, vec![
+            ("host".to_owned(), "example.com".to_owned()),
+            ("content-length".to_owned(), "10".to_owned()),
+            ("x-a".to_owned(), "2".to_owned()),
+        ], "defaults first; a case's header replaces the default of the same name");
+        assert_eq!((a.repeat, a.env.as_deref(), a.lane), (3, Some("staging"), Lane::Active));
+        assert_eq!(a.client_ip, "198.51.100.7".parse().ok());
+        assert_eq!(a.expect.status, Some(None));
+        assert_eq!(a.expect.route, Some(None));
+        assert_eq!(a.expect.headers, vec![("x-frame-options".to_owned(), "DENY".to_owned())]);
+        assert_eq!(a.expect.removes, vec!["x-powered-by".to_owned()]);
+        assert_eq!(a.expect.rate_limit, Some(Some(RateLimitExpect { name: Some("api".into()), remaining: Some(1), ..Default::default() })));
+        assert_eq!(&GOOD[a.span.clone()], "[[case]]");
+        let b = &cases[1];
+        assert_eq!(b.name, "POST https://b.example/y", "the request line names an unnamed case");
+        assert_eq!((b.env.as_deref(), b.lane, b.now), (Some("production"), Lane::Canary, 60_000_000_000));
+        assert!(b.request.headers.iter().any(|(n, v)| n == "host" && v == "example.com"), "a default host wins over the URL's, as -H does");
+    }
+
+    #[test]
+    fn unknown_keys_suggest() {
+        let e = errors("[[case]]\nrequest = \"GET https://a/\"\nstaus = 1\n[case.expect]\nstaus = 200\nheader = {}\n");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(e[0], "unknown key `staus` in [[case]] | did you mean `status`? it goes in [case.expect]");
+        assert_eq!(e[1], "unknown key `staus` in [case.expect] | did you mean `status`?");
+        assert_eq!(e[2], "unknown key `header` in [case.expect] | did you mean `headers`?");
+        let e = errors("[[cases]]\nrequest = \"GET https://a/\"\n");
+        assert_eq!(e, vec!["unknown key `cases` in the case file | did you mean `case`?".to_owned()]);
+        let e = errors("[[case]]\nrequest = \"GET https://a/\"\nstatus = 1\nexpect = { action = \"reject\" }\n");
+        assert_eq!(e, vec!["unknown key `status` in [[case]] | `status` goes in [case.expect]".to_owned()]);
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let e = errors(concat!(
+            "[[case]]\nrequest = \"G(T https://a/\"\nexpect = { status = 200 }\n",
+            "[[case]]\nrequest = \"GET /no-host\"\nexpect = { status = 200 }\n",
+            "[[case]]\nrequest = \"GET https://a/\"\nclient_ip = \"nope\"\nrepeat = 0\nexpect = { status = 999, reason = \"blockd\", route = \"api\", headers_match = { a = \"(\" } }\n",
+            "[[case]]\nname = \"x\"\nexpect = { status = 200 }\n",
+            "[[case]]\nrequest = \"GET https://a/\"\n",
+            "[[case]]\nrequest = \"GET https://a/\"\nexpect = {}\n",
+        ));
+        let all = e.join("\n");
+        for needle in [
+            "`G(T` is not an HTTP method",
+            "`/no-host` has no host",
+            "`client_ip` \"nope\" is not an IP address",
+            "`repeat` must be between 1 and 1000000; got 0",
+            "`status` must be between 100 and 599; got 999",
+            "`reason` cannot be \"blockd\" | did you mean \"blocked\"?",
+            "`route` \"api\" is not a route pattern",
+            "`headers_match.a` is not a valid regular expression",
+            "case `x` has no `request`",
+            "has no expectations",
+            "`expect` is empty",
+        ] {
+            assert!(all.contains(needle), "`{needle}` in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_empty_files() {
+        assert!(errors("[[case]\n")[0].starts_with("TOML syntax:"));
+        assert_eq!(errors("# nothing\n"), vec!["the file has no cases | add one: [[case]] with `request` and [case.expect]".to_owned()]);
+        assert!(errors("[case]\nrequest = \"GET https://a/\"\n")[0].contains("[[case]]"));
+    }
+
+    #[test]
+    fn reasons_are_the_contracts() {
+        let all = [
+            Reason::Ok,
+            Reason::HttpsRedirect,
+            Reason::CanonicalHost,
+            Reason::HostNotAllowed,
+            Reason::BadRequest,
+            Reason::UriTooLong,
+            Reason::HeadersTooLarge,
+            Reason::Health,
+            Reason::Blocked,
+            Reason::MethodNotAllowed,
+            Reason::NotFound,
+            Reason::Forbidden,
+            Reason::MissingHeader,
+            Reason::Unauthorized,
+            Reason::LengthRequired,
+            Reason::PayloadTooLarge,
+            Reason::RateLimited,
+        ];
+        assert_eq!(all.map(Reason::code).to_vec(), REASONS.to_vec());
+    }
+
+    #[test]
+    fn line_index_agrees_with_line_col() {
+        let src = "a = 1\nbé = 2\n\n[[case]]\nx";
+        let index = LineIndex::new(src);
+        for offset in 0..=src.len() + 2 {
+            if src.is_char_boundary(offset.min(src.len())) {
+                assert_eq!(index.line_col(src, offset), diagnostics::line_col(src, offset), "offset {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn literal_patterns_match_as_the_regex_would() {
+        let pattern = |source: &str| {
+            let src = format!("[[case]]\nrequest = \"GET https://a/\"\nexpect = {{ headers_match = {{ x = \"{source}\" }} }}\n");
+            parse(&src).unwrap().remove(0).expect.headers_match.remove(0).1
+        };
+        let literal = pattern("object-src 'none'");
+        assert!(matches!(literal.matcher, Matcher::Literal));
+        assert!(literal.is_match("default-src 'self'; object-src 'none'; base-uri 'self'"));
+        assert!(!literal.is_match("object-src 'self'"));
+        let regex = pattern("^max-age=\\\\d+");
+        assert!(matches!(regex.matcher, Matcher::Regex(_)));
+        assert!(regex.is_match("max-age=31536000; includeSubDomains"));
+        assert!(!regex.is_match("x max-age=1"));
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(xml_attr("a<b>&\"c'\n\u{1}"), "a&lt;b&gt;&amp;&quot;c&apos;&#10;\u{FFFD}");
+        assert_eq!(xml_text("<x>\n&"), "&lt;x&gt;\n&amp;");
+        assert_eq!(shell_quote("GET https://a/b?c=1"), "'GET https://a/b?c=1'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("p.toml"), "p.toml");
+    }
+
+    #[test]
+    fn lanes_pick_the_expected_side_of_any_share() {
+        for share in [1u32, 500, 9_999] {
+            assert!(Lane::Canary.draw() % 10_000 < share);
+            assert!(Lane::Active.draw() % 10_000 >= share);
+        }
+        assert!(Lane::Active.draw() % 10_000 < 10_000, "at 100 % every new client is a canary client");
+    }
 }

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod codes;
 pub mod csp;
+pub mod diff;
 pub mod diagnostics;
 pub mod env;
 pub mod headers;
@@ -164,6 +165,9 @@ struct Lowering<'a> {
     api_keys: Vec<String>,
     origin_names: Vec<String>,
     header_sets: Vec<HeaderSet>,
+    /// Index of each distinct header set by its serialized form, so interning stays O(1) with
+    /// thousands of routes that each customise headers.
+    header_set_index: std::collections::HashMap<String, u16>,
     top_headers: headers::HeaderPlan,
     csp: csp::CspPlan,
     hsts: Option<String>,
@@ -173,11 +177,14 @@ struct Lowering<'a> {
 impl Lowering<'_> {
     /// Index of a header set, reusing an identical one.
     fn intern(&mut self, set: HeaderSet) -> u16 {
-        if let Some(i) = self.header_sets.iter().position(|s| *s == set) {
-            return u16::try_from(i).unwrap_or(0);
+        let key = serde_json::to_string(&set).unwrap_or_default();
+        if let Some(i) = self.header_set_index.get(&key) {
+            return *i;
         }
+        let index = u16::try_from(self.header_sets.len()).unwrap_or(u16::MAX);
         self.header_sets.push(set);
-        u16::try_from(self.header_sets.len().saturating_sub(1)).unwrap_or(0)
+        self.header_set_index.insert(key, index);
+        index
     }
 
     /// Header set for a chain of `headers`/`csp`/`cache` overrides (defaults, then route).
@@ -339,6 +346,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
         api_keys: api_keys.iter().map(|k| k.name.clone()).collect(),
         origin_names: origins.table.iter().map(|o| o.name.clone()).collect(),
         header_sets: Vec::new(),
+        header_set_index: std::collections::HashMap::new(),
         top_headers,
         csp: csp_plan,
         hsts,

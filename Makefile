@@ -8,11 +8,11 @@ WASM_TARGET := wasm32-unknown-unknown
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build worker worker-test e2e deploy-dry-run bench
+.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build worker worker-test worker-observe e2e deploy-dry-run bench fuzz-smoke playground serve-playground chromium playground-test
 
 ## Every test: unit, property, integration, clippy's no-panic policy, the wasm32 build,
 ## end-to-end tests in workerd in front of a real origin, and the deploy artifact.
-test: setup-rust lint unit check-wasm bench-build e2e deploy-dry-run
+test: setup-rust lint unit check-wasm bench-build fuzz-smoke e2e deploy-dry-run playground-test
 	@echo "edgeguard: all checks passed"
 
 ## The edge in workerd in front of the demo QuoteKit origin (POLICY=, ENV=, ORIGIN=, PORT=, PROTOCOL=).
@@ -49,7 +49,11 @@ worker: setup-rust
 worker-test: setup-rust
 	OUT=build/worker-test EDGEGUARD_POLICY=tests/e2e/policy.toml ./scripts/build-worker.sh
 
-e2e: node-deps worker worker-test
+## The worker built with the [observe] test policy (logs, metrics, CSP reports, PostHog).
+worker-observe: setup-rust
+	OUT=build/worker-observe EDGEGUARD_POLICY=tests/e2e/observe.toml ./scripts/build-worker.sh
+
+e2e: node-deps worker worker-test worker-observe
 	node --test --test-concurrency=1 tests/e2e/ demo/ tests/csp-parity/ tests/sarif/
 
 ## Proves the deploy artifact builds; prints its size (docs/benchmarks.md).
@@ -59,3 +63,23 @@ deploy-dry-run: node-deps worker
 
 bench:
 	$(CARGO) bench -p edgeguard-core -p edgeguard-compiler
+
+## Every fuzz target for 10 s (cargo-fuzz on stable via RUSTC_BOOTSTRAP; docs/security.md).
+fuzz-smoke:
+	./scripts/fuzz.sh 10
+
+## The browser playground (crates/playground + www/) built into www/dist: wasm, page, presets.
+playground: setup-rust node-deps
+	./scripts/build-playground.sh
+
+## Build the playground and serve it on http://127.0.0.1:8788/ (PORT=N to change; loopback only).
+serve-playground: playground
+	node scripts/serve-playground.mjs
+
+## Debian's Chromium for the browser test (driven by npm playwright-core; no browser download).
+chromium:
+	[ -x /usr/bin/chromium ] || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+## The playground in headless Chromium, and its decisions against `edgeguard explain`.
+playground-test: playground chromium
+	node --test --test-concurrency=1 tests/playground/

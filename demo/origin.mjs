@@ -62,6 +62,11 @@ let healthStatus = 200;
 // When set, every request except /api/health and /__demo answers this status (a bad
 // deploy that still passes its health check); POST /__demo/fail?status=N, status=0 clears.
 let failStatus = 0;
+// Requests received, except /__demo controls: GET /__demo/requests answers them, so tests can
+// prove what the edge never forwarded. Paths are counted up to MAX_COUNTED_PATHS distinct ones.
+const MAX_COUNTED_PATHS = 1000;
+let requestCount = 0;
+const pathCounts = new Map();
 
 const SESSION_COOKIES = [
   'sb-demo-auth-token=refreshed; Path=/; HttpOnly; Secure; SameSite=Lax',
@@ -249,6 +254,10 @@ async function demoControl(url, req, res) {
     process.stderr.write(`demo-origin ${NAME}: every request now answers ${n || 'normally'}\n`);
     return sendJson(res, 200, { fail_status: failStatus });
   }
+  if (url.pathname === '/__demo/requests') {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD');
+    return sendJson(res, 200, { total: requestCount, paths: Object.fromEntries(pathCounts) });
+  }
   if (url.pathname !== '/__demo/health') {
     await hashBody(req);
     return sendJson(res, 404, { error: 'unknown demo control', path: url.pathname });
@@ -277,6 +286,8 @@ async function handle(req, res) {
   const isGet = method === 'GET' || method === 'HEAD';
 
   if (path === '/__demo' || path.startsWith('/__demo/')) return demoControl(url, req, res);
+  requestCount++;
+  if (pathCounts.has(path) || pathCounts.size < MAX_COUNTED_PATHS) pathCounts.set(path, (pathCounts.get(path) ?? 0) + 1);
   if (failStatus && path !== '/api/health') {
     await hashBody(req);
     return sendJson(res, failStatus, { error: 'failing on purpose', origin: NAME });

@@ -147,6 +147,24 @@ test('POST /__demo/health toggles what /api/health returns', async () => {
   assert.equal((await fetch(`${origin.base}/api/health`)).status, 200);
 });
 
+test('GET /__demo/requests counts what reached the origin, /__demo controls excluded', async () => {
+  const o = await start(['--name', 'counter']);
+  try {
+    const zero = await (await fetch(`${o.base}/__demo/requests`)).json();
+    assert.deepEqual(zero, { total: 0, paths: {} });
+    await (await fetch(`${o.base}/page?x=1`)).text();
+    await (await fetch(`${o.base}/page`)).text();
+    await (await fetch(`${o.base}/api/echo`, { method: 'POST', body: '{}' })).text();
+    await (await fetch(`${o.base}/__demo/health`)).text();
+    const counts = await (await fetch(`${o.base}/__demo/requests`)).json();
+    assert.deepEqual(counts, { total: 3, paths: { '/page': 2, '/api/echo': 1 } });
+    assert.equal((await fetch(`${o.base}/__demo/requests`, { method: 'POST' })).status, 405);
+  } finally {
+    o.child.kill('SIGTERM');
+    await once(o.child, 'exit');
+  }
+});
+
 test('pages, static assets, the quote PDF and /big', async () => {
   const page = await fetch(`${origin.base}/dashboard`);
   assert.match(page.headers.get('content-type'), /^text\/html; charset=utf-8/);

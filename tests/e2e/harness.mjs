@@ -84,8 +84,11 @@ export async function startEdge({ protocol = "https", main = "build/worker/shell
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" },
   });
+  // Everything wrangler prints on stdout, the worker's console.log lines included.
+  let stdout = "";
+  child.stdout.on("data", (chunk) => (stdout += chunk.toString()));
   await waitForLine(child, /Ready on/, "wrangler dev", 60_000);
-  return { url: `${protocol}://127.0.0.1:${port}`, stop: () => stop(child) };
+  return { url: `${protocol}://127.0.0.1:${port}`, stop: () => stop(child), stdout: () => stdout };
 }
 
 /**

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use edgeguard_core::explain::Explanation;
 use edgeguard_core::limits::Nanos;
-use edgeguard_core::{Action, Draw, Engine, RequestFacts};
+use edgeguard_core::request::{TextRequest, TextRequestError, decide_repeated};
+use edgeguard_core::{Action, Draw, Engine};
 
 use crate::render::{self, Counts, Stream};
 use crate::{CmdResult, Failure, Status, check, output, policy};
@@ -90,37 +91,20 @@ pub(crate) enum RequestError {
 
 impl Request {
     /// Check `METHOD URL` and the headers (names as given, values trimmed by the caller). An
-    /// absolute URL gets a matching `Host` header unless one is given, as a real client sends.
-    pub(crate) fn new(line: &str, mut headers: Vec<(String, String)>) -> Result<Request, RequestError> {
+    /// absolute URL gets a matching `Host` header unless one is given, as a real client sends
+    /// (the rules are edgeguard-core's [`TextRequest::new`], shared with the playground).
+    pub(crate) fn new(line: &str, headers: Vec<(String, String)>) -> Result<Request, RequestError> {
         let mut parts = line.split_whitespace();
         let (Some(method), Some(url), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(RequestError::Shape);
         };
-        if !method.bytes().all(is_tchar) {
-            return Err(RequestError::Method(method.to_owned()));
-        }
-        if let Some(i) = headers.iter().position(|(name, _)| name.is_empty() || !name.bytes().all(is_tchar)) {
-            return Err(RequestError::HeaderName(i));
-        }
-        let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
-        let lower = url.to_ascii_lowercase();
-        let authority_start = ["http://", "https://"].iter().find(|s| lower.starts_with(*s)).map(|s| s.len());
-        match authority_start {
-            Some(start) => {
-                // A real client sends Host alongside an absolute target; add it when none was given.
-                let authority = url.get(start..).unwrap_or("").split(['/', '?', '#']).next().unwrap_or("");
-                if !has_host && !authority.is_empty() {
-                    headers.push(("Host".to_owned(), authority.to_owned()));
-                }
-            }
-            None if url.starts_with('/') => {
-                if !has_host {
-                    return Err(RequestError::NoHost(url.to_owned()));
-                }
-            }
-            None => return Err(RequestError::NotATarget(url.to_owned())),
-        }
-        Ok(Request { method: method.to_owned(), url: url.to_owned(), headers })
+        let r = TextRequest::new(method, url, headers).map_err(|e| match e {
+            TextRequestError::Method(m) => RequestError::Method(m),
+            TextRequestError::HeaderName(i) => RequestError::HeaderName(i),
+            TextRequestError::NoHost(u) => RequestError::NoHost(u),
+            TextRequestError::NotATarget(u) => RequestError::NotATarget(u),
+        })?;
+        Ok(Request { method: r.method, url: r.url, headers: r.headers })
     }
 }
 
@@ -168,31 +152,18 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
 /// `draw`; the last decision is explained.
 pub(crate) fn evaluate(
     engine: &Engine,
-    mut request: Request,
+    request: Request,
     client_ip: Option<IpAddr>,
     repeat: u32,
     now: Nanos,
     limiter_seed: u64,
-    mut draw: impl FnMut() -> Result<Draw, Failure>,
+    draw: impl FnMut() -> Result<Draw, Failure>,
 ) -> Result<Evaluated, Failure> {
-    let mut peer_ip = None;
+    let mut request = TextRequest { method: request.method, url: request.url, headers: request.headers, peer_ip: None };
     if let Some(ip) = client_ip {
-        match engine.bundle().client_ip.from.as_deref() {
-            Some(header) => {
-                request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(header));
-                request.headers.push((header.to_owned(), ip.to_string()));
-            }
-            None => peer_ip = Some(ip),
-        }
+        request.set_client_ip(engine.bundle().client_ip.from.as_deref(), ip);
     }
-    let headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let facts = RequestFacts { method: &request.method, url: &request.url, headers: &headers, peer_ip };
-
-    let mut limiter = engine.new_limiter(limiter_seed);
-    let mut decision = engine.decide_standalone(&facts, &mut limiter, now, draw()?);
-    for _ in 1..repeat {
-        decision = engine.decide_standalone(&facts, &mut limiter, now, draw()?);
-    }
+    let decision = decide_repeated(engine, &request, repeat, now, limiter_seed, draw)?;
     let routed = engine.rule(&decision).is_some();
     Ok(Evaluated { explanation: edgeguard_core::explain(engine, &decision), routed })
 }
@@ -250,9 +221,8 @@ fn parse_request(line: &str, raw_headers: &[String]) -> Result<Request, Failure>
 }
 
 /// RFC 9110 `tchar`: the characters of methods and header names.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+#[allow(unused_imports, reason = "`test` checks case-file header names with it")]
+pub(crate) use edgeguard_core::request::is_tchar;
 
 fn random_u64() -> Result<u64, Failure> {
     getrandom::u64().map_err(|e| Failure::failed(format!("the operating system's random generator failed: {e}")))

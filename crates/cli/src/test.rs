@@ -123,6 +123,9 @@ const REASONS: &[&str] = &[
     "length_required",
     "payload_too_large",
     "rate_limited",
+    "csp_report",
+    "metrics",
+    "unsupported_media_type",
 ];
 const ACTIONS: &[&str] = &["forward", "redirect", "respond", "reject"];
 /// The most `repeat` allows, as `explain --repeat`.
@@ -1413,6 +1416,9 @@ expect = { status = 404, reason = "blocked", action = "reject" }
             Reason::LengthRequired,
             Reason::PayloadTooLarge,
             Reason::RateLimited,
+            Reason::CspReport,
+            Reason::Metrics,
+            Reason::UnsupportedMediaType,
         ];
         assert_eq!(all.map(Reason::code).to_vec(), REASONS.to_vec());
     }

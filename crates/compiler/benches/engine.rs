@@ -1,5 +1,5 @@
 //! `decide` and `compile` benchmarks (results in docs/benchmarks.md).
-#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic, clippy::arithmetic_side_effects)]
 //! Run: `cargo bench -p edgeguard-compiler --bench engine`
 
 use std::hint::black_box;

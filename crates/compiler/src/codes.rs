@@ -33,6 +33,7 @@ pub const HOST: &str = "E071";
 pub const ORIGIN_URL: &str = "E080";
 pub const DEPLOY: &str = "E081";
 pub const HEALTH: &str = "E090";
+pub const OBSERVE: &str = "E100";
 
 pub const NO_VERSION: &str = "W000";
 pub const HSTS_PRELOAD_INELIGIBLE: &str = "W001";
@@ -46,6 +47,7 @@ pub const LIMIT_TOO_LOW: &str = "W041";
 pub const BURST_OVER_QUOTA: &str = "W042";
 pub const CIDR_HOST_BITS: &str = "W060";
 pub const NO_ORIGIN: &str = "W080";
+pub const OBSERVE_UNUSED: &str = "W100";
 
 // CSP (compiler/src/csp.rs)
 pub const UNKNOWN_DIRECTIVE: &str = "E030";

@@ -6,20 +6,22 @@
 pub mod access;
 pub mod codes;
 pub mod csp;
-pub mod diff;
 pub mod diagnostics;
+pub mod diff;
 pub mod env;
 pub mod headers;
 pub mod health;
 pub mod https;
 pub mod limits;
 pub mod model;
+pub mod observe;
 pub mod origins;
 pub mod routes;
 pub mod sanitize;
 pub mod shape;
 pub mod units;
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use core::ops::Range;
@@ -171,6 +173,8 @@ struct Lowering<'a> {
     top_headers: headers::HeaderPlan,
     csp: csp::CspPlan,
     hsts: Option<String>,
+    /// Every `report_to` path a CSP header of this policy sends reports to (the edge's intake).
+    csp_report_paths: BTreeSet<String>,
     _policy: &'a Policy,
 }
 
@@ -215,6 +219,9 @@ impl Lowering<'_> {
             && !plan.remove.contains(name)
         {
             plan.set.insert(name.to_owned(), value);
+            if let Some(path) = csp_plan.report_to.as_deref().and_then(observe::report_path) {
+                self.csp_report_paths.insert(path);
+            }
         }
         if let Some(endpoints) = csp::reporting_endpoints(&csp_plan) {
             plan.set.insert("reporting-endpoints".into(), endpoints);
@@ -350,6 +357,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
         top_headers,
         csp: csp_plan,
         hsts,
+        csp_report_paths: BTreeSet::new(),
         _policy: policy,
     };
 
@@ -421,7 +429,19 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
         }
     }
     let pattern_refs: Vec<&routes::Pattern> = patterns.iter().collect();
-    let reserved: Vec<(String, &str)> = health.iter().map(|h| (h.path.clone(), "the edge's health endpoint")).collect();
+    let observe = observe::compile(
+        ctx,
+        policy.observe.as_ref(),
+        &mut lowering.limits,
+        &observe::Context {
+            csp_paths: &lowering.csp_report_paths,
+            api_keys: &lowering.api_keys,
+            health_path: health.as_ref().map(|h| h.path.as_str()),
+            headers: defaults_headers,
+        },
+    );
+    let mut reserved: Vec<(String, &str)> = health.iter().map(|h| (h.path.clone(), "the edge's health endpoint")).collect();
+    reserved.extend(observe::reserved(&observe));
     routes::check_conflicts(ctx, &pattern_refs, &regexes, &reserved);
 
     if ctx.has_errors() {
@@ -448,6 +468,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
         origins: origins.table,
         deploy: origins.deploy,
         health,
+        observe,
     })
 }
 

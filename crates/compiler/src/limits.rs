@@ -131,7 +131,7 @@ fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>
         None => (LimitKey::Ip, None),
         Some(k) => parse_key(ctx, k)?,
     };
-    let interval_ms = window_secs.saturating_mul(1000) / count;
+    let interval_ms = window_secs.saturating_mul(1000).checked_div(count).unwrap_or(0);
     if interval_ms < 1 {
         ctx.push(
             Diagnostic::warning(codes::LIMIT_TOO_HIGH, rate_text.span(), format!("limit `{name}` allows more than 1000 requests per second per client, which is probably not a limit"))

@@ -40,6 +40,9 @@ pub struct Policy {
     pub origins: Map<OriginDef>,
     pub deploy: Option<Deploy>,
     pub health: Option<Health>,
+    /// What the edge tells operators: request log lines, metrics, CSP reports, PostHog events
+    /// and Analytics Engine data points.
+    pub observe: Option<Observe>,
     /// Overlays merged over the rest when `app.environment` names them.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Policy>")]
@@ -412,4 +415,98 @@ pub fn schema() -> serde_json::Value {
     let mut schema = schemars::schema_for!(Policy);
     schema.insert("title".into(), "edgeguard policy".into());
     schema.to_value()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// No request log lines.
+    Off,
+    /// Origin failures and origin 5xx answers.
+    Error,
+    /// Also edge refusals, shadowed requests and failovers.
+    Warn,
+    /// Every request (successful ones subject to `sample`).
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientIpDetail {
+    /// IPv4 to its /24, IPv6 to its /48.
+    Truncate,
+    /// The whole address.
+    Full,
+    /// No address at all.
+    Omit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostHogEvent {
+    /// `edgeguard_refusal`: a request the edge refused (4xx).
+    Refusal,
+    /// `edgeguard_csp_violation`: one accepted, not duplicate CSP violation report.
+    CspViolation,
+    /// `edgeguard_origin_failure`: the origin timed out, was unreachable or answered 5xx.
+    OriginFailure,
+    /// `$pageview`: a forwarded GET answered 2xx with HTML, sampled by `pageview_sample`.
+    Pageview,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Observe {
+    /// Which requests get a JSON log line: "off" | "error" | "warn" | "info" (default "info": every request).
+    #[schemars(with = "Option<LogLevel>")]
+    pub log: Option<S<LogLevel>>,
+    /// Share (0–1) of successful requests logged (default 1); refusals and errors always are.
+    #[schemars(with = "Option<f64>")]
+    pub sample: Option<S<f64>>,
+    /// Client address in logs, events and data points: "truncate" (default) | "full" | "omit".
+    #[schemars(with = "Option<ClientIpDetail>")]
+    pub client_ip: Option<S<ClientIpDetail>>,
+    /// A Prometheus endpoint with this isolate's counters, protected by an `[api_keys]` entry.
+    pub metrics: Option<MetricsDef>,
+    /// Write a data point per request to the `EDGEGUARD_ANALYTICS` Analytics Engine binding when it is bound (default true).
+    #[schemars(with = "Option<bool>")]
+    pub analytics: Option<S<bool>>,
+    /// Per-client limit on CSP reports, counted in the isolate: a `[limits]` name, an inline
+    /// limit or "none" (default { rate = "20/2m", burst = 20 }).
+    #[schemars(with = "Option<LimitRefSchema>")]
+    pub csp_limit: Option<S<LimitRef>>,
+    /// Drop a CSP report whose document, directive and blocked URL were reported this recently
+    /// (default "10m"; "0s" keeps every report).
+    #[schemars(with = "Option<String>")]
+    pub csp_dedupe: Option<S<String>>,
+    /// PostHog server-side capture (the project key is the worker secret `POSTHOG_KEY`).
+    pub posthog: Option<PostHogDef>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsDef {
+    /// Answered by the edge in Prometheus text format (default "/__edge/metrics").
+    #[schemars(with = "Option<String>")]
+    pub path: Option<S<String>>,
+    /// Name of the `[api_keys.<name>]` entry a scraper must present (required).
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostHogDef {
+    /// PostHog's ingestion host, an https URL (default "https://us.i.posthog.com").
+    #[schemars(with = "Option<String>")]
+    pub host: Option<S<String>>,
+    /// Events to send (default ["refusal", "csp_violation", "origin_failure"]).
+    #[schemars(with = "Option<Vec<PostHogEvent>>")]
+    pub events: Option<Vec<S<PostHogEvent>>>,
+    /// Share (0–1) of page views sent as `$pageview` when "pageview" is listed (default 0.01).
+    #[schemars(with = "Option<f64>")]
+    pub pageview_sample: Option<S<f64>>,
+    /// Most events one isolate sends per window (default "600/1m"); the rest are dropped and counted.
+    #[schemars(with = "Option<String>")]
+    pub rate: Option<S<String>>,
 }

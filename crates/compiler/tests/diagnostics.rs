@@ -243,6 +243,13 @@ fn e090_health_path() {
     expect("[health]\npath = \"health\"\n", "E090", "\"health\"", 0);
 }
 
+#[test]
+fn e100_observe() {
+    expect("[observe]\nsample = 2.0\n", "E100", "2.0", 0);
+    expect("[observe.posthog]\nhost = \"http://us.i.posthog.com\"\n", "E100", "\"http://", 0);
+    expect("[api_keys.m]\nsha256 = [\"0000000000000000000000000000000000000000000000000000000000000000\"]\n[health]\n[observe]\nmetrics = { path = \"/__edge/health\", api_key = \"m\" }\n", "E100", "\"/__edge/health\"", 0);
+}
+
 fn warns(body: &str, code: &str, needle: &str) {
     let codes = expect(body, code, needle, 0);
     assert!(!codes.iter().any(|c| c.starts_with('E')), "warnings only: {codes:?}");
@@ -283,6 +290,12 @@ fn limit_lints() {
     warns("[limits.api]\nrate = \"100000/1s\"\n", "W040", "\"100000/1s\"");
     warns("[limits.api]\nrate = \"1/1d\"\nburst = 1\n", "W041", "\"1/1d\"");
     warns("[limits.api]\nrate = \"10/1m\"\nburst = 50\n", "W042", "50");
+}
+
+#[test]
+fn w100_observe_setting_without_effect() {
+    warns("[observe.posthog]\nevents = [\"csp_violation\"]\n", "W100", "\"csp_violation\"");
+    warns("[observe]\ncsp_dedupe = \"1h\"\n", "W100", "\"1h\"");
 }
 
 #[test]

@@ -199,8 +199,9 @@ fn limits_stage() {
     let problem = e.problem.unwrap();
     assert_eq!(problem["type"], "https://iana.org/assignments/http-problem-types#quota-exceeded");
     assert_eq!(problem["retry_after"], 720);
-    // A second client-ip header does not buy a fresh bucket: the first one counts.
-    let spoof = edge.send("POST", &url, &[("cf-connecting-ip", "198.51.100.8"), ("content-length", "2")]);
+    // A second client-ip line does not buy a fresh bucket: the last line's rightmost entry
+    // counts (workerd joins repeated lines with `, `), so a line added before it changes nothing.
+    let spoof = edge.send("POST", &url, &[("cf-connecting-ip", "198.51.100.8"), ("cf-connecting-ip", "198.51.100.7"), ("content-length", "2")]);
     assert_reject(&spoof, 429, Reason::RateLimited);
     // The same client recovers after one emission interval.
     let recovered = edge.send_at("POST", &url, &[("content-length", "2")], 720 * 1_000_000_000);

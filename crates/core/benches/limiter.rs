@@ -1,5 +1,5 @@
 //! GCRA limiter throughput over 100 k keys (results in docs/benchmarks.md).
-#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic, clippy::arithmetic_side_effects)]
 //! Run: `cargo bench -p edgeguard-core --bench limiter`
 
 use std::hint::black_box;

@@ -11,11 +11,6 @@ use crate::request::RequestFacts;
 /// A refusal from this stage: reason, status and a sentence for the problem body.
 pub type Refusal = (Reason, u16, String);
 
-/// Methods whose requests carry a body the origin will read.
-fn has_body_semantics(method: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH")
-}
-
 pub fn check(bundle: &Bundle, route: &Route, req: &RequestFacts, client_ip: Option<IpAddr>) -> Result<(), Refusal> {
     if !route.ip_allow.is_empty() && !client_ip.is_some_and(|ip| route.ip_allow.iter().any(|c| c.contains(ip))) {
         return Err((Reason::Forbidden, 403, "the client address is not in this route's ip_allow list".into()));
@@ -49,7 +44,8 @@ pub fn check(bundle: &Bundle, route: &Route, req: &RequestFacts, client_ip: Opti
             }
             Ok(Some(_)) => {}
             Ok(None) => {
-                if has_body_semantics(req.method) && req.header("transfer-encoding").is_some() {
+                // Any method: a GET or DELETE with a chunked body reaches the origin as well.
+                if req.header("transfer-encoding").is_some() {
                     return Err((
                         Reason::LengthRequired,
                         411,
@@ -63,7 +59,7 @@ pub fn check(bundle: &Bundle, route: &Route, req: &RequestFacts, client_ip: Opti
 }
 
 /// SHA-256 of the presented key compared with every accepted hash in constant time.
-fn api_key_valid(key: &ApiKey, req: &RequestFacts) -> bool {
+pub(crate) fn api_key_valid(key: &ApiKey, req: &RequestFacts) -> bool {
     let Some(presented) = req.header(&key.header) else { return false };
     let presented = presented.trim();
     if presented.is_empty() {

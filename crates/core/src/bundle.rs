@@ -12,7 +12,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 
 /// Why bytes could not be loaded as a bundle. Never a panic.
@@ -62,6 +62,8 @@ pub struct Bundle {
     pub origins: Vec<Origin>,
     pub deploy: Deploy,
     pub health: Option<Health>,
+    /// `[observe]`: log lines, metrics, the CSP report intake, PostHog and Analytics Engine.
+    pub observe: Observe,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +252,110 @@ pub struct Health {
     pub headers: u16,
 }
 
+/// `[observe]`, compiled. Present in every bundle (the defaults when the policy has no table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observe {
+    /// Which requests get a log line.
+    pub log: LogLevel,
+    /// Share of `info` lines written, in millionths (1 000 000 = all).
+    pub sample_ppm: u32,
+    /// How much of the client address log lines, events and data points carry.
+    pub client_ip: IpDetail,
+    /// The Prometheus endpoint, when the policy asks for one.
+    pub metrics: Option<MetricsEndpoint>,
+    /// Write a data point per request to the `EDGEGUARD_ANALYTICS` binding when it is bound.
+    pub analytics: bool,
+    /// The CSP report intake, when `csp.report_to` names a path on this site.
+    pub csp: Option<CspIntake>,
+    pub posthog: Option<PostHog>,
+    /// Index into header sets used for the edge's own answers (reports, metrics).
+    pub headers: u16,
+}
+
+/// Log levels, least to most verbose: a policy's level writes its own lines and the ones before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Off => "off",
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+        }
+    }
+}
+
+/// `observe.client_ip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IpDetail {
+    /// IPv4 to its /24, IPv6 to its /48.
+    Truncate,
+    Full,
+    Omit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsEndpoint {
+    pub path: String,
+    /// Index into `api_keys`: the key a scraper must present.
+    pub api_key: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CspIntake {
+    /// Normalized paths the edge accepts reports at (every `report_to` that is a path).
+    pub paths: Vec<String>,
+    /// Index into `limits`: counted per client, in the isolate. `None`: not limited.
+    pub limit: Option<u16>,
+    /// A report with the same document, directive and blocked URL within this long is dropped.
+    pub dedupe_ms: u64,
+    /// Largest report body accepted.
+    pub max_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostHog {
+    /// `https://…` without a trailing slash; events go to `<host>/batch/`.
+    pub host: String,
+    /// Bits of [`event`].
+    pub events: u8,
+    /// Share of forwarded page views sent as `$pageview`, in millionths.
+    pub pageview_ppm: u32,
+    /// At most `rate_count` events per `rate_window_secs` per isolate; the rest are dropped.
+    pub rate_count: u64,
+    pub rate_window_secs: u64,
+}
+
+/// PostHog event kinds (`observe.posthog.events`), as bits.
+pub mod event {
+    pub const REFUSAL: u8 = 1;
+    pub const CSP_VIOLATION: u8 = 1 << 1;
+    pub const ORIGIN_FAILURE: u8 = 1 << 2;
+    pub const PAGEVIEW: u8 = 1 << 3;
+}
+
+impl Default for Observe {
+    fn default() -> Observe {
+        Observe {
+            log: LogLevel::Info,
+            sample_ppm: 1_000_000,
+            client_ip: IpDetail::Truncate,
+            metrics: None,
+            analytics: true,
+            csp: None,
+            posthog: None,
+            headers: 0,
+        }
+    }
+}
+
 impl Bundle {
     /// Deterministic bytes: the same bundle always encodes to the same file.
     pub fn to_bytes(&self) -> Result<Vec<u8>, LoadError> {
@@ -310,6 +416,16 @@ impl Bundle {
         }
         if self.health.as_ref().is_some_and(|h| usize::from(h.headers) >= sets) {
             return bad("health header set");
+        }
+        let observe = &self.observe;
+        if usize::from(observe.headers) >= sets {
+            return bad("observe header set");
+        }
+        if observe.metrics.as_ref().is_some_and(|m| usize::from(m.api_key) >= self.api_keys.len()) {
+            return bad("metrics api key");
+        }
+        if observe.csp.as_ref().and_then(|c| c.limit).is_some_and(|l| usize::from(l) >= self.limits.len()) {
+            return bad("csp report limit");
         }
         self.matcher.check(self.routes.len()).map_err(LoadError::Corrupt)
     }

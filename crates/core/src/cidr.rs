@@ -46,7 +46,7 @@ fn mask(prefix: u8) -> u128 {
     match u32::from(prefix) {
         0 => 0,
         p if p >= 128 => u128::MAX,
-        p => u128::MAX << (128 - p),
+        p => u128::MAX.checked_shl(128u32.saturating_sub(p)).unwrap_or(0),
     }
 }
 

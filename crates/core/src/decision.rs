@@ -11,7 +11,7 @@ use serde::Serialize;
 pub enum Action {
     Forward,
     Redirect,
-    /// The edge answers itself (health).
+    /// The edge answers itself (health, CSP reports, metrics).
     Respond,
     Reject,
 }
@@ -37,6 +37,12 @@ pub enum Reason {
     LengthRequired,
     PayloadTooLarge,
     RateLimited,
+    /// A CSP violation report accepted by the edge's intake (`csp.report_to`).
+    CspReport,
+    /// Answered by the edge's metrics endpoint (`observe.metrics`).
+    Metrics,
+    /// A body in a media type the endpoint does not take (the CSP report intake).
+    UnsupportedMediaType,
 }
 
 impl Reason {
@@ -59,6 +65,9 @@ impl Reason {
             Reason::LengthRequired => "length_required",
             Reason::PayloadTooLarge => "payload_too_large",
             Reason::RateLimited => "rate_limited",
+            Reason::CspReport => "csp_report",
+            Reason::Metrics => "metrics",
+            Reason::UnsupportedMediaType => "unsupported_media_type",
         }
     }
 
@@ -89,6 +98,9 @@ impl Reason {
             Reason::LengthRequired => "Length required",
             Reason::PayloadTooLarge => "Payload too large",
             Reason::RateLimited => "Quota exceeded",
+            Reason::CspReport => "CSP report",
+            Reason::Metrics => "Metrics",
+            Reason::UnsupportedMediaType => "Unsupported media type",
         }
     }
 }
@@ -99,6 +111,15 @@ pub enum RuleRef {
     None,
     Defaults,
     Route(u32),
+}
+
+/// An endpoint the edge answers itself, before the https redirect and routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    /// The CSP report intake; the body's format once the content type was accepted.
+    CspReport(Option<crate::observe::ReportFormat>),
+    Metrics,
 }
 
 /// A limit's verdict, carried to the response phase for the `RateLimit` headers.
@@ -147,6 +168,9 @@ pub struct Decision {
     pub failover: Option<u16>,
     /// Why the origin was chosen.
     pub lane: Option<crate::origins::Lane>,
+    /// The edge's own endpoint this request was for, if any (never forwarded, even in shadow
+    /// mode).
+    pub endpoint: Option<Endpoint>,
     pub detail: Cow<'static, str>,
 }
 

@@ -5,7 +5,7 @@ use core::net::IpAddr;
 use std::borrow::Cow;
 
 use crate::bundle::{Bundle, LimitKey, LoadError, Route, Scope, method};
-use crate::decision::{Action, Decision, GlobalCheck, GlobalVerdict, RateLimitState, Reason, RuleRef};
+use crate::decision::{Action, Decision, Endpoint, GlobalCheck, GlobalVerdict, RateLimitState, Reason, RuleRef};
 use crate::limits::{Limiter, Nanos};
 use crate::request::RequestFacts;
 use crate::routes::{Match, ParamCheck};
@@ -159,10 +159,11 @@ impl Engine {
             global: None,
             failover: None,
             lane: None,
-            detail: Cow::Borrowed("forwarded to the origin"),
+            endpoint: None,
+            detail: Cow::Borrowed(FORWARDED),
         };
         let d = self.pipeline(req, limiter, now, draw, d);
-        if self.overrides.shadow && d.action == Action::Reject && is_policy_refusal(d.reason) {
+        if self.overrides.shadow && d.action == Action::Reject && is_policy_refusal(d.reason) && d.endpoint.is_none() {
             return self.shadow_forward(req, draw, d);
         }
         d
@@ -221,6 +222,7 @@ impl Engine {
         // 3. health
         if let Some(health) = b.health.as_ref().filter(|h| h.path == target.path) {
             d.headers = health.headers;
+            d.endpoint = Some(Endpoint::Health);
             if !matches!(req.method, "GET" | "HEAD") {
                 d.allow = Some(method::GET | method::HEAD);
                 return reject(d, Reason::MethodNotAllowed, 405, Cow::Borrowed("the health endpoint answers GET and HEAD"));
@@ -230,6 +232,14 @@ impl Engine {
             d.reason = Reason::Health;
             d.detail = Cow::Borrowed("answered by the edge's health endpoint");
             return d;
+        }
+
+        // 3b. the CSP report intake and the metrics endpoint (observe); never forwarded
+        if let Some(intake) = b.observe.csp.as_ref().filter(|c| c.paths.contains(&target.path)) {
+            return self.csp_report_step(req, limiter, now, intake, d);
+        }
+        if let Some(metrics) = b.observe.metrics.as_ref().filter(|m| m.path == target.path) {
+            return self.metrics_step(req, metrics, d);
         }
 
         // 4. https, then canonical host
@@ -299,7 +309,7 @@ impl Engine {
                         d.global = Some(GlobalCheck {
                             limit: index,
                             key: hash,
-                            shard: u32::try_from(hash % shards).unwrap_or(0),
+                            shard: u32::try_from(hash.checked_rem(shards).unwrap_or(0)).unwrap_or(0),
                             cloudflare: limit.scope == Scope::Cloudflare,
                         });
                     }
@@ -331,7 +341,7 @@ impl Engine {
     }
 
     /// Record a limit's answer in the decision; `Some(refusal)` when it refuses.
-    fn apply_outcome(&self, d: &mut Decision, index: u16, outcome: crate::limits::Outcome) -> Option<Decision> {
+    pub(crate) fn apply_outcome(&self, d: &mut Decision, index: u16, outcome: crate::limits::Outcome) -> Option<Decision> {
         let limit = self.bundle.limits.get(usize::from(index))?;
         let refused = !outcome.allowed;
         d.rate_limit = Some(RateLimitState {
@@ -355,7 +365,7 @@ impl Engine {
     /// The global shadow switch applies here as it does in `decide`.
     pub fn settle_global(&self, limiter: &mut Limiter, req: &RequestFacts, d: Decision, verdict: GlobalVerdict, now: Nanos, draw: Draw) -> Decision {
         let d = self.settle_global_inner(limiter, d, verdict, now);
-        if self.overrides.shadow && d.action == Action::Reject && is_policy_refusal(d.reason) {
+        if self.overrides.shadow && d.action == Action::Reject && is_policy_refusal(d.reason) && d.endpoint.is_none() {
             return self.shadow_forward(req, draw, d);
         }
         d
@@ -426,14 +436,16 @@ impl Engine {
             .find(|o| *o != origin && self.unhealthy & (1u64 << (u32::from(*o) % 64)) == 0 && usize::from(*o) < self.bundle.origins.len())
     }
 
-    /// The address from the one trusted header (rightmost entry of a list), else the peer.
+    /// The address from the one trusted header, else the peer. The trusted value is the
+    /// rightmost entry of the header's last line: what the nearest proxy added, and the same
+    /// entry whether a runtime hands repeated lines over separately or joined with `, `.
     fn client_ip(&self, req: &RequestFacts) -> Option<IpAddr> {
         let from_header = self
             .bundle
             .client_ip
             .from
             .as_deref()
-            .and_then(|h| req.header(h))
+            .and_then(|h| req.headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(h)).map(|(_, v)| *v))
             .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok());
         from_header.or(req.peer_ip)
@@ -452,7 +464,7 @@ impl Engine {
     /// Hash identifying the client for a limit, without building a key string. A missing
     /// header or cookie falls back to the client address, so leaving it out never escapes
     /// the limit.
-    fn limit_key_hash(
+    pub(crate) fn limit_key_hash(
         &self,
         hash: impl Fn(&[&[u8]]) -> u64,
         kind: LimitKey,
@@ -482,7 +494,9 @@ impl Engine {
                 };
                 hash(&[ip_key, b"|", &route])
             }
-            LimitKey::Header => match name.and_then(|n| req.header(n)) {
+            // Trimmed, as `api_key` compares it: padding the value with spaces must not buy a
+            // fresh bucket. An empty value counts as no header.
+            LimitKey::Header => match name.and_then(|n| req.header(n)).map(str::trim).filter(|v| !v.is_empty()) {
                 Some(v) => hash(&[b"h:", v.as_bytes()]),
                 None => hash(&[ip_key]),
             },
@@ -494,9 +508,24 @@ impl Engine {
     }
 }
 
+/// The detail of a plain forwarded request.
+pub const FORWARDED: &str = "forwarded to the origin";
+
 /// Names of request headers a shell removes before forwarding; the engine's own values replace
 /// them ([`Engine::forward_headers`]). Any other `x-forwarded-*` header is removed as well.
-pub const STRIPPED_REQUEST_HEADERS: [&str; 4] = ["forwarded", "x-real-ip", "x-request-id", "x-forwarded-for"];
+///
+/// The method-override headers (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`)
+/// are removed too: the edge checks `methods` against the request's own method, so a framework
+/// that honoured an override would run a method the route does not allow (docs/security.md).
+pub const STRIPPED_REQUEST_HEADERS: [&str; 7] = [
+    "forwarded",
+    "x-real-ip",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// Whether a client-sent request header must not reach the origin.
 pub fn is_stripped_request_header(name: &str) -> bool {
@@ -522,7 +551,7 @@ fn is_policy_refusal(reason: Reason) -> bool {
     )
 }
 
-fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {
+pub(crate) fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {
     d.action = Action::Reject;
     d.status = Some(status);
     d.reason = reason;
@@ -536,7 +565,7 @@ fn hex128(id: u128) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(32);
     for shift in (0..32u32).rev() {
-        let nibble = (id >> (shift * 4)) & 0xf;
+        let nibble = id.checked_shr(shift.saturating_mul(4)).unwrap_or(0) & 0xf;
         out.push(char::from(DIGITS.get(nibble as usize).copied().unwrap_or(b'0')));
     }
     out

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use crate::bundle::{Bundle, HeaderSet, method};
-use crate::decision::{Action, Decision};
+use crate::decision::{Action, Decision, Endpoint};
 use crate::limits::rate_limit_header;
 use crate::origins::lane_cookie;
 
@@ -55,7 +55,12 @@ pub fn dynamic<'a>(bundle: &'a Bundle, d: &Decision) -> Vec<(&'static str, Cow<'
             }
         }
         Action::Respond => {
-            out.push(("content-type", Cow::Borrowed("application/health+json")));
+            match d.endpoint {
+                Some(Endpoint::Metrics) => out.push(("content-type", Cow::Borrowed(crate::observe::METRICS_CONTENT_TYPE))),
+                // 204: no body, no content type.
+                Some(Endpoint::CspReport(_)) => {}
+                _ => out.push(("content-type", Cow::Borrowed("application/health+json"))),
+            }
             out.push(("cache-control", Cow::Borrowed("no-store")));
         }
         Action::Forward => {}

@@ -15,6 +15,7 @@ pub mod headers;
 pub mod health;
 pub mod https;
 pub mod limits;
+pub mod observe;
 pub mod origins;
 pub mod request;
 pub mod routes;

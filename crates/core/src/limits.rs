@@ -237,6 +237,7 @@ fn sf_item(name: &str, params: &[(&str, u64)]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use crate::bundle::{LimitKey, Scope};

@@ -55,3 +55,126 @@ impl<'a> RequestFacts<'a> {
 /// A `Content-Length` header that is not a decimal length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidContentLength;
+
+/// A request written as text — a method, a target and header lines — as `edgeguard explain`,
+/// `edgeguard test` and the playground take it. They all build it here and decide it with
+/// [`decide_repeated`], so the three cannot disagree about the same request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// The connection's peer address (see [`TextRequest::set_client_ip`]).
+    pub peer_ip: Option<IpAddr>,
+}
+
+/// Why a method, target and headers are not a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextRequestError {
+    /// The method is not an HTTP token.
+    Method(String),
+    /// The header at this index has an empty name or one that is not an HTTP token.
+    HeaderName(usize),
+    /// An origin-form target (`/path`) without a Host header.
+    NoHost(String),
+    /// Neither an absolute `http(s)://` URL nor a path.
+    NotATarget(String),
+}
+
+impl TextRequest {
+    /// Check the method, the target and the header names (values are taken as given). An
+    /// absolute URL gets a matching `Host` header unless one is given, as a real client sends.
+    pub fn new(method: &str, url: &str, mut headers: Vec<(String, String)>) -> Result<TextRequest, TextRequestError> {
+        if method.is_empty() || !method.bytes().all(is_tchar) {
+            return Err(TextRequestError::Method(method.to_owned()));
+        }
+        if let Some(i) = headers.iter().position(|(name, _)| name.is_empty() || !name.bytes().all(is_tchar)) {
+            return Err(TextRequestError::HeaderName(i));
+        }
+        let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
+        let lower = url.to_ascii_lowercase();
+        match ["http://", "https://"].iter().find(|s| lower.starts_with(*s)).map(|s| s.len()) {
+            Some(start) => {
+                let authority = url.get(start..).unwrap_or("").split(['/', '?', '#']).next().unwrap_or("");
+                if !has_host && !authority.is_empty() {
+                    headers.push(("Host".to_owned(), authority.to_owned()));
+                }
+            }
+            None if url.starts_with('/') => {
+                if !has_host {
+                    return Err(TextRequestError::NoHost(url.to_owned()));
+                }
+            }
+            None => return Err(TextRequestError::NotATarget(url.to_owned())),
+        }
+        Ok(TextRequest { method: method.to_owned(), url: url.to_owned(), headers, peer_ip: None })
+    }
+
+    /// Where the client's address goes: into the policy's trusted client-IP header
+    /// (`trusted_header`, replacing any copy sent) or, when the policy names none, the
+    /// connection's peer address.
+    pub fn set_client_ip(&mut self, trusted_header: Option<&str>, ip: IpAddr) {
+        match trusted_header {
+            Some(header) => {
+                self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(header));
+                self.headers.push((header.to_owned(), ip.to_string()));
+            }
+            None => self.peer_ip = Some(ip),
+        }
+    }
+
+    /// Run `f` on this request as the engine sees it.
+    pub fn with_facts<R>(&self, f: impl FnOnce(&RequestFacts) -> R) -> R {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        f(&RequestFacts { method: &self.method, url: &self.url, headers: &headers, peer_ip: self.peer_ip })
+    }
+}
+
+/// Decide `repeat` (at least one) identical requests at `now` against one fresh limiter (hash
+/// seed `limiter_seed`), each with its own `draw`, and return the last decision: what
+/// `edgeguard explain --repeat` and the playground show.
+pub fn decide_repeated<E>(
+    engine: &crate::Engine,
+    request: &TextRequest,
+    repeat: u32,
+    now: crate::limits::Nanos,
+    limiter_seed: u64,
+    mut draw: impl FnMut() -> Result<crate::Draw, E>,
+) -> Result<crate::Decision, E> {
+    request.with_facts(|facts| {
+        let mut limiter = engine.new_limiter(limiter_seed);
+        let mut decision = engine.decide_standalone(facts, &mut limiter, now, draw()?);
+        for _ in 1..repeat {
+            decision = engine.decide_standalone(facts, &mut limiter, now, draw()?);
+        }
+        Ok(decision)
+    })
+}
+
+/// RFC 9110 `tchar`: the characters of methods and header names.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_requests() {
+        let r = TextRequest::new("GET", "https://example.com:8443/a?b", Vec::new()).unwrap();
+        assert_eq!(r.headers, vec![("Host".to_owned(), "example.com:8443".to_owned())]);
+        assert_eq!(TextRequest::new("GET", "/x", Vec::new()), Err(TextRequestError::NoHost("/x".to_owned())));
+        assert_eq!(TextRequest::new("G(T", "/x", Vec::new()), Err(TextRequestError::Method("G(T".to_owned())));
+        assert_eq!(TextRequest::new("GET", "x", Vec::new()), Err(TextRequestError::NotATarget("x".to_owned())));
+        let h = vec![("Host".to_owned(), "a".to_owned()), ("bad name".to_owned(), String::new())];
+        assert_eq!(TextRequest::new("GET", "/", h), Err(TextRequestError::HeaderName(1)));
+
+        let mut r = TextRequest::new("GET", "http://a/", vec![("X-Ip".to_owned(), "1.1.1.1".to_owned())]).unwrap();
+        r.set_client_ip(Some("x-ip"), IpAddr::from([192, 0, 2, 1]));
+        assert_eq!(r.headers.last(), Some(&("x-ip".to_owned(), "192.0.2.1".to_owned())));
+        assert_eq!(r.headers.len(), 2);
+        r.set_client_ip(None, IpAddr::from([192, 0, 2, 2]));
+        assert_eq!(r.peer_ip, Some(IpAddr::from([192, 0, 2, 2])));
+    }
+}

@@ -70,6 +70,40 @@ pub fn check_request(req: &RequestFacts, limits: &SanitizeLimits) -> Result<(), 
     if total > limits.max_header_bytes as usize {
         return Err(Refusal::HeadersTooLarge);
     }
+    check_framing(req)
+}
+
+/// Headers whose repetition or combination lets two parsers read one request differently
+/// (RFC 9112 §3.2, §6.1, §6.3): more than one Host, Content-Length values that disagree, and
+/// Content-Length together with Transfer-Encoding (the body length the edge checks against
+/// `max_body` would not be the one the origin reads).
+fn check_framing(req: &RequestFacts) -> Result<(), Refusal> {
+    let mut hosts = 0usize;
+    let mut length: Option<&str> = None;
+    let mut chunked = false;
+    for (name, value) in req.headers {
+        if name.eq_ignore_ascii_case("host") {
+            hosts = hosts.saturating_add(1);
+            if hosts > 1 {
+                return Err(Refusal::BadRequest("the request has more than one Host header"));
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // `5, 5` (a repeated header joined by a runtime) is one length; `5, 6` is not.
+            for v in value.split(',').map(str::trim) {
+                match length {
+                    Some(seen) if seen != v => {
+                        return Err(Refusal::BadRequest("the request has Content-Length headers that disagree"));
+                    }
+                    _ => length = Some(v),
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
+        }
+    }
+    if chunked && length.is_some() {
+        return Err(Refusal::BadRequest("the request has both Content-Length and Transfer-Encoding"));
+    }
     Ok(())
 }
 
@@ -123,12 +157,7 @@ fn split_authority(rest: &str) -> (&str, &str) {
 }
 
 fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -227,8 +256,11 @@ pub fn normalize_host(raw: &str) -> Option<String> {
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
+    // No empty label: `a..b`, `.a` and `a..` (one trailing dot is the root label) name no host,
+    // and refusing them keeps normalization idempotent (found by the normalize_path fuzz target).
     let ok = !host.is_empty()
         && host.len() <= 253
+        && !host.split('.').any(str::is_empty)
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
     ok.then(|| host.to_ascii_lowercase())
 }
@@ -286,5 +318,36 @@ mod tests {
         assert_eq!(normalize_host("a b"), None);
         assert_eq!(normalize_host("host:port"), None);
         assert_eq!(normalize_host(""), None);
+    }
+
+    #[test]
+    fn framing_that_two_parsers_could_read_differently_is_refused() {
+        let limits = SanitizeLimits { max_url_bytes: 8192, max_header_bytes: 32768, max_headers: 100 };
+        let check = |headers: &[(&str, &str)]| {
+            check_request(&RequestFacts { method: "POST", url: "/", headers, peer_ip: None }, &limits)
+        };
+        assert_eq!(check(&[("host", "a"), ("content-length", "5")]), Ok(()));
+        assert_eq!(check(&[("content-length", "5"), ("Content-Length", "5")]), Ok(()));
+        assert_eq!(check(&[("content-length", "5, 5")]), Ok(()));
+        for bad in [
+            &[("host", "a"), ("Host", "b")][..],
+            &[("host", "a"), ("host", "a")][..],
+            &[("content-length", "1"), ("content-length", "2000000")][..],
+            &[("content-length", "1, 2")][..],
+            &[("content-length", "1"), ("transfer-encoding", "chunked")][..],
+            &[("Transfer-Encoding", "chunked"), ("Content-Length", "0")][..],
+        ] {
+            assert!(matches!(check(bad), Err(Refusal::BadRequest(_))), "{bad:?}");
+        }
+    }
+
+    /// Fuzz regression (normalize_path target, input `z..`): the result was `z.`, which
+    /// normalized again to `z`.
+    #[test]
+    fn fuzz_host_with_empty_label_is_refused() {
+        for bad in ["z..", "a..b", ".a", "..", ".", "a..:443"] {
+            assert_eq!(normalize_host(bad), None, "{bad}");
+        }
+        assert_eq!(normalize_host("z.").as_deref(), Some("z"));
     }
 }

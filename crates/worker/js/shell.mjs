@@ -4,7 +4,9 @@
 // Request and the origin's Response stay JS objects, so bodies stream through untouched
 // (the Stripe webhook signs the exact bytes) and multi-value headers such as Set-Cookie
 // survive. There is no policy logic here — only I/O: fetching the origin, probing health,
-// applying the header changes the engine computed.
+// applying the header changes the engine computed, and writing what the engine's observer
+// hands back for each request (`finish`): the log line (console.log), PostHog events (one
+// batch per request, sent inside waitUntil) and an Analytics Engine data point.
 //
 // Worker vars (all optional; see docs/deploy.md):
 //   EDGE_ACTIVE_ORIGIN     origin name that takes traffic instead of [deploy] active
@@ -13,13 +15,20 @@
 //   EDGE_ORIGINS           "name=url,name=url" ("*=url" for all): point origins elsewhere
 //   EDGE_ORIGIN_AUTH       secret sent to the origin in EDGE_ORIGIN_AUTH_HEADER
 //   EDGE_ORIGIN_AUTH_HEADER header name for it (default x-edgeguard-auth)
+//   POSTHOG_KEY            secret: the PostHog project key; without it no event is built or sent
+//   EDGE_POSTHOG_HOST      PostHog host instead of [observe.posthog] host (a proxy, or tests)
 //
 // Bindings: EDGEGUARD_LIMITER (Durable Object namespace of class EdgeguardLimiter) for
 // `scope = "global"` limits; EDGEGUARD_RL_<LIMIT NAME> (Workers Rate Limiting) for
-// `scope = "cloudflare"` limits.
+// `scope = "cloudflare"` limits; EDGEGUARD_ANALYTICS (Workers Analytics Engine dataset) for
+// one data point per request when [observe] analytics is on (the default).
 
 /** How long a global limiter may take before the limit's on_error decides. */
 const LIMITER_TIMEOUT_MS = 500;
+/** How long a PostHog batch may take; it runs after the response, in waitUntil. */
+const POSTHOG_TIMEOUT_MS = 2000;
+/** How much of an oversized CSP report is read (and dropped) before the 413. */
+const DRAIN_CAP_BYTES = 1024 * 1024;
 
 import { DurableObject } from "cloudflare:workers";
 import { initSync, Edge } from "./edgeguard_worker.js";
@@ -56,6 +65,11 @@ function setup(env) {
   }
   const all = urls.get("*");
   const origins = info.origins.map((o) => ({ ...o, url: urls.get(o.name) ?? all ?? o.url }));
+  // The PostHog key is a secret: it goes into the batch body PostHog reads, nowhere else.
+  const posthogHost = String(env.EDGE_POSTHOG_HOST || info.observe.posthog_host || "").replace(/\/+$/, "");
+  const posthogKey = env.POSTHOG_KEY ? String(env.POSTHOG_KEY) : null;
+  const analytics = env.EDGEGUARD_ANALYTICS && typeof env.EDGEGUARD_ANALYTICS.writeDataPoint === "function" ? env.EDGEGUARD_ANALYTICS : null;
+  edge.observe_setup(Boolean(posthogKey && posthogHost), analytics !== null, Date.now());
   return {
     edge,
     info,
@@ -65,6 +79,10 @@ function setup(env) {
     probes: null,
     authHeader: env.EDGE_ORIGIN_AUTH ? String(env.EDGE_ORIGIN_AUTH_HEADER || "x-edgeguard-auth").toLowerCase() : null,
     authValue: env.EDGE_ORIGIN_AUTH ? String(env.EDGE_ORIGIN_AUTH) : null,
+    posthogUrl: posthogKey && posthogHost ? `${posthogHost}/batch/` : null,
+    posthogKey,
+    analytics,
+    quiet: info.observe.log === "off",
   };
 }
 
@@ -94,10 +112,11 @@ function respond(st, d, body, status, statusText, base, timing) {
   return new Response(body, { status, statusText, headers: h });
 }
 
-function timing(start, originMs, extra) {
-  const edge = Date.now() - start - (originMs ?? 0);
-  let t = `edge;dur=${Math.max(edge, 0)}`;
-  if (originMs !== null) t += `, origin;dur=${originMs}`;
+/** `Server-Timing`; the same durations go into the request's log line (obs.edgeMs, obs.originMs). */
+function timing(obs, extra) {
+  obs.edgeMs = Math.max(Date.now() - obs.start - (obs.originMs ?? 0), 0);
+  let t = `edge;dur=${obs.edgeMs}`;
+  if (obs.originMs !== null) t += `, origin;dur=${obs.originMs}`;
   if (extra) t += `, ${extra}`;
   return t;
 }
@@ -129,7 +148,7 @@ async function attempt(st, origin, request, d, body) {
   }
 }
 
-async function forward(st, request, d, start) {
+async function forward(st, request, d, obs) {
   let origin = st.origins[d.o];
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   // A request that may be retried needs its body twice; only idempotent methods the policy
@@ -145,24 +164,109 @@ async function forward(st, request, d, start) {
     const other = st.origins[d.fo];
     if (typeof response !== "string") await response.body?.cancel();
     note = `failover;desc="${origin.name} ${failed} -> ${other.name}"`;
-    log({ level: "warn", msg: "failover", request_id: d.r, from: origin.name, to: other.name, cause: failed });
+    obs.failover = failed;
+    log(st, { level: "warn", msg: "failover", request_id: d.r, from: origin.name, to: other.name, cause: failed });
     origin = other;
     response = await attempt(st, origin, request, d, body);
   }
-  const originMs = Date.now() - sent;
+  obs.originMs = Date.now() - sent;
   if (typeof response === "string") {
     const kind = response;
+    obs.originError = kind; // the request's log line says so (level error)
     const problem = st.edge.origin_failure(kind, origin.name, d.r, d.p);
     const refused = { ...d, a: "reject", d: [["content-type", "application/problem+json"], ["cache-control", "no-store"], ["x-request-id", d.r]], c: [] };
     const extra = [note, `origin-error;desc="${kind}"`].filter(Boolean).join(", ");
-    log({ level: "error", msg: "origin failed", request_id: d.r, origin: origin.name, cause: kind });
-    return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(start, originMs, extra));
+    return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(obs, extra));
   }
-  return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(start, originMs, note));
+  return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(obs, note));
 }
 
-function log(fields) {
-  console.log(JSON.stringify(fields));
+/** The shell's own event lines (failover, limiter unavailable, shadow); `log = "off"` silences them. */
+function log(st, fields) {
+  if (!st.quiet) console.log(JSON.stringify(fields));
+}
+
+/** A CSP report's body, read up to `max` bytes: a longer one is cut off and reported as such. */
+async function readAtMost(request, max) {
+  if (!request.body) return { bytes: new Uint8Array(0), tooLarge: false };
+  const reader = request.body.getReader();
+  const chunks = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        // Read what is left, keeping nothing, up to a cap: a body the worker stopped reading
+        // halfway can break the connection it came on (wrangler's local proxy fails the next
+        // request on it). Past the cap the rest is left unread.
+        while (total <= DRAIN_CAP_BYTES) {
+          const next = await reader.read();
+          if (next.done) break;
+          total += next.value.byteLength;
+        }
+        reader.releaseLock();
+        return { bytes: new Uint8Array(0), tooLarge: true };
+      }
+      chunks.push(value);
+    }
+  } catch {
+    return { bytes: new Uint8Array(0), tooLarge: false }; // a broken body is malformed: 400
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return { bytes, tooLarge: false };
+}
+
+/** The CSP report intake: the engine validated method, type, length and rate; now the body. */
+async function cspReport(st, request, d, obs) {
+  const { bytes, tooLarge } = await readAtMost(request, st.info.observe.csp_max_bytes);
+  const raw = st.edge.csp_report(d.k, bytes, tooLarge, Date.now());
+  const answer = raw ? JSON.parse(raw) : d;
+  const body = answer.a === "reject" && request.method !== "HEAD" ? answer.b : null;
+  return respond(st, answer, body, answer.s, "", undefined, timing(obs));
+}
+
+/** The request is answered: hand what was seen to the observer, write what it hands back. */
+function observe(st, ctx, d, response, obs, r) {
+  if (d.k === undefined || d.k === null) return;
+  const type = d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
+  const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), Date.now(), r[5], r[6]);
+  if (!raw) return;
+  const out = JSON.parse(raw);
+  if (out.l) console.log(out.l);
+  if (out.p && st.analytics) {
+    try {
+      st.analytics.writeDataPoint(out.p);
+      st.edge.analytics_result(true);
+    } catch {
+      st.edge.analytics_result(false);
+    }
+  }
+  if (out.e && st.posthogUrl && ctx) ctx.waitUntil(sendEvents(st, out.e));
+}
+
+/** One PostHog batch, after the response: one attempt, bounded by a timeout, counted, never retried. */
+async function sendEvents(st, events) {
+  let result = "ok";
+  try {
+    const res = await fetch(st.posthogUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ api_key: st.posthogKey, batch: events }),
+      signal: AbortSignal.timeout(POSTHOG_TIMEOUT_MS),
+    });
+    await res.body?.cancel();
+    if (!res.ok) result = "status";
+  } catch (err) {
+    result = err && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "error";
+  }
+  st.edge.posthog_result(events.length, result);
 }
 
 /** Ask the global limiter (Durable Object shard or Cloudflare binding); "" when it failed. */
@@ -220,11 +324,23 @@ function refreshHealth(st, ctx) {
   ctx.waitUntil(probeOrigins(st).catch(() => {}));
 }
 
-async function health(st, request, d, start) {
+async function health(st, request, d, obs) {
   const probes = await probeOrigins(st);
   const answer = JSON.parse(st.edge.health(JSON.stringify(probes)));
   const body = request.method === "HEAD" ? null : answer.body;
-  return respond(st, d, body, answer.status, "", undefined, timing(start, null));
+  return respond(st, d, body, answer.status, "", undefined, timing(obs));
+}
+
+/** What the edge answers itself: health, CSP reports, metrics. */
+function edgeAnswer(st, request, d, obs) {
+  switch (d.why) {
+    case "csp_report":
+      return cspReport(st, request, d, obs);
+    case "metrics":
+      return respond(st, d, request.method === "HEAD" ? null : st.edge.metrics(), d.s, "", undefined, timing(obs));
+    default:
+      return health(st, request, d, obs);
+  }
 }
 
 export default {
@@ -233,25 +349,32 @@ export default {
     if (state === null) state = setup(env);
     const st = state;
     refreshHealth(st, ctx);
-    const r = crypto.getRandomValues(new Uint32Array(5));
+    const r = crypto.getRandomValues(new Uint32Array(7));
     const flat = flatten(request.headers);
     let d = JSON.parse(st.edge.decide(request.method, request.url, flat, start, r[0], r[1], r[2], r[3], r[4]));
     if (d.g) {
       const answer = await askLimiter(env, d.g);
-      if (answer === "") log({ level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
+      if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
       d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), request.method, request.url, flat));
     }
-    if (d.shadowed) log({ level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
+    if (d.shadowed) log(st, { level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
+    const obs = { start, originMs: null, originError: "", failover: "", edgeMs: 0 };
+    let response;
     switch (d.a) {
       case "forward":
-        return forward(st, request, d, start);
+        response = await forward(st, request, d, obs);
+        break;
       case "respond":
-        return health(st, request, d, start);
+        response = await edgeAnswer(st, request, d, obs);
+        break;
       case "redirect":
-        return respond(st, d, null, d.s, "", undefined, timing(start, null));
+        response = respond(st, d, null, d.s, "", undefined, timing(obs));
+        break;
       default:
-        return respond(st, d, request.method === "HEAD" ? null : d.b, d.s, "", undefined, timing(start, null));
+        response = respond(st, d, request.method === "HEAD" ? null : d.b, d.s, "", undefined, timing(obs));
     }
+    observe(st, ctx, d, response, obs, r);
+    return response;
   },
 };
 

@@ -5,6 +5,11 @@
 //! compact JSON string — and keeps the Request/Response objects on the JS side, so the origin's
 //! response streams through untouched. The route's static header set is fetched once per set
 //! and cached by the shell. No policy logic lives in the shell: it performs what `decide` says.
+//!
+//! Observability (`[observe]`) follows each request from `decide` to `finish`: the decision is
+//! kept here as a flight under the wire's token `k`, the shell reports what it saw (status,
+//! durations, origin failure), and `finish` hands back the log line, the PostHog events and the
+//! Analytics Engine data point for the shell to write — the shell decides none of them.
 
 use std::borrow::Cow;
 
@@ -12,6 +17,7 @@ use std::collections::HashMap;
 
 use edgeguard_core::decision::{Action, Decision, GlobalVerdict, OriginFailure};
 use edgeguard_core::limits::Outcome;
+use edgeguard_core::observe::{DataPoint, Draws, Flight, Observed, Observer};
 use edgeguard_core::health::{Probe, report};
 use edgeguard_core::{Draw, Engine, Limiter, Overrides, RequestFacts, headers};
 use serde::{Deserialize, Serialize};
@@ -27,7 +33,15 @@ pub struct Edge {
     /// Decisions waiting for a global limiter's answer, by token, with their random draw.
     pending: HashMap<u32, (Decision, Draw)>,
     next_token: u32,
+    /// Requests between their decision and `finish`, by token (the wire's `k`).
+    flights: HashMap<u32, Flight>,
+    next_flight: u32,
+    observer: Observer,
 }
+
+/// Most requests followed at once; beyond it the oldest half is forgotten (a shell that never
+/// called `finish` for them: they go unlogged and uncounted, memory stays bounded).
+const MAX_FLIGHTS: usize = 10_000;
 
 /// Most decisions kept waiting for a global limiter; beyond it new requests settle at once as
 /// "limiter unavailable" (their limit's `on_error` decides) instead of waiting.
@@ -62,6 +76,8 @@ struct Wire<'a> {
     fo: Option<u16>,
     /// a global limit to ask before forwarding: { token, limit, key, shard, cloudflare }
     g: Option<WireGlobal>,
+    /// the flight token to pass to `finish` (and `csp_report`); absent while `g` is pending
+    k: Option<u32>,
     /// reason code, route and detail, for logs
     why: &'static str,
     /// the reason global shadow mode let this request through
@@ -118,6 +134,25 @@ struct WireInfo<'a> {
     health_cache_ms: u64,
     /// Request headers the shell removes before forwarding (plus any `x-forwarded-*`).
     strip: &'static [&'static str],
+    observe: WireObserve<'a>,
+}
+
+#[derive(Serialize)]
+struct WireObserve<'a> {
+    /// "off" | "error" | "warn" | "info": the level of the shell's own event lines too.
+    log: &'static str,
+    /// PostHog host from the policy (events go to `<host>/batch/`), when it has `[observe.posthog]`.
+    posthog_host: Option<&'a str>,
+    /// Largest CSP report body the shell reads.
+    csp_max_bytes: u32,
+}
+
+/// What `finish` hands back: the log line, PostHog events, the Analytics Engine data point.
+#[derive(Serialize)]
+struct WireFinished<'a> {
+    l: Option<&'a str>,
+    e: Option<&'a [serde_json::Value]>,
+    p: Option<&'a DataPoint>,
 }
 
 #[derive(Deserialize)]
@@ -140,7 +175,8 @@ impl Edge {
     pub fn new(seed: f64) -> Result<Edge, JsError> {
         let engine = Engine::load(BUNDLE).map_err(js_error)?;
         let limiter = engine.new_limiter(seed.to_bits());
-        Ok(Edge { engine, limiter, pending: HashMap::new(), next_token: 0 })
+        let observer = Observer::new(engine.bundle(), seed.to_bits().rotate_left(17), 0);
+        Ok(Edge { engine, limiter, pending: HashMap::new(), next_token: 0, flights: HashMap::new(), next_flight: 0, observer })
     }
 
     /// Apply the operational levers from worker vars. Empty strings mean "not set".
@@ -173,6 +209,11 @@ impl Edge {
             probe_timeout_ms: b.health.as_ref().map_or(2_000, |h| h.timeout_ms),
             health_cache_ms: b.health.as_ref().map_or(10_000, |h| h.cache_ms),
             strip: &edgeguard_core::engine::STRIPPED_REQUEST_HEADERS,
+            observe: WireObserve {
+                log: b.observe.log.as_str(),
+                posthog_host: b.observe.posthog.as_ref().map(|p| p.host.as_str()),
+                csp_max_bytes: b.observe.csp.as_ref().map_or(edgeguard_core::observe::DEFAULT_MAX_REPORT_BYTES, |c| c.max_bytes),
+            },
         };
         serde_json::to_string(&info).unwrap_or_default()
     }
@@ -197,13 +238,13 @@ impl Edge {
         match d.global {
             Some(_) if self.pending.len() >= MAX_PENDING => {
                 let d = self.engine.settle_global(&mut self.limiter, &facts, d, GlobalVerdict::Unavailable, now, draw);
-                self.wire(&d, None)
+                self.take_off(d, method, now)
             }
             Some(g) => {
                 let parked = self.park(d.clone(), draw, g);
-                self.wire(&d, Some(parked))
+                self.wire(&d, Some(parked), None)
             }
-            None => self.wire(&d, None),
+            None => self.take_off(d, method, now),
         }
     }
 
@@ -222,7 +263,86 @@ impl Edge {
             Err(_) => GlobalVerdict::Unavailable,
         };
         let d = self.engine.settle_global(&mut self.limiter, &facts, d, verdict, nanos(now_ms), draw);
-        self.wire(&d, None)
+        self.take_off(d, method, nanos(now_ms))
+    }
+
+    /// Which outputs the shell has: a PostHog key (the `POSTHOG_KEY` secret) and the
+    /// `EDGEGUARD_ANALYTICS` binding. `now_ms` starts the isolate's metrics clock.
+    pub fn observe_setup(&mut self, posthog_key: bool, analytics_binding: bool, now_ms: f64) {
+        let bundle = self.engine.bundle();
+        self.observer.set_outputs(bundle, posthog_key, analytics_binding);
+        self.observer.set_started(nanos(now_ms));
+    }
+
+    /// A CSP report's body, read by the shell: `too_large` when it passed the intake's
+    /// `csp_max_bytes` before its end. Returns the wire decision to answer with (204, or a
+    /// 400/413 refusal); "" for an unknown token.
+    pub fn csp_report(&mut self, token: u32, body: &[u8], too_large: bool, now_ms: f64) -> String {
+        let Some(mut flight) = self.flights.remove(&token) else { return String::new() };
+        let bundle = self.engine.bundle();
+        self.observer.csp_body(bundle, &mut flight, (!too_large).then_some(body), nanos(now_ms));
+        let out = self.wire(&flight.decision, None, Some(token));
+        self.flights.insert(token, flight);
+        out
+    }
+
+    /// This isolate's counters in Prometheus text format 0.0.4 (the metrics endpoint's body).
+    pub fn metrics(&self) -> String {
+        self.observer.render_metrics(self.engine.bundle(), self.limiter.len())
+    }
+
+    /// The request of flight `token` was answered: `status` as sent, `edge_ms`/`origin_ms` as in
+    /// `Server-Timing` (`origin_ms` < 0: the origin was not asked), `origin_error` "timeout" or
+    /// "unreachable" when the edge answered 502/504 for the origin, `failover` the first
+    /// origin's failure ("500", "unreachable") when the request failed over, `html` for an HTML
+    /// response; `log_draw`/`pageview_draw` random. Returns `{l, e, p}`: the log line, PostHog
+    /// events (the shell adds the key), the data point — each null when there is none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish(
+        &mut self,
+        token: u32,
+        status: u16,
+        edge_ms: f64,
+        origin_ms: f64,
+        origin_error: &str,
+        failover: &str,
+        html: bool,
+        now_ms: f64,
+        log_draw: u32,
+        pageview_draw: u32,
+    ) -> String {
+        let Some(flight) = self.flights.remove(&token) else { return String::new() };
+        let seen = Observed {
+            status,
+            edge_ms: millis(edge_ms).unwrap_or(0),
+            origin_ms: millis(origin_ms),
+            origin_error: match origin_error {
+                "" => None,
+                "timeout" => Some(OriginFailure::Timeout),
+                _ => Some(OriginFailure::Unreachable),
+            },
+            failover: Some(failover).filter(|f| !f.is_empty()),
+            html,
+        };
+        let draws = Draws { log: log_draw, pageview: pageview_draw };
+        let done = self.observer.finish(&self.engine, &flight, &seen, draws, nanos(now_ms));
+        let wire = WireFinished {
+            l: done.log.as_deref(),
+            e: (!done.events.is_empty()).then_some(done.events.as_slice()),
+            p: done.point.as_ref(),
+        };
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    /// A PostHog batch of `events` events settled: "ok", "status" (answered non-2xx),
+    /// "timeout" or "error". Counted, never retried.
+    pub fn posthog_result(&mut self, events: u32, result: &str) {
+        self.observer.posthog_result(events, result);
+    }
+
+    /// A `writeDataPoint` call returned (`true`) or threw.
+    pub fn analytics_result(&mut self, ok: bool) {
+        self.observer.analytics_result(ok);
     }
 
     /// The Durable Object's side of a global limit: count one request for `key` (16 hex
@@ -289,6 +409,11 @@ fn nanos(ms: f64) -> u64 {
     if ms.is_finite() && ms > 0.0 { (ms * 1_000_000.0) as u64 } else { 0 }
 }
 
+/// Whole milliseconds; `None` for a negative (absent) or non-finite value.
+fn millis(ms: f64) -> Option<u64> {
+    (ms.is_finite() && ms >= 0.0).then(|| ms.round() as u64)
+}
+
 impl Edge {
     fn park(&mut self, d: Decision, draw: Draw, g: edgeguard_core::decision::GlobalCheck) -> WireGlobal {
         let token = self.next_token;
@@ -306,7 +431,21 @@ impl Edge {
         }
     }
 
-    fn wire(&self, d: &Decision, g: Option<WireGlobal>) -> String {
+    /// Follow a final decision as a flight until `finish`, and wire it with its token.
+    fn take_off(&mut self, d: Decision, method: &str, now: u64) -> String {
+        if self.flights.len() >= MAX_FLIGHTS {
+            let half = (MAX_FLIGHTS / 2) as u32;
+            let keep_from = self.next_flight.wrapping_sub(half);
+            self.flights.retain(|t, _| t.wrapping_sub(keep_from) < half);
+        }
+        let token = self.next_flight;
+        self.next_flight = self.next_flight.wrapping_add(1);
+        let out = self.wire(&d, None, Some(token));
+        self.flights.insert(token, Flight::new(d, method, now));
+        out
+    }
+
+    fn wire(&self, d: &Decision, g: Option<WireGlobal>, k: Option<u32>) -> String {
         let bundle = self.engine.bundle();
         let wire = Wire {
             a: match d.action {
@@ -327,6 +466,7 @@ impl Edge {
             b: d.problem_json(),
             fo: d.failover,
             g,
+            k,
             why: d.reason.code(),
             shadowed: d.shadowed.map(|r| r.code()),
             route: self.engine.rule(d).and_then(|r| r.pattern.as_deref()),

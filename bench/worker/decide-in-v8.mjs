@@ -1,0 +1,81 @@
+// Where edgeguard's per-request time goes inside the isolate, measured in node (the same V8
+// and the same wasm as in workerd, without workerd's I/O): the shell's steps for the
+// benchmark request, one at a time.
+//
+//   node bench/worker/decide-in-v8.mjs [build/worker]
+//
+// Prints one JSON line: microseconds of CPU time (process.cpuUsage: robust to other load on
+// the machine) per request for each step.
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const dir = resolve(process.argv[2] ?? "build/worker");
+const { initSync, Edge } = await import(pathToFileURL(join(dir, "edgeguard_worker.js")).href);
+initSync({ module: new WebAssembly.Module(readFileSync(join(dir, "edgeguard_worker_bg.wasm"))) });
+
+const edge = new Edge(12345);
+edge.configure("", "", false);
+
+const IPS = 8192;
+const requests = [];
+for (let i = 0; i < IPS; i += 1) {
+  const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  // The headers of bench/worker/clients.lua, as workerd hands them to the worker.
+  requests.push(
+    new Request("https://lawnquote.online/dashboard", {
+      headers: {
+        host: "lawnquote.online",
+        "user-agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        accept: "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+        "accept-language": "en-US,en;q=0.9",
+        "accept-encoding": "gzip, br",
+        cookie: `eg_lane=blue; ph_phc_project_posthog=%7B%22distinct_id%22%3A%22${i}%22%7D; theme=light`,
+        referer: "https://lawnquote.online/quotes",
+        "upgrade-insecure-requests": "1",
+        "x-forwarded-proto": "https",
+        "cf-connecting-ip": ip,
+        "cf-ray": `8f${i.toString(16).padStart(14, "0")}-IAD`,
+        "cf-ipcountry": "US",
+        "cf-visitor": '{"scheme":"https"}',
+      },
+    }),
+  );
+}
+
+function flatten(headers) {
+  let out = "";
+  for (const [name, value] of headers) out += name + "\n" + value + "\n";
+  return out;
+}
+
+const flat = requests.map((r) => flatten(r.headers));
+const wires = [];
+
+function time(label, iterations, fn) {
+  for (let i = 0; i < 20_000; i += 1) fn(i); // warm up (JIT, limiter keys present)
+  const began = process.cpuUsage();
+  for (let i = 0; i < iterations; i += 1) fn(i);
+  const used = process.cpuUsage(began);
+  return [label, (used.user + used.system) / iterations];
+}
+
+const N = 300_000;
+let now = Date.now();
+const steps = [
+  time("flatten_headers", N, (i) => flatten(requests[i % IPS].headers)),
+  time("random_values", N, () => crypto.getRandomValues(new Uint32Array(5))),
+  time("decide_wasm_call", N, (i) => {
+    now += 0.01; // 100 k requests per simulated second, spread over 8192 clients: never limited
+    const w = edge.decide("GET", "https://lawnquote.online/dashboard", flat[i % IPS], now, 1, 2, 3, i, 5);
+    if (wires.length < IPS) wires.push(w);
+  }),
+  time("json_parse_decision", N, (i) => JSON.parse(wires[i % wires.length])),
+];
+const decision = JSON.parse(wires[0]);
+if (decision.a !== "forward") throw new Error(`expected a forward decision, got ${wires[0]}`);
+const out = Object.fromEntries(steps.map(([k, v]) => [k + "_us", Math.round(v * 1000) / 1000]));
+out.decide_total_us = Math.round(steps.reduce((sum, [, v]) => sum + v, 0) * 1000) / 1000;
+out.wire_bytes = wires[0].length;
+out.node = process.version;
+console.log(JSON.stringify(out));

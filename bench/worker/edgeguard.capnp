@@ -1,0 +1,35 @@
+# workerd config: edgeguard (build/worker, built from fixtures/quotekit.toml) in front of the
+# benchmark's nginx origin. Serve it with
+#   node_modules/@cloudflare/workerd-linux-64/bin/workerd serve bench/worker/edgeguard.capnp
+# scripts/bench-worker.sh does that for you (after building the worker). Module paths are
+# relative to this file.
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "edge", worker = .edge),
+    # workerd's default outbound ("internet") refuses private and loopback addresses; the
+    # origin is nginx on 127.0.0.1.
+    (name = "loopback", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [
+    # Cloudflare terminates TLS in front of a worker; here the load generator sends
+    # `x-forwarded-proto: https`, so the worker sees https:// URLs (no http → https redirect)
+    # without paying for TLS on loopback.
+    (name = "http", address = "127.0.0.1:18783", service = "edge",
+     http = (forwardedProtoHeader = "x-forwarded-proto")),
+  ],
+);
+
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "shell.mjs", esModule = embed "../../build/worker/shell.mjs"),
+    (name = "edgeguard_worker.js", esModule = embed "../../build/worker/edgeguard_worker.js"),
+    (name = "edgeguard_worker_bg.wasm", wasm = embed "../../build/worker/edgeguard_worker_bg.wasm"),
+  ],
+  bindings = [
+    (name = "EDGE_ORIGINS", text = "*=http://127.0.0.1:18480"),
+  ],
+  compatibilityDate = "2025-09-01",
+  globalOutbound = "loopback",
+);

@@ -1,0 +1,95 @@
+// Diagnostic variant, not a target: the pass-through plus only the header work that both
+// policy workers (edgeguard and baseline-policy.mjs) do on a forwarded page — copy the
+// request headers, drop the client's X-Forwarded-* and friends, set the six forwarding
+// headers, fetch with a timeout, copy the response headers, remove Server / X-Powered-By, set
+// the security headers, HSTS, RateLimit fields, X-Request-Id and Server-Timing. No routing,
+// no limiter, no policy. Its distance to the pass-through is what the Headers/Response API
+// costs in workerd; the policy workers' distance to it is what their policy costs.
+// The header values are baseline-policy.mjs's (scripts/bench-worker.sh checks that the three
+// workers answer with the same headers).
+
+const CSP_DIRECTIVES = {
+  "default-src": ["'self'"],
+  "base-uri": ["'self'"],
+  "connect-src": [
+    "'self'", "https://api.stripe.com", "https://m.stripe.network", "https://hcaptcha.com", "https://*.hcaptcha.com",
+    "https://*.supabase.co", "wss://*.supabase.co", "https://us.i.posthog.com", "https://*.posthog.com",
+    "https://app.formbricks.com", "wss://ws-us3.pusher.com", "https://vitals.vercel-insights.com", "https://maps.googleapis.com",
+  ],
+  "font-src": ["'self'", "https://fonts.gstatic.com", "data:"],
+  "form-action": ["'self'"],
+  "frame-ancestors": ["'none'"],
+  "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com", "https://hcaptcha.com", "https://*.hcaptcha.com"],
+  "img-src": ["'self'", "data:", "https:", "blob:"],
+  "media-src": ["'self'", "blob:"],
+  "object-src": ["'none'"],
+  "script-src": [
+    "'self'", "'unsafe-inline'", "'unsafe-eval'", "https://js.stripe.com", "https://m.stripe.network", "https://hcaptcha.com",
+    "https://*.hcaptcha.com", "https://app.formbricks.com", "https://maps.googleapis.com", "https://*.googleapis.com",
+    "https://vercel.live", "https://va.vercel-scripts.com",
+  ],
+  "style-src": ["'self'", "'unsafe-inline'", "https://fonts.googleapis.com"],
+  "upgrade-insecure-requests": [],
+  "worker-src": ["'self'", "blob:"],
+  "report-uri": ["/__edge/csp-report"],
+  "report-to": ["csp-endpoint"],
+};
+const CSP = Object.entries(CSP_DIRECTIVES)
+  .map(([name, values]) => (values.length ? `${name} ${values.join(" ")}` : name))
+  .join(";");
+
+// helmet's defaults with the app's overrides, and the CSP above.
+const SECURITY_HEADERS = {
+  "content-security-policy": CSP,
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-resource-policy": "same-origin",
+  "origin-agent-cluster": "?1",
+  "permissions-policy": "camera=(), microphone=(), geolocation=()",
+  "referrer-policy": "strict-origin-when-cross-origin",
+  "reporting-endpoints": 'csp-endpoint="/__edge/csp-report"',
+  "x-content-type-options": "nosniff",
+  "x-dns-prefetch-control": "off",
+  "x-download-options": "noopen",
+  "x-frame-options": "DENY",
+  "x-permitted-cross-domain-policies": "none",
+  "x-xss-protection": "0",
+};
+const HSTS = "max-age=31536000; includeSubDomains";
+const REMOVE = ["server", "x-powered-by"];
+
+export default {
+  async fetch(request, env) {
+    const start = Date.now();
+    const url = new URL(request.url);
+    const ip = request.headers.get("cf-connecting-ip") ?? "unknown";
+    const requestId = request.headers.get("cf-ray") ?? crypto.randomUUID().replaceAll("-", "");
+    const headers = new Headers(request.headers);
+    for (const name of [...headers.keys()]) {
+      if (name.startsWith("x-forwarded-") || name === "forwarded" || name === "x-real-ip" || name === "x-request-id") headers.delete(name);
+    }
+    headers.set("x-forwarded-for", ip);
+    headers.set("x-real-ip", ip);
+    headers.set("x-forwarded-proto", "https");
+    headers.set("x-forwarded-host", url.hostname);
+    headers.set("forwarded", `for=${ip};host="${url.hostname}";proto=https`);
+    headers.set("x-request-id", requestId);
+    const sent = Date.now();
+    const response = await fetch(env.ORIGIN + url.pathname + url.search, {
+      method: request.method,
+      headers,
+      body: null,
+      redirect: "manual",
+      signal: AbortSignal.timeout(10_000),
+    });
+    const originMs = Date.now() - sent;
+    const out = new Headers(response.headers);
+    for (const name of REMOVE) out.delete(name);
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) out.set(name, value);
+    out.set("strict-transport-security", HSTS);
+    out.set("ratelimit-policy", '"pages";q=600;w=300');
+    out.set("ratelimit", '"pages";r=149;t=1');
+    out.set("x-request-id", requestId);
+    out.set("server-timing", `edge;dur=${Math.max(Date.now() - start - originMs, 0)}, origin;dur=${originMs}`);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers: out });
+  },
+};

@@ -1,0 +1,295 @@
+//! The browser playground's wasm: the very compiler and engine the CLI and the worker run,
+//! exported through wasm-bindgen to `www/`. No policy logic lives in JavaScript.
+//!
+//! Every export takes strings and returns one JSON string, so the page (or Node, for the parity
+//! test) needs nothing but the wasm-bindgen glue:
+//!
+//! - [`check`]: the compiler's diagnostics, located (line, column, end) for the editor;
+//! - [`explain`]: the `explain` contract (docs/explain.md) for one request — exactly what
+//!   `edgeguard explain --format json` prints, through the same request building
+//!   ([`edgeguard_core::request::TextRequest`]) and [`edgeguard_core::request::decide_repeated`];
+//! - [`simulate`]: N requests at a chosen rate on a simulated clock, one step per request;
+//! - [`report_card`]: the MDN HTTP Observatory's header tests over the edge's response headers,
+//!   plus the compiler's CSP findings.
+//!
+//! Errors never panic across the boundary: bad input comes back as `{"error": ...}`.
+
+mod input;
+mod locate;
+mod report;
+mod response;
+mod simulate;
+
+use edgeguard_compiler::{Options, compile};
+use edgeguard_core::{Decision, Engine};
+use edgeguard_core::request::decide_repeated;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+pub use input::PlayRequest;
+
+/// Most diagnostics returned by [`check`]: an editor shows a handful; a pasted megabyte of
+/// garbage must not turn into megabytes of JSON.
+pub const MAX_DIAGNOSTICS: usize = 200;
+
+/// The file name diagnostics carry (the playground has one buffer).
+const FILE: &str = "policy.toml";
+
+#[derive(Serialize)]
+struct Checked {
+    diagnostics: Vec<edgeguard_compiler::diagnostics::Located>,
+    errors: usize,
+    warnings: usize,
+    /// More diagnostics than [`MAX_DIAGNOSTICS`] were found; the first ones are listed.
+    truncated: bool,
+}
+
+/// A failure to answer: the policy does not compile, or the request is not a request.
+#[derive(Serialize)]
+struct Failed<'a> {
+    error: String,
+    /// The compiler's errors when the policy failed.
+    diagnostics: &'a [edgeguard_compiler::diagnostics::Located],
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| error_json(&format!("cannot serialize the answer: {e}")))
+}
+
+fn error_json(message: &str) -> String {
+    serde_json::json!({ "error": message, "diagnostics": [] }).to_string()
+}
+
+fn options(env: &str) -> Options {
+    let env = env.trim();
+    #[allow(clippy::needless_update, reason = "Options may grow fields; they keep their defaults")]
+    Options { env: (!env.is_empty()).then(|| env.to_owned()), ..Options::default() }
+}
+
+/// Compile `source` for `env` ("" = the policy's own) and check every diagnostic.
+///
+/// Returns `{"diagnostics": [{file, line, column, end_line, end_column, severity, code,
+/// message, help, related}], "errors", "warnings", "truncated"}`; lines and columns are
+/// 1-based, columns count characters.
+#[wasm_bindgen]
+pub fn check(source: &str, env: &str) -> String {
+    let output = compile(source, &options(env));
+    let errors = output.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = output.diagnostics.len().saturating_sub(errors);
+    let locator = locate::Locator::new(source);
+    let diagnostics = output.diagnostics.iter().take(MAX_DIAGNOSTICS).map(|d| locator.locate(d, FILE)).collect();
+    to_json(&Checked { diagnostics, errors, warnings, truncated: output.diagnostics.len() > MAX_DIAGNOSTICS })
+}
+
+/// The policy compiled into an engine, or the JSON answer saying why not.
+pub(crate) fn engine(source: &str, env: &str) -> Result<(Engine, Vec<edgeguard_compiler::diagnostics::Diagnostic>), String> {
+    let output = compile(source, &options(env));
+    if output.has_errors() {
+        let locator = locate::Locator::new(source);
+        let errors: Vec<_> =
+            output.diagnostics.iter().filter(|d| d.is_error()).take(MAX_DIAGNOSTICS).map(|d| locator.locate(d, FILE)).collect();
+        let n = output.diagnostics.iter().filter(|d| d.is_error()).count();
+        let first = errors.first().map(|d| format!(" (first: {} at line {}: {})", d.code, d.line, d.message)).unwrap_or_default();
+        return Err(to_json(&Failed { error: format!("the policy has {n} error(s){first}"), diagnostics: &errors }));
+    }
+    let Some(bundle) = output.bundle else {
+        return Err(error_json("the policy compiled without errors but no bundle was produced (a bug in edgeguard)"));
+    };
+    let engine = Engine::new(bundle).map_err(|e| error_json(&format!("cannot load the compiled policy: {e}")))?;
+    Ok((engine, output.diagnostics))
+}
+
+/// What the edge does with one request: the `explain` contract, exactly as
+/// `edgeguard explain --format json` prints it (keys in the contract's order).
+///
+/// `request_json`: `{method, url, headers: [[name, value], ...], cookies, client_ip, repeat,
+/// at, seed}` (see [`PlayRequest`]).
+#[wasm_bindgen]
+pub fn explain(source: &str, env: &str, request_json: &str) -> String {
+    explain_inner(source, env, request_json).unwrap_or_else(|e| e)
+}
+
+fn explain_inner(source: &str, env: &str, request_json: &str) -> Result<String, String> {
+    let (engine, decision) = decide(source, env, request_json)?;
+    Ok(to_json(&edgeguard_core::explain(&engine, &decision)))
+}
+
+/// Compile, build the request and decide it: the path `edgeguard explain` takes.
+fn decide(source: &str, env: &str, request_json: &str) -> Result<(Engine, Decision), String> {
+    let play = PlayRequest::parse(request_json).map_err(|e| error_json(&e))?;
+    let (engine, _) = engine(source, env)?;
+    let request = play.build(&engine).map_err(|e| error_json(&e))?;
+    let now = play.now().map_err(|e| error_json(&e))?;
+    let mut draws = play.draws();
+    let limiter_seed = draws.limiter_seed();
+    let Ok(decision) =
+        decide_repeated(&engine, &request, play.repeat(), now, limiter_seed, || Ok::<_, core::convert::Infallible>(draws.next()));
+    Ok((engine, decision))
+}
+
+/// [`explain`] for people: the same explanation, plus the response the client receives when
+/// the origin answers with `origin_json` (`{status, headers: [[name, value], ...]}`, used for
+/// `forward` only), each header marked `set`, `replaced`, `default` (added because the origin
+/// sent none), `kept` (the origin's, untouched) or `appended`, and the origin's headers the
+/// edge `removed`. Headers are applied in the worker's order: remove, defaults, set, cache on
+/// success, per-request headers, appended cookies.
+#[wasm_bindgen]
+pub fn view(source: &str, env: &str, request_json: &str, origin_json: &str) -> String {
+    view_inner(source, env, request_json, origin_json).unwrap_or_else(|e| e)
+}
+
+fn view_inner(source: &str, env: &str, request_json: &str, origin_json: &str) -> Result<String, String> {
+    let origin = response::Origin::parse(origin_json).map_err(|e| error_json(&e))?;
+    let (engine, decision) = decide(source, env, request_json)?;
+    let explanation = edgeguard_core::explain(&engine, &decision);
+    let response = response::apply(&engine, &decision, &origin);
+    Ok(to_json(&serde_json::json!({ "explanation": explanation, "response": response })))
+}
+
+/// `count` identical requests, `rate_per_sec` per second on a simulated clock starting at the
+/// request's `at` (0 or less: all at the same instant, as `explain --repeat`), against one
+/// limiter. See [`simulate::Simulation`] for the answer.
+#[wasm_bindgen]
+pub fn simulate(source: &str, env: &str, request_json: &str, count: u32, rate_per_sec: f64) -> String {
+    simulate::run(source, env, request_json, count, rate_per_sec).unwrap_or_else(|e| e)
+}
+
+/// The MDN HTTP Observatory's header tests over the response the edge gives a GET of the
+/// request's URL (and the redirects from its `http://` form), the grade, a one-line fix per
+/// test, and the compiler's CSP findings. See [`report::Card`].
+#[wasm_bindgen]
+pub fn report_card(source: &str, env: &str, request_json: &str) -> String {
+    report::run(source, env, request_json).unwrap_or_else(|e| e)
+}
+
+/// The crate version, for the page's footer.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    const QUOTEKIT: &str = include_str!("../../../fixtures/quotekit.toml");
+
+    fn parse(s: &str) -> Value {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn check_locates_diagnostics() {
+        let v = parse(&check("version = 1\n[https]\nhsts = { max_age = \"1 year\" }\n", ""));
+        let d = v["diagnostics"].as_array().unwrap().iter().find(|d| d["severity"] == "error").unwrap();
+        assert_eq!((d["line"].as_u64(), d["column"].as_u64(), d["code"].as_str()), (Some(3), Some(8), Some("E070")), "{v}");
+        assert!(d["help"].is_string());
+        let v = parse(&check(QUOTEKIT, ""));
+        assert_eq!(v["errors"], 0);
+        assert!(v["warnings"].as_u64().unwrap() > 0);
+        let v = parse(&check("\u{0}\u{1}binary", ""));
+        assert!(v["errors"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn explain_is_the_contract() {
+        let v = parse(&explain(QUOTEKIT, "", r#"{"method":"GET","url":"https://lawnquote.online/api/debug-oauth"}"#));
+        assert_eq!((v["action"].as_str(), v["status"].as_u64(), v["reason"].as_str()), (Some("reject"), Some(404), Some("blocked")));
+        assert_eq!(v["route"], "/api/debug-*");
+        // The contract's keys, in order.
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys.first().map(|k| k.as_str()), Some("action"));
+        // Staging: the debug routes are not blocked.
+        let v = parse(&explain(
+            QUOTEKIT,
+            "staging",
+            r#"{"url":"https://quotekit-staging.fly.dev/api/debug-oauth","client_ip":"198.51.100.7"}"#,
+        ));
+        assert_eq!(v["action"], "forward", "{v}");
+        assert_eq!(v["forward_headers"]["x-forwarded-for"], "198.51.100.7");
+    }
+
+    #[test]
+    fn explain_errors_are_json() {
+        for (source, request) in [
+            (QUOTEKIT, "not json"),
+            (QUOTEKIT, r#"{"url":"/no-host"}"#),
+            (QUOTEKIT, r#"{"url":"https://a/","client_ip":"nope"}"#),
+            (QUOTEKIT, r#"{"url":"https://a/","repeat":0}"#),
+            (QUOTEKIT, r#"{"method":"G T","url":"https://a/"}"#),
+            ("version = ", r#"{"url":"https://a/"}"#),
+        ] {
+            let v = parse(&explain(source, "", request));
+            assert!(v["error"].is_string(), "{request}: {v}");
+        }
+        let v = parse(&explain("version = ", "", r#"{"url":"https://a/"}"#));
+        assert_eq!(v["diagnostics"][0]["code"], "E001");
+    }
+
+    #[test]
+    fn repeat_matches_simulate_at_one_instant() {
+        let req = json!({"method":"GET","url":"https://lawnquote.online/api/quotes","client_ip":"198.51.100.7"}).to_string();
+        let sim = parse(&simulate(QUOTEKIT, "", &req, 150, 0.0));
+        assert_eq!(sim["first_refused"], 21, "burst 20");
+        assert_eq!(sim["limit"]["name"], "api");
+        assert_eq!(sim["steps"][20]["status"], 429);
+        assert_eq!(sim["steps"][19]["ratelimit"], "\"api\";r=0;t=180");
+        let with_repeat = |n: u32| {
+            let req = json!({"method":"GET","url":"https://lawnquote.online/api/quotes","client_ip":"198.51.100.7","repeat":n});
+            parse(&explain(QUOTEKIT, "", &req.to_string()))["status"].clone()
+        };
+        assert_eq!(with_repeat(20), Value::Null);
+        assert_eq!(with_repeat(21), 429);
+        // One every 9 s sustained: at 1 request per second, the bucket refills by 1/9 per request.
+        let sim = parse(&simulate(QUOTEKIT, "", &req, 150, 1.0));
+        assert_eq!(sim["first_refused"], 23, "{}", sim["steps"][22]);
+        assert!(parse(&simulate(QUOTEKIT, "", &req, 0, 1.0))["error"].is_string());
+    }
+
+    #[test]
+    fn view_marks_header_changes() {
+        let origin = json!({"status":200,"headers":[["X-Powered-By","Next.js"],["X-Frame-Options","SAMEORIGIN"],["Content-Type","text/html"],["Server","nginx"]]});
+        let v = parse(&view(QUOTEKIT, "", r#"{"url":"https://lawnquote.online/"}"#, &origin.to_string()));
+        let headers = v["response"]["headers"].as_array().unwrap();
+        let change = |name: &str| headers.iter().find(|h| h["name"] == name).map(|h| h["change"].as_str().unwrap().to_owned());
+        assert_eq!(change("x-powered-by").as_deref(), Some("removed"));
+        assert_eq!(change("server").as_deref(), Some("removed"));
+        assert_eq!(change("x-frame-options").as_deref(), Some("replaced"));
+        assert_eq!(change("content-type").as_deref(), Some("kept"));
+        assert_eq!(change("strict-transport-security").as_deref(), Some("set"));
+        assert_eq!(v["explanation"]["action"], "forward");
+        let v = parse(&view(QUOTEKIT, "", r#"{"url":"https://lawnquote.online/api/debug-x"}"#, &origin.to_string()));
+        assert_eq!(v["response"]["status"], 404);
+        assert_eq!(v["response"]["from_origin"], false);
+    }
+
+    #[test]
+    fn report_cards() {
+        let v = parse(&report_card(QUOTEKIT, "", r#"{"url":"https://lawnquote.online/"}"#));
+        let result = |name: &str| v["tests"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["result"].clone();
+        assert_eq!(result("content-security-policy"), "csp-implemented-with-unsafe-inline");
+        assert_eq!(result("strict-transport-security"), "hsts-implemented-max-age-at-least-six-months");
+        assert_eq!(result("x-frame-options"), "x-frame-options-implemented-via-csp");
+        assert_eq!(result("redirection"), "redirection-to-https");
+        assert_eq!(result("referrer-policy"), "referrer-policy-private");
+        assert_eq!(result("cross-origin-resource-policy"), "corp-implemented-with-same-origin");
+        // 100 - 20 (unsafe-inline): below 90, so no bonus.
+        assert_eq!((v["score"].as_i64(), v["grade"].as_str()), (Some(80), Some("B+")), "{v}");
+        assert!(v["csp_findings"].as_array().unwrap().iter().any(|f| f["code"] == "W010"));
+        assert_eq!(v["http_redirects"][1], "https://lawnquote.online/");
+        let helmet = include_str!("../../../fixtures/helmet.toml");
+        let v = parse(&report_card(helmet, "", r#"{"url":"https://example.com/"}"#));
+        assert_eq!(v["grade"], "A+", "{v}");
+        let v = parse(&report_card(QUOTEKIT, "", r#"{"url":"https://lawnquote.online/api/debug-oauth"}"#));
+        assert!(v["scan_aborts"].is_string());
+    }
+
+    #[test]
+    fn share_seed_reproduces_the_decision() {
+        let req = r#"{"url":"https://lawnquote.online/","seed":42}"#;
+        assert_eq!(explain(QUOTEKIT, "", req), explain(QUOTEKIT, "", req));
+        let other = r#"{"url":"https://lawnquote.online/","seed":43}"#;
+        assert_ne!(explain(QUOTEKIT, "", req), explain(QUOTEKIT, "", other));
+    }
+}

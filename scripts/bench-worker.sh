@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# The worker benchmark (docs/benchmarks.md, "The worker in workerd"): edgeguard vs an
+# idiomatic-JS QuoteKit policy worker vs a JS pass-through (and a headers-only diagnostic
+# worker), each run by `workerd serve`
+# directly (no wrangler proxy) in front of nginx on 127.0.0.1, loaded by wrk on loopback.
+#
+#   scripts/bench-worker.sh
+#
+# One run does everything, in this order:
+#   build     the worker from fixtures/quotekit.toml (scripts/build-worker.sh) into a temp dir
+#   bundle    `wrangler deploy --dry-run`: Total Upload / gzip
+#   wait      until no CI job (.ci/run) or cargo runs, at most WAIT_CI seconds
+#   servers   nginx (bench/worker/nginx.conf), then one workerd per variant
+#             (bench/worker/{passthrough,headers-only,baseline,edgeguard}.capnp; headers-only
+#             is a diagnostic: the pass-through plus the policy workers' header work)
+#   check     every variant answers GET /dashboard with the origin's page (200); edgeguard,
+#             the baseline and headers-only send the same headers; a status-counting warm-up run per
+#             variant must see only 200s
+#   max rate  ROUNDS interleaved rounds (variant order rotated) of DURATION s closed-loop wrk
+#   latency   ROUNDS interleaved rounds at a constant RATE = half the pass-through's median
+#             max (bench/worker/clients.lua paces wrk's requests on a fixed schedule)
+#   cold      COLD_RUNS interleaved cold starts per variant (bench/worker/coldstart.mjs)
+#   in V8     the shell's per-request steps in node (bench/worker/decide-in-v8.mjs)
+# and prints a summary (also saved in build/bench-worker/). Everything listens on 127.0.0.1
+# only and is stopped on exit.
+#
+# Environment: ROUNDS=3 DURATION=10 CONNS=32 LAT_CONNS=64 COLD_RUNS=10 WAIT_CI=600
+#   PIN=1 (workerd on CPU 0; nginx and wrk on CPU 1 — see docs/benchmarks.md)
+#   REV=<commit> (build the worker from a clean export of that commit, not the working tree)
+#   SKIP_BUILD=1 (use build/worker as it is)
+#   RATE=n (fixed rate for the latency rounds instead of half the pass-through's max)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10}"
+CONNS="${CONNS:-32}"
+LAT_CONNS="${LAT_CONNS:-64}"
+COLD_RUNS="${COLD_RUNS:-10}"
+WAIT_CI="${WAIT_CI:-600}"
+PIN="${PIN:-1}"
+ORIGIN_PORT=18480
+VARIANTS=(passthrough headers-only baseline edgeguard)
+declare -A PORT=([passthrough]=18781 [baseline]=18782 [edgeguard]=18783 [headers-only]=18784)
+WORKERD=node_modules/@cloudflare/workerd-linux-64/bin/workerd
+export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ── tools ────────────────────────────────────────────────────────────────────────────────
+need_apt=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v taskset >/dev/null || need_apt+=(util-linux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+[ -x "$WORKERD" ] || npm ci --no-audit --no-fund
+
+# ── build and bundle ─────────────────────────────────────────────────────────────────────
+# The worker is built into (or copied to) a private directory: build/worker is shared with
+# `make` targets that may rebuild it while the benchmark runs.
+worker="$tmp/worker"
+if [ "${SKIP_BUILD:-}" = 1 ]; then
+  cp -r build/worker "$worker"
+  built_from="build/worker as found (SKIP_BUILD=1)"
+elif [ -n "${REV:-}" ]; then
+  # A clean export of one commit, so edits in progress in this tree don't leak into the
+  # measurement; its cargo target dir is kept in build/bench-worker/target between runs.
+  say "building the worker from $REV (fixtures/quotekit.toml)"
+  mkdir -p "$tmp/src" build/bench-worker/target
+  git archive "$REV" | tar -x -C "$tmp/src"
+  ln -s "$PWD/build/bench-worker/target" "$tmp/src/target"
+  (cd "$tmp/src" && EDGEGUARD_POLICY=fixtures/quotekit.toml EDGEGUARD_ENV= OUT="$worker" ./scripts/build-worker.sh) 2>&1 | grep -v '^warning' >&2
+  built_from="$(git rev-parse --short "$REV") (REV=$REV, clean export)"
+else
+  say "building the worker (fixtures/quotekit.toml)"
+  EDGEGUARD_POLICY=fixtures/quotekit.toml EDGEGUARD_ENV= OUT="$worker" ./scripts/build-worker.sh 2>&1 | grep -v '^warning' >&2
+  built_from="$(git rev-parse --short HEAD)$( [ -n "$(git status --porcelain -- crates fixtures/quotekit.toml)" ] && echo ' + uncommitted changes under crates/ (working tree)' )"
+fi
+# The workerd configs beside copies of the JS workers, edgeguard's modules taken from that
+# directory (capnp embeds paths relative to the config).
+mkdir -p "$tmp/conf"
+cp bench/worker/*.mjs "$tmp/conf/"
+for v in "${VARIANTS[@]}"; do
+  sed 's#embed "\.\./\.\./build/worker/#embed "../worker/#' "bench/worker/$v.capnp" > "$tmp/conf/$v.capnp"
+done
+say "bundle size (wrangler deploy --dry-run)"
+# wrangler.toml with `main` pointing at the private build (the same as
+# `wrangler deploy --dry-run --outdir build/dist` after scripts/build-worker.sh).
+sed 's#^main = .*#main = "worker/shell.mjs"#' wrangler.toml > "$tmp/wrangler.toml"
+bundle_line=$(node_modules/.bin/wrangler deploy --dry-run -c "$tmp/wrangler.toml" --outdir "$tmp/dist" 2>&1 | grep -ao 'Total Upload: .*' | head -1 || true)
+echo "$bundle_line" >&2
+bundle_gzip=$(sed -n 's/.*gzip: \([0-9.]*\) KiB.*/\1/p' <<<"$bundle_line")
+
+# ── wait for a quiet machine ─────────────────────────────────────────────────────────────
+# Quiet: no CI job or cargo process, and the whole machine under QUIET_PCT % busy over 5 s,
+# three samples in a row (other sessions' builds come and go between cargo invocations).
+cpu_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $5 + $6, $9}' /proc/stat; } # busy idle steal
+machine_busy_pct() { # over $1 seconds
+  local a b
+  a=($(cpu_jiffies)); sleep "$1"; b=($(cpu_jiffies))
+  awk -v db=$((b[0] - a[0])) -v di=$((b[1] - a[1])) 'BEGIN {printf "%d", 100 * db / (db + di + 1e-9)}'
+}
+QUIET_PCT="${QUIET_PCT:-10}"
+waited=0
+calm=0
+quiet="yes"
+while [ "$calm" -lt 3 ]; do
+  if pgrep -f '\.ci/run' >/dev/null || pgrep -f 'cargo ' >/dev/null; then
+    calm=0
+    pct=100
+  else
+    pct=$(machine_busy_pct 5)
+    waited=$((waited + 5))
+    if [ "$pct" -lt "$QUIET_PCT" ]; then calm=$((calm + 1)); continue; fi
+    calm=0
+  fi
+  if [ "$waited" -ge "$WAIT_CI" ]; then
+    quiet="no: CI, cargo or other load (${pct} % busy) still there after ${WAIT_CI} s; measured anyway"
+    say "$quiet"
+    break
+  fi
+  [ "$waited" = 0 ] && say "waiting for a quiet machine: no CI / cargo, < ${QUIET_PCT} % busy (at most ${WAIT_CI} s)"
+  sleep 10
+  waited=$((waited + 10))
+done
+[ "$quiet" = yes ] && say "machine quiet (waited ${waited} s)"
+
+# ── servers ──────────────────────────────────────────────────────────────────────────────
+
+# Command prefixes pinning to a CPU (empty when PIN=0). Plain prefixes, not functions, so
+# `$!` of a background server is the server's own pid.
+cpu0=()
+cpu1=()
+if [ "$PIN" = 1 ]; then
+  cpu0=(taskset -c 0)
+  cpu1=(taskset -c 1)
+fi
+
+wait_port() {
+  local port=$1 i
+  for i in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on 127.0.0.1:$port" >&2
+  return 1
+}
+
+for p in "$ORIGIN_PORT" "${PORT[@]}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "port $p is already in use; stop what listens there" >&2
+    exit 1
+  fi
+done
+
+say "starting nginx on 127.0.0.1:$ORIGIN_PORT and workerd per variant"
+mkdir -p "$tmp/nginx/tmp"
+"${cpu1[@]}" "$NGINX" -p "$tmp/nginx/" -c "$PWD/bench/worker/nginx.conf" 2>"$tmp/nginx.log" &
+pids+=($!)
+wait_port "$ORIGIN_PORT"
+declare -A WPID
+for v in "${VARIANTS[@]}"; do
+  "${cpu0[@]}" "$WORKERD" serve "$tmp/conf/$v.capnp" >"$tmp/$v.log" 2>&1 &
+  pids+=($!)
+  WPID[$v]=$!
+done
+for v in "${VARIANTS[@]}"; do wait_port "${PORT[$v]}"; done
+NGINX_PID=${pids[0]}
+
+# ── checks ───────────────────────────────────────────────────────────────────────────────
+say "checks"
+H=(-H 'Host: lawnquote.online' -H 'x-forwarded-proto: https' -H 'cf-connecting-ip: 10.255.255.1')
+for v in "${VARIANTS[@]}"; do
+  out=$(curl -s -D "$tmp/$v.headers" "${H[@]}" "http://127.0.0.1:${PORT[$v]}/dashboard")
+  status=$(head -1 "$tmp/$v.headers" | awk '{print $2}')
+  if [ "$status" != 200 ] || ! grep -q '<h1>Dashboard</h1>' <<<"$out"; then
+    echo "$v: GET /dashboard answered $status, not the origin's page" >&2
+    cat "$tmp/$v.headers" "$tmp/$v.log" >&2
+    exit 1
+  fi
+  tr -d '\r' < "$tmp/$v.headers" | sed -n 's/^\([^: ]*\):.*/\L\1/p' | sort > "$tmp/$v.names"
+  # name: value, less the values that differ per request or per limiter state
+  tr -d '\r' < "$tmp/$v.headers" | sed -n 's/^\([^: ]*\): */\L\1\E: /p' |
+    sed -E 's/^(date|x-request-id|server-timing|ratelimit): .*/\1: …/' | sort > "$tmp/$v.values"
+  echo "$v: 200 with the origin's page, $(wc -l < "$tmp/$v.names") response headers" >&2
+done
+for v in headers-only baseline edgeguard; do
+  for h in content-security-policy strict-transport-security x-frame-options ratelimit x-request-id; do
+    grep -qx "$h" "$tmp/$v.names" || { echo "$v: no $h header" >&2; exit 1; }
+  done
+  for h in x-powered-by server; do
+    if grep -qx "$h" "$tmp/$v.names"; then echo "$v: $h was not removed" >&2; exit 1; fi
+  done
+done
+for v in headers-only baseline; do
+  if ! diff "$tmp/$v.values" "$tmp/edgeguard.values" >&2; then
+    echo "$v and edgeguard answer with different headers" >&2
+    exit 1
+  fi
+done
+echo "headers-only, baseline and edgeguard: the same response headers (values too, but for date, request id, timing, ratelimit counts); X-Powered-By and Server removed" >&2
+
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+CLK_TCK=$(getconf CLK_TCK)
+proc_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; } # utime + stime
+children_ticks() { # CPU of this shell's finished children (bash `times`, second line), in ticks
+  times | awk -v hz="$CLK_TCK" 'NR == 2 {
+    split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }'
+}
+run_wrk() { # run_wrk variant seconds connections [ENV=…]: prints wrk's EG summary line plus
+  #   workerd_cpu_us_per_req  the variant's workerd CPU time per request (robust to other load)
+  #   others_pct              CPU share of the whole machine used by anything but workerd,
+  #                           nginx and wrk during the run: other load, i.e. noise
+  #   steal_pct               CPU the hypervisor gave to other guests
+  local v=$1 secs=$2 conns=$3 line w0 n0 m0 w1 n1 m1 kids
+  shift 3
+  local ours=("${WPID[$v]}" "$NGINX_PID" $(pgrep -P "$NGINX_PID"))
+  m0=($(cpu_jiffies)); w0=$(proc_ticks "${WPID[$v]}"); n0=$(proc_ticks "${ours[@]:1}")
+  line=$(env "$@" "${cpu1[@]}" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s bench/worker/clients.lua \
+    "http://127.0.0.1:${PORT[$v]}/" | grep '^EG ' | sed 's/^EG //')
+  m1=($(cpu_jiffies)); w1=$(proc_ticks "${WPID[$v]}"); n1=$(proc_ticks "${ours[@]:1}")
+  kids=$(children_ticks)
+  awk -v l="$line" -v w=$((w1 - w0)) -v ng=$((n1 - n0)) -v k="$kids" -v busy=$((m1[0] - m0[0])) \
+    -v all=$((m1[0] + m1[1] - m0[0] - m0[1])) -v st=$((m1[2] - m0[2])) -v hz="$CLK_TCK" -v n="$(field requests "$line")" \
+    'BEGIN {o = busy - w - ng - k; if (o < 0) o = 0;
+      printf "%s workerd_cpu_us_per_req=%.1f others_pct=%.0f steal_pct=%.0f\n", l, w / hz * 1e6 / n, 100 * o / all, 100 * st / (all + st)}'
+}
+
+say "warm-up with status counts (3 s per variant)"
+for v in "${VARIANTS[@]}"; do
+  line=$(run_wrk "$v" 3 "$CONNS" EG_STATUS=1)
+  statuses=$(field statuses "$line")
+  echo "$v: $(field rps "$line") req/s, statuses $statuses" >&2
+  if [ "$statuses" != "200:$(field requests "$line");" ]; then
+    echo "$v: not every response was 200" >&2
+    exit 1
+  fi
+done
+
+# ── max throughput ───────────────────────────────────────────────────────────────────────
+results="$tmp/results.tsv"
+: > "$results"
+rotate() { # rotate N: VARIANTS rotated left by N
+  local n=$(( $1 % ${#VARIANTS[@]} ))
+  echo "${VARIANTS[@]:n}" "${VARIANTS[@]:0:n}"
+}
+say "max throughput: $ROUNDS rounds × ${DURATION} s per variant, wrk -t1 -c$CONNS"
+for r in $(seq "$ROUNDS"); do
+  for v in $(rotate $((r - 1))); do
+    line=$(run_wrk "$v" "$DURATION" "$CONNS")
+    printf 'max\t%s\t%s\t%s\n' "$r" "$v" "$line" >> "$results"
+    echo "round $r $v: $(field rps "$line") req/s, workerd CPU $(field workerd_cpu_us_per_req "$line") µs/req, non-2xx/3xx $(field non2xx3xx "$line"), errors $(field read_err "$line")/$(field timeouts "$line"), other load $(field others_pct "$line") %" >&2
+  done
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+stat() { # stat kind variant field: median over rounds
+  awk -F'\t' -v k="$1" -v v="$2" '$1==k && $3==v {print $4}' "$results" | while read -r l; do field "$3" "$l"; done | median
+}
+sum_field() {
+  awk -F'\t' -v k="$1" '$1==k {print $4}' "$results" | while read -r l; do field "$2" "$l"; done | awk '{s+=$1} END {print s+0}'
+}
+declare -A RPS CPU
+for v in "${VARIANTS[@]}"; do
+  RPS[$v]=$(stat max "$v" rps)
+  CPU[$v]=$(stat max "$v" workerd_cpu_us_per_req)
+done
+
+# ── latency at a fixed rate ──────────────────────────────────────────────────────────────
+RATE="${RATE:-$(awk -v r="${RPS[passthrough]}" 'BEGIN {printf "%d", r / 2}')}"
+say "latency at $RATE req/s (half the pass-through's max): $ROUNDS rounds × ${DURATION} s per variant, wrk -t1 -c$LAT_CONNS, paced"
+for r in $(seq "$ROUNDS"); do
+  for v in $(rotate $((r - 1))); do
+    line=$(run_wrk "$v" "$DURATION" "$LAT_CONNS" EG_RATE="$RATE")
+    printf 'lat\t%s\t%s\t%s\n' "$r" "$v" "$line" >> "$results"
+    echo "round $r $v: $(field rps "$line") req/s, p50 $(field p50_us "$line") µs, p99 $(field p99_us "$line") µs, max lag $(field max_lag_ms "$line") ms, other load $(field others_pct "$line") %" >&2
+  done
+done
+
+# ── cold start ───────────────────────────────────────────────────────────────────────────
+say "cold start: $COLD_RUNS interleaved runs per variant (spawn → first 200)"
+specs=()
+for v in "${VARIANTS[@]}"; do specs+=("$v=$tmp/conf/$v.capnp@$((PORT[$v] + 10))"); done
+cold=$(node bench/worker/coldstart.mjs "$WORKERD" "$COLD_RUNS" "${specs[@]}")
+echo "$cold" >&2
+declare -A COLD
+for v in "${VARIANTS[@]}"; do
+  COLD[$v]=$(grep "\"variant\":\"$v\"" <<<"$cold" | sed 's/.*"median_ms":\([0-9.]*\).*/\1/')
+done
+
+say "the shell's steps in V8 (node)"
+v8=$(node bench/worker/decide-in-v8.mjs "$worker")
+echo "$v8" >&2
+
+# ── summary ──────────────────────────────────────────────────────────────────────────────
+declare -A P50 P99 LRPS
+for v in "${VARIANTS[@]}"; do
+  P50[$v]=$(stat lat "$v" p50_us)
+  P99[$v]=$(stat lat "$v" p99_us)
+  LRPS[$v]=$(stat lat "$v" rps)
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+us_per_req() { awk -v r="$1" 'BEGIN {printf "%.1f", 1e6 / r}'; }
+added() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.0f", a - b}'; }
+per_round() { # per_round kind field a b: "min–max" over rounds of a's field / b's field
+  awk -F'\t' -v k="$1" -v f="$2" -v a="$3" -v b="$4" '
+    $1 == k { if (match($4, "(^| )" f "=[^ ]*")) { x = substr($4, RSTART, RLENGTH); sub(/.*=/, "", x); val[$2, $3] = x; r[$2] = 1 } }
+    END { lo = 1e18; hi = -1e18; for (i in r) { q = val[i, a] / val[i, b]; if (q < lo) lo = q; if (q > hi) hi = q }
+          printf "%.2f–%.2f", lo, hi }' "$results"
+}
+others() { # median and max of the other load over all timed runs
+  awk -F'\t' '{ if (match($4, /others_pct=[0-9.]+/)) print substr($4, RSTART + 11, RLENGTH - 11) }' "$results" |
+    sort -g | awk '{a[NR] = $1} END {printf "median %s %%, max %s %%", a[int((NR + 1) / 2)], a[NR]}'
+}
+mkdir -p build/bench-worker
+report="build/bench-worker/$(date -u +%Y%m%dT%H%M%SZ).md"
+{
+  echo "# worker benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(uname -r); workerd $("$WORKERD" --version | awk '{print $2}'); nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
+  echo "worker: built from $built_from; wasm sha256 $(sha256sum "$worker/edgeguard_worker_bg.wasm" | cut -c1-12), $(wc -c < "$worker/edgeguard_worker_bg.wasm") bytes; shell.mjs sha256 $(sha256sum "$worker/shell.mjs" | cut -c1-12)"
+  echo "quiet machine: $quiet; pinned: $([ "$PIN" = 1 ] && echo 'workerd on CPU 0, nginx and wrk on CPU 1' || echo no)"
+  echo "max rate: $ROUNDS × ${DURATION} s, wrk -t1 -c$CONNS; latency: $ROUNDS × ${DURATION} s at $RATE req/s, -c$LAT_CONNS; medians over rounds"
+  echo "other load during the timed runs (CPU share of the machine used by anything but workerd, nginx and wrk): $(others)"
+  echo "non-2xx/3xx responses in all timed runs: $(sum_field max non2xx3xx) (max rate), $(sum_field lat non2xx3xx) (latency); socket errors: $(( $(sum_field max read_err) + $(sum_field max timeouts) + $(sum_field lat read_err) + $(sum_field lat timeouts) ))"
+  echo
+  echo "| variant | req/s (max) | µs/req (1/req/s) | workerd CPU µs/req | p50 µs @ $RATE/s | p99 µs | achieved req/s | cold start ms (median) |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for v in "${VARIANTS[@]}"; do
+    echo "| $v | ${RPS[$v]} | $(us_per_req "${RPS[$v]}") | ${CPU[$v]} | ${P50[$v]} | ${P99[$v]} | ${LRPS[$v]} | ${COLD[$v]} |"
+  done
+  echo
+  echo "edgeguard / baseline: $(ratio "${RPS[edgeguard]}" "${RPS[baseline]}")× (per round $(per_round max rps edgeguard baseline)); edgeguard / pass-through: $(ratio "${RPS[edgeguard]}" "${RPS[passthrough]}")× (per round $(per_round max rps edgeguard passthrough)); baseline / pass-through: $(ratio "${RPS[baseline]}" "${RPS[passthrough]}")×"
+  echo "added over pass-through at $RATE req/s: edgeguard p50 $(added "${P50[edgeguard]}" "${P50[passthrough]}") µs, p99 $(added "${P99[edgeguard]}" "${P99[passthrough]}") µs; baseline p50 $(added "${P50[baseline]}" "${P50[passthrough]}") µs, p99 $(added "${P99[baseline]}" "${P99[passthrough]}") µs"
+  echo "workerd CPU per request over headers-only (the policy alone): edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs; headers-only over pass-through: $(awk -v a="${CPU[headers-only]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs"
+  echo "workerd CPU per request over pass-through: edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs; edgeguard / baseline CPU: $(ratio "${CPU[edgeguard]}" "${CPU[baseline]}")× (per round $(per_round max workerd_cpu_us_per_req edgeguard baseline))"
+  echo "per-request cost over pass-through (1/throughput): edgeguard $(awk -v a="${RPS[edgeguard]}" -v b="${RPS[passthrough]}" 'BEGIN {printf "%.1f", 1e6/a - 1e6/b}') µs, baseline $(awk -v a="${RPS[baseline]}" -v b="${RPS[passthrough]}" 'BEGIN {printf "%.1f", 1e6/a - 1e6/b}') µs"
+  echo "bundle: ${bundle_line:-unknown} (gzip ${bundle_gzip:-?} KiB = $( [ -n "$bundle_gzip" ] && ratio "$bundle_gzip" 138 || echo '?')× the 138 KiB hello-world workers-rs)"
+  echo "shell steps in V8 (node): $v8"
+  echo
+  echo "raw runs:"
+  echo '```'
+  cat "$results"
+  echo '```'
+} | tee "$report"
+echo "saved $report" >&2

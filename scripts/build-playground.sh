@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the browser playground into www/dist: the compiler and engine (Rust → wasm32,
+# crates/playground) with their wasm-bindgen glue in www/dist/pkg, the page bundled by esbuild
+# (CodeMirror 6 and the presets from fixtures/ inlined), and the static files. Installs the
+# wasm target, the exact wasm-bindgen CLI and the npm packages when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=www/dist
+# The wasm-bindgen CLI must be the exact version of the library in Cargo.lock.
+want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  echo "installing wasm-bindgen-cli $want (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+[ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+
+cargo build -p edgeguard-playground --target wasm32-unknown-unknown --profile worker
+rm -rf "$out" && mkdir -p "$out/pkg"
+wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" target/wasm32-unknown-unknown/worker/edgeguard_playground.wasm
+
+# The page: the editor and views (main.js), the worker that runs the wasm with its
+# wasm-bindgen glue bundled in (worker.js), and a tiny classic script that starts the worker
+# while the page is still parsing (boot.js). The presets are fixtures/*.toml, inlined as text.
+node_modules/.bin/esbuild www/src/main.js www/src/worker.js --bundle --format=esm --minify --sourcemap \
+  --target=es2022 --outdir="$out" --log-level=warning --loader:.toml=text
+node_modules/.bin/esbuild www/src/boot.js --minify --target=es2017 --outfile="$out/boot.js" --log-level=warning
+cp www/index.html www/style.css "$out/"
+wasm_bytes=$(wc -c < "$out/pkg/edgeguard_playground_bg.wasm")
+wasm_gzip=$(gzip -9 -c "$out/pkg/edgeguard_playground_bg.wasm" | wc -c)
+js_bytes=$(cat "$out"/boot.js "$out"/main.js "$out"/worker.js | wc -c)
+js_gzip=$(cat "$out"/boot.js "$out"/main.js "$out"/worker.js | gzip -9 | wc -c)
+echo "built $out: wasm $wasm_bytes bytes ($wasm_gzip gzip), js $js_bytes bytes ($js_gzip gzip)"

@@ -8,11 +8,11 @@ WASM_TARGET := wasm32-unknown-unknown
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build worker worker-test worker-observe e2e deploy-dry-run bench fuzz-smoke playground serve-playground chromium playground-test
+.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build worker worker-test worker-observe e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test
 
 ## Every test: unit, property, integration, clippy's no-panic policy, the wasm32 build,
 ## end-to-end tests in workerd in front of a real origin, and the deploy artifact.
-test: setup-rust lint unit check-wasm bench-build fuzz-smoke e2e deploy-dry-run playground-test
+test: setup-rust lint unit check-wasm fuzz-smoke e2e deploy-dry-run playground-test
 	@echo "edgeguard: all checks passed"
 
 ## The edge in workerd in front of the demo QuoteKit origin (POLICY=, ENV=, ORIGIN=, PORT=, PROTOCOL=).
@@ -38,7 +38,7 @@ unit:
 check-wasm:
 	$(CARGO) build -p edgeguard-core -p edgeguard-compiler --target $(WASM_TARGET) --release
 
-## Benchmarks compile in CI; run them with `make bench` (results: docs/benchmarks.md).
+## Benchmarks are type-checked by `lint` (clippy --all-targets); this builds them fully.
 bench-build:
 	$(CARGO) bench --workspace --no-run
 
@@ -83,3 +83,8 @@ chromium:
 ## The playground in headless Chromium, and its decisions against `edgeguard explain`.
 playground-test: playground chromium
 	node --test --test-concurrency=1 tests/playground/
+
+## 60 s of load through `workerd serve` with origin faults (not part of `test`; docs/security.md).
+soak: setup-rust node-deps
+	OUT=build/worker-soak EDGEGUARD_POLICY=tests/soak/policy.toml ./scripts/build-worker.sh
+	node tests/soak/soak.mjs

@@ -27,7 +27,8 @@ export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz (once)" >&2
-  cargo install cargo-fuzz --locked
+  # --locked can fail when the registry lacks one of the locked versions; retry unlocked.
+  cargo install cargo-fuzz --locked || cargo install cargo-fuzz
 fi
 
 # -a: debug assertions, so integer overflow panics here instead of wrapping in release builds.

@@ -633,21 +633,28 @@ fn check_keyword_value(
     keywords: &[&str],
     bare_ok: impl Fn(&str) -> bool,
 ) -> Result<String, Problem> {
-    if s.starts_with('\'') {
-        return check_quoted(name, s, keywords, false);
-    }
-    if s.contains(['\'', '"']) {
-        return Err(stray_quote(name, s));
-    }
-    let lower = s.to_ascii_lowercase();
-    if keywords.contains(&lower.as_str()) {
-        return Err(unquoted(name, s, &lower));
+    if let Some(decided) = check_quoting(name, s, keywords, false) {
+        return decided;
     }
     if bare_ok(s) {
         return Ok(s.to_owned());
     }
     let list: Vec<String> = keywords.iter().map(|k| format!("\"'{k}'\"")).collect();
     Err(Problem::bad(format!("invalid value `{s}` in {name}"), format!("{name} takes {}", list.join(" or "))))
+}
+
+/// The quoting rules every keyword-bearing value shares: a quoted value is checked as a
+/// keyword (or nonce/hash when `hashes`), a stray quote is an error, and a bare keyword must be
+/// quoted. `None` when the value is bare and not a keyword: the caller's own rules decide.
+fn check_quoting(name: &str, s: &str, keywords: &[&str], hashes: bool) -> Option<Result<String, Problem>> {
+    if s.starts_with('\'') {
+        return Some(check_quoted(name, s, keywords, hashes));
+    }
+    if s.contains(['\'', '"']) {
+        return Some(Err(stray_quote(name, s)));
+    }
+    let lower = s.to_ascii_lowercase();
+    keywords.contains(&lower.as_str()).then(|| Err(unquoted(name, s, &lower)))
 }
 
 fn unquoted(name: &str, s: &str, quoted_inner: &str) -> Problem {
@@ -739,16 +746,10 @@ fn is_base64(v: &str) -> bool {
 
 /// One element of a source list (already free of whitespace, separators, non-ASCII).
 fn check_source(name: &str, s: &str) -> Result<String, Problem> {
-    if s.starts_with('\'') {
-        return check_quoted(name, s, SOURCE_KEYWORDS, true);
-    }
-    if s.contains(['\'', '"']) {
-        return Err(stray_quote(name, s));
+    if let Some(decided) = check_quoting(name, s, SOURCE_KEYWORDS, true) {
+        return decided;
     }
     let lower = s.to_ascii_lowercase();
-    if SOURCE_KEYWORDS.contains(&lower.as_str()) {
-        return Err(unquoted(name, s, &lower));
-    }
     for prefix in ["nonce-", "sha256-", "sha384-", "sha512-"] {
         if let Some(value) = strip_prefix_ci(s, prefix) {
             return Err(unquoted(name, s, &format!("{prefix}{value}")));

@@ -301,7 +301,7 @@ impl<'b> Side<'b> {
             index: bundle.routes.iter().enumerate().filter_map(|(i, r)| r.pattern.as_deref().map(|p| (p, i))).collect(),
             used_limits,
             used_keys,
-            no_headers: HeaderView::new(&HeaderSet { set: Vec::new(), default: Vec::new(), remove: Vec::new(), hsts: None, cache: None }, &mut csps),
+            no_headers: HeaderView::new(&HeaderSet { set: Vec::new(), default: Vec::new(), remove: Vec::new(), hsts: None, cache: None, strict: None }, &mut csps),
         }
     }
 

@@ -233,6 +233,7 @@ impl Lowering<'_> {
             remove: plan.remove.into_iter().collect(),
             hsts,
             cache: cache_control,
+            strict: None,
         };
         self.intern(set)
     }

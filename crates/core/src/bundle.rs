@@ -12,7 +12,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 
 /// Why bytes could not be loaded as a bundle. Never a panic.
@@ -109,6 +109,19 @@ pub struct HeaderSet {
     /// The route's `cache`: `Cache-Control` for successful (2xx, 304) origin responses only, so
     /// an error page is never cached for as long as the asset it stands in for.
     pub cache: Option<String>,
+    /// `[csp] strict = "nonce"`: the policy HTML responses get once the edge has put a fresh
+    /// nonce on their scripts and styles. Every other response keeps the CSP in `set`.
+    pub strict: Option<StrictCsp>,
+}
+
+/// A nonce-based CSP whose value carries [`crate::csp::NONCE_PLACEHOLDER`] where each
+/// response's nonce goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrictCsp {
+    /// `content-security-policy`, or `content-security-policy-report-only` while a team
+    /// watches violations with the legacy policy still enforced.
+    pub header: String,
+    pub value: String,
 }
 
 /// Standard methods as bits, so a method check is one AND.

@@ -15,3 +15,201 @@ pub fn render<S: AsRef<str>>(directives: &[(S, Vec<S>)]) -> String {
     }
     out
 }
+
+/// Where a strict policy's nonce goes: `'nonce-{nonce}'` in the bundle and in `explain`, a fresh
+/// value per response at the edge. Braces never occur in a compiled policy.
+pub const NONCE_PLACEHOLDER: &str = "{nonce}";
+
+/// Start tags that get `nonce="…"` in strict mode, as CSS selectors in the syntax both lol_html
+/// and workerd's `HTMLRewriter` (lol_html inside the runtime) accept. `rel` is a token list
+/// compared ASCII-case-insensitively, hence `~=` and `i`.
+pub const NONCE_SELECTORS: [&str; 5] =
+    ["script", "style", "link[rel~=\"stylesheet\" i]", "link[rel~=\"preload\" i]", "link[rel~=\"modulepreload\" i]"];
+
+/// The nonce attribute's name. An origin-sent one is overwritten, never trusted.
+pub const NONCE_ATTRIBUTE: &str = "nonce";
+
+/// A strict policy with its nonce filled in.
+pub fn with_nonce(value: &str, nonce: &str) -> String {
+    value.replace(NONCE_PLACEHOLDER, nonce)
+}
+
+/// 128 random bits as the nonce: standard base64, 24 characters (CSP's `base64-value`).
+pub fn nonce_from(random: [u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(24);
+    for chunk in random.chunks(3) {
+        let b = [chunk.first().copied().unwrap_or(0), chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let sextets = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63];
+        let keep = chunk.len().saturating_add(1);
+        for (i, s) in sextets.iter().enumerate() {
+            if i < keep {
+                out.push(char::from(ALPHABET.get(*s as usize).copied().unwrap_or(b'A')));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// What strict mode does with one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrictAction {
+    /// Not HTML, or a body the edge cannot rewrite: the policy's CSP as compiled (`set`).
+    Legacy,
+    /// Put a fresh nonce on the body's scripts and styles and send the strict policy with it.
+    Rewrite,
+    /// `HEAD`: the strict policy with a fresh nonce, as a `GET` would carry; there is no body.
+    HeaderOnly,
+    /// `304`: no CSP at all, so the browser keeps the policy it cached with the page — the one
+    /// whose nonce matches the cached body.
+    KeepCached,
+}
+
+/// Content codings the Workers runtime decodes on the way in and re-encodes on the way out, so
+/// the rewriter sees plain HTML. Anything else (`deflate`, stacked codings) passes through
+/// untouched with the legacy policy: rewriting bytes the edge cannot read would corrupt them.
+pub const READABLE_CODINGS: [&str; 4] = ["", "identity", "gzip", "br"];
+
+/// Strict mode's choice for a response, from its status, headers and the request method.
+/// `206` is a byte range of a page: a nonce inserted there would shift every later range, so
+/// ranges keep the legacy policy.
+pub fn strict_action(status: u16, content_type: &str, content_encoding: &str, head: bool) -> StrictAction {
+    if status == 304 {
+        return StrictAction::KeepCached;
+    }
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let html = essence.eq_ignore_ascii_case("text/html") || essence.eq_ignore_ascii_case("application/xhtml+xml");
+    if !html || matches!(status, 204..=206) || !(100..=599).contains(&status) {
+        return StrictAction::Legacy;
+    }
+    let coding = content_encoding.trim();
+    if !READABLE_CODINGS.iter().any(|c| c.eq_ignore_ascii_case(coding)) {
+        return StrictAction::Legacy;
+    }
+    if head { StrictAction::HeaderOnly } else { StrictAction::Rewrite }
+}
+
+#[cfg(feature = "html")]
+pub use rewrite::NonceRewriter;
+
+/// The nonce rewriter on lol_html, the same HTML rewriter workerd's `HTMLRewriter` embeds, with
+/// the same selectors: the reference the CLI, the tests and the fuzzer run, byte for byte what
+/// the edge sends (tests/e2e compare the two).
+#[cfg(feature = "html")]
+mod rewrite {
+    use lol_html::{HtmlRewriter, MemorySettings, Settings, element};
+
+    /// Most bytes one unfinished tag may hold while streaming; a page past it is cut off
+    /// rather than sent with unmarked scripts.
+    pub const MAX_BUFFERED_BYTES: usize = 8 << 20;
+
+    /// Where rewritten bytes go.
+    type Sink<'a> = Box<dyn FnMut(&[u8]) + 'a>;
+
+    /// Streams HTML through, putting `nonce` on every [`super::NONCE_SELECTORS`] element.
+    pub struct NonceRewriter<'a> {
+        inner: HtmlRewriter<'a, Sink<'a>>,
+    }
+
+    impl<'a> NonceRewriter<'a> {
+        pub fn new(nonce: &str, sink: impl FnMut(&[u8]) + 'a) -> Self {
+            let handlers = super::NONCE_SELECTORS
+                .iter()
+                .map(|selector| {
+                    let nonce = nonce.to_owned();
+                    element!(selector, move |el| {
+                        el.set_attribute(super::NONCE_ATTRIBUTE, &nonce)?;
+                        Ok(())
+                    })
+                })
+                .collect();
+            let settings = Settings {
+                element_content_handlers: handlers,
+                memory_settings: MemorySettings { max_allowed_memory_usage: MAX_BUFFERED_BYTES, ..MemorySettings::default() },
+                ..Settings::new()
+            };
+            let sink: Sink<'a> = Box::new(sink);
+            NonceRewriter { inner: HtmlRewriter::new(settings, sink) }
+        }
+
+        pub fn write(&mut self, chunk: &[u8]) -> Result<(), lol_html::errors::RewritingError> {
+            self.inner.write(chunk)
+        }
+
+        pub fn end(self) -> Result<(), lol_html::errors::RewritingError> {
+            self.inner.end()
+        }
+    }
+
+    /// A whole document at once.
+    pub fn rewrite(html: &[u8], nonce: &str) -> Result<Vec<u8>, lol_html::errors::RewritingError> {
+        let mut out = Vec::with_capacity(html.len().saturating_add(256));
+        let mut r = NonceRewriter::new(nonce, |c: &[u8]| out.extend_from_slice(c));
+        r.write(html)?;
+        r.end()?;
+        Ok(out)
+    }
+}
+
+#[cfg(feature = "html")]
+pub use rewrite::rewrite;
+
+#[cfg(test)]
+mod strict_tests {
+    use super::*;
+
+    #[test]
+    fn nonce_is_24_base64_chars() {
+        assert_eq!(nonce_from([0; 16]), "AAAAAAAAAAAAAAAAAAAAAA==");
+        assert_eq!(nonce_from([255; 16]), "/////////////////////w==");
+        let n = nonce_from(*b"edgeguard-nonce!");
+        assert_eq!(n, "ZWRnZWd1YXJkLW5vbmNlIQ==");
+        assert_eq!(with_nonce("script-src 'nonce-{nonce}';style-src 'nonce-{nonce}'", &n), format!("script-src 'nonce-{n}';style-src 'nonce-{n}'"));
+    }
+
+    #[test]
+    fn strict_applies_to_readable_html_only() {
+        use StrictAction::*;
+        assert_eq!(strict_action(200, "text/html; charset=utf-8", "", false), Rewrite);
+        assert_eq!(strict_action(404, "TEXT/HTML", "gzip", false), Rewrite);
+        assert_eq!(strict_action(200, "application/xhtml+xml", "br", false), Rewrite);
+        assert_eq!(strict_action(200, "text/html", "", true), HeaderOnly);
+        assert_eq!(strict_action(304, "", "", false), KeepCached);
+        assert_eq!(strict_action(206, "text/html", "", false), Legacy);
+        assert_eq!(strict_action(200, "text/html", "deflate", false), Legacy);
+        assert_eq!(strict_action(200, "text/html", "gzip, br", false), Legacy);
+        assert_eq!(strict_action(200, "application/json", "", false), Legacy);
+        assert_eq!(strict_action(200, "text/htmlx", "", false), Legacy);
+        assert_eq!(strict_action(204, "text/html", "", false), Legacy);
+    }
+
+    #[cfg(feature = "html")]
+    #[test]
+    fn rewriter_marks_what_browsers_would_run() {
+        let page = br#"<!doctype html><script nonce="evil">a</script><link rel="StyleSheet" href=x><link rel="preload" as=script href=y><link rel=icon href=z><link rel="modulepreload" href=m><style>b</style><!-- <script>c</script> --><template><script>t</script></template><noscript><script>n</script></noscript><svg><script>s</script></svg><div title="<script>x</script>"></div><script src=q></script>"#;
+        let out = String::from_utf8(rewrite(page, "N").unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"<!doctype html><script nonce="N">a</script><link rel="StyleSheet" href=x nonce="N"><link rel="preload" as=script href=y nonce="N"><link rel=icon href=z><link rel="modulepreload" href=m nonce="N"><style nonce="N">b</style><!-- <script>c</script> --><template><script nonce="N">t</script></template><noscript><script>n</script></noscript><svg><script nonce="N">s</script></svg><div title="<script>x</script>"></div><script src=q nonce="N"></script>"#
+        );
+    }
+
+    #[cfg(feature = "html")]
+    #[test]
+    fn rewriter_output_does_not_depend_on_chunking() {
+        let page = b"<html><head><script>self.__next_f.push([1,\"a\"])</script><link rel=stylesheet href=/a.css></head><body><p>hi</p><script src=/b.js async></script></body></html>";
+        let whole = rewrite(page, "N").unwrap();
+        for split in 1..page.len() {
+            let mut out = Vec::new();
+            let mut r = NonceRewriter::new("N", |c: &[u8]| out.extend_from_slice(c));
+            let (a, b) = page.split_at(split);
+            r.write(a).unwrap();
+            r.write(b).unwrap();
+            r.end().unwrap();
+            assert_eq!(out, whole, "split at {split}");
+        }
+    }
+}

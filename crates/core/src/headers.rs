@@ -25,7 +25,7 @@ pub struct ResponseHeaders<'a> {
     pub cache_on_success: Option<&'a str>,
 }
 
-static EMPTY_SET: HeaderSet = HeaderSet { set: Vec::new(), default: Vec::new(), remove: Vec::new(), hsts: None, cache: None };
+static EMPTY_SET: HeaderSet = HeaderSet { set: Vec::new(), default: Vec::new(), remove: Vec::new(), hsts: None, cache: None, strict: None };
 
 /// The header set a decision uses.
 pub fn set_for<'a>(bundle: &'a Bundle, d: &Decision) -> &'a HeaderSet {

@@ -96,8 +96,9 @@ function headerSet(st, index) {
 }
 
 // The response phase: header set (replace, never duplicate), defaults, removals, HSTS on
-// https only, cache on success, then the per-request headers the engine computed.
-function respond(st, d, body, status, statusText, base, timing) {
+// https only, cache on success, strict CSP on HTML, then the per-request headers the engine
+// computed.
+function respond(st, d, body, status, statusText, base, timing, head = false) {
   const set = headerSet(st, d.h);
   const h = new Headers(base);
   for (const name of set.remove) h.delete(name);
@@ -106,10 +107,41 @@ function respond(st, d, body, status, statusText, base, timing) {
   if (d.t && set.hsts) h.set("strict-transport-security", set.hsts);
   else h.delete("strict-transport-security");
   if (set.cache && d.a === "forward" && ((status >= 200 && status < 300) || status === 304)) h.set("cache-control", set.cache);
+  if (set.strict && d.a === "forward") body = strict(st, set.strict, h, body, status, head);
   for (const [name, value] of d.d) h.set(name, value);
   for (const [name, value] of d.c) h.append(name, value);
   h.set("server-timing", timing);
   return new Response(body, { status, statusText, headers: h });
+}
+
+/** 128 bits from the runtime's CSPRNG, base64 (the engine's `csp::nonce_from`). */
+function newNonce() {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+}
+
+// `[csp] strict = "nonce"` on one origin response: the engine says what this response gets
+// (csp::strict_action); for HTML the body streams through workerd's HTMLRewriter — lol_html,
+// the rewriter `edgeguard nonce` runs — which puts this response's nonce on every start tag
+// the engine lists, replacing any nonce the origin sent.
+function strict(st, policy, h, body, status, head) {
+  const action = st.edge.strict_action(status, h.get("content-type") ?? "", h.get("content-encoding") ?? "", head);
+  if (action === 3) {
+    h.delete("content-security-policy");
+    h.delete("content-security-policy-report-only");
+    return body;
+  }
+  if (action === 0) return body;
+  const nonce = newNonce();
+  h.set(policy.header, policy.value.replaceAll(st.info.nonce.placeholder, nonce));
+  if (action === 2 || body === null) return body;
+  // The bytes change, so the length does and a strong validator no longer holds.
+  h.delete("content-length");
+  const etag = h.get("etag");
+  if (etag && !etag.startsWith("W/")) h.set("etag", `W/${etag}`);
+  const mark = { element: (el) => el.setAttribute(st.info.nonce.attribute, nonce) };
+  let rewriter = new HTMLRewriter();
+  for (const selector of st.info.nonce.selectors) rewriter = rewriter.on(selector, mark);
+  return rewriter.transform(new Response(body)).body;
 }
 
 /** `Server-Timing`; the same durations go into the request's log line (obs.edgeMs, obs.originMs). */
@@ -178,7 +210,7 @@ async function forward(st, request, d, obs) {
     const extra = [note, `origin-error;desc="${kind}"`].filter(Boolean).join(", ");
     return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(obs, extra));
   }
-  return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(obs, note));
+  return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(obs, note), request.method === "HEAD");
 }
 
 /** The shell's own event lines (failover, limiter unavailable, shadow); `log = "off"` silences them. */

@@ -19,7 +19,7 @@ use edgeguard_core::decision::{Action, Decision, GlobalVerdict, OriginFailure};
 use edgeguard_core::limits::Outcome;
 use edgeguard_core::observe::{DataPoint, Draws, Flight, Observed, Observer};
 use edgeguard_core::health::{Probe, report};
-use edgeguard_core::{Draw, Engine, Limiter, Overrides, RequestFacts, headers};
+use edgeguard_core::{Draw, Engine, Limiter, Overrides, RequestFacts, csp, headers};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -113,6 +113,8 @@ struct WireHeaderSet<'a> {
     remove: &'a [String],
     hsts: Option<&'a str>,
     cache: Option<&'a str>,
+    /// `[csp] strict`: the header HTML responses get, its value with the nonce placeholder.
+    strict: Option<&'a edgeguard_core::bundle::StrictCsp>,
 }
 
 #[derive(Serialize)]
@@ -135,6 +137,17 @@ struct WireInfo<'a> {
     /// Request headers the shell removes before forwarding (plus any `x-forwarded-*`).
     strip: &'static [&'static str],
     observe: WireObserve<'a>,
+    /// Strict CSP: where the nonce goes in a header set's `strict.value`, and the start tags
+    /// the shell's HTMLRewriter puts it on (workerd's HTMLRewriter is lol_html, the rewriter
+    /// `edgeguard nonce` runs).
+    nonce: WireNonce,
+}
+
+#[derive(Serialize)]
+struct WireNonce {
+    placeholder: &'static str,
+    attribute: &'static str,
+    selectors: &'static [&'static str],
 }
 
 #[derive(Serialize)]
@@ -214,6 +227,11 @@ impl Edge {
                 posthog_host: b.observe.posthog.as_ref().map(|p| p.host.as_str()),
                 csp_max_bytes: b.observe.csp.as_ref().map_or(edgeguard_core::observe::DEFAULT_MAX_REPORT_BYTES, |c| c.max_bytes),
             },
+            nonce: WireNonce {
+                placeholder: csp::NONCE_PLACEHOLDER,
+                attribute: csp::NONCE_ATTRIBUTE,
+                selectors: &csp::NONCE_SELECTORS,
+            },
         };
         serde_json::to_string(&info).unwrap_or_default()
     }
@@ -221,7 +239,7 @@ impl Edge {
     /// One header set as JSON, for the shell's cache.
     pub fn header_set(&self, index: u16) -> String {
         let Some(set) = self.engine.bundle().header_sets.get(usize::from(index)) else { return "null".into() };
-        let wire = WireHeaderSet { set: &set.set, default: &set.default, remove: &set.remove, hsts: set.hsts.as_deref(), cache: set.cache.as_deref() };
+        let wire = WireHeaderSet { set: &set.set, default: &set.default, remove: &set.remove, hsts: set.hsts.as_deref(), cache: set.cache.as_deref(), strict: set.strict.as_ref() };
         serde_json::to_string(&wire).unwrap_or_default()
     }
 
@@ -380,6 +398,18 @@ impl Edge {
             .collect();
         let (status, body) = report(self.engine.bundle(), &probes);
         serde_json::json!({ "status": status, "body": body }).to_string()
+    }
+
+    /// Strict CSP for one origin response on a route whose header set has `strict`:
+    /// 0 legacy policy, 1 rewrite the body with a fresh nonce, 2 strict header only (`HEAD`),
+    /// 3 no CSP header (`304`: the browser keeps the pair it cached with the page).
+    pub fn strict_action(&self, status: u16, content_type: &str, content_encoding: &str, head: bool) -> u8 {
+        match csp::strict_action(status, content_type, content_encoding, head) {
+            csp::StrictAction::Legacy => 0,
+            csp::StrictAction::Rewrite => 1,
+            csp::StrictAction::HeaderOnly => 2,
+            csp::StrictAction::KeepCached => 3,
+        }
     }
 
     /// Problem body for an origin that timed out (`"timeout"`, 504) or could not be reached

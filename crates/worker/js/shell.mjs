@@ -153,18 +153,22 @@ function timing(obs, extra) {
   return t;
 }
 
-function flatten(headers) {
-  let out = "";
-  for (const [name, value] of headers) out += name + "\n" + value + "\n";
-  return out;
+/** The request's headers as `name\nvalue\n…` for the engine, and the names forwarding
+ * removes (any `x-forwarded-*` and the engine's list): one pass over workerd's Headers. */
+function flatten(st, headers) {
+  let flat = "";
+  const strip = [];
+  for (const [name, value] of headers) {
+    flat += name + "\n" + value + "\n";
+    if (name.startsWith("x-forwarded-") || st.strip.has(name)) strip.push(name);
+  }
+  return { flat, strip };
 }
 
 /** One attempt at an origin: the Response, or "timeout" / "unreachable". */
-async function attempt(st, origin, request, d, body) {
+async function attempt(st, origin, request, d, body, strip) {
   const headers = new Headers(request.headers);
-  for (const name of [...headers.keys()]) {
-    if (name.startsWith("x-forwarded-") || st.strip.has(name)) headers.delete(name);
-  }
+  for (const name of strip) headers.delete(name);
   for (const [name, value] of d.f) headers.set(name, value);
   if (st.authHeader) headers.set(st.authHeader, st.authValue);
   try {
@@ -180,7 +184,7 @@ async function attempt(st, origin, request, d, body) {
   }
 }
 
-async function forward(st, request, d, obs) {
+async function forward(st, request, d, obs, strip) {
   let origin = st.origins[d.o];
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   // A request that may be retried needs its body twice; only idempotent methods the policy
@@ -188,7 +192,7 @@ async function forward(st, request, d, obs) {
   let body = hasBody ? request.body : null;
   if (hasBody && d.fo !== null && d.fo !== undefined) body = await request.arrayBuffer();
   const sent = Date.now();
-  let response = await attempt(st, origin, request, d, body);
+  let response = await attempt(st, origin, request, d, body, strip);
   let note = "";
   const failed = typeof response === "string" ? response : response.status >= 500 ? `${response.status}` : null;
   // Failover: once, on a connect error or a 5xx (a timeout may still be processing).
@@ -199,7 +203,7 @@ async function forward(st, request, d, obs) {
     obs.failover = failed;
     log(st, { level: "warn", msg: "failover", request_id: d.r, from: origin.name, to: other.name, cause: failed });
     origin = other;
-    response = await attempt(st, origin, request, d, body);
+    response = await attempt(st, origin, request, d, body, strip);
   }
   obs.originMs = Date.now() - sent;
   if (typeof response === "string") {
@@ -270,7 +274,12 @@ function observe(st, ctx, d, response, obs, r) {
   const type = d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
   const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), Date.now(), r[5], r[6]);
   if (!raw) return;
-  const out = JSON.parse(raw);
+  // Usually just the log line; "+{l, e, p}" when there are events or a data point too.
+  if (raw.charCodeAt(0) !== 43) {
+    console.log(raw);
+    return;
+  }
+  const out = JSON.parse(raw.slice(1));
   if (out.l) console.log(out.l);
   if (out.p && st.analytics) {
     try {
@@ -382,7 +391,7 @@ export default {
     const st = state;
     refreshHealth(st, ctx);
     const r = crypto.getRandomValues(new Uint32Array(7));
-    const flat = flatten(request.headers);
+    const { flat, strip } = flatten(st, request.headers);
     let d = JSON.parse(st.edge.decide(request.method, request.url, flat, start, r[0], r[1], r[2], r[3], r[4]));
     if (d.g) {
       const answer = await askLimiter(env, d.g);
@@ -394,7 +403,7 @@ export default {
     let response;
     switch (d.a) {
       case "forward":
-        response = await forward(st, request, d, obs);
+        response = await forward(st, request, d, obs, strip);
         break;
       case "respond":
         response = await edgeAnswer(st, request, d, obs);

@@ -78,12 +78,16 @@ struct Wire<'a> {
     g: Option<WireGlobal>,
     /// the flight token to pass to `finish` (and `csp_report`); absent while `g` is pending
     k: Option<u32>,
-    /// reason code, route and detail, for logs
+    /// reason code
     why: &'static str,
-    /// the reason global shadow mode let this request through
+    /// the reason global shadow mode let this request through; with it, the route and detail
+    /// for the shell's shadow log line (left out otherwise: the request's log line has them)
+    #[serde(skip_serializing_if = "Option::is_none")]
     shadowed: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     route: Option<&'a str>,
-    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -313,7 +317,8 @@ impl Edge {
     /// `Server-Timing` (`origin_ms` < 0: the origin was not asked), `origin_error` "timeout" or
     /// "unreachable" when the edge answered 502/504 for the origin, `failover` the first
     /// origin's failure ("500", "unreachable") when the request failed over, `html` for an HTML
-    /// response; `log_draw`/`pageview_draw` random. Returns `{l, e, p}`: the log line, PostHog
+    /// response; `log_draw`/`pageview_draw` random. Returns "" when there is nothing to
+    /// write, the log line itself when that is all, else `+` and `{l, e, p}`: the log line, PostHog
     /// events (the shell adds the key), the data point — each null when there is none.
     #[allow(clippy::too_many_arguments)]
     pub fn finish(
@@ -344,12 +349,19 @@ impl Edge {
         };
         let draws = Draws { log: log_draw, pageview: pageview_draw };
         let done = self.observer.finish(&self.engine, &flight, &seen, draws, nanos(now_ms));
+        // The common case, a log line and nothing else, goes out as the line itself: no second
+        // round of escaping here and no JSON.parse in the shell.
+        if done.events.is_empty() && done.point.is_none() {
+            return done.log.unwrap_or_default();
+        }
         let wire = WireFinished {
             l: done.log.as_deref(),
             e: (!done.events.is_empty()).then_some(done.events.as_slice()),
             p: done.point.as_ref(),
         };
-        serde_json::to_string(&wire).unwrap_or_default()
+        let mut out = String::from("+");
+        out.push_str(&serde_json::to_string(&wire).unwrap_or_default());
+        out
     }
 
     /// A PostHog batch of `events` events settled: "ok", "status" (answered non-2xx),
@@ -426,6 +438,15 @@ impl Edge {
 }
 
 /// `name\nvalue\n…` → pairs, without copying.
+/// JSON into one buffer sized for a typical decision, so serializing does not regrow it.
+fn to_json<T: Serialize>(value: &T) -> String {
+    let mut buf = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut buf, value).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
 fn split_headers(headers: &str) -> Vec<(&str, &str)> {
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(24);
     let mut lines = headers.split('\n');
@@ -499,9 +520,9 @@ impl Edge {
             k,
             why: d.reason.code(),
             shadowed: d.shadowed.map(|r| r.code()),
-            route: self.engine.rule(d).and_then(|r| r.pattern.as_deref()),
-            detail: &d.detail,
+            route: d.shadowed.and_then(|_| self.engine.rule(d)).and_then(|r| r.pattern.as_deref()),
+            detail: d.shadowed.map(|_| d.detail.as_ref()),
         };
-        serde_json::to_string(&wire).unwrap_or_default()
+        to_json(&wire)
     }
 }

@@ -64,10 +64,9 @@ const N = 300_000;
 let now = Date.now();
 const steps = [
   time("flatten_headers", N, (i) => flatten(requests[i % IPS].headers)),
-  time("random_values", N, () => crypto.getRandomValues(new Uint32Array(5))),
   time("decide_wasm_call", N, (i) => {
     now += 0.01; // 100 k requests per simulated second, spread over 8192 clients: never limited
-    const w = edge.decide("GET", "https://lawnquote.online/dashboard", flat[i % IPS], now, 1, 2, 3, i, 5);
+    const w = edge.decide("GET", "https://lawnquote.online/dashboard", flat[i % IPS], now);
     if (wires.length < IPS) wires.push(w);
   }),
   time("json_parse_decision", N, (i) => JSON.parse(wires[i % wires.length])),

@@ -269,10 +269,10 @@ async function cspReport(st, request, d, obs) {
 }
 
 /** The request is answered: hand what was seen to the observer, write what it hands back. */
-function observe(st, ctx, d, response, obs, r) {
+function observe(st, ctx, d, response, obs) {
   if (d.k === undefined || d.k === null) return;
   const type = d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
-  const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), Date.now(), r[5], r[6]);
+  const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), Date.now());
   if (!raw) return;
   // Usually just the log line; "+{l, e, p}" when there are events or a data point too.
   if (raw.charCodeAt(0) !== 43) {
@@ -390,9 +390,8 @@ export default {
     if (state === null) state = setup(env);
     const st = state;
     refreshHealth(st, ctx);
-    const r = crypto.getRandomValues(new Uint32Array(7));
     const { flat, strip } = flatten(st, request.headers);
-    let d = JSON.parse(st.edge.decide(request.method, request.url, flat, start, r[0], r[1], r[2], r[3], r[4]));
+    let d = JSON.parse(st.edge.decide(request.method, request.url, flat, start));
     if (d.g) {
       const answer = await askLimiter(env, d.g);
       if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
@@ -414,7 +413,7 @@ export default {
       default:
         response = respond(st, d, request.method === "HEAD" ? null : d.b, d.s, "", undefined, timing(obs));
     }
-    observe(st, ctx, d, response, obs, r);
+    observe(st, ctx, d, response, obs);
     return response;
   },
 };

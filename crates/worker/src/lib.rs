@@ -37,6 +37,10 @@ pub struct Edge {
     flights: HashMap<u32, Flight>,
     next_flight: u32,
     observer: Observer,
+    /// Request ids and draws (canary lane, log sampling, pageview sampling): wyrand seeded
+    /// from the runtime's CSPRNG when the isolate starts. Unique and unbiased is all they need;
+    /// drawing here saves a `crypto.getRandomValues` call per request.
+    rng: fastrand::Rng,
 }
 
 /// Most requests followed at once; beyond it the oldest half is forgotten (a shell that never
@@ -193,7 +197,8 @@ impl Edge {
         let engine = Engine::load(BUNDLE).map_err(js_error)?;
         let limiter = engine.new_limiter(seed.to_bits());
         let observer = Observer::new(engine.bundle(), seed.to_bits().rotate_left(17), 0);
-        Ok(Edge { engine, limiter, pending: HashMap::new(), next_token: 0, flights: HashMap::new(), next_flight: 0, observer })
+        let rng = fastrand::Rng::with_seed(seed.to_bits().rotate_left(31) ^ 0x9e37_79b9_7f4a_7c15);
+        Ok(Edge { engine, limiter, pending: HashMap::new(), next_token: 0, flights: HashMap::new(), next_flight: 0, observer, rng })
     }
 
     /// Apply the operational levers from worker vars. Empty strings mean "not set".
@@ -248,14 +253,12 @@ impl Edge {
     }
 
     /// Decide one request. `headers` is `name\nvalue\n…` (values cannot contain newlines);
-    /// `now_ms` the clock; `r0..r3` a random 128-bit request id and `lane` a random draw.
-    #[allow(clippy::too_many_arguments)]
-    pub fn decide(&mut self, method: &str, url: &str, headers: &str, now_ms: f64, r0: u32, r1: u32, r2: u32, r3: u32, lane: u32) -> String {
+    /// `now_ms` the clock.
+    pub fn decide(&mut self, method: &str, url: &str, headers: &str, now_ms: f64) -> String {
         let pairs = split_headers(headers);
         let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None };
-        let request_id = (u128::from(r0) << 96) | (u128::from(r1) << 64) | (u128::from(r2) << 32) | u128::from(r3);
         let now = nanos(now_ms);
-        let draw = Draw { request_id, lane };
+        let draw = Draw { request_id: self.rng.u128(..), lane: self.rng.u32(..) };
         let d = self.engine.decide(&facts, &mut self.limiter, now, draw);
         match d.global {
             Some(_) if self.pending.len() >= MAX_PENDING => {
@@ -317,7 +320,7 @@ impl Edge {
     /// `Server-Timing` (`origin_ms` < 0: the origin was not asked), `origin_error` "timeout" or
     /// "unreachable" when the edge answered 502/504 for the origin, `failover` the first
     /// origin's failure ("500", "unreachable") when the request failed over, `html` for an HTML
-    /// response; `log_draw`/`pageview_draw` random. Returns "" when there is nothing to
+    /// response. Returns "" when there is nothing to
     /// write, the log line itself when that is all, else `+` and `{l, e, p}`: the log line, PostHog
     /// events (the shell adds the key), the data point — each null when there is none.
     #[allow(clippy::too_many_arguments)]
@@ -331,8 +334,6 @@ impl Edge {
         failover: &str,
         html: bool,
         now_ms: f64,
-        log_draw: u32,
-        pageview_draw: u32,
     ) -> String {
         let Some(flight) = self.flights.remove(&token) else { return String::new() };
         let seen = Observed {
@@ -347,7 +348,7 @@ impl Edge {
             failover: Some(failover).filter(|f| !f.is_empty()),
             html,
         };
-        let draws = Draws { log: log_draw, pageview: pageview_draw };
+        let draws = Draws { log: self.rng.u32(..), pageview: self.rng.u32(..) };
         let done = self.observer.finish(&self.engine, &flight, &seen, draws, nanos(now_ms));
         // The common case, a log line and nothing else, goes out as the line itself: no second
         // round of escaping here and no JSON.parse in the shell.

@@ -10,6 +10,7 @@
 
 import http from 'node:http';
 import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
 
 const MAX_SLOW_MS = 60_000;
 const MAX_BIG_BYTES = 50 * 1024 * 1024;
@@ -125,6 +126,153 @@ function pageHtml(path) {
 
 const STATIC_CSS = 'body{font-family:system-ui,sans-serif;margin:2rem}h1{color:#2d6a4f}\n';
 const STATIC_JS = '(self.webpackChunk_N_E=self.webpackChunk_N_E||[]).push([[744],{}]);\n';
+
+// ── /strict-demo: a Next.js-shaped page for strict CSP (issue 9, tests/e2e/strict.test.mjs) ──
+// What an App Router page sends: inline bootstrap scripts, `self.__next_f.push` flight chunks
+// streamed across several body chunks (one `<script>` tag split between two of them), async
+// `<script src>` chunks, a module script with its modulepreload, a preload and a stylesheet, an
+// inline <style>, a script that inserts another one (must run under 'strict-dynamic'), inline
+// event handlers, a script the origin already gave a nonce ("evil": the edge must replace it),
+// and a DOM XSS sink: the page writes its URL fragment into the document, so
+// /strict-demo#<script>…</script> injects a parser-inserted script without a nonce.
+// Every legitimate script pushes its name on `self.__marks`; the injected one and the handlers
+// set `self.pwned`, `self.__handler`, `self.__clicked`.
+//
+//   /strict-demo[/anything]   the page (the same bytes under every path)
+//     ?encoding=gzip|deflate|br|identity   force a content coding (default: gzip when the
+//                                          request accepts it, else identity)
+//     ?stream=0                 one write with Content-Length instead of timed chunks
+//     ?delay=MS                 pause between chunks (default 150, at most 5000)
+//   Range: bytes=…            206 with the identity bytes; If-None-Match → 304 (ETag below)
+//   /strict-demo/data.json    a fixed JSON body (non-HTML: keeps the legacy CSP)
+const STRICT_DEMO_ETAG = '"strict-demo-1"';
+const STRICT_DEMO_CHUNKS = [
+  `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>QuoteKit: strict CSP demo</title>
+<script>(self.__marks=self.__marks||[]).push("inline-head");self.__next_f=self.__next_f||[]</script>
+<link rel="stylesheet" href="/_next/static/css/strict-demo.css" data-precedence="next">
+<link rel="preload" as="script" fetchpriority="low" href="/_next/static/chunks/strict-webpack.js">
+<link rel="modulepreload" href="/_next/static/chunks/strict-module.mjs">
+<style>#styled{color:rgb(45, 106, 79)}</style>
+<script src="/_next/static/chunks/strict-webpack.js" async=""></script>
+<script src="/_next/static/chunks/strict-main-app.js" async=""></script>
+<script type="module" src="/_next/static/chunks/strict-module.mjs"></script>
+<script nonce="evil">(self.__marks=self.__marks||[]).push("origin-nonce")</script>
+</head><body>
+<div id="__next"><main><h1 id="styled">Your quotes</h1>
+<script>(self.__marks=self.__marks||[]).push("bootstrap");(self.__next_f=self.__next_f||[]).push([0])</script><scr`,
+  `ipt>self.__next_f.push([1,"1:HL[\\"/_next/static/css/strict-demo.css\\",\\"style\\"]\\n"]);self.__marks.push("flight-1")</script>
+<section><p>Loading quotes…</p></section>
+<script>self.__next_f.push([1,"2:I[\\"app/quotes/page\\",[\\"static/chunks/app/quotes/page.js\\"],\\"default\\"]\\n"]);self.__marks.push("flight-2")</script>
+`,
+  `<div id="hash-view"><script>document.write(decodeURIComponent(location.hash.slice(1)));self.__marks.push("hash-view")</script></div>
+<img id="broken" src="/strict-demo/missing.png" alt="" onerror="self.__handler=1">
+<button id="buy" type="button" onclick="self.__clicked=1">Accept quote</button>
+<script>self.__next_f.push([1,"3:[\\"$\\",\\"main\\",null,{\\"children\\":\\"quotes\\"}]\\n"]);self.__marks.push("flight-3")</script>
+`,
+  `<script>(function(){var s=document.createElement("script");s.textContent='self.__marks.push("dynamic-inline")';document.body.appendChild(s)})();self.__marks.push("flight-4")</script>
+</main></div>
+</body></html>
+`,
+];
+const STRICT_DEMO_HTML = Buffer.from(STRICT_DEMO_CHUNKS.join(''), 'utf8');
+const STRICT_DEMO_JSON = '{"quotes":[{"id":"q_1","total":"420.00","html":"<script>not markup</script>"}]}\n';
+const STRICT_DEMO_ASSETS = new Map([
+  ['/_next/static/css/strict-demo.css', ['text/css; charset=utf-8', '#buy{background-color:rgb(1, 2, 3)}\n']],
+  ['/_next/static/chunks/strict-webpack.js', ['application/javascript; charset=utf-8',
+    '(self.__marks=self.__marks||[]).push("webpack");(self.webpackChunk_N_E=self.webpackChunk_N_E||[]).push([[744],{}]);\n']],
+  // Like Next.js's chunk loader: a trusted script that inserts the next chunk itself.
+  ['/_next/static/chunks/strict-main-app.js', ['application/javascript; charset=utf-8',
+    '(self.__marks=self.__marks||[]).push("main-app");(function(){var s=document.createElement("script");s.src="/_next/static/chunks/strict-dynamic.js";s.async=true;document.head.appendChild(s)})();\n']],
+  ['/_next/static/chunks/strict-dynamic.js', ['application/javascript; charset=utf-8', '(self.__marks=self.__marks||[]).push("dynamic-src");\n']],
+  ['/_next/static/chunks/strict-module.mjs', ['text/javascript; charset=utf-8', '(self.__marks=self.__marks||[]).push("module");\nexport {};\n']],
+]);
+const STRICT_CODINGS = { gzip: 'gzip', deflate: 'deflate', br: 'br', identity: 'identity' };
+
+function strictCoding(url, req) {
+  const forced = url.searchParams.get('encoding');
+  if (forced !== null) return STRICT_CODINGS[forced] ?? null;
+  return /\bgzip\b/i.test(String(req.headers['accept-encoding'] ?? '')) ? 'gzip' : 'identity';
+}
+
+function compressor(coding) {
+  if (coding === 'gzip') return zlib.createGzip();
+  if (coding === 'deflate') return zlib.createDeflate();
+  if (coding === 'br') return zlib.createBrotliCompress();
+  return null;
+}
+
+function strictDemo(url, req, res) {
+  sessionCookies(res);
+  if (url.pathname === '/strict-demo/data.json') return send(res, 200, 'application/json; charset=utf-8', STRICT_DEMO_JSON);
+  const coding = strictCoding(url, req);
+  const delay = intParam(url, 'delay', 5000);
+  if (coding === null || delay === null) return sendJson(res, 400, { error: 'encoding must be gzip|deflate|br|identity, delay 0..5000' });
+  res.setHeader('Cache-Control', 'private, no-cache');
+  res.setHeader('ETag', STRICT_DEMO_ETAG);
+  res.setHeader('Vary', 'Accept-Encoding');
+  // If-None-Match compares weakly (RFC 9110 13.1.2): the edge turns the ETag weak when it
+  // rewrites the page, and the browser sends that back.
+  const inm = String(req.headers['if-none-match'] ?? '');
+  if (inm.split(',').some((t) => t.trim().replace(/^W\//, '') === STRICT_DEMO_ETAG)) {
+    res.statusCode = 304;
+    return res.end();
+  }
+  const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
+  if (range) {
+    const start = Number(range[1]);
+    const end = Math.min(range[2] === '' ? STRICT_DEMO_HTML.length - 1 : Number(range[2]), STRICT_DEMO_HTML.length - 1);
+    if (start > end) {
+      res.setHeader('Content-Range', `bytes */${STRICT_DEMO_HTML.length}`);
+      return send(res, 416, 'text/plain; charset=utf-8', 'range not satisfiable\n');
+    }
+    return send(res, 206, 'text/html; charset=utf-8', STRICT_DEMO_HTML.subarray(start, end + 1), {
+      'Content-Range': `bytes ${start}-${end}/${STRICT_DEMO_HTML.length}`,
+      'Accept-Ranges': 'bytes',
+    });
+  }
+  res.setHeader('Accept-Ranges', 'bytes');
+  if (coding !== 'identity') res.setHeader('Content-Encoding', coding);
+  if (url.searchParams.get('stream') === '0') {
+    const sync = { gzip: zlib.gzipSync, deflate: zlib.deflateSync, br: zlib.brotliCompressSync }[coding];
+    return send(res, 200, 'text/html; charset=utf-8', sync ? sync(STRICT_DEMO_HTML) : STRICT_DEMO_HTML);
+  }
+  // Streamed: chunked transfer coding, one write per chunk with a pause between them; a
+  // compressed stream is flushed after each chunk so the client sees each one as it goes.
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  if (req.method === 'HEAD') return res.end();
+  const z = compressor(coding);
+  if (z) {
+    z.on('data', (c) => { if (!res.destroyed) res.write(c); });
+    z.on('end', () => { if (!res.destroyed) res.end(); });
+  }
+  const chunks = STRICT_DEMO_CHUNKS.map((c) => Buffer.from(c, 'utf8'));
+  let i = 0;
+  const next = () => {
+    if (res.destroyed) return z?.destroy();
+    const chunk = chunks[i++];
+    if (z) {
+      z.write(chunk);
+      z.flush(coding === 'br' ? zlib.constants.BROTLI_OPERATION_FLUSH : zlib.constants.Z_SYNC_FLUSH);
+    } else res.write(chunk);
+    if (i < chunks.length) {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        next();
+      }, delay ?? 150);
+      timers.add(timer);
+      res.on('close', () => {
+        clearTimeout(timer);
+        timers.delete(timer);
+      });
+    } else if (z) z.end();
+    else res.end();
+  };
+  next();
+}
 
 function tinyPdf(id) {
   const text = `QuoteKit demo quote ${id}`.replace(/[()\\]/g, '');
@@ -317,6 +465,8 @@ async function handle(req, res) {
 
   if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
 
+  if (path === '/strict-demo' || path.startsWith('/strict-demo/')) return strictDemo(url, req, res);
+
   switch (path) {
     case '/slow':
       return slow(url, req, res);
@@ -336,6 +486,8 @@ async function handle(req, res) {
     const immutable = { 'Cache-Control': 'public, max-age=31536000, immutable' };
     // Set-Cookie on a static asset too, so tests can prove the edge strips it before caching.
     sessionCookies(res);
+    const asset = STRICT_DEMO_ASSETS.get(path);
+    if (asset) return send(res, 200, asset[0], asset[1], immutable);
     if (path.endsWith('.css')) return send(res, 200, 'text/css; charset=utf-8', STATIC_CSS, immutable);
     if (path.endsWith('.js') || path.endsWith('.mjs')) {
       return send(res, 200, 'application/javascript; charset=utf-8', STATIC_JS, immutable);

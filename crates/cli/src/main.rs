@@ -13,6 +13,7 @@ mod doctor;
 mod explain;
 mod import;
 mod init;
+mod nonce;
 mod output;
 mod policy;
 mod render;
@@ -100,6 +101,8 @@ enum Command {
     Doctor(doctor::Args),
     /// Bring a policy's routes up to date with an app's (`import next APP_DIR --policy POLICY`).
     Import(import::Args),
+    /// A page as the edge sends it under `[csp] strict = "nonce"` (nonce on every script and style).
+    Nonce(nonce::Args),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => diff::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::Import(args) => import::run(&args),
+        Command::Nonce(args) => nonce::run(&args),
     };
     match result {
         Ok(status) => status.into(),

@@ -275,6 +275,14 @@ fn text(e: &Explanation, routed: bool) -> String {
         }
     };
     section(&mut out, "response headers", e.response_headers.iter().map(|(n, v)| format!("{n}: {v}")).collect());
+    if let Some(n) = &e.csp_nonce {
+        let otherwise = n.otherwise.as_deref().map_or_else(|| "(no content-security-policy)".to_owned(), |v| format!("content-security-policy: {v}"));
+        section(
+            &mut out,
+            &format!("strict CSP ({}: a fresh nonce per response on {}; shown above as an HTML page gets it)", n.mode, n.applies_to),
+            vec![format!("{}: {}", n.header, n.value), format!("other responses: {otherwise}")],
+        );
+    }
     section(&mut out, "removed headers", e.remove_headers.clone());
     if e.action == Action::Forward {
         section(&mut out, "forwarded headers", e.forward_headers.iter().map(|(n, v)| format!("{n}: {v}")).collect());

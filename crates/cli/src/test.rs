@@ -94,6 +94,7 @@ const EXPECT_KEYS: &[&str] = &[
     "path",
     "detail_contains",
     "shadow_refused",
+    "csp_nonce",
     "headers",
     "headers_match",
     "headers_absent",
@@ -104,6 +105,8 @@ const EXPECT_KEYS: &[&str] = &[
     "rate_limit",
 ];
 const RATE_LIMIT_KEYS: &[&str] = &["name", "limit", "remaining", "reset"];
+/// `csp_nonce`: the explanation's `csp_nonce.mode`, or "off" when it is `null`.
+const CSP_NONCE_MODES: &[&str] = &["enforce", "report-only", "off"];
 /// The `reason` codes of the explain contract.
 const REASONS: &[&str] = &[
     "ok",
@@ -201,6 +204,8 @@ struct Expect {
     path: Option<String>,
     detail_contains: Option<String>,
     shadow_refused: Option<bool>,
+    /// `[csp] strict`: "enforce", "report-only" or "off" (no nonce-based policy here).
+    csp_nonce: Option<String>,
     headers: Vec<(String, String)>,
     headers_match: Vec<(String, Pattern)>,
     headers_absent: Vec<String>,
@@ -222,6 +227,7 @@ impl Expect {
             && self.path.is_none()
             && self.detail_contains.is_none()
             && self.shadow_refused.is_none()
+            && self.csp_nonce.is_none()
             && self.headers.is_empty()
             && self.headers_match.is_empty()
             && self.headers_absent.is_empty()
@@ -670,6 +676,7 @@ impl Parser {
                 "path" => e.path = self.string("path", value),
                 "detail_contains" => e.detail_contains = self.string("detail_contains", value),
                 "shadow_refused" => e.shadow_refused = self.boolean("shadow_refused", value),
+                "csp_nonce" => e.csp_nonce = self.choice("csp_nonce", value, CSP_NONCE_MODES),
                 "headers" => {
                     e.headers = self.header_table("headers", value).into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
                 }
@@ -960,6 +967,12 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
         && want != e.shadow_refused
     {
         differ("shadow_refused".into(), want.to_string(), e.shadow_refused.to_string());
+    }
+    let csp_nonce = e.csp_nonce.as_ref().map_or("off", |n| n.mode);
+    if let Some(want) = &x.csp_nonce
+        && want != csp_nonce
+    {
+        differ("csp_nonce".into(), json_str(want), json_str(csp_nonce));
     }
 
     let absent = || "(absent)".to_owned();

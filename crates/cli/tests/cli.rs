@@ -373,7 +373,7 @@ const CONTRACT_KEYS: [&str; 11] = [
 ];
 /// Extensions beyond the contract that the CLI prints today. A new key must be added here (and
 /// documented) on purpose.
-const EXTRA_KEYS: [&str; 4] = ["path", "problem", "shadow_refused", "lane"];
+const EXTRA_KEYS: [&str; 5] = ["path", "problem", "shadow_refused", "lane", "csp_nonce"];
 
 fn explain(policy: &Path, args: &[&str]) -> Output {
     edgeguard().arg("explain").arg(policy).args(args).output().unwrap()
@@ -694,4 +694,34 @@ fn version_and_help() {
     }
     edgeguard().assert().code(2);
     edgeguard().arg("frobnicate").assert().code(2);
+}
+
+#[test]
+fn explain_shows_the_strict_csp_of_an_html_page() {
+    let dir = Dir::new();
+    let policy = dir.write("policy.toml", &format!("{CLEAN}\n[csp]\nstrict = \"nonce\"\nmode = \"report-only\"\n"));
+    let v = explain_json(&policy, &["--request", "GET https://example.com/"]);
+    let helmet = "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests";
+    let strict = helmet.replace("script-src 'self'", "script-src 'nonce-{nonce}' 'strict-dynamic' 'unsafe-inline' https:");
+    assert_eq!(v["response_headers"]["content-security-policy"], helmet, "report-only: the legacy policy is enforced");
+    assert_eq!(v["response_headers"]["content-security-policy-report-only"], strict.as_str());
+    assert_eq!(
+        v["csp_nonce"],
+        serde_json::json!({
+            "mode": "report-only",
+            "header": "content-security-policy-report-only",
+            "value": strict,
+            "applies_to": "text/html responses",
+            "otherwise": helmet,
+        })
+    );
+    let out = explain(&policy, &["--request", "GET https://example.com/", "--format", "text"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\nstrict CSP (report-only: a fresh nonce per response on text/html responses"), "{text}");
+    assert!(text.contains(&format!("  content-security-policy-report-only: {strict}\n")), "{text}");
+    assert!(text.contains(&format!("  other responses: content-security-policy: {helmet}\n")), "{text}");
+    // The edge's own answers are not HTML.
+    let v = explain_json(&policy, &["--request", "GET http://example.com/"]);
+    assert_eq!(v["csp_nonce"], Value::Null);
+    assert_eq!(v["response_headers"]["content-security-policy"], helmet);
 }

@@ -705,3 +705,41 @@ mod xml {
         Ok(out)
     }
 }
+
+#[test]
+fn csp_nonce_expectations() {
+    let dir = Dir::new();
+    let strict = POLICY.replacen("[headers]\n", "[csp]\nstrict = \"nonce\"\n\n[headers]\n", 1);
+    assert_ne!(strict, POLICY);
+    dir.write("policy.toml", &strict);
+    dir.write(
+        "cases.toml",
+        r#"
+[defaults]
+client_ip = "198.51.100.7"
+
+[[case]]
+name = "pages get the nonce-based policy"
+request = "GET https://example.com/"
+expect = { csp_nonce = "enforce", headers_match = { "content-security-policy" = "script-src 'nonce-\\{nonce\\}' 'strict-dynamic' 'unsafe-inline' https:" } }
+
+[[case]]
+name = "refusals keep the legacy policy"
+request = "GET https://example.com/api/debug-prices"
+expect = { status = 404, csp_nonce = "off", headers_match = { "content-security-policy" = "script-src 'self';" } }
+
+[[case]]
+name = "wrong mode"
+request = "GET https://example.com/"
+expect = { csp_nonce = "report-only" }
+"#,
+    );
+    let run = dir.test(&["cases.toml"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(summary(&run.stdout), Some((2, 1)), "{run:?}");
+    assert!(run.stdout.contains("  csp_nonce\n    expected: \"report-only\"\n    actual:   \"enforce\"\n"), "{run:?}");
+    dir.write("bad.toml", "[[case]]\nname = \"x\"\nrequest = \"GET https://example.com/\"\nexpect = { csp_nonce = \"enforced\" }\n");
+    let run = dir.test(&["bad.toml"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("did you mean \"enforce\"?"), "{run:?}");
+}

@@ -48,6 +48,10 @@ pub const BURST_OVER_QUOTA: &str = "W042";
 pub const CIDR_HOST_BITS: &str = "W060";
 pub const NO_ORIGIN: &str = "W080";
 pub const OBSERVE_UNUSED: &str = "W100";
+// Strict CSP (compiler/src/csp.rs)
+pub const STRICT_CSP_OFF: &str = "W101";
+pub const STRICT_REPORT_ONLY: &str = "W102";
+pub const STRICT_STYLE_UNSAFE_INLINE: &str = "W103";
 
 // CSP (compiler/src/csp.rs)
 pub const UNKNOWN_DIRECTIVE: &str = "E030";

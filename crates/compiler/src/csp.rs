@@ -53,6 +53,22 @@
 //! | W025 | MISSING_SEMICOLON (a source that is a directive name) | syntax |
 //! | W026 | (edgeguard) report-uri/report-to written as directives | — |
 //!
+//! # Strict CSP (`strict = "nonce"`)
+//!
+//! [`strict_plan`] derives the policy HTML pages get from the directives (Google's strict CSP:
+//! `script-src 'nonce-{nonce}' 'strict-dynamic'` plus the keywords that restrict, hashes, and
+//! `'unsafe-inline' https:` as fallbacks for CSP1/2 browsers; a nonce on style directives without
+//! `'unsafe-inline'`; `object-src 'none'` and `base-uri 'self'` when missing), and
+//! [`strict_header`] renders it with the placeholder the edge fills per response. In enforce mode
+//! the lints above run on that policy (with [`LINT_NONCE`]); in report-only mode on the legacy
+//! policy, which is then enforced. Warnings of their own:
+//!
+//! | code | |
+//! |---|---|
+//! | W101 | `strict = "nonce"` with `mode = "off"`: nothing is sent |
+//! | W102 | strict in report-only mode: HTML pages enforce the legacy policy, the strict one reports |
+//! | W103 | strict while the `<style>` directive keeps `'unsafe-inline'`: no nonce for styles |
+//!
 //! Left out: SCRIPT_ALLOWLIST_BYPASS's medium_maybe notes (`'self'` and every host "no bypass
 //! found") — they fire on nearly every policy, helmet's included; the Flash part of
 //! OBJECT_ALLOWLIST_BYPASS; NONCE_CHARSET, UNKNOWN_DIRECTIVE and INVALID_KEYWORD (errors here:
@@ -93,10 +109,19 @@ pub struct CspPlan {
     pub mode: model::CspMode,
     pub report_to: Option<String>,
     pub directives: Vec<Directive>,
+    /// `strict = "nonce"`: HTML responses get [`strict_header`]'s policy.
+    pub strict: bool,
 }
 
 /// Endpoint name used in `report-to` and `Reporting-Endpoints`.
 const ENDPOINT: &str = "csp-endpoint";
+
+const CSP_HEADER: &str = "content-security-policy";
+const CSP_REPORT_ONLY_HEADER: &str = "content-security-policy-report-only";
+
+/// The nonce the lints and tests/csp-parity put where each response's nonce goes: 24 base64
+/// characters (128 bits), the shape of the edge's (`edgeguard_core::csp::nonce_from`).
+pub const LINT_NONCE: &str = "ZWRnZWd1YXJkLW5vbmNlIQ==";
 
 // ---------------------------------------------------------------------------------------------
 // Directive and keyword tables
@@ -271,6 +296,11 @@ fn preset_directives(preset: model::Preset) -> Vec<Directive> {
 /// directives, hence no header); otherwise the preset's directives. `mode` defaults to Enforce.
 pub fn compile(ctx: &mut Ctx, csp: Option<&model::Csp>, preset: model::Preset) -> CspPlan {
     let mode = csp.and_then(|c| c.mode.as_ref()).map_or(model::CspMode::Enforce, |m| *m.get_ref());
+    let strict_key = csp.and_then(|c| c.strict.as_ref());
+    let strict = strict_key.is_some_and(|s| *s.get_ref() == model::CspStrict::Nonce);
+    if let Some(key) = strict_key {
+        strict_without_csp(ctx, key, mode);
+    }
     let report_to = csp.and_then(|c| c.report_to.as_ref()).and_then(|r| check_report_to(ctx, r));
     let directives = match csp.and_then(|c| c.directives.as_ref()) {
         Some(map) => validate_directives(ctx, map)
@@ -282,7 +312,7 @@ pub fn compile(ctx: &mut Ctx, csp: Option<&model::Csp>, preset: model::Preset) -
             .collect(),
         None => preset_directives(preset),
     };
-    CspPlan { mode, report_to, directives }
+    CspPlan { mode, report_to, directives, strict }
 }
 
 /// Per-route override: `mode`/`report_to` replace the base's when given; each directive given
@@ -290,6 +320,10 @@ pub fn compile(ctx: &mut Ctx, csp: Option<&model::Csp>, preset: model::Preset) -
 /// Validates the override's directives the same way as [`compile`].
 pub fn apply_override(ctx: &mut Ctx, base: &CspPlan, over: &model::Csp) -> CspPlan {
     let mode = over.mode.as_ref().map_or(base.mode, |m| *m.get_ref());
+    let strict = over.strict.as_ref().map_or(base.strict, |s| *s.get_ref() == model::CspStrict::Nonce);
+    if let Some(key) = &over.strict {
+        strict_without_csp(ctx, key, mode);
+    }
     let report_to = match &over.report_to {
         Some(r) => check_report_to(ctx, r).or_else(|| base.report_to.clone()),
         None => base.report_to.clone(),
@@ -306,17 +340,37 @@ pub fn apply_override(ctx: &mut Ctx, base: &CspPlan, over: &model::Csp) -> CspPl
             }
         }
     }
-    CspPlan { mode, report_to, directives }
+    CspPlan { mode, report_to, directives, strict }
 }
 
-/// The header to set: ("content-security-policy", value) for Enforce,
+/// W101: `strict = "nonce"` written where the mode sends no CSP. A warning, not an error, so
+/// that `mode = "off"` stays a one-line switch (an `[env.*]` overlay or a route) that turns the
+/// CSP off without editing `strict` too.
+fn strict_without_csp(ctx: &mut Ctx, key: &model::S<model::CspStrict>, mode: model::CspMode) {
+    if *key.get_ref() == model::CspStrict::Nonce && mode == model::CspMode::Off {
+        ctx.push(
+            Diagnostic::warning(
+                code::STRICT_CSP_OFF,
+                key.span(),
+                "`strict = \"nonce\"` has no effect with `mode = \"off\"`: the edge sends no CSP at all",
+            )
+            .help("set `mode = \"report-only\"` to watch the strict policy's reports first, or `mode = \"enforce\"`; or remove `strict`"),
+        );
+    }
+}
+
+/// The header to set on every response (the *legacy* policy when `strict` is on: what
+/// responses other than HTML pages get): ("content-security-policy", value) for Enforce,
 /// ("content-security-policy-report-only", value) for ReportOnly, None for Off or no directives.
+/// With `strict = "nonce"` in report-only mode the legacy policy is *enforced* while the strict
+/// one reports, so this is "content-security-policy" then.
 /// `default-src` first, then the rest alphabetically (helmet's byte-exact order); with
 /// `report_to`, `report-uri <report_to>` and `report-to csp-endpoint` close the policy.
 pub fn header(plan: &CspPlan) -> Option<(&'static str, String)> {
     let name = match plan.mode {
-        model::CspMode::Enforce => "content-security-policy",
-        model::CspMode::ReportOnly => "content-security-policy-report-only",
+        model::CspMode::Enforce => CSP_HEADER,
+        model::CspMode::ReportOnly if plan.strict => CSP_HEADER,
+        model::CspMode::ReportOnly => CSP_REPORT_ONLY_HEADER,
         model::CspMode::Off => return None,
     };
     let list = rendered(plan)?;
@@ -332,13 +386,230 @@ pub fn reporting_endpoints(plan: &CspPlan) -> Option<String> {
     plan.report_to.as_ref().map(|r| format!("{ENDPOINT}=\"{r}\""))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Strict CSP (`strict = "nonce"`)
+// ---------------------------------------------------------------------------------------------
+
+/// Script sources a strict script-src keeps: they restrict or report, never allowlist a place
+/// scripts load from.
+const STRICT_KEPT: &[&str] = &["'unsafe-eval'", "'wasm-unsafe-eval'", "'unsafe-hashes'", "'report-sample'"];
+
+/// `'nonce-{nonce}'`: where the edge puts each response's nonce.
+fn nonce_source() -> String {
+    format!("'nonce-{}'", edgeguard_core::csp::NONCE_PLACEHOLDER)
+}
+
+/// A source list that allows nothing: `'none'` alone, or empty.
+fn allows_nothing(sources: &[String]) -> bool {
+    sources.iter().all(|s| s == "'none'")
+}
+
+/// Google's strict script-src from a script directive's sources (`None`: nothing restricts
+/// scripts): `'nonce-{nonce}' 'strict-dynamic'`, the kept keywords and hashes, then
+/// `'unsafe-inline' https:` for browsers without CSP3 (CSP3 browsers ignore both once a nonce
+/// and 'strict-dynamic' are present). A list that allows no script stays as it is.
+fn strict_script_sources(sources: Option<&[String]>) -> Option<Vec<String>> {
+    if sources.is_some_and(allows_nothing) {
+        return None;
+    }
+    let mut out = vec![nonce_source(), "'strict-dynamic'".to_owned()];
+    for s in sources.unwrap_or_default() {
+        if (STRICT_KEPT.contains(&s.as_str()) || is_hash(s)) && !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out.push("'unsafe-inline'".to_owned());
+    out.push("https:".to_owned());
+    Some(out)
+}
+
+/// A style directive's sources with the nonce added, unless it keeps `'unsafe-inline'` (a nonce
+/// would make browsers ignore it and block the `style=""` attributes React apps set) or allows
+/// no style at all.
+fn strict_style_sources(sources: &[String]) -> Option<Vec<String>> {
+    if allows_nothing(sources) || sources.iter().any(|s| s == "'unsafe-inline'") {
+        return None;
+    }
+    let nonce = nonce_source();
+    let mut out = sources.to_vec();
+    if !out.contains(&nonce) {
+        out.push(nonce);
+    }
+    Some(out)
+}
+
+/// The policy HTML pages get in strict mode, derived from the plan's directives (see
+/// docs/policy.md, "Strict CSP"): `None` unless `strict` is on and the mode sends a CSP.
+pub fn strict_plan(plan: &CspPlan) -> Option<CspPlan> {
+    if !plan.strict || plan.mode == model::CspMode::Off {
+        return None;
+    }
+    let mut dirs = plan.directives.clone();
+    let default = dirs.iter().find(|d| d.name == "default-src").cloned();
+    let derived = |name: &str, sources: Vec<String>, from: &Directive| Directive {
+        name: name.to_owned(),
+        sources,
+        span: from.span.clone(),
+    };
+
+    // script-src, written or derived from default-src (or from nothing).
+    match dirs.iter_mut().find(|d| d.name == "script-src") {
+        Some(d) => {
+            if let Some(sources) = strict_script_sources(Some(&d.sources)) {
+                d.sources = sources;
+            }
+        }
+        None => match &default {
+            Some(def) => {
+                if let Some(sources) = strict_script_sources(Some(&def.sources)) {
+                    dirs.push(derived("script-src", sources, def));
+                }
+            }
+            None => {
+                if let Some(sources) = strict_script_sources(None) {
+                    dirs.push(Directive { name: "script-src".to_owned(), sources, span: None });
+                }
+            }
+        },
+    }
+    if let Some(d) = dirs.iter_mut().find(|d| d.name == "script-src-elem")
+        && let Some(sources) = strict_script_sources(Some(&d.sources))
+    {
+        d.sources = sources;
+    }
+
+    // style-src (written, or derived from default-src) and style-src-elem when written.
+    match dirs.iter_mut().find(|d| d.name == "style-src") {
+        Some(d) => {
+            if let Some(sources) = strict_style_sources(&d.sources) {
+                d.sources = sources;
+            }
+        }
+        None => {
+            if let Some(def) = &default
+                && let Some(sources) = strict_style_sources(&def.sources)
+            {
+                dirs.push(derived("style-src", sources, def));
+            }
+        }
+    }
+    if let Some(d) = dirs.iter_mut().find(|d| d.name == "style-src-elem")
+        && let Some(sources) = strict_style_sources(&d.sources)
+    {
+        d.sources = sources;
+    }
+
+    // Google's strict CSP always restricts plugins and <base>.
+    let default_none = default.as_ref().is_some_and(|d| !d.sources.is_empty() && allows_nothing(&d.sources));
+    if !default_none && !dirs.iter().any(|d| d.name == "object-src") {
+        dirs.push(Directive { name: "object-src".to_owned(), sources: vec!["'none'".to_owned()], span: None });
+    }
+    if !dirs.iter().any(|d| d.name == "base-uri") {
+        dirs.push(Directive { name: "base-uri".to_owned(), sources: vec!["'self'".to_owned()], span: None });
+    }
+    Some(CspPlan { mode: plan.mode, report_to: plan.report_to.clone(), directives: dirs, strict: true })
+}
+
+/// The strict policy as the header set carries it (`'nonce-{nonce}'` where each response's
+/// nonce goes): `content-security-policy` in enforce mode (replacing the legacy policy on HTML
+/// pages), `content-security-policy-report-only` in report-only mode (beside the enforced
+/// legacy one). Same order and report directives as [`header`].
+pub fn strict_header(plan: &CspPlan) -> Option<edgeguard_core::bundle::StrictCsp> {
+    let header = match plan.mode {
+        model::CspMode::Enforce => CSP_HEADER,
+        model::CspMode::ReportOnly => CSP_REPORT_ONLY_HEADER,
+        model::CspMode::Off => return None,
+    };
+    let strict = strict_plan(plan)?;
+    let list = rendered(&strict)?;
+    Some(edgeguard_core::bundle::StrictCsp { header: header.to_owned(), value: edgeguard_core::csp::render(&list) })
+}
+
+/// The strict policy as a browser would receive it, with [`LINT_NONCE`] for the nonce: what the
+/// lints evaluate.
+fn strict_plan_with_nonce(plan: &CspPlan) -> Option<CspPlan> {
+    let mut strict = strict_plan(plan)?;
+    for d in &mut strict.directives {
+        for s in &mut d.sources {
+            if s.contains(edgeguard_core::csp::NONCE_PLACEHOLDER) {
+                *s = edgeguard_core::csp::with_nonce(s, LINT_NONCE);
+            }
+        }
+    }
+    Some(strict)
+}
+
 /// Warnings with the same findings as Google's CSP Evaluator on the rendered policy (see the
 /// module docs for the subset), plus W020 for report-only. Nothing when no header is sent.
 /// Each points at the directive's span (its value), or at `fallback` when the directive has
 /// none (preset-derived). A finding about a *missing* directive points at the first directive
 /// written in the policy (the place to add it), or at `fallback` when none was written.
+///
+/// With `strict = "nonce"` the checks run on what protects HTML pages: in enforce mode the
+/// strict policy (with a realistic nonce, [`LINT_NONCE`]); in report-only mode the legacy policy,
+/// which is then enforced, plus W102 (the strict one only reports). W103 says when style-src
+/// keeps `'unsafe-inline'` and so gets no nonce.
 pub fn lint(ctx: &mut Ctx, plan: &CspPlan, fallback: Range<usize>) {
-    let Some(list) = rendered(plan) else { return };
+    let strict_on = plan.strict && plan.mode != model::CspMode::Off;
+    if strict_on {
+        strict_style_note(ctx, plan, &fallback);
+    }
+    let strict_enforced = if strict_on && plan.mode == model::CspMode::Enforce { strict_plan_with_nonce(plan) } else { None };
+    let plan = strict_enforced.as_ref().unwrap_or(plan);
+    match rendered(plan) {
+        Some(list) => evaluate_plan(ctx, plan, &list, &fallback),
+        None if !strict_on => return,
+        None => {}
+    }
+    match (plan.mode, strict_on) {
+        (model::CspMode::ReportOnly, false) => ctx.push(
+            Diagnostic::warning(
+                code::REPORT_ONLY,
+                fallback,
+                "report-only only: browsers enforce nothing (Observatory −25)",
+            )
+            .help("set `mode = \"enforce\"` once the violation reports are clean"),
+        ),
+        (model::CspMode::ReportOnly, true) => {
+            let help = if plan.report_to.is_some() {
+                "watch the violation reports at `report_to`, then set `mode = \"enforce\"` to enforce the strict policy on HTML pages"
+            } else {
+                "set `report_to = \"/__edge/csp-report\"` to receive the strict policy's violation reports, then set `mode = \"enforce\"`"
+            };
+            ctx.push(
+                Diagnostic::warning(
+                    code::STRICT_REPORT_ONLY,
+                    fallback,
+                    "strict CSP in report-only mode: HTML pages still enforce the directives as written; the nonce-based policy only reports",
+                )
+                .help(help),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// W103: strict mode while the directive that governs `<style>` elements keeps `'unsafe-inline'`.
+fn strict_style_note(ctx: &mut Ctx, plan: &CspPlan, fallback: &Range<usize>) {
+    let governing = ["style-src-elem", "style-src", "default-src"]
+        .iter()
+        .find_map(|name| plan.directives.iter().find(|d| d.name == *name));
+    let Some(d) = governing.filter(|d| d.sources.iter().any(|s| s == "'unsafe-inline'")) else { return };
+    if d.sources.iter().any(|s| is_nonce(s) || is_hash(s)) {
+        return; // a nonce or hash written by hand already disables 'unsafe-inline'
+    }
+    ctx.push(
+        Diagnostic::warning(
+            code::STRICT_STYLE_UNSAFE_INLINE,
+            d.span.clone().unwrap_or_else(|| fallback.clone()),
+            format!("strict CSP: {} keeps 'unsafe-inline', so <style> elements get no nonce and any inline style is allowed", d.name),
+        )
+        .help("a nonce would make browsers ignore 'unsafe-inline' and block the style=\"\" attributes React and Next.js set; to nonce <style> elements and keep attributes working, write `style-src-attr = [\"'unsafe-inline'\"]` and drop 'unsafe-inline' from style-src (Safari < 15.4 and Firefox < 108 then block style attributes)"),
+    );
+}
+
+/// The evaluator checks on one rendered policy.
+fn evaluate_plan(ctx: &mut Ctx, plan: &CspPlan, list: &[(&str, Vec<&str>)], fallback: &Range<usize>) {
     let span_of = |name: &str| -> Range<usize> {
         plan.directives.iter().find(|d| d.name == name).and_then(|d| d.span.clone()).unwrap_or_else(|| fallback.clone())
     };
@@ -348,21 +619,11 @@ pub fn lint(ctx: &mut Ctx, plan: &CspPlan, fallback: Range<usize>) {
         .filter_map(|d| d.span.clone())
         .min_by_key(|s| s.start)
         .unwrap_or_else(|| fallback.clone());
-    let parsed = Policy::parse(&list);
+    let parsed = Policy::parse(list);
     let eff = parsed.effective();
     for (code, directive, message, help) in evaluate(&eff) {
         let span = directive.map_or_else(|| first_written.clone(), |n| span_of(&n));
         ctx.push(Diagnostic::warning(code, span, message).help(help));
-    }
-    if plan.mode == model::CspMode::ReportOnly {
-        ctx.push(
-            Diagnostic::warning(
-                code::REPORT_ONLY,
-                fallback,
-                "report-only only: browsers enforce nothing (Observatory −25)",
-            )
-            .help("set `mode = \"enforce\"` once the violation reports are clean"),
-        );
     }
 }
 
@@ -2059,5 +2320,251 @@ webrtc = ["'block'"]
         );
         assert!(w.len() >= 9, "{w:#?}");
         assert!(w.iter().all(|d| d.help.is_some() && d.severity == Severity::Warning));
+    }
+
+
+    // --- strict = "nonce" ---------------------------------------------------------------------
+
+    fn strict_of(src: &str) -> Option<edgeguard_core::bundle::StrictCsp> {
+        let (plan, diags) = plan_of(src);
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
+        strict_header(&plan)
+    }
+
+    fn strict_value(src: &str) -> String {
+        strict_of(src).expect("a strict header").value
+    }
+
+    #[test]
+    fn lint_nonce_is_what_the_edge_makes() {
+        assert_eq!(LINT_NONCE, edgeguard_core::csp::nonce_from(*b"edgeguard-nonce!"));
+        assert_eq!(LINT_NONCE.len(), 24);
+    }
+
+    #[test]
+    fn strict_is_off_by_default_and_leaves_hand_written_nonces_alone() {
+        let src = "[directives]\nscript-src = [\"'nonce-R4nd0mB4se64'\", \"'strict-dynamic'\"]\nobject-src = [\"'none'\"]\nbase-uri = [\"'none'\"]\n";
+        let (plan, _) = plan_of(src);
+        assert!(!plan.strict);
+        assert_eq!(strict_header(&plan), None);
+        assert_eq!(
+            header(&plan).map(|h| h.1).as_deref(),
+            Some("base-uri 'none';object-src 'none';script-src 'nonce-R4nd0mB4se64' 'strict-dynamic'")
+        );
+        assert_eq!(strict_of("strict = \"off\"\n"), None);
+    }
+
+    #[test]
+    fn strict_script_src_keeps_only_keywords_that_restrict_and_hashes() {
+        let hash = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='";
+        let src = format!(
+            "strict = \"nonce\"\n[directives]\nscript-src = [\"'self'\", \"'unsafe-inline'\", \"'unsafe-eval'\", \"'wasm-unsafe-eval'\", \"'unsafe-hashes'\", \"'report-sample'\", \"{hash}\", \"'nonce-0ld5tat1cN0nce'\", \"'strict-dynamic'\", \"https:\", \"https://js.stripe.com\", \"*\", \"'unsafe-eval'\"]\nscript-src-elem = [\"'self'\", \"https://cdn.example\"]\nscript-src-attr = [\"'unsafe-hashes'\", \"{hash}\"]\nobject-src = [\"'none'\"]\nbase-uri = [\"'none'\"]\n"
+        );
+        assert_eq!(
+            strict_value(&src),
+            format!(
+                "base-uri 'none';object-src 'none';script-src 'nonce-{{nonce}}' 'strict-dynamic' 'unsafe-eval' 'wasm-unsafe-eval' 'unsafe-hashes' 'report-sample' {hash} 'unsafe-inline' https:;script-src-attr 'unsafe-hashes' {hash};script-src-elem 'nonce-{{nonce}}' 'strict-dynamic' 'unsafe-inline' https:"
+            )
+        );
+    }
+
+    #[test]
+    fn strict_from_default_src_only() {
+        let src = "strict = \"nonce\"\n[directives]\ndefault-src = [\"'self'\", \"https://cdn.example\"]\n";
+        assert_eq!(
+            strict_value(src),
+            "default-src 'self' https://cdn.example;base-uri 'self';object-src 'none';script-src 'nonce-{nonce}' 'strict-dynamic' 'unsafe-inline' https:;style-src 'self' https://cdn.example 'nonce-{nonce}'"
+        );
+        // The legacy policy, for every other response, is the directives as written.
+        assert_eq!(header_of(src), "default-src 'self' https://cdn.example");
+        // default-src with 'unsafe-inline': styles keep falling back to it, no nonce for them.
+        assert_eq!(
+            strict_value("strict = \"nonce\"\n[directives]\ndefault-src = [\"'self'\", \"'unsafe-inline'\"]\n"),
+            "default-src 'self' 'unsafe-inline';base-uri 'self';object-src 'none';script-src 'nonce-{nonce}' 'strict-dynamic' 'unsafe-inline' https:"
+        );
+    }
+
+    #[test]
+    fn strict_leaves_what_allows_nothing() {
+        // default-src 'none' already blocks scripts, styles and plugins.
+        assert_eq!(strict_value("strict = \"nonce\"\n[directives]\ndefault-src = [\"'none'\"]\n"), "default-src 'none';base-uri 'self'");
+        assert_eq!(
+            strict_value("strict = \"nonce\"\n[directives]\ndefault-src = [\"'self'\"]\nscript-src = [\"'none'\"]\nstyle-src = []\n"),
+            "default-src 'self';base-uri 'self';object-src 'none';script-src 'none';style-src"
+        );
+    }
+
+    #[test]
+    fn strict_without_directives_is_googles_strict_csp() {
+        let mut ctx = Ctx::default();
+        let csp = parse("strict = \"nonce\"\n[directives]\n");
+        let plan = compile(&mut ctx, Some(&csp), model::Preset::Helmet);
+        assert_eq!(header(&plan), None, "no legacy policy");
+        let strict = strict_header(&plan).expect("strict");
+        assert_eq!(strict.header, "content-security-policy");
+        assert_eq!(strict.value, "base-uri 'self';object-src 'none';script-src 'nonce-{nonce}' 'strict-dynamic' 'unsafe-inline' https:");
+        lint(&mut ctx, &plan, 0..0);
+        assert!(ctx.diags.is_empty(), "{:#?}", ctx.diags);
+    }
+
+    #[test]
+    fn strict_style_rule() {
+        // No 'unsafe-inline': the nonce lets the origin's <style> elements through.
+        assert!(strict_value("strict = \"nonce\"\n[directives]\nstyle-src = [\"'self'\"]\nstyle-src-elem = [\"'self'\", \"https://fonts.googleapis.com\"]\nstyle-src-attr = [\"'unsafe-inline'\"]\n")
+            .contains(";style-src 'self' 'nonce-{nonce}';style-src-attr 'unsafe-inline';style-src-elem 'self' https://fonts.googleapis.com 'nonce-{nonce}'"));
+        // 'unsafe-inline' stays and gets no nonce (it would be ignored, breaking style="").
+        assert!(strict_value("strict = \"nonce\"\n[directives]\nstyle-src = [\"'self'\", \"'unsafe-inline'\"]\n").contains(";style-src 'self' 'unsafe-inline'"));
+        // Nothing restricts styles: nothing to add.
+        assert!(!strict_value("strict = \"nonce\"\n[directives]\nscript-src = [\"'self'\"]\n").contains("style-src"));
+    }
+
+    #[test]
+    fn strict_modes() {
+        let body = "report_to = \"/__edge/csp-report\"\n[directives]\ndefault-src = [\"'self'\"]\nscript-src = [\"'self'\", \"'unsafe-inline'\"]\n";
+        let strict = "default-src 'self';base-uri 'self';object-src 'none';script-src 'nonce-{nonce}' 'strict-dynamic' 'unsafe-inline' https:;style-src 'self' 'nonce-{nonce}';report-uri /__edge/csp-report;report-to csp-endpoint";
+        let legacy = "default-src 'self';script-src 'self' 'unsafe-inline';report-uri /__edge/csp-report;report-to csp-endpoint";
+        for (mode, legacy_header, strict_header_name) in [
+            ("enforce", Some("content-security-policy"), Some("content-security-policy")),
+            ("report-only", Some("content-security-policy"), Some("content-security-policy-report-only")),
+            ("off", None, None),
+        ] {
+            let (plan, diags) = plan_of(&format!("strict = \"nonce\"\nmode = \"{mode}\"\n{body}"));
+            assert_eq!(codes(&diags), if mode == "off" { vec![code::STRICT_CSP_OFF] } else { vec![] }, "{mode}");
+            assert_eq!(header(&plan), legacy_header.map(|h| (h, legacy.to_owned())), "{mode}");
+            let s = strict_header(&plan);
+            assert_eq!(s.as_ref().map(|s| s.header.as_str()), strict_header_name, "{mode}");
+            if let Some(s) = s {
+                assert_eq!(s.value, strict, "{mode}");
+            }
+            assert_eq!(reporting_endpoints(&plan).is_some(), mode != "off", "{mode}");
+        }
+    }
+
+    #[test]
+    fn w101_strict_with_mode_off_points_at_strict() {
+        let src = "mode = \"off\"\nstrict = \"nonce\"\n";
+        let (_, diags) = plan_of(src);
+        assert_eq!(codes(&diags), [code::STRICT_CSP_OFF]);
+        assert_eq!(diags[0].severity, Severity::Warning);
+        assert_eq!(at(src, &diags[0]), "\"nonce\"");
+        assert!(diags[0].help.as_deref().unwrap_or_default().contains("report-only"));
+        assert!(plan_of("mode = \"off\"\nstrict = \"off\"\n").1.is_empty());
+    }
+
+    #[test]
+    fn strict_route_overrides() {
+        let mut ctx = Ctx::default();
+        let base = compile(&mut ctx, Some(&parse("strict = \"nonce\"\n")), model::Preset::Helmet);
+        assert!(strict_header(&base).is_some());
+        // Off for one route.
+        let off = apply_override(&mut ctx, &base, &parse("strict = \"off\"\n"));
+        assert_eq!(strict_header(&off), None);
+        assert_eq!(header(&off), header(&base));
+        // A route that turns the CSP off inherits strict silently (the one-line switch).
+        let no_csp = apply_override(&mut ctx, &base, &parse("mode = \"off\"\n"));
+        assert_eq!((header(&no_csp), strict_header(&no_csp)), (None, None));
+        // Report-only for one route: legacy enforced, strict reported.
+        let ro = apply_override(&mut ctx, &base, &parse("mode = \"report-only\"\n"));
+        assert_eq!(header(&ro).map(|h| h.0), Some("content-security-policy"));
+        assert_eq!(strict_header(&ro).map(|s| s.header).as_deref(), Some("content-security-policy-report-only"));
+        assert!(ctx.diags.is_empty(), "{:#?}", ctx.diags);
+        // On for one route under a top level without it.
+        let plain = compile(&mut ctx, None, model::Preset::Helmet);
+        let on = apply_override(&mut ctx, &plain, &parse("strict = \"nonce\"\n"));
+        assert_eq!(
+            strict_header(&on).map(|s| s.value).as_deref(),
+            Some(
+                "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'nonce-{nonce}' 'strict-dynamic' 'unsafe-inline' https:;script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests"
+            )
+        );
+        // Writing strict on where the inherited mode is off warns.
+        let off_base = compile(&mut ctx, Some(&parse("mode = \"off\"\n")), model::Preset::Helmet);
+        let _ = apply_override(&mut ctx, &off_base, &parse("strict = \"nonce\"\n"));
+        assert_eq!(codes(&ctx.diags), [code::STRICT_CSP_OFF]);
+    }
+
+    const QUOTEKIT_DIRECTIVES: &str = r#"[directives]
+default-src = ["'self'"]
+script-src = ["'self'", "'unsafe-inline'", "'unsafe-eval'", "https://js.stripe.com", "https://m.stripe.network", "https://hcaptcha.com", "https://*.hcaptcha.com", "https://app.formbricks.com", "https://maps.googleapis.com", "https://*.googleapis.com", "https://vercel.live", "https://va.vercel-scripts.com"]
+style-src = ["'self'", "'unsafe-inline'", "https://fonts.googleapis.com"]
+object-src = ["'none'"]
+base-uri = ["'self'"]
+"#;
+
+    #[test]
+    fn strict_enforce_lints_the_strict_policy() {
+        let w = lint_of(&format!("strict = \"nonce\"\nmode = \"enforce\"\n{QUOTEKIT_DIRECTIVES}"));
+        // 'unsafe-eval' is kept (the app needs it); 'unsafe-inline' and the hosts are ignored
+        // by CSP3 browsers once the nonce and 'strict-dynamic' are there.
+        assert_eq!(codes(&w), [code::STRICT_STYLE_UNSAFE_INLINE, code::SCRIPT_UNSAFE_EVAL], "{w:#?}");
+        assert!(w[0].message.contains("style-src keeps 'unsafe-inline'"));
+        assert!(w[0].help.as_deref().unwrap_or_default().contains("style-src-attr"));
+        // Without strict: the legacy findings.
+        let w = lint_of(QUOTEKIT_DIRECTIVES);
+        assert_eq!(
+            codes(&w),
+            [code::SCRIPT_UNSAFE_INLINE, code::SCRIPT_UNSAFE_EVAL, code::SCRIPT_ALLOWLIST_BYPASS, code::SCRIPT_ALLOWLIST_BYPASS]
+        );
+    }
+
+    #[test]
+    fn strict_enforce_has_no_high_finding_on_any_legacy_policy() {
+        let high = [
+            code::SCRIPT_UNSAFE_INLINE,
+            code::PLAIN_URL_SCHEMES,
+            code::PLAIN_WILDCARD,
+            code::MISSING_OBJECT_SRC,
+            code::MISSING_BASE_URI,
+            code::MISSING_SCRIPT_SRC,
+            code::SCRIPT_ALLOWLIST_BYPASS,
+            code::NONCE_LENGTH,
+        ];
+        for directives in [
+            "",
+            "[directives]\nscript-src = [\"*\", \"'unsafe-inline'\", \"data:\", \"http:\"]\n",
+            "[directives]\ndefault-src = [\"https:\", \"'unsafe-inline'\", \"www.google.com\"]\n",
+            "[directives]\nimg-src = [\"'self'\"]\n",
+            "[directives]\nscript-src = [\"'nonce-abc'\", \"https://ajax.googleapis.com\"]\nobject-src = [\"'none'\"]\n",
+        ] {
+            let w = lint_of(&format!("strict = \"nonce\"\n{directives}"));
+            assert!(w.iter().all(|d| !high.contains(&d.code)), "{directives}: {w:#?}");
+        }
+    }
+
+    #[test]
+    fn strict_report_only_lints_the_enforced_legacy_policy() {
+        let w = lint_of(&format!("strict = \"nonce\"\nmode = \"report-only\"\n{QUOTEKIT_DIRECTIVES}"));
+        assert_eq!(
+            codes(&w),
+            [
+                code::STRICT_STYLE_UNSAFE_INLINE,
+                code::SCRIPT_UNSAFE_INLINE,
+                code::SCRIPT_UNSAFE_EVAL,
+                code::SCRIPT_ALLOWLIST_BYPASS,
+                code::SCRIPT_ALLOWLIST_BYPASS,
+                code::STRICT_REPORT_ONLY
+            ],
+            "{w:#?}"
+        );
+        assert!(!codes(&w).contains(&code::REPORT_ONLY), "the legacy policy is enforced");
+        let note = w.last().expect("W102");
+        assert!(note.message.contains("report-only"));
+        assert!(note.help.as_deref().unwrap_or_default().contains("report_to = "), "no report_to: says to set one");
+        let w = lint_of("strict = \"nonce\"\nmode = \"report-only\"\nreport_to = \"/r\"\n");
+        assert_eq!(codes(&w), [code::STRICT_STYLE_UNSAFE_INLINE, code::STRICT_REPORT_ONLY], "helmet's style-src has 'unsafe-inline'");
+        assert!(w[1].help.as_deref().unwrap_or_default().starts_with("watch the violation reports"));
+    }
+
+    #[test]
+    fn w103_only_when_the_style_directive_keeps_unsafe_inline() {
+        let w = lint_of("strict = \"nonce\"\n[directives]\ndefault-src = [\"'self'\"]\nstyle-src = [\"'self'\"]\nstyle-src-attr = [\"'unsafe-inline'\"]\n");
+        assert!(w.is_empty(), "{w:#?}");
+        let src = "strict = \"nonce\"\n[directives]\ndefault-src = [\"'self'\"]\nstyle-src = [\"'self'\"]\nstyle-src-elem = [\"'unsafe-inline'\"]\n";
+        let w = lint_of(src);
+        assert_eq!(codes(&w), [code::STRICT_STYLE_UNSAFE_INLINE]);
+        assert_eq!(at(src, &w[0]), "[\"'unsafe-inline'\"]");
+        assert!(w[0].message.starts_with("strict CSP: style-src-elem keeps"));
+        // Not without strict, and not with strict off by mode.
+        assert!(lint_of("[directives]\ndefault-src = [\"'self'\"]\nstyle-src = [\"'unsafe-inline'\"]\n").is_empty());
     }
 }

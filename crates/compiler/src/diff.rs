@@ -784,6 +784,10 @@ struct HeaderView {
     hsts: Option<String>,
     cache: Option<String>,
     csp: Rc<CspView>,
+    /// `[csp] strict = "nonce"`: the mode of the nonce-based policy HTML pages get (enforce or
+    /// report-only) and its value. Its directives derive from the legacy CSP's, whose changes
+    /// are reported as they are; here only turning it on, off or between modes counts.
+    strict: Option<(CspMode, String)>,
 }
 
 const CSP: &str = "content-security-policy";
@@ -816,7 +820,8 @@ impl HeaderView {
             .clone();
         headers.remove(CSP);
         headers.remove(CSP_RO);
-        HeaderView { headers, hsts: set.hsts.clone(), cache: set.cache.clone(), csp }
+        let strict = set.strict.as_ref().map(|s| (if s.header == CSP { CspMode::Enforce } else { CspMode::ReportOnly }, s.value.clone()));
+        HeaderView { headers, hsts: set.hsts.clone(), cache: set.cache.clone(), csp, strict }
     }
 }
 
@@ -859,6 +864,34 @@ fn diff_header_views(o: &RuleView, n: &RuleView, base: Option<(&RuleView, &RuleV
     if oh.csp != nh.csp {
         diff_csp(&oh.csp, &nh.csp, base.map(|(bo, bn)| (&*bo.csp, &*bn.csp)), out);
     }
+    let strict_mode = |v: &HeaderView| v.strict.as_ref().map(|(m, _)| *m);
+    if strict_mode(oh) != strict_mode(nh) && !base.is_some_and(|(bo, bn)| strict_mode(bo) == strict_mode(oh) && strict_mode(bn) == strict_mode(nh)) {
+        strict_delta(strict_mode(oh), strict_mode(nh), out);
+    }
+}
+
+/// `[csp] strict` turned on, off or between modes. Only enforcing the nonce-based policy on HTML
+/// pages changes what browsers block; report-only next to off is neutral.
+fn strict_delta(o: Option<CspMode>, n: Option<CspMode>, out: &mut Vec<Delta>) {
+    let name = |m: Option<CspMode>| m.map_or("off", CspMode::as_str);
+    let enforced = |m: Option<CspMode>| m == Some(CspMode::Enforce);
+    let verdict = match (enforced(o), enforced(n)) {
+        (false, true) => Verdict::Strengthened,
+        (true, false) => Verdict::Weakened,
+        _ => Verdict::Neutral,
+    };
+    let what = match n {
+        Some(CspMode::Enforce) => "HTML pages enforce a nonce-based policy with 'strict-dynamic'",
+        Some(_) => "HTML pages report against a nonce-based policy, enforcing the directives as written",
+        None => "HTML pages get the directives as written",
+    };
+    out.push(delta(
+        Facet::Csp("strict".to_owned()),
+        verdict,
+        format!("{} → {}: {what}", name(o), name(n)),
+        Some(name(o).to_owned()),
+        Some(name(n).to_owned()),
+    ));
 }
 
 fn state_value(s: &HState) -> Option<String> {
@@ -1823,7 +1856,7 @@ pub fn locate(source: &str, change: &Change) -> Option<usize> {
                 })
             })
             .or_else(|| key_or_header("headers", "preset")),
-        Area::Csp if change.subject == "mode" => key_or_header("csp", "mode"),
+        Area::Csp if change.subject == "mode" || change.subject == "strict" => key_or_header("csp", &change.subject),
         Area::Csp => table("csp.directives").and_then(|t| key_in(t, &change.subject)).or_else(|| key_or_header("csp", "directives")),
         Area::Https => key_or_header("https", &change.key),
         Area::Limits if change.subject.starts_with('/') => route(&canonical_path(&change.subject), "limit"),

@@ -215,13 +215,18 @@ impl Lowering<'_> {
                 cache_control = Some(cache.get_ref().clone());
             }
         }
-        if let Some((name, value)) = csp::header(&csp_plan)
-            && !plan.remove.contains(name)
+        // The legacy policy goes to every response; with `strict = "nonce"` HTML pages get the
+        // strict one instead (enforce) or beside it (report-only). A header in `remove` is not
+        // sent, legacy or strict.
+        let legacy = csp::header(&csp_plan).filter(|(name, _)| !plan.remove.contains(*name));
+        let strict = csp::strict_header(&csp_plan).filter(|s| !plan.remove.contains(s.header.as_str()));
+        if (legacy.is_some() || strict.is_some())
+            && let Some(path) = csp_plan.report_to.as_deref().and_then(observe::report_path)
         {
+            self.csp_report_paths.insert(path);
+        }
+        if let Some((name, value)) = legacy {
             plan.set.insert(name.to_owned(), value);
-            if let Some(path) = csp_plan.report_to.as_deref().and_then(observe::report_path) {
-                self.csp_report_paths.insert(path);
-            }
         }
         if let Some(endpoints) = csp::reporting_endpoints(&csp_plan) {
             plan.set.insert("reporting-endpoints".into(), endpoints);
@@ -233,7 +238,7 @@ impl Lowering<'_> {
             remove: plan.remove.into_iter().collect(),
             hsts,
             cache: cache_control,
-            strict: None,
+            strict,
         };
         self.intern(set)
     }

@@ -160,11 +160,28 @@ pub enum CspMode {
     Off,
 }
 
+/// `[csp] strict`: whether HTML responses get a nonce-based policy from the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CspStrict {
+    /// A fresh nonce per HTML response on every script and style tag, and a `'nonce-…'
+    /// 'strict-dynamic'` script-src derived from the directives (Google's strict CSP).
+    Nonce,
+    /// The directives as written, on every response (the default).
+    #[default]
+    Off,
+}
+
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Csp {
     #[schemars(with = "Option<CspMode>")]
     pub mode: Option<S<CspMode>>,
+    /// `"nonce"`: HTML responses get a strict, nonce-based policy derived from the directives
+    /// (the edge puts a fresh nonce on their scripts and styles); other responses keep the
+    /// directives as written. Default `"off"`.
+    #[schemars(with = "Option<CspStrict>")]
+    pub strict: Option<S<CspStrict>>,
     /// Path where the edge accepts violation reports (adds `report-uri` and `report-to`).
     #[schemars(with = "Option<String>")]
     pub report_to: Option<S<String>>,

@@ -299,6 +299,22 @@ fn w100_observe_setting_without_effect() {
 }
 
 #[test]
+fn w101_w103_strict_csp() {
+    warns("[csp]\nmode = \"off\"\nstrict = \"nonce\"\n", "W101", "\"nonce\"");
+    warns("[[routes]]\npath = \"/a\"\ncsp = { mode = \"off\", strict = \"nonce\" }\n", "W101", "\"nonce\"");
+    // W102 points at `mode`, like W020.
+    warns("[csp]\nstrict = \"nonce\"\nmode = \"report-only\"\n", "W102", "\"report-only\"");
+    warns(
+        "[csp]\nstrict = \"nonce\"\n[csp.directives]\ndefault-src = [\"'self'\"]\nstyle-src = [\"'self'\", \"'unsafe-inline'\"]\n",
+        "W103",
+        "[\"'self'\", \"'unsafe-inline'\"]",
+    );
+    // Google's strict CSP, as `strict` renders it from a nonce-free policy: nothing to say.
+    let out = compile(&format!("{PRELUDE}[csp]\nstrict = \"nonce\"\n[csp.directives]\ndefault-src = [\"'self'\"]\n"), &Options::default());
+    assert!(out.diagnostics.is_empty(), "{:#?}", out.diagnostics);
+}
+
+#[test]
 fn w060_cidr_host_bits() {
     warns("[[routes]]\npath = \"/a\"\nip_allow = [\"203.0.113.7/24\"]\n", "W060", "\"203.0.113.7/24\"");
 }
@@ -336,6 +352,8 @@ fn every_enum_word_is_accepted() {
         "[limits.api]\nrate = \"10/1m\"\nscope = \"global\"\non_error = \"deny\"\n",
         "[csp]\nmode = \"report-only\"\n[csp.directives]\nscript-src = [\"'self'\"]\nobject-src = [\"'none'\"]\nbase-uri = [\"'self'\"]\n",
         "[headers]\npreset = \"strict\"\n",
+        "[csp]\nstrict = \"nonce\"\n[csp.directives]\nstyle-src = [\"'self'\"]\n",
+        "[csp]\nstrict = \"off\"\n",
     ] {
         let out = compile(&format!("{PRELUDE}{body}"), &Options::default());
         assert!(!out.has_errors(), "{body}: {:#?}", out.diagnostics);

@@ -40,7 +40,31 @@ pub struct Explanation {
     /// For `forward`: how the origin was chosen and where a failed idempotent request would
     /// be retried.
     pub lane: Option<LaneReport>,
+    /// For `forward` on a route with `[csp] strict = "nonce"`: the nonce-based policy HTML pages
+    /// get (`response_headers` shows it as an HTML page receives it), else `null`.
+    pub csp_nonce: Option<CspNonceReport>,
 }
+
+/// What strict CSP does on a forwarded response (docs/explain.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CspNonceReport {
+    /// `"enforce"` (the strict policy replaces the legacy one on HTML pages) or `"report-only"`
+    /// (HTML pages enforce the legacy policy and report against the strict one).
+    pub mode: &'static str,
+    /// The header HTML pages get the strict policy in.
+    pub header: String,
+    /// The strict policy, with [`crate::csp::NONCE_PLACEHOLDER`] where each response's fresh
+    /// nonce goes (`'nonce-{nonce}'`).
+    pub value: String,
+    /// Which responses get it.
+    pub applies_to: &'static str,
+    /// The `content-security-policy` every other response gets (JSON, images, a `206`, a body
+    /// in an encoding the edge cannot read), or `null` when none.
+    pub otherwise: Option<String>,
+}
+
+/// [`CspNonceReport::applies_to`]; the exact rule is [`crate::csp::strict_action`].
+pub const STRICT_APPLIES_TO: &str = "text/html responses";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LaneReport {
@@ -62,6 +86,21 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
     for (n, v) in &plan.append {
         response_headers.insert((*n).to_owned(), v.clone());
     }
+    // Strict CSP: the response is assumed to be an HTML page, as `response_headers` assumes a
+    // 2xx; the edge's own answers are never HTML, so they keep the legacy policy.
+    let set = crate::headers::set_for(bundle, d);
+    let csp_nonce = set.strict.as_ref().filter(|_| d.action == Action::Forward).map(|strict| {
+        let otherwise = set.set.iter().find(|(n, _)| n == "content-security-policy").map(|(_, v)| v.clone());
+        response_headers.insert(strict.header.clone(), strict.value.clone());
+        let mode = if strict.header == "content-security-policy" { "enforce" } else { "report-only" };
+        CspNonceReport {
+            mode,
+            header: strict.header.clone(),
+            value: strict.value.clone(),
+            applies_to: STRICT_APPLIES_TO,
+            otherwise,
+        }
+    });
     let forward_headers = if d.action == Action::Forward {
         engine.forward_headers(d).into_iter().map(|(n, v)| (n.to_owned(), v)).collect()
     } else {
@@ -90,5 +129,6 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
             reason,
             failover: d.failover.and_then(|o| bundle.origins.get(usize::from(o))).map(|o| o.name.clone()),
         }),
+        csp_nonce,
     }
 }

@@ -272,6 +272,37 @@ test("the header report card grades the response headers", async () => {
   assert.ok((await page.locator('#csp-findings li[data-code="W010"]').count()) >= 1);
 });
 
+test("strict CSP: an HTML page shows the nonce placeholder, as `edgeguard explain` does", async () => {
+  const strict = readFileSync(QUOTEKIT, "utf8").replace(/^\[csp\]$/m, '[csp]\nstrict = "nonce"');
+  const n = await checks(page);
+  await paste(page, strict);
+  await waitForCheckAfter(page, n);
+  await page.selectOption("#method", "GET");
+  await page.fill("#url", "https://lawnquote.online/");
+  const d = Number((await data(page, "decisions")) ?? 0);
+  await page.click("#send");
+  await page.waitForFunction((k) => Number(document.documentElement.dataset.decisions) > k, d);
+  // The origin's default answer is text/html: the page gets the strict policy.
+  const csp = await page.textContent('#response-headers tr[data-name="content-security-policy"] td.v');
+  assert.match(csp, /;script-src 'nonce-\{nonce\}' 'strict-dynamic' 'unsafe-eval' 'unsafe-inline' https:;/);
+  assert.match(await page.textContent("#decision table.facts"), /strict CSP\s*enforce: text\/html responses get content-security-policy with a fresh nonce/);
+  const dir = mkdtempSync(join(tmpdir(), "edgeguard-playground-strict-"));
+  profiles.push(dir);
+  const file = join(dir, "strict.toml");
+  writeFileSync(file, strict);
+  const expected = JSON.parse(execFileSync(CLI, ["explain", file, "--request", "GET https://lawnquote.online/"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+  const shown = JSON.parse(await page.textContent("#explain-json"));
+  assert.deepEqual(shown.csp_nonce, expected.csp_nonce);
+  assert.equal(shown.response_headers["content-security-policy"], expected.response_headers["content-security-policy"]);
+  assert.equal(shown.csp_nonce.value, csp);
+  // The header report card grades what an HTML page gets.
+  await page.click("#report-run");
+  await page.waitForFunction(() => document.querySelector('#report-tests tr[data-test="content-security-policy"]')?.dataset.result === "csp-implemented-with-unsafe-eval");
+  assert.ok((await page.locator('#csp-findings li[data-code="W103"]').count()) >= 1);
+  assert.equal(await page.locator('#csp-findings li[data-code="W010"]').count(), 0);
+  await page.click('[data-preset="quotekit"]');
+});
+
 test("a share link reproduces the policy, the request and the decision in a fresh browser", async () => {
   await page.click('[data-preset="quotekit"]');
   await page.selectOption("#method", "POST");

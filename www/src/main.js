@@ -351,6 +351,7 @@ function renderDecision(e, response) {
     ["path", e.path],
     ["rate limit", e.rate_limit ? `${e.rate_limit.name}: ${e.rate_limit.remaining} of ${e.rate_limit.limit} left, full again in ${e.rate_limit.reset} s` : null],
     ["shadow", e.shadow_refused ? "a shadow-mode rule would have refused this request" : null],
+    ["strict CSP", e.csp_nonce ? `${e.csp_nonce.mode}: ${e.csp_nonce.applies_to} get ${e.csp_nonce.header} with a fresh nonce where 'nonce-{nonce}' stands; other responses get the policy as written` : null],
     ["detail", e.detail],
   ].filter(([, v]) => v !== null && v !== undefined);
   const children = [

@@ -142,7 +142,8 @@ fn view_inner(source: &str, env: &str, request_json: &str, origin_json: &str) ->
     let origin = response::Origin::parse(origin_json).map_err(|e| error_json(&e))?;
     let (engine, decision) = decide(source, env, request_json)?;
     let explanation = edgeguard_core::explain(&engine, &decision);
-    let response = response::apply(&engine, &decision, &origin);
+    let head = PlayRequest::parse(request_json).is_ok_and(|p| p.method == "HEAD");
+    let response = response::apply(&engine, &decision, &origin, head);
     Ok(to_json(&serde_json::json!({ "explanation": explanation, "response": response })))
 }
 
@@ -262,6 +263,42 @@ mod tests {
         let v = parse(&view(QUOTEKIT, "", r#"{"url":"https://lawnquote.online/api/debug-x"}"#, &origin.to_string()));
         assert_eq!(v["response"]["status"], 404);
         assert_eq!(v["response"]["from_origin"], false);
+    }
+
+    #[test]
+    fn view_shows_the_strict_csp_of_html_pages() {
+        let policy = QUOTEKIT.replacen("[csp]\n", "[csp]\nstrict = \"nonce\"\n", 1);
+        let csp_of = |request: &str, origin: serde_json::Value| {
+            let v = parse(&view(&policy, "", request, &origin.to_string()));
+            let headers = v["response"]["headers"].as_array().unwrap().clone();
+            let get = |name: &str| headers.iter().find(|h| h["name"] == name).map(|h| (h["value"].clone(), h["change"].as_str().unwrap().to_owned()));
+            (get("content-security-policy"), get("content-security-policy-report-only"), v["explanation"]["csp_nonce"].clone())
+        };
+        let get = r#"{"url":"https://lawnquote.online/"}"#;
+        let html = json!({"headers":[["Content-Type","text/html; charset=utf-8"],["Content-Security-Policy","default-src *"]]});
+        let (csp, ro, nonce) = csp_of(get, html.clone());
+        let (value, change) = csp.unwrap();
+        assert!(value.as_str().unwrap().contains(";script-src 'nonce-{nonce}' 'strict-dynamic' 'unsafe-eval' 'unsafe-inline' https:;"), "{value}");
+        assert_eq!((change.as_str(), ro), ("replaced", None));
+        assert_eq!(nonce["mode"], "enforce");
+        assert_eq!(nonce["otherwise"], parse(&explain(QUOTEKIT, "", get))["response_headers"]["content-security-policy"]);
+        // HEAD: the header without a body.
+        let (csp, _, _) = csp_of(r#"{"method":"HEAD","url":"https://lawnquote.online/"}"#, html);
+        assert!(csp.unwrap().0.as_str().unwrap().contains("'nonce-{nonce}'"));
+        // JSON, a range and an encoding the edge cannot read keep the legacy policy.
+        for origin in [
+            json!({"headers":[["Content-Type","application/json"]]}),
+            json!({"status":206,"headers":[["Content-Type","text/html"]]}),
+            json!({"headers":[["Content-Type","text/html"],["Content-Encoding","deflate"]]}),
+        ] {
+            let (csp, _, _) = csp_of(get, origin.clone());
+            assert!(csp.unwrap().0.as_str().unwrap().contains(";script-src 'self' 'unsafe-inline'"), "{origin}");
+        }
+        // 304: no CSP at all, the cached page keeps its own.
+        let (csp, ro, _) = csp_of(get, json!({"status":304,"headers":[["Content-Security-Policy","x"]]}));
+        assert_eq!((csp, ro), (Some((serde_json::Value::Null, "removed".to_owned())), None));
+        let (csp, ro, _) = csp_of(get, json!({"status":304}));
+        assert_eq!((csp, ro), (None, None));
     }
 
     #[test]

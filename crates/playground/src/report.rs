@@ -61,7 +61,8 @@ pub struct Card {
     pub http_redirects: Vec<String>,
     /// Set when the Observatory would abort the scan (its final response must be 2xx).
     pub scan_aborts: Option<String>,
-    /// The compiler's CSP lints (W01x, W02x), each with its help line.
+    /// The compiler's CSP lints (W01x, W02x, and the strict-CSP notes W101–W103), each with its
+    /// help line.
     pub csp_findings: Vec<Located>,
 }
 
@@ -107,7 +108,10 @@ pub fn run(source: &str, env: &str, request_json: &str) -> Result<String, String
     let locator = locate::Locator::new(source);
     let csp_findings = diagnostics
         .iter()
-        .filter(|d| d.code.starts_with("W01") || d.code.starts_with("W02"))
+        .filter(|d| {
+            use edgeguard_compiler::codes::{STRICT_CSP_OFF, STRICT_REPORT_ONLY, STRICT_STYLE_UNSAFE_INLINE};
+            d.code.starts_with("W01") || d.code.starts_with("W02") || [STRICT_CSP_OFF, STRICT_REPORT_ONLY, STRICT_STYLE_UNSAFE_INLINE].contains(&d.code)
+        })
         .map(|d| locator.locate(d, FILE))
         .collect();
     let card = Card {

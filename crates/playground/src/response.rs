@@ -2,7 +2,7 @@
 //! in the order the worker's shell applies it (crates/worker/js/shell.mjs), each header marked
 //! with what the edge did to it.
 
-use edgeguard_core::{Action, Decision, Engine};
+use edgeguard_core::{Action, Decision, Engine, csp};
 use serde::{Deserialize, Serialize};
 
 /// The origin's answer the page assumes (for `forward`).
@@ -65,7 +65,8 @@ pub struct Response {
     pub headers: Vec<Header>,
 }
 
-pub fn apply(engine: &Engine, d: &Decision, origin: &Origin) -> Response {
+/// `head`: the request's method is `HEAD` (strict CSP sends its header without a body then).
+pub fn apply(engine: &Engine, d: &Decision, origin: &Origin, head: bool) -> Response {
     let forward = d.action == Action::Forward;
     let status = if forward { origin.status } else { d.status.unwrap_or(200) };
     let mut headers: Vec<Header> = if forward {
@@ -120,6 +121,28 @@ pub fn apply(engine: &Engine, d: &Decision, origin: &Origin) -> Response {
     }
     if let Some(cache) = plan.cache_on_success.filter(|_| forward && ((200..300).contains(&status) || status == 304)) {
         set(&mut headers, "cache-control", cache);
+    }
+    // `[csp] strict = "nonce"` on a forwarded response, as the shell decides it (the engine's
+    // `strict_action`): an HTML page gets the strict policy, shown with its `{nonce}`
+    // placeholder where the edge puts a fresh nonce; a 304 gets no CSP (the browser keeps the
+    // one cached with the page); anything else keeps the legacy policy.
+    if let Some(strict) = edgeguard_core::headers::set_for(engine.bundle(), d).strict.as_ref().filter(|_| forward) {
+        let value_of = |headers: &[Header], name: &str| {
+            headers.iter().find(|h| h.name == name && h.change != Change::Removed).and_then(|h| h.value.clone()).unwrap_or_default()
+        };
+        let (content_type, coding) = (value_of(&headers, "content-type"), value_of(&headers, "content-encoding"));
+        match csp::strict_action(status, &content_type, &coding, head) {
+            csp::StrictAction::Rewrite | csp::StrictAction::HeaderOnly => set(&mut headers, &strict.header, &strict.value),
+            csp::StrictAction::KeepCached => {
+                let is_csp = |h: &Header| h.name == "content-security-policy" || h.name == "content-security-policy-report-only";
+                headers.retain(|h| !(is_csp(h) && h.origin.is_none()));
+                for h in headers.iter_mut().filter(|h| is_csp(h)) {
+                    h.change = Change::Removed;
+                    h.value = None;
+                }
+            }
+            csp::StrictAction::Legacy => {}
+        }
     }
     for (name, value) in &per_request {
         set(&mut headers, name, value);

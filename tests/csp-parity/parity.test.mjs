@@ -5,6 +5,11 @@
 // compare the (finding type, severity) pairs, counted. edgeguard names the evaluator's type and
 // severity in each CSP warning: "… (CSP Evaluator: TYPE, severity)".
 //
+// Entries with `strict` are `[csp] strict = "nonce"` renderings (a fixture with strict turned on,
+// or a policy written out): the test checks that `edgeguard explain` renders exactly that CSP for
+// an HTML page (its nonce placeholder filled with csp.rs's LINT_NONCE), that the evaluator finds
+// nothing HIGH in it, and that `check` on the strict policy agrees with the evaluator.
+//
 // The deliberate differences are the ALLOWED list below, one line of justification each, and
 // nothing else; docs/diagnostics.md ("Parity with CSP Evaluator") lists the same ids. A finding
 // one side has and the other lacks that no entry explains fails the test: fix
@@ -184,6 +189,30 @@ function policyOf(csp) {
   return `${lines.join("\n")}\n`;
 }
 
+/**
+ * A strict entry's edgeguard policy: a fixture with `strict = "nonce"` put under its `[csp]`, or
+ * the policy written out in the entry.
+ */
+function strictPolicyOf(strict) {
+  if (strict.toml) return strict.toml;
+  const source = fs.readFileSync(path.join(ROOT, strict.policy), "utf8");
+  assert.match(source, /^\[csp\]$/m, `${strict.policy} has a [csp] table`);
+  return source.replace(/^\[csp\]$/m, '[csp]\nstrict = "nonce"');
+}
+
+/** The nonce edgeguard's lints use (csp.rs `LINT_NONCE`); strict corpus entries carry it too. */
+const LINT_NONCE = CSP_RS.match(/pub const LINT_NONCE: &str = "([^"]+)";/)?.[1];
+
+/** The strict policy `edgeguard explain` shows for an HTML page, `{nonce}` filled in. */
+function strictRendering(file, url) {
+  const run = spawnSync(BIN, ["explain", file, "--request", `GET ${url}`], { encoding: "utf8" });
+  assert.equal(run.status, 0, `edgeguard explain ${file} exited ${run.status}:\n${run.stderr}`);
+  const explained = JSON.parse(run.stdout);
+  assert.ok(explained.csp_nonce, `${file}: no csp_nonce for GET ${url}`);
+  assert.equal(explained.response_headers[explained.csp_nonce.header], explained.csp_nonce.value);
+  return explained.csp_nonce.value.replaceAll("{nonce}", LINT_NONCE);
+}
+
 function check(file) {
   const run = spawnSync(BIN, ["check", file, "--format", "json"], { encoding: "utf8" });
   assert.ok(run.status === 0 || run.status === 1, `edgeguard check ${file} exited ${run.status}:\n${run.stderr}`);
@@ -293,8 +322,26 @@ for (const entry of corpus) {
       // The same CSP straight from the fixture it was rendered from.
       compare(`${entry.id} (${entry.policy})`, findings, check(path.join(ROOT, entry.policy)));
     }
+    if (entry.strict) {
+      // A `strict = "nonce"` rendering: edgeguard renders exactly this CSP for HTML pages, the
+      // evaluator finds nothing high in it, and `check` (which lints the strict policy in
+      // enforce mode) agrees with the evaluator.
+      const strictFile = path.join(tmp, `${entry.id}.strict.toml`);
+      fs.writeFileSync(strictFile, strictPolicyOf(entry.strict));
+      assert.equal(strictRendering(strictFile, entry.strict.url ?? "https://example.com/"), entry.csp, "the corpus CSP is what edgeguard renders");
+      const high = findings.filter((f) => f.severity === Severity.HIGH);
+      assert.deepEqual(high.map(describeFinding), [], "a strict rendering has no HIGH finding");
+      compare(`${entry.id} (strict)`, findings, check(strictFile));
+    }
   });
 }
+
+test("strict renderings are in the corpus", () => {
+  assert.match(LINT_NONCE ?? "", /^[A-Za-z0-9+/]{22}==$/, "LINT_NONCE in csp.rs is a 24-character base64 nonce");
+  const strict = corpus.filter((e) => e.strict);
+  assert.ok(strict.length >= 5, `${strict.length} strict renderings`);
+  assert.ok(strict.some((e) => e.strict.policy === "fixtures/quotekit.toml"), "QuoteKit's strict rendering");
+});
 
 test("every allowed difference is needed by the corpus and documented", () => {
   const unused = ALLOWED.filter((r) => used.get(r.id).size === 0).map((r) => r.id);

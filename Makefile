@@ -53,8 +53,12 @@ worker-test: setup-rust
 worker-observe: setup-rust
 	OUT=build/worker-observe EDGEGUARD_POLICY=tests/e2e/observe.toml ./scripts/build-worker.sh
 
-e2e: node-deps worker worker-test worker-observe
-	node --test --test-concurrency=1 tests/e2e/ demo/ tests/csp-parity/ tests/sarif/
+## The worker built with the strict-CSP test policy (QuoteKit's CSP with strict = "nonce").
+worker-strict: setup-rust
+	OUT=build/worker-strict EDGEGUARD_POLICY=tests/e2e/strict.toml ./scripts/build-worker.sh
+
+e2e: node-deps worker worker-test worker-observe worker-strict chromium
+	node --test --test-concurrency=1 tests/e2e/ demo/ tests/csp-parity/ tests/sarif/ tests/observatory/
 
 ## Proves the deploy artifact builds; prints its size (docs/benchmarks.md).
 deploy-dry-run: node-deps worker

@@ -39,6 +39,8 @@ edge on $PROTOCOL://127.0.0.1:$PORT — try (-k: the local certificate is self-s
   curl -ski -H 'Host: evil.example' $PROTOCOL://127.0.0.1:$PORT/             # 421
   PROTOCOL=http make run, then: curl -si -H 'Host: $host' http://127.0.0.1:$PORT/pricing   # 301 to https
   edgeguard explain $EDGEGUARD_POLICY --request "GET https://$host/api/admin/users"         # the same decision, offline
+  strict CSP (docs/strict-csp.md): POLICY=tests/e2e/strict.toml make run, then open in a browser
+    https://127.0.0.1:$PORT/strict-demo#%3Cscript%3Ealert(1)%3C/script%3E   # the app's XSS, blocked by the edge's nonces
 Ctrl-C stops both.
 
 MSG

@@ -8,7 +8,7 @@ WASM_TARGET := wasm32-unknown-unknown
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build worker worker-test worker-observe e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test
+.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build worker worker-test worker-observe worker-strict e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test
 
 ## Every test: unit, property, integration, clippy's no-panic policy, the wasm32 build,
 ## end-to-end tests in workerd in front of a real origin, and the deploy artifact.

@@ -89,7 +89,7 @@ elif [ -n "${REV:-}" ]; then
 else
   say "building the worker (fixtures/quotekit.toml)"
   EDGEGUARD_POLICY=fixtures/quotekit.toml EDGEGUARD_ENV= OUT="$worker" ./scripts/build-worker.sh 2>&1 | grep -v '^warning' >&2
-  built_from="$(git rev-parse --short HEAD)$( [ -n "$(git status --porcelain -- crates fixtures/quotekit.toml)" ] && echo ' + uncommitted changes under crates/ (working tree)' )"
+  built_from="$(git rev-parse --short HEAD)$( [ -z "$(git status --porcelain -- crates fixtures/quotekit.toml)" ] || echo ' + uncommitted changes under crates/ (working tree)' )"
 fi
 # The workerd configs beside copies of the JS workers, edgeguard's modules taken from that
 # directory (capnp embeds paths relative to the config).

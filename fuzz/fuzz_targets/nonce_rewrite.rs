@@ -14,9 +14,10 @@
 //! - the output does not depend on chunking (the same bytes as `rewrite` of the whole page, the
 //!   same number of elements marked), and on a refusal both runs stop at the same place (one
 //!   output is a prefix of the other);
-//! - the output is well-formed: parsed again, it has exactly the marked elements, each carrying
-//!   our nonce (an origin-sent nonce never survives), and rewriting it with another nonce marks
-//!   as many;
+//! - the output is well-formed: parsed again, it has exactly the input's matching elements in
+//!   order, each marked one carrying our nonce (an origin-sent nonce never survives), and
+//!   rewriting it with another nonce marks as many. Elements `csp::rewrite_keeps_meaning` rules
+//!   out (`<script a/=b>`) are left unmarked and unchanged;
 //! - when the page holds no `nonce` (any case), nothing else changed: outside the marked start
 //!   tags the output is the input byte for byte; a marked start tag is the input's tag plus
 //!   ` nonce="…"` before its `>` (or ` />`), lol_html having rewritten the whitespace and `/`
@@ -29,7 +30,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::rc::Rc;
 
-use edgeguard_core::csp::{NONCE_ATTRIBUTE, NONCE_SELECTORS, NonceRewriter, rewrite};
+use edgeguard_core::csp::{NONCE_ATTRIBUTE, NONCE_SELECTORS, NonceRewriter, rewrite, rewrite_keeps_meaning};
 use libfuzzer_sys::fuzz_target;
 use lol_html::errors::RewritingError;
 use lol_html::{HtmlRewriter, Settings, element};
@@ -79,10 +80,21 @@ fn is_ambiguity<T>(r: &Result<T, RewritingError>) -> bool {
     matches!(r, Err(RewritingError::ParsingAmbiguity(_)))
 }
 
-/// The elements the selectors match, read without changing anything: where each start tag is
-/// in the input and the nonce it carries. One element matching two selectors is one entry.
-fn locate(html: &[u8]) -> Result<Vec<(Range<usize>, Option<String>)>, RewritingError> {
-    let found: Rc<RefCell<Vec<(Range<usize>, Option<String>)>>> = Rc::default();
+/// An element the selectors match.
+#[derive(Clone)]
+struct Found {
+    /// Where its start tag is.
+    at: Range<usize>,
+    /// Its `nonce` attribute.
+    nonce: Option<String>,
+    /// Whether the rewriter gives it the nonce (`csp::rewrite_keeps_meaning`).
+    markable: bool,
+}
+
+/// The elements the selectors match, read without changing anything. One element matching two
+/// selectors is one entry.
+fn locate(html: &[u8]) -> Result<Vec<Found>, RewritingError> {
+    let found: Rc<RefCell<Vec<Found>>> = Rc::default();
     let handlers = NONCE_SELECTORS
         .iter()
         .map(|selector| {
@@ -90,8 +102,9 @@ fn locate(html: &[u8]) -> Result<Vec<(Range<usize>, Option<String>)>, RewritingE
             element!(selector, move |el| {
                 let at = el.source_location().bytes();
                 let mut found = found.borrow_mut();
-                if found.last().map(|(r, _)| r.start) != Some(at.start) {
-                    found.push((at, el.get_attribute(NONCE_ATTRIBUTE)));
+                if found.last().map(|f| f.at.start) != Some(at.start) {
+                    let markable = rewrite_keeps_meaning(el.attributes().iter().map(|a| a.name()));
+                    found.push(Found { at, nonce: el.get_attribute(NONCE_ATTRIBUTE), markable });
                 }
                 Ok(())
             })
@@ -248,13 +261,19 @@ fuzz_target!(|data: &[u8]| {
 
     // Where the selectors match in the input: the marked elements, counted the same way.
     let tags = locate(page).unwrap_or_else(|e| panic!("the reader refused a page the rewriter accepted: {e:?}"));
-    assert_eq!(tags.len(), marked, "handler hits and matched elements disagree");
+    let markable = tags.iter().filter(|f| f.markable).count();
+    assert_eq!(markable, marked, "handler hits and matched elements disagree");
 
-    // Well-formed output: the same elements again, each with our nonce and no other.
+    // Well-formed output: the same elements again, each marked one with our nonce and no other
+    // (the unmarked ones are the input's tags, byte for byte: checked below).
     let again = locate(&out).unwrap_or_else(|e| panic!("the output does not parse: {e:?}"));
-    assert_eq!(again.len(), marked, "the output has a different number of marked elements");
-    for (at, nonce) in &again {
-        assert_eq!(nonce.as_deref(), Some(NONCE), "element at {} of the output carries another nonce", at.start);
+    assert_eq!(again.len(), tags.len(), "the output has a different number of matching elements");
+    assert_eq!(again.iter().filter(|f| f.markable).count(), marked, "the output has a different number of marked elements");
+    for (before, after) in tags.iter().zip(&again) {
+        assert_eq!(before.markable, after.markable, "element at {} changed kind", after.at.start);
+        if after.markable {
+            assert_eq!(after.nonce.as_deref(), Some(NONCE), "element at {} of the output carries another nonce", after.at.start);
+        }
     }
     let second = run(&[&out], NONCE2);
     assert!(second.result.is_ok(), "rewriting the output failed: {:?}", second.result);
@@ -262,7 +281,7 @@ fuzz_target!(|data: &[u8]| {
 
     let lower = page.to_ascii_lowercase();
     if find(&lower, b"nonce").is_none() {
-        let ranges: Vec<Range<usize>> = tags.into_iter().map(|(r, _)| r).collect();
+        let ranges: Vec<Range<usize>> = tags.into_iter().filter(|f| f.markable).map(|f| f.at).collect();
         check_only_nonces_added(page, &out, &ranges);
         let expected = replace_all(
             &out,

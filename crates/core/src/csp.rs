@@ -92,6 +92,19 @@ pub fn strict_action(status: u16, content_type: &str, content_encoding: &str, he
     if head { StrictAction::HeaderOnly } else { StrictAction::Rewrite }
 }
 
+/// Whether a start tag with these attribute names can be given the nonce. A tag the rewriter
+/// changes is written out again from its attributes with one space between them, and one kind
+/// of tag reads differently then: an attribute without a value, a `/`, then an attribute whose
+/// name starts with `=` (`<script a/=b>`, attributes `a` and `=b`) comes out as
+/// `<script a =b nonce="…">`, where browsers read `a="b"`; with a quote (`a/='…`) the value runs
+/// on past the tag into the following markup, and another marked tag's nonce can end up on this
+/// one. Such a name comes only from malformed markup, so a tag with one is left as it is,
+/// without the nonce: the browser blocks that script. The worker's `HTMLRewriter` handler
+/// (crates/worker/js/shell.mjs) applies the same rule.
+pub fn rewrite_keeps_meaning<S: AsRef<str>>(attribute_names: impl IntoIterator<Item = S>) -> bool {
+    !attribute_names.into_iter().any(|n| n.as_ref().starts_with('='))
+}
+
 #[cfg(feature = "html")]
 pub use rewrite::NonceRewriter;
 
@@ -130,6 +143,9 @@ mod rewrite {
                     let nonce = nonce.to_owned();
                     let (marked, last) = (Rc::clone(&marked), Rc::clone(&last));
                     element!(selector, move |el| {
+                        if !super::rewrite_keeps_meaning(el.attributes().iter().map(|a| a.name())) {
+                            return Ok(());
+                        }
                         el.set_attribute(super::NONCE_ATTRIBUTE, &nonce)?;
                         let at = el.source_location().bytes().start;
                         if last.replace(Some(at)) != Some(at) {
@@ -253,6 +269,31 @@ mod strict_tests {
             out,
             r#"<script a nonce="N"></script><script src=a async nonce="N"></script><link rel=stylesheet href='x' nonce="N" /><p   class=x ></p><STYLE media=all/ nonce="N">s</STYLE>"#
         );
+    }
+
+    #[cfg(feature = "html")]
+    #[test]
+    fn rewriter_leaves_tags_that_would_read_differently_unmarked() {
+        // Found by the nonce_rewrite fuzz target (minimized): written out again with spaces,
+        // `sr/="a.jt` would become `sr ="a.jt nonce="N"`, `sr` taking the nonce into its value.
+        let out = rewrite(br#"<script sr/="a.jt>";</script>"#, "N").unwrap();
+        assert_eq!(out, br#"<script sr/="a.jt>";</script>"#);
+        // With a single quote the value would run past the tag, up to the next `'` — here into
+        // the next marked tag, whose nonce (and a src from the text before it) would land on
+        // the first script.
+        let page = br#"<script defer/='x>a()</script><p>hi</p><script data-t='y src=//evil.example/x.js' src=/ok.js></script>"#;
+        let out = String::from_utf8(rewrite(page, "N").unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"<script defer/='x>a()</script><p>hi</p><script data-t='y src=//evil.example/x.js' src=/ok.js nonce="N"></script>"#
+        );
+        // Not counted; the rule is by name alone (`a="x" =c` would read the same, but is left
+        // too); `=` inside values is fine.
+        let mut r = NonceRewriter::new("N", |_: &[u8]| {});
+        r.write(br#"<script a/=b></script><script a="x" =c></script><style/=x></style><script a="=b"></script><link rel=stylesheet href=a/=b>"#).unwrap();
+        assert_eq!(r.finish().unwrap(), 2);
+        assert!(rewrite_keeps_meaning(["src", "a=b"]));
+        assert!(!rewrite_keeps_meaning(["src", "=b"]));
     }
 
     #[cfg(feature = "html")]

@@ -138,7 +138,14 @@ function strict(st, policy, h, body, status, head) {
   h.delete("content-length");
   const etag = h.get("etag");
   if (etag && !etag.startsWith("W/")) h.set("etag", `W/${etag}`);
-  const mark = { element: (el) => el.setAttribute(st.info.nonce.attribute, nonce) };
+  // A tag with an attribute named `=…` (`<script a/=b>`, malformed markup) is left unmarked:
+  // written out again it would read differently (csp::rewrite_keeps_meaning, the same rule).
+  const mark = {
+    element(el) {
+      for (const [name] of el.attributes) if (name.startsWith("=")) return;
+      el.setAttribute(st.info.nonce.attribute, nonce);
+    },
+  };
   let rewriter = new HTMLRewriter();
   for (const selector of st.info.nonce.selectors) rewriter = rewriter.on(selector, mark);
   return rewriter.transform(new Response(body)).body;

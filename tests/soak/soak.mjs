@@ -1,10 +1,16 @@
-// Soak and fault test: 60 s of sustained load through `workerd serve` (no wrangler proxy) with
-// a new client address per request (up to 1 000 000 distinct), then origin faults mid-load.
+// Soak and fault test through `workerd serve` (no wrangler proxy), in two phases:
 //
-//   make soak                      (builds build/worker-soak from tests/soak/policy.toml)
-//   node tests/soak/soak.mjs       (SOAK_SECONDS=60 SOAK_CONNS=64)
+//   1. the address sweep (sweep.mjs, wrk + sweep.lua): as fast as the machine goes, every
+//      request from a new client address out of 1 000 000 walked in order, until all were sent
+//      (SOAK_SWEEP=until-1M, the default) or for SOAK_SWEEP=<seconds>; SOAK_SWEEP=0 skips it;
+//   2. origin faults: 60 s of load from a node generator with per-request timing (a new client
+//      address per request too), the origin failing mid-load (500s, a hang, resets, a restart).
 //
-// Asserts:
+//   make soak                      (installs wrk, builds build/worker-soak from tests/soak/policy.toml)
+//   node tests/soak/soak.mjs       (SOAK_SWEEP=until-1M, SOAK_SECONDS=60 SOAK_CONNS=64; SOAK_SECONDS=0
+//                                   skips the fault phase; sweep knobs in sweep.mjs)
+//
+// The sweep's assertions are listed in sweep.mjs. The fault phase asserts:
 //   - the limiter's key count (sampled every second through the soak-only entry, entry.mjs)
 //     never exceeds the policy's cap, and workerd's RSS stays bounded;
 //   - no status the policy or the origin did not ask for: 200 from the origin, 429 only for the
@@ -12,7 +18,7 @@
 //     during faults only the documented 502 (origin unreachable or reset) and 504 (timeout);
 //   - the edge recovers within a second of the origin: no failure for requests sent later;
 //   - p99 latency of the last steady stretch within 3× (+2 ms) of the first.
-// Prints one JSON summary line (docs/benchmarks.md, "Soak").
+// Prints one JSON summary line per phase (docs/benchmarks.md, "Soak").
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -22,14 +28,13 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 
-import { ROOT, freePort } from "../e2e/harness.mjs";
+import { freePort } from "../e2e/harness.mjs";
+import { BUILD, MAX_KEYS, WORKERD, percentile, rssMb, startOrigin, writeConfig } from "./procs.mjs";
+import { sweep, sweepConfig } from "./sweep.mjs";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const CONNS = Number(process.env.SOAK_CONNS ?? 64);
-const MAX_KEYS = 20_000; // tests/soak/policy.toml [limiter] max_keys
 const DISTINCT = 1_000_000;
-const BUILD = path.join(ROOT, "build/worker-soak");
-const WORKERD = path.join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 const HOT_IP = "192.0.2.1";
 
 // Fault schedule, in seconds from the start (scaled to SOAK_SECONDS).
@@ -46,27 +51,6 @@ const STEADY = [
   [at(47), SECONDS],
 ];
 
-function lines(child, pattern) {
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    child.stdout.on("data", (c) => {
-      seen += c;
-      const m = seen.match(pattern);
-      if (m) resolve(m);
-    });
-    child.stderr.on("data", (c) => (seen += c));
-    child.once("exit", (code) => reject(new Error(`exited ${code}: ${seen}`)));
-  });
-}
-
-async function startOrigin(port, controlPort) {
-  const child = spawn(process.execPath, [path.join(ROOT, "tests/soak/origin.mjs"), String(port), String(controlPort)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const m = await lines(child, /listening (\d+) (\d+)/);
-  return { child, port: Number(m[1]), control: Number(m[2]) };
-}
-
 function control(origin, mode) {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: "127.0.0.1", port: origin.control, method: "POST", path: `/mode/${mode}`, agent: false }, (res) => {
@@ -78,49 +62,14 @@ function control(origin, mode) {
   });
 }
 
-function writeConfig(port, originPort) {
-  fs.copyFileSync(path.join(ROOT, "tests/soak/entry.mjs"), path.join(BUILD, "entry.mjs"));
-  const config = `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "edge", worker = .edge),
-    (name = "loopback", network = (allow = ["public", "private", "local"])),
-  ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", service = "edge") ],
-);
-const edge :Workerd.Worker = (
-  modules = [
-    (name = "entry.mjs", esModule = embed "entry.mjs"),
-    (name = "shell.mjs", esModule = embed "shell.mjs"),
-    (name = "edgeguard_worker.js", esModule = embed "edgeguard_worker.js"),
-    (name = "edgeguard_worker_bg.wasm", wasm = embed "edgeguard_worker_bg.wasm"),
-  ],
-  bindings = [ (name = "EDGE_ORIGINS", text = "*=http://127.0.0.1:${originPort}") ],
-  compatibilityDate = "2025-09-01",
-  globalOutbound = "loopback",
-);
-`;
-  const file = path.join(BUILD, "soak.capnp");
-  fs.writeFileSync(file, config);
-  return file;
-}
-
-function rssMb(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 async function main() {
   assert.ok(fs.existsSync(path.join(BUILD, "shell.mjs")), "build/worker-soak is missing: run `make soak`");
+  const sweepCfg = sweepConfig();
+  if (sweepCfg.enabled) await sweep(sweepCfg);
+  if (SECONDS > 0) await faults();
+}
+
+async function faults() {
   const [edgePort, originPort, controlPort] = [await freePort(), await freePort(), await freePort()];
   let origin = await startOrigin(originPort, controlPort);
   // The shell logs one JSON line per request: discard stdout, or a full pipe stalls workerd.

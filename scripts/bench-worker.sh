@@ -12,7 +12,9 @@
 #   wait      until no CI job (.ci/run) or cargo runs, at most WAIT_CI seconds
 #   servers   nginx (bench/worker/nginx.conf), then one workerd per variant
 #             (bench/worker/{passthrough,headers-only,baseline,edgeguard}.capnp; headers-only
-#             is a diagnostic: the pass-through plus the policy workers' header work)
+#             is a diagnostic: the pass-through plus the policy workers' header work;
+#             edgeguard-nolog is edgeguard built with `[observe] log = "off"` appended to the
+#             policy, i.e. without the per-request log line the JS baseline does not write)
 #   check     every variant answers GET /dashboard with the origin's page (200); edgeguard,
 #             the baseline and headers-only send the same headers; a status-counting warm-up run per
 #             variant must see only 200s
@@ -40,8 +42,8 @@ COLD_RUNS="${COLD_RUNS:-10}"
 WAIT_CI="${WAIT_CI:-600}"
 PIN="${PIN:-1}"
 ORIGIN_PORT=18480
-VARIANTS=(passthrough headers-only baseline edgeguard)
-declare -A PORT=([passthrough]=18781 [baseline]=18782 [edgeguard]=18783 [headers-only]=18784)
+VARIANTS=(passthrough headers-only baseline edgeguard edgeguard-nolog)
+declare -A PORT=([passthrough]=18781 [baseline]=18782 [edgeguard]=18783 [headers-only]=18784 [edgeguard-nolog]=18785)
 WORKERD=node_modules/@cloudflare/workerd-linux-64/bin/workerd
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 
@@ -70,13 +72,18 @@ fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 [ -x "$WORKERD" ] || npm ci --no-audit --no-fund
 
+# QuoteKit's policy without the per-request log line, for the edgeguard-nolog variant.
+nolog_policy() { { cat fixtures/quotekit.toml; printf '\n[observe]\nlog = "off"\n'; } > "$tmp/quotekit-nolog.toml"; }
+
 # ── build and bundle ─────────────────────────────────────────────────────────────────────
 # The worker is built into (or copied to) a private directory: build/worker is shared with
 # `make` targets that may rebuild it while the benchmark runs.
 worker="$tmp/worker"
 if [ "${SKIP_BUILD:-}" = 1 ]; then
   cp -r build/worker "$worker"
-  built_from="build/worker as found (SKIP_BUILD=1)"
+  built_from="build/worker as found (SKIP_BUILD=1; edgeguard-nolog built from the working tree)"
+  nolog_policy
+  EDGEGUARD_POLICY="$tmp/quotekit-nolog.toml" EDGEGUARD_ENV= OUT="$tmp/worker-nolog" ./scripts/build-worker.sh 2>&1 | grep -v '^warning' >&2
 elif [ -n "${REV:-}" ]; then
   # A clean export of one commit, so edits in progress in this tree don't leak into the
   # measurement; its cargo target dir is kept in build/bench-worker/target between runs.
@@ -85,19 +92,25 @@ elif [ -n "${REV:-}" ]; then
   git archive "$REV" | tar -x -C "$tmp/src"
   ln -s "$PWD/build/bench-worker/target" "$tmp/src/target"
   (cd "$tmp/src" && EDGEGUARD_POLICY=fixtures/quotekit.toml EDGEGUARD_ENV= OUT="$worker" ./scripts/build-worker.sh) 2>&1 | grep -v '^warning' >&2
+  nolog_policy
+  (cd "$tmp/src" && EDGEGUARD_POLICY="$tmp/quotekit-nolog.toml" EDGEGUARD_ENV= OUT="$tmp/worker-nolog" ./scripts/build-worker.sh) 2>&1 | grep -v '^warning' >&2
   built_from="$(git rev-parse --short "$REV") (REV=$REV, clean export)"
 else
   say "building the worker (fixtures/quotekit.toml)"
   EDGEGUARD_POLICY=fixtures/quotekit.toml EDGEGUARD_ENV= OUT="$worker" ./scripts/build-worker.sh 2>&1 | grep -v '^warning' >&2
+  nolog_policy
+  EDGEGUARD_POLICY="$tmp/quotekit-nolog.toml" EDGEGUARD_ENV= OUT="$tmp/worker-nolog" ./scripts/build-worker.sh 2>&1 | grep -v '^warning' >&2
   built_from="$(git rev-parse --short HEAD)$( [ -z "$(git status --porcelain -- crates fixtures/quotekit.toml)" ] || echo ' + uncommitted changes under crates/ (working tree)' )"
 fi
 # The workerd configs beside copies of the JS workers, edgeguard's modules taken from that
 # directory (capnp embeds paths relative to the config).
 mkdir -p "$tmp/conf"
 cp bench/worker/*.mjs "$tmp/conf/"
-for v in "${VARIANTS[@]}"; do
+for v in passthrough headers-only baseline edgeguard; do
   sed 's#embed "\.\./\.\./build/worker/#embed "../worker/#' "bench/worker/$v.capnp" > "$tmp/conf/$v.capnp"
 done
+sed -e 's#embed "\.\./\.\./build/worker/#embed "../worker-nolog/#' -e "s#127.0.0.1:${PORT[edgeguard]}#127.0.0.1:${PORT[edgeguard-nolog]}#" \
+  bench/worker/edgeguard.capnp > "$tmp/conf/edgeguard-nolog.capnp"
 say "bundle size (wrangler deploy --dry-run)"
 # wrangler.toml with `main` pointing at the private build (the same as
 # `wrangler deploy --dry-run --outdir build/dist` after scripts/build-worker.sh).
@@ -199,7 +212,7 @@ for v in "${VARIANTS[@]}"; do
     sed -E 's/^(date|x-request-id|server-timing|ratelimit): .*/\1: …/' | sort > "$tmp/$v.values"
   echo "$v: 200 with the origin's page, $(wc -l < "$tmp/$v.names") response headers" >&2
 done
-for v in headers-only baseline edgeguard; do
+for v in headers-only baseline edgeguard edgeguard-nolog; do
   for h in content-security-policy strict-transport-security x-frame-options ratelimit x-request-id; do
     grep -qx "$h" "$tmp/$v.names" || { echo "$v: no $h header" >&2; exit 1; }
   done
@@ -207,7 +220,7 @@ for v in headers-only baseline edgeguard; do
     if grep -qx "$h" "$tmp/$v.names"; then echo "$v: $h was not removed" >&2; exit 1; fi
   done
 done
-for v in headers-only baseline; do
+for v in headers-only baseline edgeguard-nolog; do
   if ! diff "$tmp/$v.values" "$tmp/edgeguard.values" >&2; then
     echo "$v and edgeguard answer with different headers" >&2
     exit 1
@@ -346,6 +359,7 @@ report="build/bench-worker/$(date -u +%Y%m%dT%H%M%SZ).md"
   done
   echo
   echo "edgeguard / baseline: $(ratio "${RPS[edgeguard]}" "${RPS[baseline]}")× (per round $(per_round max rps edgeguard baseline)); edgeguard / pass-through: $(ratio "${RPS[edgeguard]}" "${RPS[passthrough]}")× (per round $(per_round max rps edgeguard passthrough)); baseline / pass-through: $(ratio "${RPS[baseline]}" "${RPS[passthrough]}")×"
+  echo "edgeguard without the per-request log line (edgeguard-nolog) / baseline: $(ratio "${RPS[edgeguard-nolog]}" "${RPS[baseline]}")× (per round $(per_round max rps edgeguard-nolog baseline)); CPU $(ratio "${CPU[edgeguard-nolog]}" "${CPU[baseline]}")× the baseline's (per round $(per_round max workerd_cpu_us_per_req edgeguard-nolog baseline)); the log line costs $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[edgeguard-nolog]}" 'BEGIN {printf "%.1f", a - b}') µs of CPU per request"
   echo "added over pass-through at $RATE req/s: edgeguard p50 $(added "${P50[edgeguard]}" "${P50[passthrough]}") µs, p99 $(added "${P99[edgeguard]}" "${P99[passthrough]}") µs; baseline p50 $(added "${P50[baseline]}" "${P50[passthrough]}") µs, p99 $(added "${P99[baseline]}" "${P99[passthrough]}") µs"
   echo "workerd CPU per request over headers-only (the policy alone): edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs; headers-only over pass-through: $(awk -v a="${CPU[headers-only]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs"
   echo "workerd CPU per request over pass-through: edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs; edgeguard / baseline CPU: $(ratio "${CPU[edgeguard]}" "${CPU[baseline]}")× (per round $(per_round max workerd_cpu_us_per_req edgeguard baseline))"

@@ -22,8 +22,7 @@
 
 use std::collections::BTreeSet;
 
-use edgeguard_core::bundle::{CspIntake, IpDetail, Limit, LimitKey, LogLevel, MetricsEndpoint, Observe, PostHog, Scope, event};
-use edgeguard_core::limits::policy_header;
+use edgeguard_core::bundle::{CspIntake, IpDetail, Limit, LogLevel, MetricsEndpoint, Observe, PostHog, Scope, event};
 use edgeguard_core::observe::{DEFAULT_MAX_REPORT_BYTES, PPM};
 
 use crate::diagnostics::{Diagnostic, suggest};
@@ -139,18 +138,7 @@ fn csp_intake(ctx: &mut Ctx, o: &model::Observe, limits: &mut Limits, cx: &Conte
         None => {
             let (count, window_secs, burst) = DEFAULT_CSP_LIMIT;
             let index = u16::try_from(limits.table.len()).ok();
-            limits.table.push(Limit {
-                name: CSP_LIMIT_NAME.to_owned(),
-                count,
-                window_secs,
-                burst,
-                key: LimitKey::Ip,
-                key_name: None,
-                scope: Scope::Local,
-                shadow: false,
-                on_error_deny: false,
-                policy_header: policy_header(CSP_LIMIT_NAME, count, window_secs),
-            });
+            limits.table.push(Limit::local_per_ip(CSP_LIMIT_NAME, count, window_secs, burst));
             index
         }
         Some(v) => {

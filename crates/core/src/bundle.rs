@@ -216,6 +216,25 @@ pub struct Limit {
     pub policy_header: String,
 }
 
+impl Limit {
+    /// A per-isolate limit keyed on the client address, enforced (the shape of the edge's own
+    /// limits, such as the CSP report intake's default).
+    pub fn local_per_ip(name: &str, count: u64, window_secs: u64, burst: u64) -> Limit {
+        Limit {
+            name: name.to_owned(),
+            count,
+            window_secs,
+            burst,
+            key: LimitKey::Ip,
+            key_name: None,
+            scope: Scope::Local,
+            shadow: false,
+            on_error_deny: false,
+            policy_header: crate::limits::policy_header(name, count, window_secs),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LimiterConfig {
     /// Most keys held per isolate before the stalest are evicted.

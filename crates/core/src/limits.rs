@@ -240,22 +240,10 @@ fn sf_item(name: &str, params: &[(&str, u64)]) -> String {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
-    use crate::bundle::{LimitKey, Scope};
     use proptest::prelude::*;
 
     fn limit(count: u64, window_secs: u64, burst: u64) -> Limit {
-        Limit {
-            name: "api".into(),
-            count,
-            window_secs,
-            burst,
-            key: LimitKey::Ip,
-            key_name: None,
-            scope: Scope::Local,
-            shadow: false,
-            on_error_deny: false,
-            policy_header: policy_header("api", count, window_secs),
-        }
+        Limit::local_per_ip("api", count, window_secs, burst)
     }
 
     #[test]

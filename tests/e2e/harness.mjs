@@ -3,9 +3,11 @@
 
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -66,6 +68,7 @@ export async function startOrigin(name) {
 export async function startEdge({ protocol = "https", main = "build/worker/shell.mjs", vars = {}, config = null } = {}) {
   const port = await freePort();
   const inspector = await freePort();
+  const persist = mkdtempSync(path.join(tmpdir(), "edgeguard-wrangler-"));
   const args = [
     path.join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
     "dev",
@@ -76,6 +79,10 @@ export async function startEdge({ protocol = "https", main = "build/worker/shell
     "--inspector-port", String(inspector),
     "--local-protocol", protocol,
     "--show-interactive-dev-session=false",
+    // Its own local state (Durable Object SQLite files): edges started side by side, or right
+    // after one another, would otherwise share .wrangler/state and can fail to start with
+    // SQLITE_BUSY while another instance still holds the database.
+    "--persist-to", persist,
   ];
   if (config) args.push("--config", config);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
@@ -88,7 +95,11 @@ export async function startEdge({ protocol = "https", main = "build/worker/shell
   let stdout = "";
   child.stdout.on("data", (chunk) => (stdout += chunk.toString()));
   await waitForLine(child, /Ready on/, "wrangler dev", 60_000);
-  return { url: `${protocol}://127.0.0.1:${port}`, stop: () => stop(child), stdout: () => stdout };
+  const stopEdge = async () => {
+    await stop(child);
+    rmSync(persist, { recursive: true, force: true });
+  };
+  return { url: `${protocol}://127.0.0.1:${port}`, stop: stopEdge, stdout: () => stdout };
 }
 
 /**

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
-use edgeguard_core::csp::{NonceRewriter, nonce_from};
+use edgeguard_core::csp::{NonceRewriter, is_base64_value, nonce_from};
 
 use crate::{CmdResult, Failure, Status, output};
 
@@ -39,13 +39,6 @@ pub struct Args {
 
 /// Bytes read from the page at a time.
 const CHUNK: usize = 64 * 1024;
-
-/// CSP3's `base64-value`: what may follow `'nonce-` in a source expression.
-fn is_base64_value(s: &str) -> bool {
-    let body = s.trim_end_matches('=');
-    let padding = s.len().saturating_sub(body.len());
-    !body.is_empty() && padding <= 2 && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
-}
 
 fn random_nonce() -> Result<String, Failure> {
     let mut bytes = [0u8; 16];

@@ -950,7 +950,7 @@ fn check_quoted(name: &str, s: &str, keywords: &[&str], hashes: bool) -> Result<
     }
     if hashes {
         if let Some(value) = strip_prefix_ci(inner, "nonce-") {
-            if !is_base64(value) {
+            if !edgeguard_core::csp::is_base64_value(value) {
                 return Err(Problem::bad(
                     format!("nonce `{s}` in {name} is not base64"),
                     "a nonce is base64 (A–Z a–z 0–9 + / - _, up to two = at the end): \"'nonce-R4nd0mB4se64'\"",
@@ -960,7 +960,7 @@ fn check_quoted(name: &str, s: &str, keywords: &[&str], hashes: bool) -> Result<
         }
         for (alg, chars) in [("sha256", 43), ("sha384", 64), ("sha512", 86)] {
             let Some(value) = strip_prefix_ci(inner, alg).and_then(|v| v.strip_prefix('-')) else { continue };
-            if !is_base64(value) {
+            if !edgeguard_core::csp::is_base64_value(value) {
                 return Err(Problem::bad(
                     format!("hash `{s}` in {name} is not base64"),
                     format!("write the base64 of the {alg} digest: \"'{alg}-…'\""),
@@ -994,15 +994,6 @@ fn check_quoted(name: &str, s: &str, keywords: &[&str], hashes: bool) -> Result<
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     if head.eq_ignore_ascii_case(prefix) { s.get(prefix.len()..) } else { None }
-}
-
-/// CSP3 base64-value: `1*( ALPHA / DIGIT / "+" / "/" / "-" / "_" ) *2"="`.
-fn is_base64(v: &str) -> bool {
-    let body = v.trim_end_matches('=');
-    let pad = v.len().saturating_sub(body.len());
-    !body.is_empty()
-        && pad <= 2
-        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
 }
 
 /// One element of a source list (already free of whitespace, separators, non-ASCII).

@@ -34,6 +34,14 @@ pub fn with_nonce(value: &str, nonce: &str) -> String {
     value.replace(NONCE_PLACEHOLDER, nonce)
 }
 
+/// CSP3's `base64-value` (what follows `'nonce-` or `'sha256-`):
+/// `1*( ALPHA / DIGIT / "+" / "/" / "-" / "_" ) *2"="`.
+pub fn is_base64_value(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    let padding = s.len().saturating_sub(body.len());
+    !body.is_empty() && padding <= 2 && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+}
+
 /// 128 random bits as the nonce: standard base64, 24 characters (CSP's `base64-value`).
 pub fn nonce_from(random: [u8; 16]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -169,7 +177,7 @@ mod rewrite {
         }
 
         pub fn end(self) -> Result<(), lol_html::errors::RewritingError> {
-            self.inner.end()
+            self.finish().map(|_| ())
         }
 
         /// Elements given the nonce so far. Each matched start tag counts once, even when it

@@ -14,7 +14,7 @@
 
 use core::net::IpAddr;
 use core::ops::Range;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -925,6 +925,30 @@ fn json_opt(s: Option<&str>) -> String {
     s.map_or_else(|| "null".to_owned(), json_str)
 }
 
+/// `<field>` (exact values) and `<field>_match` (patterns) against one header map of the
+/// explanation (`response_headers` or `forward_headers`).
+fn compare_header_map(
+    field: &str,
+    exact: &[(String, String)],
+    patterns: &[(String, Pattern)],
+    got: &BTreeMap<String, String>,
+    differ: &mut impl FnMut(String, String, String),
+) {
+    let shown = |g: Option<&String>| g.map_or_else(|| "(absent)".to_owned(), |g| json_str(g));
+    for (name, want) in exact {
+        let value = got.get(name);
+        if value != Some(want) {
+            differ(format!("{field}.{name}"), json_str(want), shown(value));
+        }
+    }
+    for (name, p) in patterns {
+        let value = got.get(name);
+        if !value.is_some_and(|g| p.is_match(g)) {
+            differ(format!("{field}_match.{name}"), format!("a value matching /{}/", p.source), shown(value));
+        }
+    }
+}
+
 /// Every expectation the explanation does not meet, in the order of the contract's fields.
 fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
     let mut out = Vec::new();
@@ -977,18 +1001,7 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
 
     let absent = || "(absent)".to_owned();
     let headers = &e.response_headers;
-    for (name, want) in &x.headers {
-        let got = headers.get(name);
-        if got != Some(want) {
-            differ(format!("headers.{name}"), json_str(want), got.map_or_else(absent, |g| json_str(g)));
-        }
-    }
-    for (name, p) in &x.headers_match {
-        let got = headers.get(name);
-        if !got.is_some_and(|g| p.is_match(g)) {
-            differ(format!("headers_match.{name}"), format!("a value matching /{}/", p.source), got.map_or_else(absent, |g| json_str(g)));
-        }
-    }
+    compare_header_map("headers", &x.headers, &x.headers_match, headers, &mut differ);
     for name in &x.headers_absent {
         if let Some(got) = headers.get(name) {
             differ(format!("headers_absent.{name}"), absent(), json_str(got));
@@ -1005,19 +1018,7 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
             differ("removes".into(), format!("a list containing {}", json_str(name)), list);
         }
     }
-    let forward = &e.forward_headers;
-    for (name, want) in &x.forward_headers {
-        let got = forward.get(name);
-        if got != Some(want) {
-            differ(format!("forward_headers.{name}"), json_str(want), got.map_or_else(absent, |g| json_str(g)));
-        }
-    }
-    for (name, p) in &x.forward_headers_match {
-        let got = forward.get(name);
-        if !got.is_some_and(|g| p.is_match(g)) {
-            differ(format!("forward_headers_match.{name}"), format!("a value matching /{}/", p.source), got.map_or_else(absent, |g| json_str(g)));
-        }
-    }
+    compare_header_map("forward_headers", &x.forward_headers, &x.forward_headers_match, &e.forward_headers, &mut differ);
 
     match (&x.rate_limit, &e.rate_limit) {
         (None, _) | (Some(None), None) => {}

@@ -27,11 +27,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import zlib from "node:zlib";
 import { chromium } from "playwright-core";
 
+import { CHROMIUM, CHROMIUM_ARGS } from "../chromium.mjs";
 import { ROOT, one, request, startEdge, startOrigin } from "./harness.mjs";
 
 const MAIN = "build/worker-strict/shell.mjs";
 const CLI = path.join(ROOT, "target/debug/edgeguard");
-const CHROMIUM = "/usr/bin/chromium";
 const HOST = "app.test";
 const METRICS_KEY = "e2e-metrics-scrape-key";
 // What the demo page's legitimate scripts push on `self.__marks` (see demo/origin.mjs).
@@ -359,17 +359,7 @@ describe("strict CSP in Chromium", () => {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       ignoreHTTPSErrors: true, // wrangler's self-signed certificate
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--short-reporting-delay", // Reporting API uploads after 100 ms instead of a minute
-      ],
+      args: [...CHROMIUM_ARGS, "--short-reporting-delay"], // Reporting API uploads after 100 ms instead of a minute
     });
     // Record every violation the page sees, from before its first script (CDP-injected, so
     // not subject to the page's CSP).

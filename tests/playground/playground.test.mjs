@@ -16,22 +16,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { serve } from "../../scripts/serve-playground.mjs";
+import { CHROMIUM, CHROMIUM_ARGS } from "../chromium.mjs";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DIST = join(ROOT, "www/dist");
 const CLI = join(ROOT, "target/debug/edgeguard");
 const QUOTEKIT = join(ROOT, "fixtures/quotekit.toml");
-const CHROMIUM = "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 const READY_BUDGET_MS = 1000;
 const KEYSTROKE_BUDGET_MS = 20;
 
@@ -46,7 +36,7 @@ const bench = {};
 async function launch() {
   const dir = mkdtempSync(join(tmpdir(), "edgeguard-playground-chromium-"));
   profiles.push(dir);
-  return chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args: ARGS, viewport: { width: 1440, height: 1000 } });
+  return chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1440, height: 1000 } });
 }
 
 /// Load the page and wait until it is interactive; returns the page and the milliseconds from

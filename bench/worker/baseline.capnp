@@ -16,6 +16,7 @@ const config :Workerd.Config = (
 const baseline :Workerd.Worker = (
   modules = [
     (name = "baseline-policy.mjs", esModule = embed "baseline-policy.mjs"),
+    (name = "quotekit-headers.mjs", esModule = embed "quotekit-headers.mjs"),
   ],
   bindings = [
     (name = "ORIGIN", text = "http://127.0.0.1:18480"),

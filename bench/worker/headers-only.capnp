@@ -16,6 +16,7 @@ const config :Workerd.Config = (
 const headers :Workerd.Worker = (
   modules = [
     (name = "headers-only.mjs", esModule = embed "headers-only.mjs"),
+    (name = "quotekit-headers.mjs", esModule = embed "quotekit-headers.mjs"),
   ],
   bindings = [
     (name = "ORIGIN", text = "http://127.0.0.1:18480"),

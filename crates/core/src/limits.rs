@@ -220,20 +220,22 @@ pub fn rate_limit_header(name: &str, remaining: u64, reset_secs: u64) -> String 
     sf_item(name, &[("r", remaining), ("t", reset_secs)])
 }
 
-/// One structured-field list member: a string item with integer parameters (RFC 9651).
-fn sf_item(name: &str, params: &[(&str, u64)]) -> String {
-    use sfv::{BareItem, Integer, Item, KeyRef, ListEntry, ListSerializer, Parameters, StringRef};
+/// One structured-field item: a string with integer parameters (RFC 9651), written by sfv's
+/// incremental serializer straight into one string — it runs for every rate-limited response,
+/// so nothing is built just to be serialized. A name that is not a valid sf-string (the
+/// compiler refuses those) gives "".
+fn sf_item(name: &str, params: &[(&'static str, u64)]) -> String {
+    use sfv::{Integer, KeyRef, StringRef};
     let Ok(name) = StringRef::from_str(name) else { return String::new() };
-    let mut parameters = Parameters::new();
+    let mut out = String::with_capacity(name.as_str().len().saturating_add(24));
+    let mut item = sfv::ItemSerializer::with_buffer(&mut out).bare_item(name);
     for (key, value) in params {
         let Ok(key) = KeyRef::from_str(key) else { continue };
         let value = Integer::try_from(i64::try_from(*value).unwrap_or(i64::MAX)).unwrap_or(Integer::MAX);
-        parameters.insert(key.to_owned(), BareItem::Integer(value));
+        item = item.parameter(key, value);
     }
-    let list = [ListEntry::Item(Item { bare_item: BareItem::String(name.to_owned()), params: parameters })];
-    let mut ser = ListSerializer::new();
-    ser.members(list.iter());
-    ser.finish().unwrap_or_default()
+    let _written: &mut String = item.finish();
+    out
 }
 
 #[cfg(test)]

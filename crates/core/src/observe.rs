@@ -401,8 +401,8 @@ pub fn sampled(draw: u32, ppm: u32) -> bool {
 pub fn client_ip_text(ip: Option<IpAddr>, detail: IpDetail) -> Option<String> {
     match detail {
         IpDetail::Omit => None,
-        IpDetail::Full => ip.map(|ip| ip.to_string()),
-        IpDetail::Truncate => ip.map(|ip| truncate_ip(ip).to_string()),
+        IpDetail::Full => ip.map(crate::engine::ip_text),
+        IpDetail::Truncate => ip.map(|ip| crate::engine::ip_text(truncate_ip(ip))),
     }
 }
 
@@ -430,7 +430,34 @@ pub fn rfc3339_millis(unix_ms: u64) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    // Fixed-width digits by hand: one timestamp per log line, and `format!` costs more in
+    // wasm than the rest of the line.
+    let mut out = String::with_capacity(24);
+    push_digits(&mut out, u64::try_from(year).unwrap_or(0), 4);
+    out.push('-');
+    push_digits(&mut out, u64::from(month), 2);
+    out.push('-');
+    push_digits(&mut out, u64::from(day), 2);
+    out.push('T');
+    push_digits(&mut out, rem / 3600, 2);
+    out.push(':');
+    push_digits(&mut out, rem % 3600 / 60, 2);
+    out.push(':');
+    push_digits(&mut out, rem % 60, 2);
+    out.push('.');
+    push_digits(&mut out, millis, 3);
+    out.push('Z');
+    out
+}
+
+/// `value` in decimal, zero-padded to at least `width` digits (as `{value:0width$}`).
+fn push_digits(out: &mut String, value: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(value);
+    for _ in text.len()..width {
+        out.push('0');
+    }
+    out.push_str(text);
 }
 
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month, day).
@@ -1360,6 +1387,27 @@ mod tests {
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339_millis(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
         assert_eq!(rfc3339_millis(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
+    }
+
+    proptest::proptest! {
+        /// The hand-written digits say what `format!` would (years 1970–9999).
+        #[test]
+        fn timestamps_match_format(ms in 0u64..253_402_300_800_000) {
+            let secs = ms / 1000;
+            let (y, mo, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+            let rem = secs % 86_400;
+            let expected = format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000);
+            proptest::prop_assert_eq!(rfc3339_millis(ms), expected);
+        }
+
+        /// Addresses read as `Display` writes them, IPv4 and IPv6.
+        #[test]
+        fn ip_text_is_display(v4 in proptest::prelude::any::<[u8; 4]>(), v6 in proptest::prelude::any::<[u16; 8]>()) {
+            let a = IpAddr::V4(Ipv4Addr::from(v4));
+            let b = IpAddr::V6(Ipv6Addr::from(v6));
+            proptest::prop_assert_eq!(crate::engine::ip_text(a), a.to_string());
+            proptest::prop_assert_eq!(crate::engine::ip_text(b), b.to_string());
+        }
     }
 
     #[test]

@@ -108,8 +108,10 @@ function respond(st, d, body, status, statusText, base, timing, head = false) {
   else h.delete("strict-transport-security");
   if (set.cache && d.a === "forward" && ((status >= 200 && status < 300) || status === 304)) h.set("cache-control", set.cache);
   if (set.strict && d.a === "forward") body = strict(st, set.strict, h, body, status, head);
-  for (const [name, value] of d.d) h.set(name, value);
-  for (const [name, value] of d.c) h.append(name, value);
+  const dynamic = d.d;
+  for (let i = 0; i < dynamic.length; i += 2) h.set(dynamic[i], dynamic[i + 1]);
+  const append = d.c;
+  for (let i = 0; i < append.length; i += 2) h.append(append[i], append[i + 1]);
   h.set("server-timing", timing);
   return new Response(body, { status, statusText, headers: h });
 }
@@ -176,7 +178,8 @@ function flatten(st, headers) {
 async function attempt(st, origin, request, d, body, strip) {
   const headers = new Headers(request.headers);
   for (const name of strip) headers.delete(name);
-  for (const [name, value] of d.f) headers.set(name, value);
+  const forwarded = d.f;
+  for (let i = 0; i < forwarded.length; i += 2) headers.set(forwarded[i], forwarded[i + 1]);
   if (st.authHeader) headers.set(st.authHeader, st.authValue);
   try {
     return await fetch(origin.url + d.p, {
@@ -197,13 +200,13 @@ async function forward(st, request, d, obs, strip) {
   // A request that may be retried needs its body twice; only idempotent methods the policy
   // lists ever fail over, and max_body bounds what is buffered.
   let body = hasBody ? request.body : null;
-  if (hasBody && d.fo !== null && d.fo !== undefined) body = await request.arrayBuffer();
+  if (hasBody && d.fo !== undefined) body = await request.arrayBuffer();
   const sent = Date.now();
   let response = await attempt(st, origin, request, d, body, strip);
   let note = "";
   const failed = typeof response === "string" ? response : response.status >= 500 ? `${response.status}` : null;
   // Failover: once, on a connect error or a 5xx (a timeout may still be processing).
-  if (failed !== null && failed !== "timeout" && d.fo !== null && d.fo !== undefined) {
+  if (failed !== null && failed !== "timeout" && d.fo !== undefined) {
     const other = st.origins[d.fo];
     if (typeof response !== "string") await response.body?.cancel();
     note = `failover;desc="${origin.name} ${failed} -> ${other.name}"`;
@@ -217,7 +220,7 @@ async function forward(st, request, d, obs, strip) {
     const kind = response;
     obs.originError = kind; // the request's log line says so (level error)
     const problem = st.edge.origin_failure(kind, origin.name, d.r, d.p);
-    const refused = { ...d, a: "reject", d: [["content-type", "application/problem+json"], ["cache-control", "no-store"], ["x-request-id", d.r]], c: [] };
+    const refused = { ...d, a: "reject", d: ["content-type", "application/problem+json", "cache-control", "no-store", "x-request-id", d.r], c: [] };
     const extra = [note, `origin-error;desc="${kind}"`].filter(Boolean).join(", ");
     return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(obs, extra));
   }

@@ -51,16 +51,19 @@ const MAX_FLIGHTS: usize = 10_000;
 /// "limiter unavailable" (their limit's `on_error` decides) instead of waiting.
 const MAX_PENDING: usize = 10_000;
 
-/// The decision as the shell consumes it. Short keys: it crosses into JS on every request.
+/// The decision as the shell consumes it. Short keys, header lists flat (`[name, value, …]`)
+/// and absent fields left out: it crosses into JS and through `JSON.parse` on every request.
 #[derive(Serialize)]
 struct Wire<'a> {
     /// action
     a: &'static str,
     /// status of an edge answer
+    #[serde(skip_serializing_if = "Option::is_none")]
     s: Option<u16>,
     /// header set index
     h: u16,
     /// origin index
+    #[serde(skip_serializing_if = "Option::is_none")]
     o: Option<u16>,
     /// normalized path and query for the origin
     p: &'a str,
@@ -69,18 +72,25 @@ struct Wire<'a> {
     /// request id
     r: &'a str,
     /// forwarded request headers
+    #[serde(serialize_with = "flat_pairs")]
     f: Vec<(&'static str, String)>,
     /// per-request response headers (set)
+    #[serde(serialize_with = "flat_pairs")]
     d: Vec<(&'static str, Cow<'a, str>)>,
     /// response headers to append (Set-Cookie)
+    #[serde(serialize_with = "flat_pairs")]
     c: Vec<(&'static str, String)>,
     /// problem+json body of a refusal
+    #[serde(skip_serializing_if = "Option::is_none")]
     b: Option<String>,
     /// origin to retry on once after a connect error or 5xx
+    #[serde(skip_serializing_if = "Option::is_none")]
     fo: Option<u16>,
     /// a global limit to ask before forwarding: { token, limit, key, shard, cloudflare }
+    #[serde(skip_serializing_if = "Option::is_none")]
     g: Option<WireGlobal>,
     /// the flight token to pass to `finish` (and `csp_report`); absent while `g` is pending
+    #[serde(skip_serializing_if = "Option::is_none")]
     k: Option<u32>,
     /// reason code
     why: &'static str,
@@ -92,6 +102,18 @@ struct Wire<'a> {
     route: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+}
+
+/// `[(name, value), …]` as one flat array `[name, value, …]`: no array per header for
+/// `JSON.parse` to build.
+fn flat_pairs<S: serde::Serializer, V: AsRef<str>>(pairs: &[(&'static str, V)], serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(pairs.len().saturating_mul(2)))?;
+    for (name, value) in pairs {
+        seq.serialize_element(name)?;
+        seq.serialize_element(value.as_ref())?;
+    }
+    seq.end()
 }
 
 #[derive(Serialize)]

@@ -14,12 +14,14 @@ pub mod glob;
 pub mod headers;
 pub mod health;
 pub mod https;
+pub mod json;
 pub mod limits;
 pub mod observe;
 pub mod origins;
 pub mod request;
 pub mod routes;
 pub mod sanitize;
+pub mod scan;
 
 pub use bundle::{Bundle, FORMAT_VERSION, LoadError};
 pub use decision::{Action, Decision, Reason};

@@ -831,6 +831,41 @@ struct Line<'a> {
     csp: Option<CspSummary>,
 }
 
+impl Line<'_> {
+    /// The line as JSON, exactly as its `Serialize` derive writes it (held to that by
+    /// `tests::line_json_is_serdes`), without serde_json's byte-at-a-time escaping: this runs
+    /// for every request (crate::json).
+    fn to_json(&self) -> String {
+        let mut w = crate::json::ObjectWriter::with_capacity(384);
+        w.str("ts", &self.ts);
+        w.str("level", self.level);
+        w.str("msg", self.msg);
+        w.str("request_id", self.request_id);
+        w.str("method", self.method);
+        w.str("host", self.host);
+        w.str("path", self.path);
+        w.str_or_null("route", self.route);
+        w.str("action", self.action);
+        w.str("reason", self.reason);
+        w.u64("status", u64::from(self.status));
+        w.u64("edge_ms", self.edge_ms);
+        w.opt_str("origin", self.origin);
+        w.opt_str("lane", self.lane.map(crate::origins::Lane::as_str));
+        w.opt_u64("origin_ms", self.origin_ms);
+        w.opt_str("origin_error", self.origin_error);
+        w.opt_str("failover", self.failover.as_deref());
+        w.opt_str("limit", self.limit);
+        w.opt_u64("remaining", self.remaining);
+        w.opt_str("client_ip", self.client_ip.as_deref());
+        w.opt_str("shadowed", self.shadowed);
+        w.opt_str("detail", self.detail);
+        if let Some(csp) = &self.csp {
+            w.raw("csp", &serde_json::to_string(csp).unwrap_or_else(|_| "null".into()));
+        }
+        w.finish()
+    }
+}
+
 #[derive(Serialize)]
 struct CspSummary {
     violations: usize,
@@ -950,7 +985,7 @@ impl Observer {
         if level <= o.log && o.log != LogLevel::Off {
             if level < LogLevel::Info || sampled(draws.log, o.sample_ppm) {
                 bump_slot(&mut self.metrics.lines, (level as usize).saturating_sub(1));
-                out.log = serde_json::to_string(&facts.line(flight, seen)).ok();
+                out.log = Some(facts.line(flight, seen).to_json());
             } else {
                 self.metrics.sampled_out = self.metrics.sampled_out.saturating_add(1);
             }
@@ -1389,7 +1424,52 @@ mod tests {
         assert_eq!(rfc3339_millis(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
     }
 
+    fn text() -> impl proptest::strategy::Strategy<Value = String> {
+        "[ -~\\x00-\\x1f\"\\\\é✓]{0,24}"
+    }
+
     proptest::proptest! {
+        /// The log line's writer says what its `Serialize` derive says, byte for byte, with
+        /// every optional field present or not and strings that need escaping.
+        #[test]
+        fn line_json_is_serdes(
+            strings in proptest::collection::vec(text(), 12),
+            numbers in proptest::prelude::any::<(u16, u64, u64, u64)>(),
+            present in proptest::prelude::any::<[bool; 12]>(),
+            lane in 0usize..6,
+        ) {
+            use crate::origins::Lane;
+            let s = |i: usize| strings.get(i).map_or("", String::as_str);
+            let on = |i: usize| present.get(i).copied().unwrap_or(false);
+            let lanes = [Lane::Pinned, Lane::Active, Lane::Sticky, Lane::CanaryDraw, Lane::ActiveDraw, Lane::HealthReroute];
+            let line = Line {
+                ts: s(0).to_owned(),
+                level: "info",
+                msg: "request",
+                request_id: s(1),
+                method: s(2),
+                host: s(3),
+                path: s(4),
+                route: on(0).then(|| s(5)),
+                action: "forward",
+                reason: "ok",
+                status: numbers.0,
+                edge_ms: numbers.1,
+                origin: on(1).then(|| s(6)),
+                lane: on(2).then(|| lanes.get(lane).copied()).flatten(),
+                origin_ms: on(3).then_some(numbers.2),
+                origin_error: on(4).then_some("timeout"),
+                failover: on(5).then(|| s(7).to_owned()),
+                limit: on(6).then(|| s(8)),
+                remaining: on(7).then_some(numbers.3),
+                client_ip: on(8).then(|| s(9).to_owned()),
+                shadowed: on(9).then_some("blocked"),
+                detail: on(10).then(|| s(10)),
+                csp: on(11).then_some(CspSummary { violations: 3, duplicates: 1, ignored: 2 }),
+            };
+            proptest::prop_assert_eq!(line.to_json(), serde_json::to_string(&line).unwrap_or_default());
+        }
+
         /// The hand-written digits say what `format!` would (years 1970–9999).
         #[test]
         fn timestamps_match_format(ms in 0u64..253_402_300_800_000) {

@@ -24,6 +24,20 @@ pub enum Lane {
     HealthReroute,
 }
 
+impl Lane {
+    /// The name serde gives it (snake_case), for writers that skip serde.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Pinned => "pinned",
+            Lane::Active => "active",
+            Lane::Sticky => "sticky",
+            Lane::CanaryDraw => "canary_draw",
+            Lane::ActiveDraw => "active_draw",
+            Lane::HealthReroute => "health_reroute",
+        }
+    }
+}
+
 /// The chosen origin and whether the sticky lane cookie must be (re)issued.
 ///
 /// A route pin wins; then, when a canary runs, the lane the client's cookie names (if that
@@ -74,4 +88,16 @@ pub fn lane_cookie(bundle: &Bundle, origin: u16) -> Option<String> {
         "{}={}; Path=/; Max-Age=86400; Secure; HttpOnly; SameSite=Lax",
         bundle.deploy.sticky_cookie, name
     ))
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::Lane;
+
+    #[test]
+    fn lane_names_are_serdes() {
+        for lane in [Lane::Pinned, Lane::Active, Lane::Sticky, Lane::CanaryDraw, Lane::ActiveDraw, Lane::HealthReroute] {
+            assert_eq!(serde_json::to_string(&lane).unwrap_or_default(), format!("\"{}\"", lane.as_str()));
+        }
+    }
 }

@@ -151,14 +151,37 @@ pub fn decide_repeated<E>(
     })
 }
 
-/// RFC 9110 `tchar`: the characters of methods and header names.
+/// RFC 9110 `tchar`: the characters of methods and header names. One bit test per byte (it
+/// runs over every header name of every request).
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    b < 128 && TCHAR_MASK.wrapping_shr(u32::from(b)) & 1 == 1
 }
+
+/// Bit `b` set for each ASCII byte `b` that is a `tchar`: alphanumerics and ``!#$%&'*+-.^_`|~``.
+const TCHAR_MASK: u128 = {
+    let mut mask = 0u128;
+    let mut b = 0u8;
+    while b < 128 {
+        let symbol = matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        if b.is_ascii_alphanumeric() || symbol {
+            mask |= 1u128.wrapping_shl(b as u32);
+        }
+        b = b.wrapping_add(1);
+    }
+    mask
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tchars() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), expected, "byte {b}");
+        }
+    }
 
     #[test]
     fn text_requests() {

@@ -8,6 +8,7 @@
 //! origin disagree about which resource a path names.
 
 use crate::bundle::SanitizeLimits;
+pub use crate::request::is_tchar;
 use crate::request::RequestFacts;
 
 /// Why a request was refused in this stage.
@@ -63,7 +64,7 @@ pub fn check_request(req: &RequestFacts, limits: &SanitizeLimits) -> Result<(), 
         if name.is_empty() || !name.bytes().all(is_tchar) {
             return Err(Refusal::BadRequest("a header name is not a valid HTTP token"));
         }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        if crate::scan::any_below_or_in(value.as_bytes(), 0, b"\r\n\0") {
             return Err(Refusal::BadRequest("a header value contains CR, LF or NUL"));
         }
     }
@@ -105,11 +106,6 @@ fn check_framing(req: &RequestFacts) -> Result<(), Refusal> {
         return Err(Refusal::BadRequest("the request has both Content-Length and Transfer-Encoding"));
     }
     Ok(())
-}
-
-/// RFC 9110 token characters.
-pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Split and normalize a request target.

@@ -104,6 +104,36 @@ struct Wire<'a> {
     detail: Option<&'a str>,
 }
 
+impl Wire<'_> {
+    /// The wire as JSON, exactly as its `Serialize` derive writes it (held to that by
+    /// `tests::wire_json_is_serdes`), with edgeguard_core::json's writer: serde_json's
+    /// byte-at-a-time escaping cost more than the decision itself.
+    fn to_json(&self) -> String {
+        let mut w = edgeguard_core::json::ObjectWriter::with_capacity(512);
+        w.str("a", self.a);
+        w.opt_u64("s", self.s.map(u64::from));
+        w.u64("h", u64::from(self.h));
+        w.opt_u64("o", self.o.map(u64::from));
+        w.str("p", self.p);
+        w.bool("t", self.t);
+        w.str("r", self.r);
+        w.str_array("f", self.f.iter().flat_map(|(n, v)| [*n, v.as_str()]));
+        w.str_array("d", self.d.iter().flat_map(|(n, v)| [*n, v.as_ref()]));
+        w.str_array("c", self.c.iter().flat_map(|(n, v)| [*n, v.as_str()]));
+        w.opt_str("b", self.b.as_deref());
+        w.opt_u64("fo", self.fo.map(u64::from));
+        if let Some(g) = &self.g {
+            w.raw("g", &serde_json::to_string(g).unwrap_or_else(|_| "null".into()));
+        }
+        w.opt_u64("k", self.k.map(u64::from));
+        w.str("why", self.why);
+        w.opt_str("shadowed", self.shadowed);
+        w.opt_str("route", self.route);
+        w.opt_str("detail", self.detail);
+        w.finish()
+    }
+}
+
 /// `[(name, value), …]` as one flat array `[name, value, …]`: no array per header for
 /// `JSON.parse` to build.
 fn flat_pairs<S: serde::Serializer, V: AsRef<str>>(pairs: &[(&'static str, V)], serializer: S) -> Result<S::Ok, S::Error> {
@@ -461,15 +491,6 @@ impl Edge {
 }
 
 /// `name\nvalue\n…` → pairs, without copying.
-/// JSON into one buffer sized for a typical decision, so serializing does not regrow it.
-fn to_json<T: Serialize>(value: &T) -> String {
-    let mut buf = Vec::with_capacity(1024);
-    if serde_json::to_writer(&mut buf, value).is_err() {
-        return String::new();
-    }
-    String::from_utf8(buf).unwrap_or_default()
-}
-
 fn split_headers(headers: &str) -> Vec<(&str, &str)> {
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(24);
     let mut lines = headers.split('\n');
@@ -546,6 +567,53 @@ impl Edge {
             route: d.shadowed.and_then(|_| self.engine.rule(d)).and_then(|r| r.pattern.as_deref()),
             detail: d.shadowed.map(|_| d.detail.as_ref()),
         };
-        to_json(&wire)
+        wire.to_json()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        "[ -~\\x00-\\x1f\"\\\\é✓]{0,16}"
+    }
+
+    proptest! {
+        /// The hand-written wire is what the derive writes, byte for byte, for every shape of
+        /// decision: optional fields present or not, strings that need escaping, a global check.
+        #[test]
+        fn wire_json_is_serdes(
+            strings in proptest::collection::vec(text(), 10),
+            numbers in any::<(u16, u16, u16, u16, u32)>(),
+            present in any::<[bool; 9]>(),
+            pairs in 0usize..4,
+        ) {
+            let s = |i: usize| strings.get(i).map_or("", String::as_str);
+            let on = |i: usize| present.get(i).copied().unwrap_or(false);
+            let wire = Wire {
+                a: "forward",
+                s: on(0).then_some(numbers.0),
+                h: numbers.1,
+                o: on(1).then_some(numbers.2),
+                p: s(0),
+                t: on(2),
+                r: s(1),
+                f: (0..pairs).map(|i| ("x-forwarded-for", s(i + 2).to_owned())).collect(),
+                d: (0..pairs).map(|i| ("ratelimit", Cow::Borrowed(s(i + 3)))).collect(),
+                c: (0..pairs.min(1)).map(|i| ("set-cookie", s(i + 4).to_owned())).collect(),
+                b: on(3).then(|| s(6).to_owned()),
+                fo: on(4).then_some(numbers.3),
+                g: on(5).then(|| WireGlobal { token: numbers.4, limit: 2, name: s(7).to_owned(), key: "00ff".into(), shard: 3, cloudflare: on(6), window_secs: 60 }),
+                k: on(7).then_some(numbers.4),
+                why: "ok",
+                shadowed: on(8).then_some("blocked"),
+                route: on(8).then(|| s(8)),
+                detail: on(8).then(|| s(9)),
+            };
+            prop_assert_eq!(wire.to_json(), serde_json::to_string(&wire).unwrap_or_default());
+        }
     }
 }

@@ -83,6 +83,8 @@ function setup(env) {
     posthogKey,
     analytics,
     quiet: info.observe.log === "off",
+    // Whether `finish` needs to know if a response is HTML (PostHog pageviews are on and sent).
+    wantsHtml: info.observe.pageviews && Boolean(posthogKey && posthogHost),
   };
 }
 
@@ -174,24 +176,29 @@ function flatten(st, headers) {
   return { flat, strip };
 }
 
-/** One attempt at an origin: the Response, or "timeout" / "unreachable". */
-async function attempt(st, origin, request, d, body, strip) {
+/** One attempt at an origin: a promise of the Response, or "timeout" / "unreachable". A plain
+ * function returning fetch's promise, not an async one: one fewer promise and turn per request. */
+function attempt(st, origin, request, d, body, strip) {
   const headers = new Headers(request.headers);
   for (const name of strip) headers.delete(name);
   const forwarded = d.f;
   for (let i = 0; i < forwarded.length; i += 2) headers.set(forwarded[i], forwarded[i + 1]);
   if (st.authHeader) headers.set(st.authHeader, st.authValue);
   try {
-    return await fetch(origin.url + d.p, {
+    return fetch(origin.url + d.p, {
       method: request.method,
       headers,
       body,
       redirect: "manual",
       signal: AbortSignal.timeout(origin.timeout_ms),
-    });
+    }).catch(fetchFailure);
   } catch (err) {
-    return err && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "unreachable";
+    return Promise.resolve(fetchFailure(err));
   }
+}
+
+function fetchFailure(err) {
+  return err && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "unreachable";
 }
 
 async function forward(st, request, d, obs, strip) {
@@ -281,7 +288,7 @@ async function cspReport(st, request, d, obs) {
 /** The request is answered: hand what was seen to the observer, write what it hands back. */
 function observe(st, ctx, d, response, obs) {
   if (d.k === undefined || d.k === null) return;
-  const type = d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
+  const type = st.wantsHtml && d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
   const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), Date.now());
   if (!raw) return;
   // Usually just the log line; "+{l, e, p}" when there are events or a data point too.

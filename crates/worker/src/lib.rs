@@ -218,6 +218,9 @@ struct WireObserve<'a> {
     posthog_host: Option<&'a str>,
     /// Largest CSP report body the shell reads.
     csp_max_bytes: u32,
+    /// `[observe.posthog]` sends pageviews: only then does `finish` need to know whether a
+    /// response is HTML (the shell skips reading its content type otherwise).
+    pageviews: bool,
 }
 
 /// What `finish` hands back: the log line, PostHog events, the Analytics Engine data point.
@@ -287,6 +290,7 @@ impl Edge {
                 log: b.observe.log.as_str(),
                 posthog_host: b.observe.posthog.as_ref().map(|p| p.host.as_str()),
                 csp_max_bytes: b.observe.csp.as_ref().map_or(edgeguard_core::observe::DEFAULT_MAX_REPORT_BYTES, |c| c.max_bytes),
+                pageviews: b.observe.posthog.as_ref().is_some_and(|p| p.events & edgeguard_core::bundle::event::PAGEVIEW != 0),
             },
             nonce: WireNonce {
                 placeholder: csp::NONCE_PLACEHOLDER,

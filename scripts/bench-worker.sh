@@ -14,7 +14,9 @@
 #             (bench/worker/{passthrough,headers-only,baseline,edgeguard}.capnp; headers-only
 #             is a diagnostic: the pass-through plus the policy workers' header work;
 #             edgeguard-nolog is edgeguard built with `[observe] log = "off"` appended to the
-#             policy, i.e. without the per-request log line the JS baseline does not write)
+#             policy, i.e. without the per-request log line the JS baseline does not write;
+#             baseline-log is the baseline writing the same JSON line per request with
+#             console.log, the LOG binding)
 #   check     every variant answers GET /dashboard with the origin's page (200); edgeguard,
 #             the baseline and headers-only send the same headers; a status-counting warm-up run per
 #             variant must see only 200s
@@ -42,8 +44,8 @@ COLD_RUNS="${COLD_RUNS:-10}"
 WAIT_CI="${WAIT_CI:-600}"
 PIN="${PIN:-1}"
 ORIGIN_PORT=18480
-VARIANTS=(passthrough headers-only baseline edgeguard edgeguard-nolog)
-declare -A PORT=([passthrough]=18781 [baseline]=18782 [edgeguard]=18783 [headers-only]=18784 [edgeguard-nolog]=18785)
+VARIANTS=(passthrough headers-only baseline baseline-log edgeguard edgeguard-nolog)
+declare -A PORT=([passthrough]=18781 [baseline]=18782 [edgeguard]=18783 [headers-only]=18784 [edgeguard-nolog]=18785 [baseline-log]=18786)
 WORKERD=node_modules/@cloudflare/workerd-linux-64/bin/workerd
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 
@@ -111,6 +113,11 @@ for v in passthrough headers-only baseline edgeguard; do
 done
 sed -e 's#embed "\.\./\.\./build/worker/#embed "../worker-nolog/#' -e "s#127.0.0.1:${PORT[edgeguard]}#127.0.0.1:${PORT[edgeguard-nolog]}#" \
   bench/worker/edgeguard.capnp > "$tmp/conf/edgeguard-nolog.capnp"
+# The baseline writing edgeguard's request line with console.log (the LOG binding).
+sed -e "s#127.0.0.1:${PORT[baseline]}#127.0.0.1:${PORT[baseline-log]}#" \
+  -e 's#(name = "ORIGIN", text = "http://127.0.0.1:18480"),#&\n    (name = "LOG", text = "1"),#' \
+  bench/worker/baseline.capnp > "$tmp/conf/baseline-log.capnp"
+grep -q '"LOG"' "$tmp/conf/baseline-log.capnp" || { echo "baseline-log.capnp: no LOG binding" >&2; exit 1; }
 say "bundle size (wrangler deploy --dry-run)"
 # wrangler.toml with `main` pointing at the private build (the same as
 # `wrangler deploy --dry-run --outdir build/dist` after scripts/build-worker.sh).
@@ -212,7 +219,7 @@ for v in "${VARIANTS[@]}"; do
     sed -E 's/^(date|x-request-id|server-timing|ratelimit): .*/\1: …/' | sort > "$tmp/$v.values"
   echo "$v: 200 with the origin's page, $(wc -l < "$tmp/$v.names") response headers" >&2
 done
-for v in headers-only baseline edgeguard edgeguard-nolog; do
+for v in headers-only baseline baseline-log edgeguard edgeguard-nolog; do
   for h in content-security-policy strict-transport-security x-frame-options ratelimit x-request-id; do
     grep -qx "$h" "$tmp/$v.names" || { echo "$v: no $h header" >&2; exit 1; }
   done
@@ -220,7 +227,7 @@ for v in headers-only baseline edgeguard edgeguard-nolog; do
     if grep -qx "$h" "$tmp/$v.names"; then echo "$v: $h was not removed" >&2; exit 1; fi
   done
 done
-for v in headers-only baseline edgeguard-nolog; do
+for v in headers-only baseline baseline-log edgeguard-nolog; do
   if ! diff "$tmp/$v.values" "$tmp/edgeguard.values" >&2; then
     echo "$v and edgeguard answer with different headers" >&2
     exit 1
@@ -360,6 +367,7 @@ report="build/bench-worker/$(date -u +%Y%m%dT%H%M%SZ).md"
   echo
   echo "edgeguard / baseline: $(ratio "${RPS[edgeguard]}" "${RPS[baseline]}")× (per round $(per_round max rps edgeguard baseline)); edgeguard / pass-through: $(ratio "${RPS[edgeguard]}" "${RPS[passthrough]}")× (per round $(per_round max rps edgeguard passthrough)); baseline / pass-through: $(ratio "${RPS[baseline]}" "${RPS[passthrough]}")×"
   echo "edgeguard without the per-request log line (edgeguard-nolog) / baseline: $(ratio "${RPS[edgeguard-nolog]}" "${RPS[baseline]}")× (per round $(per_round max rps edgeguard-nolog baseline)); CPU $(ratio "${CPU[edgeguard-nolog]}" "${CPU[baseline]}")× the baseline's (per round $(per_round max workerd_cpu_us_per_req edgeguard-nolog baseline)); the log line costs $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[edgeguard-nolog]}" 'BEGIN {printf "%.1f", a - b}') µs of CPU per request"
+  echo "with a JSON log line per request on both sides: edgeguard / baseline-log: $(ratio "${RPS[edgeguard]}" "${RPS[baseline-log]}")× (per round $(per_round max rps edgeguard baseline-log)); CPU $(ratio "${CPU[edgeguard]}" "${CPU[baseline-log]}")× (per round $(per_round max workerd_cpu_us_per_req edgeguard baseline-log)); the baseline's console.log line costs $(awk -v a="${CPU[baseline-log]}" -v b="${CPU[baseline]}" 'BEGIN {printf "%.1f", a - b}') µs of CPU per request"
   echo "added over pass-through at $RATE req/s: edgeguard p50 $(added "${P50[edgeguard]}" "${P50[passthrough]}") µs, p99 $(added "${P99[edgeguard]}" "${P99[passthrough]}") µs; baseline p50 $(added "${P50[baseline]}" "${P50[passthrough]}") µs, p99 $(added "${P99[baseline]}" "${P99[passthrough]}") µs"
   echo "workerd CPU per request over headers-only (the policy alone): edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs; headers-only over pass-through: $(awk -v a="${CPU[headers-only]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs"
   echo "workerd CPU per request over pass-through: edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs; edgeguard / baseline CPU: $(ratio "${CPU[edgeguard]}" "${CPU[baseline]}")× (per round $(per_round max workerd_cpu_us_per_req edgeguard baseline))"

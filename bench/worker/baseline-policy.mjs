@@ -146,96 +146,136 @@ async function answerHealth(ctx, origin) {
   return new Response(body, { status: health.ok ? 200 : 503, headers });
 }
 
+// With the LOG binding set to "1" (the baseline-log variant), one JSON line per request with
+// the fields of edgeguard's request line, written the idiomatic way: JSON.stringify and
+// console.log once the response is ready.
+function logLine(request, ctx, response) {
+  const url = new URL(request.url);
+  const ip = request.headers.get("cf-connecting-ip") ?? "";
+  const forwarded = ctx.originMs !== null;
+  console.log(
+    JSON.stringify({
+      ts: new Date(ctx.start).toISOString(),
+      level: response.status >= 500 ? "error" : response.status >= 400 ? "warn" : "info",
+      msg: "request",
+      request_id: ctx.requestId,
+      method: request.method,
+      host: url.hostname,
+      path: url.pathname,
+      route: ctx.route ? ctx.route.re.source : null,
+      action: forwarded ? "forward" : response.status >= 300 && response.status < 400 ? "redirect" : "reject",
+      reason: forwarded ? "ok" : "refused",
+      status: response.status,
+      edge_ms: Math.max(Date.now() - ctx.start - (ctx.originMs ?? 0), 0),
+      origin: forwarded ? "blue" : undefined,
+      lane: forwarded ? "active" : undefined,
+      origin_ms: ctx.originMs ?? undefined,
+      limit: ctx.rl?.limit.name,
+      remaining: ctx.rl?.remaining,
+      client_ip: ip.includes(".") ? ip.replace(/\.\d+$/, ".0") : undefined,
+    }),
+  );
+}
+
 export default {
   async fetch(request, env) {
-    const start = Date.now();
-    const cfRay = request.headers.get("cf-ray");
-    const ctx = { start, requestId: cfRay && cfRay.length <= 128 ? cfRay : crypto.randomUUID().replaceAll("-", ""), https: false, route: null, rl: null };
-
-    // sanitize
-    if (request.url.length > MAX_URL) return refuse(ctx, 414, "the request target is too long");
-    let count = 0;
-    let bytes = 0;
-    for (const [name, value] of request.headers) {
-      count += 1;
-      bytes += name.length + value.length + 4;
-    }
-    if (count > MAX_HEADERS || bytes > MAX_HEADER_BYTES) return refuse(ctx, 431, "the request headers are too large or too many");
-    const rawPath = request.url.replace(/^[a-z]+:\/\/[^/?#]*/i, "").split("?")[0];
-    if (/%2f|%5c|%00|\\/i.test(rawPath)) return refuse(ctx, 400, "the path contains an encoded separator or NUL");
-    const url = new URL(request.url);
-    ctx.https = url.protocol === "https:";
-
-    // host, health, https, canonical host
-    const host = url.hostname.toLowerCase();
-    if (!HOSTS.has(host)) return refuse(ctx, 421, `\`${host}\` is not a host this edge serves`);
-    if (url.pathname === HEALTH_PATH) return answerHealth(ctx, env.ORIGIN);
-    const redirectStatus = request.method === "GET" || request.method === "HEAD" ? 301 : 308;
-    if (!ctx.https) return redirect(ctx, redirectStatus, `https://${host}${url.pathname}${url.search}`);
-    if (host !== CANONICAL_HOST) return redirect(ctx, redirectStatus, `https://${CANONICAL_HOST}${url.pathname}${url.search}`);
-
-    // route
-    let match = null;
-    const route = ROUTES.find((r) => (match = r.re.exec(url.pathname)) !== null);
-    ctx.route = route;
-    if (route.params && !route.params.every((re, i) => re.test(match[i + 1]))) return refuse(ctx, 404, "a path parameter does not have this route's type");
-    if (route.block) return refuse(ctx, route.block, "this route is blocked at the edge in this environment");
-    if (!route.methods.includes(request.method)) return refuse(ctx, 405, `${request.method} is not allowed here`, { allow: route.methods.join(", ") });
-
-    // access
-    for (const name of route.requireHeaders ?? []) {
-      if (!request.headers.get(name)?.trim()) return refuse(ctx, 400, `the request must carry the \`${name}\` header`);
-    }
-    if (route.requireCookie && !cookieNames(request).some((name) => route.requireCookie.test(name))) {
-      return refuse(ctx, 401, "a session cookie is required");
-    }
-    if (route.apiKey) {
-      const presented = request.headers.get("x-api-key")?.trim();
-      if (!presented || !route.apiKey.includes(await sha256Hex(presented))) return refuse(ctx, 401, "a valid API key is required in `x-api-key`");
-    }
-    const length = request.headers.get("content-length");
-    if (length !== null && Number(length) > route.maxBody) return refuse(ctx, 413, `the body is ${length} bytes; this route accepts at most ${route.maxBody}`);
-
-    // limit
-    const ip = request.headers.get("cf-connecting-ip")?.split(",").pop().trim() ?? "unknown";
-    if (route.limit) {
-      const limit = LIMITS[route.limit];
-      const key = limit.header ? `${limit.name}|h:${request.headers.get(limit.header) ?? ip}` : `${limit.name}|${ip}`;
-      ctx.rl = { limit, ...rateLimit(limit, key, start) };
-      if (!ctx.rl.allowed) return refuse(ctx, 429, `limit \`${limit.name}\` allows ${limit.count} requests per ${limit.windowSecs} s`);
-    }
-
-    // forward
-    const headers = new Headers(request.headers);
-    for (const name of [...headers.keys()]) {
-      if (name.startsWith("x-forwarded-") || name === "forwarded" || name === "x-real-ip" || name === "x-request-id") headers.delete(name);
-    }
-    headers.set("x-forwarded-for", ip);
-    headers.set("x-real-ip", ip);
-    headers.set("x-forwarded-proto", "https");
-    headers.set("x-forwarded-host", host);
-    headers.set("forwarded", `for=${ip.includes(":") ? `"[${ip}]"` : ip};host="${host}";proto=https`);
-    headers.set("x-request-id", ctx.requestId);
-    const sent = Date.now();
-    let response;
-    try {
-      response = await fetch(env.ORIGIN + url.pathname + url.search, {
-        method: request.method,
-        headers,
-        body: request.method === "GET" || request.method === "HEAD" ? null : request.body,
-        redirect: "manual",
-        signal: AbortSignal.timeout(ORIGIN_TIMEOUT_MS),
-      });
-    } catch (err) {
-      const timeout = err?.name === "TimeoutError";
-      return refuse(ctx, timeout ? 504 : 502, timeout ? "the origin did not answer in time" : "the origin is unreachable");
-    }
-
-    // respond
-    const originMs = Date.now() - sent;
-    const out = secure(new Headers(response.headers), ctx);
-    if (route.cache && ((response.status >= 200 && response.status < 300) || response.status === 304)) out.set("cache-control", route.cache);
-    out.set("server-timing", `edge;dur=${Math.max(Date.now() - start - originMs, 0)}, origin;dur=${originMs}`);
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers: out });
+    const ctx = { start: Date.now(), requestId: "", https: false, route: null, rl: null, originMs: null };
+    if (env.LOG !== "1") return handle(request, env, ctx);
+    const response = await handle(request, env, ctx);
+    logLine(request, ctx, response);
+    return response;
   },
 };
+
+async function handle(request, env, ctx) {
+  const start = ctx.start;
+  const cfRay = request.headers.get("cf-ray");
+  ctx.requestId = cfRay && cfRay.length <= 128 ? cfRay : crypto.randomUUID().replaceAll("-", "");
+
+  // sanitize
+  if (request.url.length > MAX_URL) return refuse(ctx, 414, "the request target is too long");
+  let count = 0;
+  let bytes = 0;
+  for (const [name, value] of request.headers) {
+    count += 1;
+    bytes += name.length + value.length + 4;
+  }
+  if (count > MAX_HEADERS || bytes > MAX_HEADER_BYTES) return refuse(ctx, 431, "the request headers are too large or too many");
+  const rawPath = request.url.replace(/^[a-z]+:\/\/[^/?#]*/i, "").split("?")[0];
+  if (/%2f|%5c|%00|\\/i.test(rawPath)) return refuse(ctx, 400, "the path contains an encoded separator or NUL");
+  const url = new URL(request.url);
+  ctx.https = url.protocol === "https:";
+
+  // host, health, https, canonical host
+  const host = url.hostname.toLowerCase();
+  if (!HOSTS.has(host)) return refuse(ctx, 421, `\`${host}\` is not a host this edge serves`);
+  if (url.pathname === HEALTH_PATH) return answerHealth(ctx, env.ORIGIN);
+  const redirectStatus = request.method === "GET" || request.method === "HEAD" ? 301 : 308;
+  if (!ctx.https) return redirect(ctx, redirectStatus, `https://${host}${url.pathname}${url.search}`);
+  if (host !== CANONICAL_HOST) return redirect(ctx, redirectStatus, `https://${CANONICAL_HOST}${url.pathname}${url.search}`);
+
+  // route
+  let match = null;
+  const route = ROUTES.find((r) => (match = r.re.exec(url.pathname)) !== null);
+  ctx.route = route;
+  if (route.params && !route.params.every((re, i) => re.test(match[i + 1]))) return refuse(ctx, 404, "a path parameter does not have this route's type");
+  if (route.block) return refuse(ctx, route.block, "this route is blocked at the edge in this environment");
+  if (!route.methods.includes(request.method)) return refuse(ctx, 405, `${request.method} is not allowed here`, { allow: route.methods.join(", ") });
+
+  // access
+  for (const name of route.requireHeaders ?? []) {
+    if (!request.headers.get(name)?.trim()) return refuse(ctx, 400, `the request must carry the \`${name}\` header`);
+  }
+  if (route.requireCookie && !cookieNames(request).some((name) => route.requireCookie.test(name))) {
+    return refuse(ctx, 401, "a session cookie is required");
+  }
+  if (route.apiKey) {
+    const presented = request.headers.get("x-api-key")?.trim();
+    if (!presented || !route.apiKey.includes(await sha256Hex(presented))) return refuse(ctx, 401, "a valid API key is required in `x-api-key`");
+  }
+  const length = request.headers.get("content-length");
+  if (length !== null && Number(length) > route.maxBody) return refuse(ctx, 413, `the body is ${length} bytes; this route accepts at most ${route.maxBody}`);
+
+  // limit
+  const ip = request.headers.get("cf-connecting-ip")?.split(",").pop().trim() ?? "unknown";
+  if (route.limit) {
+    const limit = LIMITS[route.limit];
+    const key = limit.header ? `${limit.name}|h:${request.headers.get(limit.header) ?? ip}` : `${limit.name}|${ip}`;
+    ctx.rl = { limit, ...rateLimit(limit, key, start) };
+    if (!ctx.rl.allowed) return refuse(ctx, 429, `limit \`${limit.name}\` allows ${limit.count} requests per ${limit.windowSecs} s`);
+  }
+
+  // forward
+  const headers = new Headers(request.headers);
+  for (const name of [...headers.keys()]) {
+    if (name.startsWith("x-forwarded-") || name === "forwarded" || name === "x-real-ip" || name === "x-request-id") headers.delete(name);
+  }
+  headers.set("x-forwarded-for", ip);
+  headers.set("x-real-ip", ip);
+  headers.set("x-forwarded-proto", "https");
+  headers.set("x-forwarded-host", host);
+  headers.set("forwarded", `for=${ip.includes(":") ? `"[${ip}]"` : ip};host="${host}";proto=https`);
+  headers.set("x-request-id", ctx.requestId);
+  const sent = Date.now();
+  let response;
+  try {
+    response = await fetch(env.ORIGIN + url.pathname + url.search, {
+      method: request.method,
+      headers,
+      body: request.method === "GET" || request.method === "HEAD" ? null : request.body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(ORIGIN_TIMEOUT_MS),
+    });
+  } catch (err) {
+    const timeout = err?.name === "TimeoutError";
+    return refuse(ctx, timeout ? 504 : 502, timeout ? "the origin did not answer in time" : "the origin is unreachable");
+  }
+
+  // respond
+  const originMs = Date.now() - sent;
+  ctx.originMs = originMs;
+  const out = secure(new Headers(response.headers), ctx);
+  if (route.cache && ((response.status >= 200 && response.status < 300) || response.status === 304)) out.set("cache-control", route.cache);
+  out.set("server-timing", `edge;dur=${Math.max(Date.now() - start - originMs, 0)}, origin;dur=${originMs}`);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers: out });
+}

@@ -43,13 +43,13 @@ for (let i = 0; i < IPS; i += 1) {
   );
 }
 
-function flatten(headers) {
-  let out = "";
-  for (const [name, value] of headers) out += name + "\n" + value + "\n";
+function flatten(request) {
+  let out = request.method + "\n" + request.url + "\n";
+  for (const [name, value] of request.headers) out += name + "\n" + value + "\n";
   return out;
 }
 
-const flat = requests.map((r) => flatten(r.headers));
+const flat = requests.map((r) => flatten(r));
 const wires = [];
 
 function time(label, iterations, fn) {
@@ -64,7 +64,7 @@ const N = 300_000;
 let now = Date.now();
 function decideOne(i) {
   now += 0.01; // 100 k requests per simulated second, spread over 8192 clients: never limited
-  return edge.decide("GET", "https://lawnquote.online/dashboard", flat[i % IPS], now);
+  return edge.decide(flat[i % IPS], now);
 }
 for (let i = 0; i < IPS; i += 1) {
   const w = decideOne(i);
@@ -95,7 +95,7 @@ function decideThenFinish(label, batches) {
 const parse = time("json_parse_decision", N, (i) => JSON.parse(wires[i % wires.length]));
 const [decideAndParse, finish] = decideThenFinish("decide_and_parse", 60);
 const steps = [
-  time("flatten_headers", N, (i) => flatten(requests[i % IPS].headers)),
+  time("flatten_headers", N, (i) => flatten(requests[i % IPS])),
   ["decide_wasm_call", decideAndParse[1] - parse[1]],
   parse,
   finish,

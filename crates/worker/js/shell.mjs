@@ -164,12 +164,13 @@ function timing(obs, extra) {
   return t;
 }
 
-/** The request's headers as `name\nvalue\n…` for the engine, and the names forwarding
- * removes (any `x-forwarded-*` and the engine's list): one pass over workerd's Headers. */
-function flatten(st, headers) {
-  let flat = "";
+/** The request as the engine reads it, `method\nurl\nname\nvalue\n…` (one string: one copy
+ * into wasm), and the header names forwarding removes (any `x-forwarded-*` and the engine's
+ * list): one pass over workerd's Headers. */
+function flatten(st, request) {
+  let flat = request.method + "\n" + request.url + "\n";
   const strip = [];
-  for (const [name, value] of headers) {
+  for (const [name, value] of request.headers) {
     flat += name + "\n" + value + "\n";
     if (name.startsWith("x-forwarded-") || st.strip.has(name)) strip.push(name);
   }
@@ -407,12 +408,12 @@ export default {
     if (state === null) state = setup(env);
     const st = state;
     refreshHealth(st, ctx);
-    const { flat, strip } = flatten(st, request.headers);
-    let d = JSON.parse(st.edge.decide(request.method, request.url, flat, start));
+    const { flat, strip } = flatten(st, request);
+    let d = JSON.parse(st.edge.decide(flat, start));
     if (d.g) {
       const answer = await askLimiter(env, d.g);
       if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
-      d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), request.method, request.url, flat));
+      d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), flat));
     }
     if (d.shadowed) log(st, { level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
     const obs = { start, originMs: null, originError: "", failover: "", edgeMs: 0 };

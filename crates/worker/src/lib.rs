@@ -308,10 +308,11 @@ impl Edge {
         serde_json::to_string(&wire).unwrap_or_default()
     }
 
-    /// Decide one request. `headers` is `name\nvalue\n…` (values cannot contain newlines);
-    /// `now_ms` the clock.
-    pub fn decide(&mut self, method: &str, url: &str, headers: &str, now_ms: f64) -> String {
-        let pairs = split_headers(headers);
+    /// Decide one request. `request` is `method\nurl\nname\nvalue\n…` — one string, so one
+    /// copy into wasm (a method, a URL and header values cannot contain newlines); `now_ms` the
+    /// clock.
+    pub fn decide(&mut self, request: &str, now_ms: f64) -> String {
+        let (method, url, pairs) = split_request(request);
         let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None };
         let now = nanos(now_ms);
         let draw = Draw { request_id: self.rng.u128(..), lane: self.rng.u32(..) };
@@ -331,13 +332,13 @@ impl Edge {
 
     /// Finish a decision parked for a global limit. `answer` is the limiter's JSON
     /// (`{allowed, remaining, reset, retry_after}`) or empty when it failed or timed out;
-    /// `headers` the request's headers again (shadow mode may need its lane cookie).
+    /// `request` the string `decide` got again (shadow mode may need its lane cookie).
     /// Returns "" for an unknown token (a shell bug: each token settles once).
-    pub fn settle(&mut self, token: u32, answer: &str, now_ms: f64, method: &str, url: &str, headers: &str) -> String {
+    pub fn settle(&mut self, token: u32, answer: &str, now_ms: f64, request: &str) -> String {
         let Some((d, draw)) = self.pending.remove(&token) else {
             return String::new();
         };
-        let pairs = split_headers(headers);
+        let (method, url, pairs) = split_request(request);
         let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None };
         let verdict = match serde_json::from_str::<WireOutcome>(answer) {
             Ok(o) => GlobalVerdict::Answer(Outcome { allowed: o.allowed, remaining: o.remaining, reset_secs: o.reset, retry_after_secs: o.retry_after }),
@@ -494,14 +495,16 @@ impl Edge {
     }
 }
 
-/// `name\nvalue\n…` → pairs, without copying.
-fn split_headers(headers: &str) -> Vec<(&str, &str)> {
+/// `method\nurl\nname\nvalue\n…` → method, URL and header pairs, without copying.
+fn split_request(request: &str) -> (&str, &str, Vec<(&str, &str)>) {
+    let mut lines = request.split('\n');
+    let method = lines.next().unwrap_or_default();
+    let url = lines.next().unwrap_or_default();
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(24);
-    let mut lines = headers.split('\n');
     while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
         pairs.push((name, value));
     }
-    pairs
+    (method, url, pairs)
 }
 
 fn nanos(ms: f64) -> u64 {

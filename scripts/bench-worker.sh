@@ -22,7 +22,8 @@
 #             variant must see only 200s
 #   max rate  ROUNDS interleaved rounds (variant order rotated) of DURATION s closed-loop wrk
 #   latency   ROUNDS interleaved rounds at a constant RATE = half the pass-through's median
-#             max (bench/worker/clients.lua paces wrk's requests on a fixed schedule)
+#             max, then at RATE2 = half the baseline's median max (bench/worker/clients.lua
+#             paces wrk's requests on a fixed schedule)
 #   cold      COLD_RUNS interleaved cold starts per variant (bench/worker/coldstart.mjs)
 #   in V8     the shell's per-request steps in node (bench/worker/decide-in-v8.mjs)
 # and prints a summary (also saved in build/bench-worker/). Everything listens on 127.0.0.1
@@ -33,6 +34,7 @@
 #   REV=<commit> (build the worker from a clean export of that commit, not the working tree)
 #   SKIP_BUILD=1 (use build/worker as it is)
 #   RATE=n (fixed rate for the latency rounds instead of half the pass-through's max)
+#   RATE2=n (the second latency rate instead of half the baseline's max)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -311,6 +313,18 @@ for r in $(seq "$ROUNDS"); do
     echo "round $r $v: $(field rps "$line") req/s, p50 $(field p50_us "$line") µs, p99 $(field p99_us "$line") µs, max lag $(field max_lag_ms "$line") ms, other load $(field others_pct "$line") %" >&2
   done
 done
+# Half the pass-through's max is about the policy workers' own max on one core, where any
+# worker queues; a second rate, half the baseline's max, shows the added latency with the
+# policy workers at about half load.
+RATE2="${RATE2:-$(awk -v r="${RPS[baseline]}" 'BEGIN {printf "%d", r / 2}')}"
+say "latency at $RATE2 req/s (half the baseline's max): $ROUNDS rounds × ${DURATION} s per variant, wrk -t1 -c$LAT_CONNS, paced"
+for r in $(seq "$ROUNDS"); do
+  for v in $(rotate $((r - 1))); do
+    line=$(run_wrk "$v" "$DURATION" "$LAT_CONNS" EG_RATE="$RATE2")
+    printf 'lat2\t%s\t%s\t%s\n' "$r" "$v" "$line" >> "$results"
+    echo "round $r $v: $(field rps "$line") req/s, p50 $(field p50_us "$line") µs, p99 $(field p99_us "$line") µs, max lag $(field max_lag_ms "$line") ms, other load $(field others_pct "$line") %" >&2
+  done
+done
 
 # ── cold start ───────────────────────────────────────────────────────────────────────────
 say "cold start: $COLD_RUNS interleaved runs per variant (spawn → first 200)"
@@ -328,11 +342,13 @@ v8=$(node bench/worker/decide-in-v8.mjs "$worker")
 echo "$v8" >&2
 
 # ── summary ──────────────────────────────────────────────────────────────────────────────
-declare -A P50 P99 LRPS
+declare -A P50 P99 LRPS P50B P99B
 for v in "${VARIANTS[@]}"; do
   P50[$v]=$(stat lat "$v" p50_us)
   P99[$v]=$(stat lat "$v" p99_us)
   LRPS[$v]=$(stat lat "$v" rps)
+  P50B[$v]=$(stat lat2 "$v" p50_us)
+  P99B[$v]=$(stat lat2 "$v" p99_us)
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 us_per_req() { awk -v r="$1" 'BEGIN {printf "%.1f", 1e6 / r}'; }
@@ -359,16 +375,17 @@ report="build/bench-worker/$(date -u +%Y%m%dT%H%M%SZ).md"
   echo "other load during the timed runs (CPU share of the machine used by anything but workerd, nginx and wrk): $(others)"
   echo "non-2xx/3xx responses in all timed runs: $(sum_field max non2xx3xx) (max rate), $(sum_field lat non2xx3xx) (latency); socket errors: $(( $(sum_field max read_err) + $(sum_field max timeouts) + $(sum_field lat read_err) + $(sum_field lat timeouts) ))"
   echo
-  echo "| variant | req/s (max) | µs/req (1/req/s) | workerd CPU µs/req | p50 µs @ $RATE/s | p99 µs | achieved req/s | cold start ms (median) |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| variant | req/s (max) | µs/req (1/req/s) | workerd CPU µs/req | p50 µs @ $RATE/s | p99 µs | achieved req/s | p50 / p99 µs @ $RATE2/s | cold start ms (median) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for v in "${VARIANTS[@]}"; do
-    echo "| $v | ${RPS[$v]} | $(us_per_req "${RPS[$v]}") | ${CPU[$v]} | ${P50[$v]} | ${P99[$v]} | ${LRPS[$v]} | ${COLD[$v]} |"
+    echo "| $v | ${RPS[$v]} | $(us_per_req "${RPS[$v]}") | ${CPU[$v]} | ${P50[$v]} | ${P99[$v]} | ${LRPS[$v]} | ${P50B[$v]} / ${P99B[$v]} | ${COLD[$v]} |"
   done
   echo
   echo "edgeguard / baseline: $(ratio "${RPS[edgeguard]}" "${RPS[baseline]}")× (per round $(per_round max rps edgeguard baseline)); edgeguard / pass-through: $(ratio "${RPS[edgeguard]}" "${RPS[passthrough]}")× (per round $(per_round max rps edgeguard passthrough)); baseline / pass-through: $(ratio "${RPS[baseline]}" "${RPS[passthrough]}")×"
   echo "edgeguard without the per-request log line (edgeguard-nolog) / baseline: $(ratio "${RPS[edgeguard-nolog]}" "${RPS[baseline]}")× (per round $(per_round max rps edgeguard-nolog baseline)); CPU $(ratio "${CPU[edgeguard-nolog]}" "${CPU[baseline]}")× the baseline's (per round $(per_round max workerd_cpu_us_per_req edgeguard-nolog baseline)); the log line costs $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[edgeguard-nolog]}" 'BEGIN {printf "%.1f", a - b}') µs of CPU per request"
   echo "with a JSON log line per request on both sides: edgeguard / baseline-log: $(ratio "${RPS[edgeguard]}" "${RPS[baseline-log]}")× (per round $(per_round max rps edgeguard baseline-log)); CPU $(ratio "${CPU[edgeguard]}" "${CPU[baseline-log]}")× (per round $(per_round max workerd_cpu_us_per_req edgeguard baseline-log)); the baseline's console.log line costs $(awk -v a="${CPU[baseline-log]}" -v b="${CPU[baseline]}" 'BEGIN {printf "%.1f", a - b}') µs of CPU per request"
   echo "added over pass-through at $RATE req/s: edgeguard p50 $(added "${P50[edgeguard]}" "${P50[passthrough]}") µs, p99 $(added "${P99[edgeguard]}" "${P99[passthrough]}") µs; baseline p50 $(added "${P50[baseline]}" "${P50[passthrough]}") µs, p99 $(added "${P99[baseline]}" "${P99[passthrough]}") µs"
+  echo "added over pass-through at $RATE2 req/s: edgeguard p50 $(added "${P50B[edgeguard]}" "${P50B[passthrough]}") µs, p99 $(added "${P99B[edgeguard]}" "${P99B[passthrough]}") µs; baseline p50 $(added "${P50B[baseline]}" "${P50B[passthrough]}") µs, p99 $(added "${P99B[baseline]}" "${P99B[passthrough]}") µs"
   echo "workerd CPU per request over headers-only (the policy alone): edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs; headers-only over pass-through: $(awk -v a="${CPU[headers-only]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs"
   echo "workerd CPU per request over pass-through: edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs; edgeguard / baseline CPU: $(ratio "${CPU[edgeguard]}" "${CPU[baseline]}")× (per round $(per_round max workerd_cpu_us_per_req edgeguard baseline))"
   echo "per-request cost over pass-through (1/throughput): edgeguard $(awk -v a="${RPS[edgeguard]}" -v b="${RPS[passthrough]}" 'BEGIN {printf "%.1f", 1e6/a - 1e6/b}') µs, baseline $(awk -v a="${RPS[baseline]}" -v b="${RPS[passthrough]}" 'BEGIN {printf "%.1f", 1e6/a - 1e6/b}') µs"

@@ -152,24 +152,31 @@ pub fn decide_repeated<E>(
 }
 
 /// RFC 9110 `tchar`: the characters of methods and header names. One bit test per byte (it
-/// runs over every header name of every request).
+/// runs over every header name of every request); two 64-bit masks, as wasm has no 128-bit
+/// shift.
 pub fn is_tchar(b: u8) -> bool {
-    b < 128 && TCHAR_MASK.wrapping_shr(u32::from(b)) & 1 == 1
+    let mask = if b < 64 { TCHAR_MASK_LOW } else { TCHAR_MASK_HIGH };
+    b < 128 && mask.wrapping_shr(u32::from(b & 63)) & 1 == 1
 }
 
-/// Bit `b` set for each ASCII byte `b` that is a `tchar`: alphanumerics and ``!#$%&'*+-.^_`|~``.
-const TCHAR_MASK: u128 = {
-    let mut mask = 0u128;
-    let mut b = 0u8;
-    while b < 128 {
+/// Bit `b` set for each byte `b` below 64 that is a `tchar` (digits and ``!#$%&'*+-.``).
+const TCHAR_MASK_LOW: u64 = tchar_mask(0);
+/// Bit `b - 64` set for each byte `b` from 64 to 127 that is a `tchar` (letters and ``^_`|~``).
+const TCHAR_MASK_HIGH: u64 = tchar_mask(64);
+
+const fn tchar_mask(from: u8) -> u64 {
+    let mut mask = 0u64;
+    let mut i = 0u8;
+    while i < 64 {
+        let b = from.wrapping_add(i);
         let symbol = matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
         if b.is_ascii_alphanumeric() || symbol {
-            mask |= 1u128.wrapping_shl(b as u32);
+            mask |= 1u64.wrapping_shl(i as u32);
         }
-        b = b.wrapping_add(1);
+        i = i.wrapping_add(1);
     }
     mask
-};
+}
 
 #[cfg(test)]
 mod tests {

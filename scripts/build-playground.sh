@@ -16,9 +16,9 @@ fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 
-cargo build -p edgeguard-playground --target wasm32-unknown-unknown --profile worker
+cargo build -p edgeguard-playground --target wasm32-unknown-unknown --profile playground
 rm -rf "$out" && mkdir -p "$out/pkg"
-wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" target/wasm32-unknown-unknown/worker/edgeguard_playground.wasm
+wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" target/wasm32-unknown-unknown/playground/edgeguard_playground.wasm
 
 # The page: the editor and views (main.js), the worker that runs the wasm with its
 # wasm-bindgen glue bundled in (worker.js), and a tiny classic script that starts the worker

@@ -157,7 +157,8 @@ function strict(st, policy, h, body, status, head) {
 
 /** `Server-Timing`; the same durations go into the request's log line (obs.edgeMs, obs.originMs). */
 function timing(obs, extra) {
-  obs.edgeMs = Math.max(Date.now() - obs.start - (obs.originMs ?? 0), 0);
+  obs.end = Date.now();
+  obs.edgeMs = Math.max(obs.end - obs.start - (obs.originMs ?? 0), 0);
   let t = `edge;dur=${obs.edgeMs}`;
   if (obs.originMs !== null) t += `, origin;dur=${obs.originMs}`;
   if (extra) t += `, ${extra}`;
@@ -290,7 +291,7 @@ async function cspReport(st, request, d, obs) {
 function observe(st, ctx, d, response, obs) {
   if (d.k === undefined || d.k === null) return;
   const type = st.wantsHtml && d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
-  const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), Date.now());
+  const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), obs.end);
   if (!raw) return;
   // Usually just the log line; "+{l, e, p}" when there are events or a data point too.
   if (raw.charCodeAt(0) !== 43) {
@@ -376,9 +377,9 @@ async function probeOrigins(st) {
 }
 
 /** Keep probe results fresh in the background so routing can skip a failing origin. */
-function refreshHealth(st, ctx) {
+function refreshHealth(st, ctx, now) {
   if (!st.info.probe_path || !ctx) return;
-  const fresh = st.probes && Date.now() - st.probes.at < st.info.health_cache_ms;
+  const fresh = st.probes && now - st.probes.at < st.info.health_cache_ms;
   if (fresh || st.probes?.pending) return;
   ctx.waitUntil(probeOrigins(st).catch(() => {}));
 }
@@ -407,7 +408,7 @@ export default {
     const start = Date.now();
     if (state === null) state = setup(env);
     const st = state;
-    refreshHealth(st, ctx);
+    refreshHealth(st, ctx, start);
     const { flat, strip } = flatten(st, request);
     let d = JSON.parse(st.edge.decide(flat, start));
     if (d.g) {
@@ -416,7 +417,7 @@ export default {
       d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), flat));
     }
     if (d.shadowed) log(st, { level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
-    const obs = { start, originMs: null, originError: "", failover: "", edgeMs: 0 };
+    const obs = { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0 };
     let response;
     switch (d.a) {
       case "forward":

@@ -304,27 +304,25 @@ for v in "${VARIANTS[@]}"; do
 done
 
 # ── latency at a fixed rate ──────────────────────────────────────────────────────────────
+latency_rounds() { # latency_rounds kind rate: ROUNDS rotated rounds paced at rate, saved as kind
+  local kind=$1 rate=$2 r v line
+  for r in $(seq "$ROUNDS"); do
+    for v in $(rotate $((r - 1))); do
+      line=$(run_wrk "$v" "$DURATION" "$LAT_CONNS" EG_RATE="$rate")
+      printf '%s\t%s\t%s\t%s\n' "$kind" "$r" "$v" "$line" >> "$results"
+      echo "round $r $v: $(field rps "$line") req/s, p50 $(field p50_us "$line") µs, p99 $(field p99_us "$line") µs, max lag $(field max_lag_ms "$line") ms, other load $(field others_pct "$line") %" >&2
+    done
+  done
+}
 RATE="${RATE:-$(awk -v r="${RPS[passthrough]}" 'BEGIN {printf "%d", r / 2}')}"
 say "latency at $RATE req/s (half the pass-through's max): $ROUNDS rounds × ${DURATION} s per variant, wrk -t1 -c$LAT_CONNS, paced"
-for r in $(seq "$ROUNDS"); do
-  for v in $(rotate $((r - 1))); do
-    line=$(run_wrk "$v" "$DURATION" "$LAT_CONNS" EG_RATE="$RATE")
-    printf 'lat\t%s\t%s\t%s\n' "$r" "$v" "$line" >> "$results"
-    echo "round $r $v: $(field rps "$line") req/s, p50 $(field p50_us "$line") µs, p99 $(field p99_us "$line") µs, max lag $(field max_lag_ms "$line") ms, other load $(field others_pct "$line") %" >&2
-  done
-done
+latency_rounds lat "$RATE"
 # Half the pass-through's max is about the policy workers' own max on one core, where any
 # worker queues; a second rate, half the baseline's max, shows the added latency with the
 # policy workers at about half load.
 RATE2="${RATE2:-$(awk -v r="${RPS[baseline]}" 'BEGIN {printf "%d", r / 2}')}"
 say "latency at $RATE2 req/s (half the baseline's max): $ROUNDS rounds × ${DURATION} s per variant, wrk -t1 -c$LAT_CONNS, paced"
-for r in $(seq "$ROUNDS"); do
-  for v in $(rotate $((r - 1))); do
-    line=$(run_wrk "$v" "$DURATION" "$LAT_CONNS" EG_RATE="$RATE2")
-    printf 'lat2\t%s\t%s\t%s\n' "$r" "$v" "$line" >> "$results"
-    echo "round $r $v: $(field rps "$line") req/s, p50 $(field p50_us "$line") µs, p99 $(field p99_us "$line") µs, max lag $(field max_lag_ms "$line") ms, other load $(field others_pct "$line") %" >&2
-  done
-done
+latency_rounds lat2 "$RATE2"
 
 # ── cold start ───────────────────────────────────────────────────────────────────────────
 say "cold start: $COLD_RUNS interleaved runs per variant (spawn → first 200)"

@@ -1240,7 +1240,7 @@ impl<'a> Facts<'a> {
                 d.host.clone(),
                 self.path.to_owned(),
                 self.origin_name.unwrap_or_default().to_owned(),
-                d.lane.filter(|_| d.action == Action::Forward).map(lane_code).unwrap_or_default().to_owned(),
+                d.lane.filter(|_| d.action == Action::Forward).map(crate::origins::Lane::as_str).unwrap_or_default().to_owned(),
                 self.limit.map(|(name, _)| name).unwrap_or_default().to_owned(),
                 self.client_ip.clone().unwrap_or_default(),
                 d.shadowed.map(Reason::code).unwrap_or_default().to_owned(),
@@ -1257,17 +1257,6 @@ impl<'a> Facts<'a> {
     }
 }
 
-fn lane_code(lane: crate::origins::Lane) -> &'static str {
-    use crate::origins::Lane;
-    match lane {
-        Lane::Pinned => "pinned",
-        Lane::Active => "active",
-        Lane::Sticky => "sticky",
-        Lane::CanaryDraw => "canary_draw",
-        Lane::ActiveDraw => "active_draw",
-        Lane::HealthReroute => "health_reroute",
-    }
-}
 
 fn refusal_props(d: &Decision, facts: &Facts) -> Map<String, Value> {
     let mut props = Map::new();

@@ -4,8 +4,8 @@
 //! serde_json escapes strings one byte at a time through a lookup table, which in wasm cost
 //! more than the decision itself. Nearly every value here (paths, hosts, header values, ids)
 //! needs no escaping at all, so a string is first checked eight bytes at a time
-//! (crate::scan) and, when clean, copied as is; anything else goes through serde_json's own
-//! escaping. The types keep
+//! (crate::scan) and, when clean, copied as is; quotes and backslashes get their backslash
+//! here, and a string with a control byte goes through serde_json's own escaping. The types keep
 //! their `#[derive(Serialize)]`, and property tests hold each writer to serde_json's output
 //! for the same value, byte for byte.
 
@@ -98,15 +98,30 @@ impl ObjectWriter {
 
 /// `value` as a JSON string literal, appended to `out` exactly as serde_json writes it.
 pub fn push_str(out: &mut String, value: &str) {
-    if needs_escape(value.as_bytes()) {
-        // serde_json's escaping for the rare value with a quote, backslash or control byte.
+    let bytes = value.as_bytes();
+    if !needs_escape(bytes) {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else if crate::scan::any_below_or_in(bytes, 0x20, b"") {
+        // A control byte: serde_json's escaping (\n, \t, \u00XX …) for the rare value with one.
         match serde_json::to_string(value) {
             Ok(escaped) => out.push_str(&escaped),
             Err(_) => out.push_str("\"\""),
         }
     } else {
+        // Only quotes and backslashes (`Forwarded: host="…"`, a RateLimit item's name): each
+        // gets a backslash before it, the runs between are copied as they are.
         out.push('"');
-        out.push_str(value);
+        let mut run = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'"' || b == b'\\' {
+                out.push_str(value.get(run..i).unwrap_or_default());
+                out.push('\\');
+                run = i;
+            }
+        }
+        out.push_str(value.get(run..).unwrap_or_default());
         out.push('"');
     }
 }

@@ -1257,7 +1257,6 @@ impl<'a> Facts<'a> {
     }
 }
 
-
 fn refusal_props(d: &Decision, facts: &Facts) -> Map<String, Value> {
     let mut props = Map::new();
     props.insert("reason".into(), json!(facts.reason));

@@ -595,7 +595,7 @@ mod tests {
         fn wire_json_is_serdes(
             strings in proptest::collection::vec(text(), 10),
             numbers in any::<(u16, u16, u16, u16, u32)>(),
-            present in any::<[bool; 9]>(),
+            present in any::<[bool; 11]>(),
             pairs in 0usize..4,
         ) {
             let s = |i: usize| strings.get(i).map_or("", String::as_str);
@@ -617,8 +617,8 @@ mod tests {
                 k: on(7).then_some(numbers.4),
                 why: "ok",
                 shadowed: on(8).then_some("blocked"),
-                route: on(8).then(|| s(8)),
-                detail: on(8).then(|| s(9)),
+                route: on(9).then(|| s(8)),
+                detail: on(10).then(|| s(9)),
             };
             prop_assert_eq!(wire.to_json(), serde_json::to_string(&wire).unwrap_or_default());
         }

@@ -25,7 +25,7 @@ const MAX_HEADERS = 100;
 const ORIGIN_TIMEOUT_MS = 10_000;
 const MAX_LIMITER_KEYS = 100_000;
 
-import { HSTS, REMOVE, SECURITY_HEADERS } from "./quotekit-headers.mjs";
+import { HSTS, REMOVE, SECURITY_HEADERS, forwardHeaders } from "./quotekit-headers.mjs";
 
 const LIMITS = {
   api: { name: "api", count: 100, windowSecs: 900, burst: 20 },
@@ -246,16 +246,7 @@ async function handle(request, env, ctx) {
   }
 
   // forward
-  const headers = new Headers(request.headers);
-  for (const name of [...headers.keys()]) {
-    if (name.startsWith("x-forwarded-") || name === "forwarded" || name === "x-real-ip" || name === "x-request-id") headers.delete(name);
-  }
-  headers.set("x-forwarded-for", ip);
-  headers.set("x-real-ip", ip);
-  headers.set("x-forwarded-proto", "https");
-  headers.set("x-forwarded-host", host);
-  headers.set("forwarded", `for=${ip.includes(":") ? `"[${ip}]"` : ip};host="${host}";proto=https`);
-  headers.set("x-request-id", ctx.requestId);
+  const headers = forwardHeaders(request, ip, host, ctx.requestId);
   const sent = Date.now();
   let response;
   try {

@@ -8,7 +8,7 @@
 // The header values are baseline-policy.mjs's (scripts/bench-worker.sh checks that the three
 // workers answer with the same headers).
 
-import { HSTS, REMOVE, SECURITY_HEADERS } from "./quotekit-headers.mjs";
+import { HSTS, REMOVE, SECURITY_HEADERS, forwardHeaders } from "./quotekit-headers.mjs";
 
 export default {
   async fetch(request, env) {
@@ -16,16 +16,7 @@ export default {
     const url = new URL(request.url);
     const ip = request.headers.get("cf-connecting-ip") ?? "unknown";
     const requestId = request.headers.get("cf-ray") ?? crypto.randomUUID().replaceAll("-", "");
-    const headers = new Headers(request.headers);
-    for (const name of [...headers.keys()]) {
-      if (name.startsWith("x-forwarded-") || name === "forwarded" || name === "x-real-ip" || name === "x-request-id") headers.delete(name);
-    }
-    headers.set("x-forwarded-for", ip);
-    headers.set("x-real-ip", ip);
-    headers.set("x-forwarded-proto", "https");
-    headers.set("x-forwarded-host", url.hostname);
-    headers.set("forwarded", `for=${ip};host="${url.hostname}";proto=https`);
-    headers.set("x-request-id", requestId);
+    const headers = forwardHeaders(request, ip, url.hostname, requestId);
     const sent = Date.now();
     const response = await fetch(env.ORIGIN + url.pathname + url.search, {
       method: request.method,

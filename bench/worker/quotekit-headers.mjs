@@ -1,6 +1,7 @@
-// QuoteKit's response headers as fixtures/quotekit.toml makes edgeguard send them, for the JS
-// benchmark workers (baseline-policy.mjs, headers-only.mjs): scripts/bench-worker.sh checks
-// that they and edgeguard answer with the same headers.
+// QuoteKit's response headers as fixtures/quotekit.toml makes edgeguard send them, and the
+// forwarded request headers, for the JS benchmark workers (baseline-policy.mjs,
+// headers-only.mjs): scripts/bench-worker.sh checks that they and edgeguard answer with the
+// same headers.
 
 const CSP_DIRECTIVES = {
   "default-src": ["'self'"],
@@ -50,3 +51,19 @@ export const SECURITY_HEADERS = {
 };
 export const HSTS = "max-age=31536000; includeSubDomains";
 export const REMOVE = ["server", "x-powered-by"];
+
+/** The request headers both JS policy workers forward: the client's, less its X-Forwarded-*,
+ * Forwarded, X-Real-IP and X-Request-Id, plus the edge's own (https behind Cloudflare). */
+export function forwardHeaders(request, ip, host, requestId) {
+  const headers = new Headers(request.headers);
+  for (const name of [...headers.keys()]) {
+    if (name.startsWith("x-forwarded-") || name === "forwarded" || name === "x-real-ip" || name === "x-request-id") headers.delete(name);
+  }
+  headers.set("x-forwarded-for", ip);
+  headers.set("x-real-ip", ip);
+  headers.set("x-forwarded-proto", "https");
+  headers.set("x-forwarded-host", host);
+  headers.set("forwarded", `for=${ip.includes(":") ? `"[${ip}]"` : ip};host="${host}";proto=https`);
+  headers.set("x-request-id", requestId);
+  return headers;
+}

@@ -289,7 +289,7 @@ async function cspReport(st, request, d, obs) {
 
 /** The request is answered: hand what was seen to the observer, write what it hands back. */
 function observe(st, ctx, d, response, obs) {
-  if (d.k === undefined || d.k === null) return;
+  if (d.k === undefined) return;
   const type = st.wantsHtml && d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
   const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), obs.end);
   if (!raw) return;

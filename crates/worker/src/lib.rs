@@ -117,9 +117,9 @@ impl Wire<'_> {
         w.str("p", self.p);
         w.bool("t", self.t);
         w.str("r", self.r);
-        w.str_array("f", self.f.iter().flat_map(|(n, v)| [*n, v.as_str()]));
-        w.str_array("d", self.d.iter().flat_map(|(n, v)| [*n, v.as_ref()]));
-        w.str_array("c", self.c.iter().flat_map(|(n, v)| [*n, v.as_str()]));
+        w.str_array("f", flat(&self.f));
+        w.str_array("d", flat(&self.d));
+        w.str_array("c", flat(&self.c));
         w.opt_str("b", self.b.as_deref());
         w.opt_u64("fo", self.fo.map(u64::from));
         if let Some(g) = &self.g {
@@ -134,16 +134,15 @@ impl Wire<'_> {
     }
 }
 
-/// `[(name, value), …]` as one flat array `[name, value, …]`: no array per header for
-/// `JSON.parse` to build.
+/// `[(name, value), …]` as one flat sequence `name, value, …`: the wire's header lists carry
+/// no array per header for `JSON.parse` to build.
+fn flat<'a, V: AsRef<str>>(pairs: &'a [(&'static str, V)]) -> impl Iterator<Item = &'a str> {
+    pairs.iter().flat_map(|(name, value)| [*name, value.as_ref()])
+}
+
+/// The derive's side of [`flat`].
 fn flat_pairs<S: serde::Serializer, V: AsRef<str>>(pairs: &[(&'static str, V)], serializer: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = serializer.serialize_seq(Some(pairs.len().saturating_mul(2)))?;
-    for (name, value) in pairs {
-        seq.serialize_element(name)?;
-        seq.serialize_element(value.as_ref())?;
-    }
-    seq.end()
+    serializer.collect_seq(flat(pairs))
 }
 
 #[derive(Serialize)]

@@ -8,15 +8,15 @@ WASM_TARGET := wasm32-unknown-unknown
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build worker worker-test worker-observe worker-strict e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test
+.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build engine cli edges e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test
 
 ## Every test: unit, property, integration, clippy's no-panic policy, the wasm32 build,
 ## end-to-end tests in workerd in front of a real origin, and the deploy artifact.
-test: setup-rust lint unit check-wasm fuzz-smoke e2e deploy-dry-run playground-test
+test: setup-rust engine lint unit check-wasm fuzz-smoke e2e deploy-dry-run playground-test
 	@echo "edgeguard: all checks passed"
 
 ## The edge in workerd in front of the demo QuoteKit origin (POLICY=, ENV=, ORIGIN=, PORT=, PROTOCOL=).
-run: setup-rust node-deps
+run: cli node-deps
 	./scripts/run-edge.sh
 
 setup-rust:
@@ -42,28 +42,32 @@ check-wasm:
 bench-build:
 	$(CARGO) bench --workspace --no-run
 
-worker: setup-rust
-	./scripts/build-worker.sh
+## The engine: the worker's wasm, its glue and the JS shell — the same bytes for every policy —
+## in crates/cli/engine, where the CLI embeds it. Built once; policies are bundles beside it.
+engine: setup-rust
+	./scripts/build-engine.sh
 
-## The worker built with the end-to-end test policy (short timeouts, IP rules, a dead origin).
-worker-test: setup-rust
-	OUT=build/worker-test EDGEGUARD_POLICY=tests/e2e/policy.toml ./scripts/build-worker.sh
+## The CLI with the engine inside (target/debug/edgeguard): what writes every worker below.
+cli: engine
+	$(CARGO) build -p edgeguard-cli
 
-## The worker built with the [observe] test policy (logs, metrics, CSP reports, PostHog).
-worker-observe: setup-rust
-	OUT=build/worker-observe EDGEGUARD_POLICY=tests/e2e/observe.toml ./scripts/build-worker.sh
+## A worker directory per policy the end-to-end tests serve: the one engine and that policy's
+## bundle, written by `edgeguard build` (QuoteKit; short timeouts, IP rules and a dead origin;
+## [observe]; strict CSP).
+EDGEGUARD := target/debug/edgeguard
+edges: cli
+	$(EDGEGUARD) build fixtures/quotekit.toml -o build/edge > /dev/null
+	$(EDGEGUARD) build tests/e2e/policy.toml -o build/edge-test > /dev/null
+	$(EDGEGUARD) build tests/e2e/observe.toml -o build/edge-observe > /dev/null
+	$(EDGEGUARD) build tests/e2e/strict.toml -o build/edge-strict > /dev/null
 
-## The worker built with the strict-CSP test policy (QuoteKit's CSP with strict = "nonce").
-worker-strict: setup-rust
-	OUT=build/worker-strict EDGEGUARD_POLICY=tests/e2e/strict.toml ./scripts/build-worker.sh
-
-e2e: node-deps worker worker-test worker-observe worker-strict chromium
+e2e: node-deps edges chromium
 	node --test --test-concurrency=1 tests/e2e/ demo/ tests/csp-parity/ tests/sarif/ tests/observatory/
 
 ## Proves the deploy artifact builds; prints its size (docs/benchmarks.md).
-deploy-dry-run: node-deps worker
+deploy-dry-run: node-deps edges
 	node_modules/.bin/wrangler deploy --dry-run --outdir build/dist 2>&1 | grep -E "Total Upload|error" || true
-	test -f build/dist/shell.js
+	test -f build/dist/index.js && ls build/dist | grep -q 'policy.egb$$' 
 
 bench:
 	$(CARGO) bench -p edgeguard-core -p edgeguard-compiler
@@ -90,7 +94,7 @@ playground-test: playground chromium
 
 ## Load through `workerd serve`: wrk sends from each of 1 000 000 client addresses, then 60 s with
 ## origin faults (~6 min on 2 quiet cores, ~10 busy; SOAK_SWEEP=60: a 60 s sweep; not part of `test`; docs/security.md).
-soak: setup-rust node-deps
+soak: cli node-deps
 	command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
-	OUT=build/worker-soak EDGEGUARD_POLICY=tests/soak/policy.toml ./scripts/build-worker.sh
+	$(EDGEGUARD) build tests/soak/policy.toml -o build/edge-soak > /dev/null
 	node tests/soak/soak.mjs

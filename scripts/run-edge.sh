@@ -8,11 +8,13 @@
 #   HOST=name     the Host header the examples use (default: the policy's first app.hosts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export EDGEGUARD_POLICY="${POLICY:-fixtures/quotekit.toml}"
-export EDGEGUARD_ENV="${ENV:-}"
+POLICY="${POLICY:-fixtures/quotekit.toml}"
+ENV="${ENV:-}"
 PORT="${PORT:-8787}"
 PROTOCOL="${PROTOCOL:-https}"
-./scripts/build-worker.sh
+# The one prebuilt engine and this policy's bundle (no Rust build per policy): build/edge,
+# wrangler.toml's `main`.
+target/debug/edgeguard build "$POLICY" ${ENV:+--env "$ENV"} -o build/edge | head -1
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
@@ -26,11 +28,11 @@ if [ -z "$origin" ]; then
   echo "demo origin (a QuoteKit stand-in) on $origin"
 fi
 # The Host to send: HOST, else the policy's first app.hosts entry.
-host="${HOST:-$(sed -n 's/^hosts *= *\[ *"\([^"]*\)".*/\1/p' "$EDGEGUARD_POLICY" | head -1)}"
+host="${HOST:-$(sed -n 's/^hosts *= *\[ *"\([^"]*\)".*/\1/p' "$POLICY" | head -1)}"
 host="${host:-127.0.0.1}"
 cat <<MSG
 
-edgeguard: policy $EDGEGUARD_POLICY${EDGEGUARD_ENV:+ (env $EDGEGUARD_ENV)} in front of $origin
+edgeguard: policy $POLICY${ENV:+ (env $ENV)} in front of $origin
 edge on $PROTOCOL://127.0.0.1:$PORT — try (-k: the local certificate is self-signed):
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/                    # forwarded; security headers replaced, X-Powered-By gone
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/__edge/health       # application/health+json
@@ -38,7 +40,7 @@ edge on $PROTOCOL://127.0.0.1:$PORT — try (-k: the local certificate is self-s
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/api/admin/users     # 401: no Supabase session cookie
   curl -ski -H 'Host: evil.example' $PROTOCOL://127.0.0.1:$PORT/             # 421
   PROTOCOL=http make run, then: curl -si -H 'Host: $host' http://127.0.0.1:$PORT/pricing   # 301 to https
-  edgeguard explain $EDGEGUARD_POLICY --request "GET https://$host/api/admin/users"         # the same decision, offline
+  edgeguard explain $POLICY --request "GET https://$host/api/admin/users"         # the same decision, offline
   strict CSP (docs/strict-csp.md): POLICY=tests/e2e/strict.toml make run, then open in a browser
     https://127.0.0.1:$PORT/strict-demo#%3Cscript%3Ealert(1)%3C/script%3E   # the app's XSS, blocked by the edge's nonces
 Ctrl-C stops both.

@@ -1,6 +1,6 @@
 // Added latency of a global (Durable Object) limit check vs a local one, in workerd through
 // `wrangler dev`, and requests/s through a global limit with 10 000 distinct keys.
-// Run: make worker-test && node bench/fleet/global-limit.mjs
+// Run: make edges && node bench/fleet/global-limit.mjs
 // Uses tests/e2e/policy.toml: /l/** has a local 10/1m limit, /g/** the same rate global.
 
 import http from "node:http";
@@ -10,7 +10,7 @@ import { request, startEdge, startOrigin } from "../../tests/e2e/harness.mjs";
 
 const N = Number(process.env.N ?? 600);
 const origin = await startOrigin("blue");
-const edge = await startEdge({ main: "build/worker-test/shell.mjs", vars: { EDGE_ORIGINS: `*=${origin.url}`, EDGE_CANARY_PERCENT: "0" } });
+const edge = await startEdge({ main: "build/edge-test/index.mjs", vars: { EDGE_ORIGINS: `*=${origin.url}`, EDGE_CANARY_PERCENT: "0" } });
 
 function ip(i) {
   return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;

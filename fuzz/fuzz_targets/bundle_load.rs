@@ -4,7 +4,9 @@
 //! First byte: bit 7 clear → the rest of the input is the bundle as is (the committed seeds are
 //! real bundles); bit 7 set → a real fixture bundle (`byte % 4`) with the rest of the input
 //! applied as edits: 4-byte records `op, offset (u16 LE), value` (op % 4: set byte, xor,
-//! insert, truncate).
+//! insert, truncate). Bit 6 set → the edited bundle's SHA-256 is written again over its body,
+//! so the edits reach the decoder behind the checksum (a damaged bundle that still hashes right,
+//! as a hand-crafted one would).
 #![no_main]
 
 mod common;
@@ -29,6 +31,15 @@ fn mutate(mut bytes: Vec<u8>, edits: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The digest the header carries (bytes 8..40) recomputed over the body (40..).
+fn reseal(bytes: &mut [u8]) {
+    use sha2::{Digest, Sha256};
+    if bytes.len() >= 40 {
+        let digest = Sha256::digest(&bytes[40..]);
+        bytes[8..40].copy_from_slice(&digest);
+    }
+}
+
 const REQUESTS: &str = "GET https://lawnquote.online/\ncf-connecting-ip: 198.51.100.1\n\n\
 POST https://lawnquote.online/api/admin/x\ncookie: sb-a-auth-token=1\ncontent-length: 9\n\n\
 GET https://lawnquote.online/api/quotes/123e4567-e89b-12d3-a456-426614174000/pdf\n\n\
@@ -41,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
     } else {
         let bundles = common::bundles();
         let base = bundles.get(usize::from(mode) % bundles.len()).cloned().unwrap_or_default();
-        mutate(base, rest)
+        let mut bytes = mutate(base, rest);
+        if mode & 0x40 != 0 {
+            reseal(&mut bytes);
+        }
+        bytes
     };
     match Engine::load(&bytes) {
         Err(e) => assert!(!e.to_string().is_empty()),

@@ -27,7 +27,7 @@ before(async () => {
   origin = await startOrigin("blue");
   [edge, ops] = await Promise.all([
     startEdge({ protocol: "https", vars: { EDGE_ORIGINS: `*=${origin.url}` } }),
-    startEdge({ protocol: "https", main: "build/worker-test/shell.mjs", vars: { EDGE_ORIGINS: `*=${origin.url}` } }),
+    startEdge({ protocol: "https", main: "build/edge-test/index.mjs", vars: { EDGE_ORIGINS: `*=${origin.url}` } }),
   ]);
 });
 

@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 
 import { one, request, startEdge, startOrigin } from "./harness.mjs";
 
-const MAIN = "build/worker-test/shell.mjs";
+const MAIN = "build/edge-test/index.mjs";
 const HOST = "app.test";
 let blue;
 let green;

@@ -63,9 +63,9 @@ export async function startOrigin(name) {
 
 /**
  * The edge: `wrangler dev --local` (real workerd) serving a built worker.
- * `main` is the worker entry (build/worker/shell.mjs by default), `vars` worker vars.
+ * `main` is the worker entry (build/edge/index.mjs by default), `vars` worker vars.
  */
-export async function startEdge({ protocol = "https", main = "build/worker/shell.mjs", vars = {}, config = null } = {}) {
+export async function startEdge({ protocol = "https", main = "build/edge/index.mjs", vars = {}, config = null } = {}) {
   const port = await freePort();
   const inspector = await freePort();
   const persist = mkdtempSync(path.join(tmpdir(), "edgeguard-wrangler-"));
@@ -91,15 +91,17 @@ export async function startEdge({ protocol = "https", main = "build/worker/shell
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" },
   });
-  // Everything wrangler prints on stdout, the worker's console.log lines included.
+  // Everything wrangler prints: the worker's console.log lines on stdout, console.error on stderr.
   let stdout = "";
+  let stderr = "";
   child.stdout.on("data", (chunk) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk) => (stderr += chunk.toString()));
   await waitForLine(child, /Ready on/, "wrangler dev", 60_000);
   const stopEdge = async () => {
     await stop(child);
     rmSync(persist, { recursive: true, force: true });
   };
-  return { url: `${protocol}://127.0.0.1:${port}`, stop: stopEdge, stdout: () => stdout };
+  return { url: `${protocol}://127.0.0.1:${port}`, stop: stopEdge, stdout: () => stdout, stderr: () => stderr };
 }
 
 /**

@@ -1,7 +1,7 @@
 // [observe] in workerd (issue 5): one JSON log line per request that never carries a secret,
 // the metrics endpoint, the CSP report intake, PostHog events sent to a local stand-in of the
 // capture API, Analytics Engine writes as far as the local runtime allows, and the latency
-// cost of PostHog when its endpoint hangs. Policy: tests/e2e/observe.toml (build/worker-observe).
+// cost of PostHog when its endpoint hangs. Policy: tests/e2e/observe.toml (build/edge-observe).
 
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { json, one, request, startEdge, startOrigin } from "./harness.mjs";
 
-const MAIN = "build/worker-observe/shell.mjs";
+const MAIN = "build/edge-observe/index.mjs";
 const CONFIG = "tests/e2e/wrangler.observe.toml"; // binds EDGEGUARD_ANALYTICS
 const HOST = "app.test";
 const METRICS_KEY = "e2e-metrics-scrape-key";

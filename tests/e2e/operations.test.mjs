@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { json, one, request, startEdge, startOrigin } from "./harness.mjs";
 
-const MAIN = "build/worker-test/shell.mjs";
+const MAIN = "build/edge-test/index.mjs";
 const HOST = { host: "app.test" };
 let blue;
 let green;

@@ -12,7 +12,7 @@
 // fires `securitypolicyviolation` for them and its reports reach the edge's intake (metrics and
 // log); report-only blocks nothing and reports the same; without strict mode the XSS runs.
 //
-// Needs build/worker-strict (`make worker-strict`) and Chromium (`make chromium`); `make e2e`
+// Needs build/edge-strict (`make edges`) and Chromium (`make chromium`); `make e2e`
 // does both.
 
 import assert from "node:assert/strict";
@@ -30,7 +30,7 @@ import { chromium } from "playwright-core";
 import { CHROMIUM, CHROMIUM_ARGS } from "../chromium.mjs";
 import { ROOT, one, request, startEdge, startOrigin } from "./harness.mjs";
 
-const MAIN = "build/worker-strict/shell.mjs";
+const MAIN = "build/edge-strict/index.mjs";
 const CLI = path.join(ROOT, "target/debug/edgeguard");
 const HOST = "app.test";
 const METRICS_KEY = "e2e-metrics-scrape-key";
@@ -58,7 +58,7 @@ let origin;
 const edges = {};
 
 before(async () => {
-  assert.ok(existsSync(path.join(ROOT, MAIN)), `${MAIN} is missing: run \`make worker-strict\``);
+  assert.ok(existsSync(path.join(ROOT, MAIN)), `${MAIN} is missing: run \`make edges\``);
   execFileSync("cargo", ["build", "-q", "-p", "edgeguard-cli"], { cwd: ROOT, stdio: "inherit" });
   origin = await startOrigin("strict");
   const vars = { EDGE_ORIGINS: `*=${origin.url}` };

@@ -7,10 +7,10 @@
 // retriever (`retrieve(host, { httpsPort, httpPort, path })`, the HTTP client a scan uses,
 // which falls back to an unverified TLS session for wrangler's self-signed certificate) and
 // its `contentSecurityPolicyTest` analyzer, graded with the package's own score table. Nothing
-// leaves the machine: the edge (build/worker-strict, tests/e2e/strict.toml) and the demo origin
+// leaves the machine: the edge (build/edge-strict, tests/e2e/strict.toml) and the demo origin
 // run on loopback. The numbers go to target/observatory-strict.json (docs/strict-csp.md).
 //
-// Needs build/worker-strict (`make worker-strict`); `make e2e` runs this file.
+// Needs build/edge-strict (`make edges`); `make e2e` runs this file.
 
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -24,7 +24,7 @@ import { Expectation } from "@mdn/mdn-http-observatory/src/types.js";
 
 import { ROOT, freePort, startEdge, startOrigin } from "../e2e/harness.mjs";
 
-const MAIN = "build/worker-strict/shell.mjs";
+const MAIN = "build/edge-strict/index.mjs";
 
 let origin;
 let edge;
@@ -33,7 +33,7 @@ let deadPort; // the scan's plain-http probe finds nothing listening: this edge 
 const results = {};
 
 before(async () => {
-  assert.ok(existsSync(path.join(ROOT, MAIN)), `${MAIN} is missing: run \`make worker-strict\``);
+  assert.ok(existsSync(path.join(ROOT, MAIN)), `${MAIN} is missing: run \`make edges\``);
   origin = await startOrigin("observatory");
   edge = await startEdge({ protocol: "https", main: MAIN, vars: { EDGE_ORIGINS: `*=${origin.url}` } });
   httpsPort = new URL(edge.url).port;

@@ -1,5 +1,5 @@
 // Processes shared by the soak's phases (soak.mjs, sweep.mjs): the soak origin, `workerd serve`
-// on build/worker-soak with the soak-only entry, the limiter probe, and what /proc says about
+// on build/edge-soak with the soak-only entry, the limiter probe, and what /proc says about
 // CPU and memory.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -8,7 +8,7 @@ import path from "node:path";
 
 import { ROOT } from "../e2e/harness.mjs";
 
-export const BUILD = path.join(ROOT, "build/worker-soak");
+export const BUILD = path.join(ROOT, "build/edge-soak");
 export const WORKERD = path.join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 export const MAX_KEYS = 20_000; // tests/soak/policy.toml [limiter] max_keys
 

@@ -6,7 +6,7 @@
 //   2. origin faults: 60 s of load from a node generator with per-request timing (a new client
 //      address per request too), the origin failing mid-load (500s, a hang, resets, a restart).
 //
-//   make soak                      (installs wrk, builds build/worker-soak from tests/soak/policy.toml)
+//   make soak                      (installs wrk, builds build/edge-soak from tests/soak/policy.toml)
 //   node tests/soak/soak.mjs       (SOAK_SWEEP=until-1M, SOAK_SECONDS=60 SOAK_CONNS=64; SOAK_SECONDS=0
 //                                   skips the fault phase; sweep knobs in sweep.mjs)
 //
@@ -63,7 +63,7 @@ function control(origin, mode) {
 }
 
 async function main() {
-  assert.ok(fs.existsSync(path.join(BUILD, "shell.mjs")), "build/worker-soak is missing: run `make soak`");
+  assert.ok(fs.existsSync(path.join(BUILD, "shell.mjs")), "build/edge-soak is missing: run `make soak`");
   const sweepCfg = sweepConfig();
   if (sweepCfg.enabled) await sweep(sweepCfg);
   if (SECONDS > 0) await faults();

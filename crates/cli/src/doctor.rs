@@ -25,12 +25,11 @@ use crate::import::{self, Coverage, MethodSync, Methods};
 use crate::render::{self, Counts, Stream};
 use crate::{CmdResult, Failure, Status, output, policy};
 
-/// The Durable Object class that will count `scope = "global"` limits.
-pub const LIMITER_CLASS: &str = "EdgeguardLimiter";
-/// The binding name the worker will look the limiter up by.
-pub const LIMITER_BINDING: &str = "EDGEGUARD_LIMITER";
-/// Where `scripts/build-worker.sh` puts the worker entry.
-pub const BUILT_SHELL: &str = "build/worker/shell.mjs";
+use crate::engine::{self, LIMITER_BINDING, LIMITER_CLASS};
+use crate::engine_section;
+
+/// Where the docs' examples have `edgeguard build` write the worker.
+const BUILT_ENTRY: &str = "edge/index.mjs";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -63,6 +62,10 @@ pub struct Args {
     /// The Next.js app's root directory: compare its routes with the policy's.
     #[arg(long, value_name = "APP_DIR")]
     pub app: Option<PathBuf>,
+    /// A directory `edgeguard build` wrote: its bundle must load in its engine and be POLICY's
+    /// (checked for wrangler.toml's `main` too).
+    #[arg(long, value_name = "DIR")]
+    pub worker: Option<PathBuf>,
     /// Compile for this environment (overrides `app.environment`); also reads wrangler.toml's
     /// `[env.NAME]` when it has one.
     #[arg(long, value_name = "NAME")]
@@ -151,6 +154,11 @@ pub fn run(args: &Args) -> CmdResult {
     if let (Some(path), Some(src)) = (&args.fly, &fly) {
         checked.push(path.display().to_string());
         check_fly(&mut cx, &path.display().to_string(), src);
+    }
+    if let Some(dir) = &args.worker {
+        checked.push(dir.display().to_string());
+        let file = dir.display().to_string();
+        check_build_dir(&mut cx, &file, None, dir);
     }
     if let (Some(dir), Some(scan)) = (&args.app, &scan) {
         checked.push(dir.display().to_string());
@@ -307,25 +315,24 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     };
     let dir = path.parent().unwrap_or_else(|| Path::new(""));
 
-    // D002/D013: main is the built shell, and it has been built.
+    // D002/D013/D044/D045: main is the entry of an `edgeguard build` directory, built, whose
+    // bundle loads in the engine beside it and is this policy.
     let mut main_text: Option<String> = None;
     match pick("main", true) {
-        None => cx.push("D002", Severity::Warning, &file, None, "wrangler.toml has no `main`: wrangler does not know which script to deploy", format!("add `main = \"{BUILT_SHELL}\"` (built by scripts/build-worker.sh)")),
+        None => cx.push("D002", Severity::Warning, &file, None, "wrangler.toml has no `main`: wrangler does not know which script to deploy", format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file)),
         Some(v) => {
             let main = as_str(v).unwrap_or_default();
             let at = line(src, v.span());
-            let normalized = main.trim_start_matches("./");
             let main_path = dir.join(main);
+            let build_dir = main_path.parent().unwrap_or_else(|| Path::new(""));
             main_text = std::fs::read_to_string(&main_path).ok();
-            if normalized != BUILT_SHELL {
-                let why = if normalized.ends_with("crates/worker/js/shell.mjs") {
-                    "the shell's source, without the wasm engine and policy bundle next to it"
-                } else if normalized.contains("worker-test") {
-                    "the end-to-end test build (tests/e2e/policy.toml), not your policy"
-                } else {
-                    "not the worker scripts/build-worker.sh builds"
-                };
-                cx.push("D002", Severity::Warning, &file, at, format!("`main = \"{main}\"` is {why}"), format!("set `main = \"{BUILT_SHELL}\"`"));
+            let ours = build_dir.join(engine::MANIFEST).is_file();
+            let entry = main_path.file_name().is_some_and(|n| n == engine::ENTRY);
+            if ours && entry {
+                check_build_dir(cx, &file, at, build_dir);
+            } else if ours || main.ends_with("crates/worker/js/shell.mjs") {
+                let why = if ours { "the shell of a build, without its policy: the entry is index.mjs" } else { "the shell's source, without the engine and a policy bundle next to it" };
+                cx.push("D002", Severity::Warning, &file, at, format!("`main = \"{main}\"` is {why}"), format!("set `main` to the index.mjs `edgeguard build {} -o DIR` writes", cx.policy_file));
             } else if main_text.is_none() {
                 cx.push(
                     "D013",
@@ -333,10 +340,24 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
                     &file,
                     at,
                     format!("{} does not exist yet", main_path.display()),
-                    format!("build it before `wrangler deploy`: EDGEGUARD_POLICY={} ./scripts/build-worker.sh", cx.policy_file),
+                    format!("build it before `wrangler deploy`: edgeguard build {} -o {}", cx.policy_file, build_dir.display()),
                 );
+            } else {
+                cx.push("D002", Severity::Warning, &file, at, format!("`main = \"{main}\"` is not a worker `edgeguard build` wrote (no {} beside it)", engine::MANIFEST), format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file));
             }
         }
+    }
+
+    // D046: the rule that uploads the bundle as a Data module.
+    if main_text.is_some() && !crate::build::has_data_rule(&src.parse().unwrap_or_default()) {
+        cx.push(
+            "D046",
+            Severity::Error,
+            &file,
+            None,
+            "wrangler.toml has no Data rule for `.egb` files: wrangler cannot bundle the worker's policy.egb and `wrangler deploy` fails",
+            format!("add `rules = [{{ type = \"Data\", globs = [\"{}\"], fallthrough = true }}]` (or run edgeguard build with --wrangler-toml)", engine::DATA_RULE_GLOB),
+        );
     }
 
     // D007: compatibility_date.
@@ -582,17 +603,66 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     // D012: a [build] command that does not build the policy bundle.
     if let Some(v) = pick("build", true).and_then(as_table).and_then(|t| t.get("command")) {
         let command = as_str(v).unwrap_or_default();
-        let builds = ["build-worker", "make worker", "edgeguard compile", "EDGEGUARD_POLICY"].iter().any(|s| command.contains(s));
-        if !builds {
+        if !command.contains("edgeguard build") {
             cx.push(
                 "D012",
                 Severity::Info,
                 &file,
                 line(src, v.span()),
-                format!("`wrangler deploy` runs the [build] command `{command}`, which does not build the policy bundle: the worker deploys with whatever policy build/worker/ was last built with"),
-                format!("make the command `EDGEGUARD_POLICY={} ./scripts/build-worker.sh`, or drop it and build before deploying", cx.policy_file),
+                format!("`wrangler deploy` runs the [build] command `{command}`, which does not build the policy bundle: the worker deploys with whatever policy its directory was last built with"),
+                format!("make the command `npx edgeguard build {} -o edge`, or drop it and build before deploying", cx.policy_file),
             );
         }
+    }
+}
+
+/// D044/D045: a directory `edgeguard build` wrote — its bundle must load in the engine beside
+/// it (else every request is answered 503 `edge-misconfigured`), and be this policy's.
+fn check_build_dir(cx: &mut Cx<'_>, file: &str, at: Option<usize>, dir: &Path) {
+    let rebuild = format!("rebuild it: edgeguard build {} -o {}", cx.policy_file, dir.display());
+    let wasm = std::fs::read(dir.join(engine::WASM));
+    let bundle = std::fs::read(dir.join(engine::POLICY));
+    let (wasm, bundle) = match (wasm, bundle) {
+        (Ok(w), Ok(b)) => (w, b),
+        (Err(e), _) | (_, Err(e)) => {
+            let msg = format!("{} is not a complete edgeguard build ({e}): the worker cannot load a policy", dir.display());
+            cx.push("D044", Severity::Error, file, at, msg, rebuild);
+            return;
+        }
+    };
+    let Some(section) = engine_section::read(&wasm) else {
+        let msg = format!("{} is not an edgeguard engine", dir.join(engine::WASM).display());
+        cx.push("D044", Severity::Error, file, at, msg, rebuild);
+        return;
+    };
+    let refused = |why: String| format!("{}: {why}; deployed, the edge answers every request 503 edge-misconfigured", dir.join(engine::POLICY).display());
+    let loaded = match edgeguard_core::bundle::read_header(&bundle) {
+        Err(e) => Err(e.to_string()),
+        Ok(h) if h.format != section.format => Err(format!(
+            "bundle format {} cannot be read by the engine beside it (edgeguard {}, format {})",
+            h.format, section.version, section.format
+        )),
+        // The engine reads the format this CLI writes: load it exactly as the engine will.
+        Ok(_) if section.format == edgeguard_core::FORMAT_VERSION => Bundle::from_bytes(&bundle).map_err(|e| e.to_string()),
+        Ok(_) => return, // another edgeguard's engine and bundle that agree: its own loader decides
+    };
+    match loaded {
+        Err(why) => cx.push("D044", Severity::Error, file, at, refused(why), rebuild),
+        Ok(built) if built.revision != cx.bundle.revision => {
+            let short = |r: &str| r.chars().take(12).collect::<String>();
+            let msg = format!(
+                "{} holds revision {}… ({}, {}), not the revision {}… of {} for {}",
+                dir.display(),
+                short(&built.revision),
+                built.app.name,
+                built.app.environment,
+                short(&cx.bundle.revision),
+                cx.policy_file,
+                cx.bundle.app.environment
+            );
+            cx.push("D045", Severity::Warning, file, at, msg, rebuild);
+        }
+        Ok(_) => {}
     }
 }
 

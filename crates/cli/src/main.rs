@@ -6,10 +6,13 @@
 //! Exit codes, for every command: 0 success, 1 the policy (or a test) failed, 2 usage error
 //! (bad flags, unreadable files, an output file that exists).
 
+mod build;
 mod check;
 mod compile;
 mod diff;
 mod doctor;
+mod engine;
+mod engine_section;
 mod explain;
 mod import;
 mod init;
@@ -78,7 +81,7 @@ pub type CmdResult = Result<Status, Failure>;
     after_help = "Examples:\n  \
         edgeguard init --preset nextjs-fly -o policy.toml\n  \
         edgeguard check policy.toml\n  \
-        edgeguard compile policy.toml -o policy.bundle\n  \
+        edgeguard build policy.toml -o edge            # engine + bundle: deploy with wrangler\n  \
         edgeguard explain policy.toml --request 'GET https://example.com/api/health'"
 )]
 struct Cli {
@@ -90,6 +93,8 @@ struct Cli {
 enum Command {
     Check(check::Args),
     Compile(compile::Args),
+    /// A deployable worker for a policy: the prebuilt engine, the policy bundle, an entry module.
+    Build(build::Args),
     Explain(explain::Args),
     Schema(schema::Args),
     Init(init::Args),
@@ -106,10 +111,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Under WASI (the npm package runs this binary as wasm in Node) there is no working
+    // directory; the launcher passes its own as PWD, so relative paths mean what they mean
+    // to the native binary.
+    #[cfg(target_os = "wasi")]
+    if let Ok(pwd) = std::env::var("PWD") {
+        let _ = std::env::set_current_dir(pwd);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Compile(args) => compile::run(&args),
+        Command::Build(args) => build::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Init(args) => init::run(&args),

@@ -319,16 +319,15 @@ fn limiter_binding_without_global_limit_or_class() {
     assert_eq!(finding(&report, "D017")["severity"], "info");
     assert!(!ids(&report).contains("D006"), "main is not built here: nothing to read");
 
-    // A built main that does not export the class: wrangler deploy would fail.
-    d.write("build/worker/shell.mjs", "export default { fetch() { return new Response('old build'); } };\n");
+    // A built worker exports the class; an entry that does not makes wrangler deploy fail.
+    edgeguard().current_dir(d.path()).args(["build", "policy.toml", "-o", "edge"]).assert().success();
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(!ids(&report).contains("D006") && !ids(&report).contains("D013"), "{report:#}");
+    d.write("edge/index.mjs", "export default { fetch() { return new Response('old build'); } };\n");
     let (code, report) = d.doctor(&[]);
     assert_eq!(code, 1);
     assert_eq!(finding(&report, "D006")["severity"], "error");
-    assert!(!ids(&report).contains("D013"), "main exists now");
-    d.write("build/worker/shell.mjs", "export class EdgeguardLimiter {}\nexport default {};\n");
-    let (code, report) = d.doctor(&[]);
-    assert_eq!(code, 0, "{report:#}");
-    assert!(!ids(&report).contains("D006"));
 }
 
 #[test]
@@ -376,7 +375,7 @@ fn canary_percent_and_shadow_and_origins_vars() {
 #[test]
 fn main_compat_date_routes_and_build() {
     let d = Deploy::quotekit();
-    d.edit("wrangler.toml", "main = \"build/worker/shell.mjs\"", "main = \"crates/worker/js/shell.mjs\"");
+    d.edit("wrangler.toml", "main = \"edge/index.mjs\"", "main = \"crates/worker/js/shell.mjs\"");
     d.edit("wrangler.toml", "compatibility_date = \"2025-09-01\"\n", "");
     d.edit("wrangler.toml", "  { pattern = \"www.lawnquote.online\", custom_domain = true },\n", "");
     d.edit("wrangler.toml", "  { pattern = \"lawnquote.online\", custom_domain = true },\n", "  \"lawnquote.online/api/*\",\n");
@@ -397,7 +396,7 @@ fn main_compat_date_routes_and_build() {
     let d = Deploy::quotekit();
     d.edit("wrangler.toml", "  { pattern = \"www.lawnquote.online\", custom_domain = true },\n", "");
     d.edit("wrangler.toml", "  { pattern = \"lawnquote.online\", custom_domain = true },\n", "  { pattern = \"*lawnquote.online/*\", zone_name = \"lawnquote.online\" },\n");
-    d.write("wrangler.toml", &format!("{}\n[build]\ncommand = \"EDGEGUARD_POLICY=policy.toml ./scripts/build-worker.sh\"\n", d.read("wrangler.toml")));
+    d.write("wrangler.toml", &format!("{}\n[build]\ncommand = \"npx edgeguard build policy.toml -o edge\"\n", d.read("wrangler.toml")));
     let (code, report) = d.doctor(&["--deny-warnings"]);
     assert_eq!(code, 0, "{report:#}");
     assert!(!ids(&report).contains("D011") && !ids(&report).contains("D012"));
@@ -439,7 +438,7 @@ url = "https://quotekit-blue.fly.dev"
 active = "blue"
 "#,
     );
-    d.write("wrangler.toml", "name = \"x\"\nmain = \"build/worker/shell.mjs\"\ncompatibility_date = \"2025-09-01\"\nroutes = [\"lawnquote.online/*\"]\n\n[[ratelimits]]\nname = \"EDGEGUARD_RL_API\"\nnamespace_id = \"1001\"\nsimple = { limit = 100, period = 10 }\n");
+    d.write("wrangler.toml", "name = \"x\"\nmain = \"edge/index.mjs\"\ncompatibility_date = \"2025-09-01\"\nroutes = [\"lawnquote.online/*\"]\n\n[[ratelimits]]\nname = \"EDGEGUARD_RL_API\"\nnamespace_id = \"1001\"\nsimple = { limit = 100, period = 10 }\n");
     let (code, report) = d.doctor(&[]);
     assert_eq!(code, 1, "{report:#}");
     let f = finding(&report, "D018");

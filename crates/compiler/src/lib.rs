@@ -32,7 +32,6 @@ use edgeguard_core::routes::Matcher;
 use edgeguard_core::Bundle;
 use model::{BlockValue, Policy, Preset, Rules, S};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 /// Collects diagnostics while the compiler walks a policy.
 #[derive(Debug, Default)]
@@ -142,7 +141,7 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle
     };
     let mut known_envs = overlays;
     known_envs.extend(declared);
-    lower(ctx, &policy, source, &env, &known_envs)
+    lower(ctx, &policy, &env, &known_envs)
 }
 
 const DEFAULT_METHODS: u16 =
@@ -314,7 +313,7 @@ impl Lowering<'_> {
     }
 }
 
-fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[String]) -> Option<Bundle> {
+fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Option<Bundle> {
     let top: Range<usize> = 0..0;
     match &policy.version {
         None => ctx.push(Diagnostic::warning(codes::NO_VERSION, top.clone(), "the policy does not say which language version it uses").help("add `version = 1` at the top")),
@@ -457,9 +456,8 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
     for (i, p) in patterns.iter().enumerate() {
         matcher.insert(&p.segments, u32::try_from(i).ok()?);
     }
-    let revision: String = Sha256::digest(source.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    Some(Bundle {
-        revision,
+    let mut bundle = Bundle {
+        revision: String::new(),
         app,
         client_ip,
         sanitize,
@@ -475,7 +473,11 @@ fn lower(ctx: &mut Ctx, policy: &Policy, source: &str, env: &str, overlays: &[St
         deploy: origins.deploy,
         health,
         observe,
-    })
+    };
+    // The revision names the compiled bytes, environment overlay included: staging and
+    // production differ, and a comment-only edit of the source keeps the revision.
+    bundle.revision = bundle.digest_hex().ok()?;
+    Some(bundle)
 }
 
 fn to_route(pattern: Option<String>, r: &Resolved, block: Option<u16>, headers: u16) -> Route {

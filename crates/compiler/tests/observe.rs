@@ -235,13 +235,14 @@ fn the_log_line_has_the_documented_fields_and_no_secrets() {
     let (line, events, point) = e.finish(&f, seen);
     let line = line.unwrap();
     let text = line.to_string();
+    let revision = &e.engine.bundle().revision[..12];
     for secret in ["cookie-secret", "auth-secret", METRICS_KEY, "query-secret", "token"] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
     assert_eq!(
         line,
         serde_json::json!({
-            "ts": "2023-11-14T22:13:20.000Z", "level": "info", "msg": "request",
+            "ts": "2023-11-14T22:13:20.000Z", "level": "info", "msg": "request", "revision": revision,
             "request_id": "00000000000000000000000000000abc", "method": "GET", "host": "shop.example",
             "path": "/admin/users", "route": "/admin/**", "action": "forward", "reason": "ok", "status": 200,
             "edge_ms": 2, "origin": "blue", "lane": "active", "origin_ms": 41, "client_ip": "203.0.113.0",

@@ -295,11 +295,29 @@ fn bundle_bytes_are_deterministic_and_versioned() {
     for cut in [0, 3, 8, 20, a.len() / 2, a.len() - 1] {
         assert!(edgeguard_core::Bundle::from_bytes(&a[..cut]).is_err());
     }
-    let mut flipped = a.clone();
-    for i in (8..flipped.len()).step_by(7) {
+    // Any damaged byte past the magic and version is refused as a whole, never loaded half right.
+    for i in (8..a.len()).step_by(7) {
+        let mut flipped = a.clone();
         flipped[i] ^= 0x5a;
-        let _ = edgeguard_core::Engine::load(&flipped);
+        assert_eq!(edgeguard_core::Engine::load(&flipped).err(), Some(edgeguard_core::LoadError::Checksum), "byte {i}");
     }
+}
+
+#[test]
+fn revision_names_the_compiled_bundle() {
+    use sha2::{Digest, Sha256};
+    let production = compile(QUOTEKIT, &Options::default()).bundle.unwrap();
+    let bytes = production.to_bytes().unwrap();
+    // The revision is the SHA-256 of the encoded body (after magic, version and digest).
+    let hex: String = Sha256::digest(&bytes[40..]).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(production.revision, hex);
+    assert_eq!(edgeguard_core::Bundle::from_bytes(&bytes).unwrap(), production);
+    // The environment overlay is part of it: staging and production report different revisions.
+    let staging = compile(QUOTEKIT, &Options { env: Some("staging".into()) }).bundle.unwrap();
+    assert_ne!(staging.revision, production.revision);
+    // A comment is not: the same compiled policy keeps its revision.
+    let commented = format!("# reviewed 2026-12-06\n{QUOTEKIT}");
+    assert_eq!(compile(&commented, &Options::default()).bundle.unwrap().revision, production.revision);
 }
 
 #[test]

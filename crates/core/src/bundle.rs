@@ -2,24 +2,32 @@
 //!
 //! Everything here is precomputed by the compiler (header values rendered, routes built into a
 //! matcher trie, references resolved to indices) so that the engine never re-validates. The
-//! encoding is `MAGIC ‖ format version (u32 LE) ‖ postcard(Bundle)`: deterministic (no hash
-//! maps), compact and quick to decode at isolate start.
+//! encoding is `MAGIC ‖ format version (u32 LE) ‖ SHA-256(body) ‖ body`, with
+//! `body = postcard(Bundle)`: deterministic (no hash maps), compact and quick to decode at
+//! isolate start. The digest is the bundle's revision, so a policy's revision names exactly the
+//! bytes the edge enforces (environment overlay included), and a bundle damaged in any byte, or
+//! cut short, is refused as a whole rather than loaded half right.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::cidr::Cidr;
 use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 const MAGIC: [u8; 4] = *b"EGB\x01";
+/// Magic, format version and digest: the bytes before the postcard body.
+const HEADER_LEN: usize = 4 + 4 + 32;
 
 /// Why bytes could not be loaded as a bundle. Never a panic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
     NotABundle,
     FormatVersion { found: u32, expected: u32 },
+    /// The body does not hash to the digest in the header: damaged or cut short.
+    Checksum,
     Corrupt(String),
     BadRegex(String),
 }
@@ -32,6 +40,7 @@ impl core::fmt::Display for LoadError {
                 f,
                 "bundle format version {found} is not supported by this engine (expects {expected}); recompile the policy with a matching edgeguard"
             ),
+            LoadError::Checksum => write!(f, "bundle is damaged or truncated (its SHA-256 does not match); write it again with `edgeguard build`"),
             LoadError::Corrupt(e) => write!(f, "bundle is corrupt: {e}"),
             LoadError::BadRegex(e) => write!(f, "bundle holds an invalid parameter regex: {e}"),
         }
@@ -43,7 +52,10 @@ impl std::error::Error for LoadError {}
 /// A whole compiled policy for one environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bundle {
-    /// SHA-256 (hex) of the policy source: the bundle's revision, reported as `releaseId`.
+    /// SHA-256 (hex) of the encoded bundle body: the revision the health report (`releaseId`),
+    /// every log line and the metrics name. Not part of the body itself: [`Bundle::to_bytes`]
+    /// computes it and [`Bundle::from_bytes`] restores it from the header.
+    #[serde(skip)]
     pub revision: String,
     pub app: App,
     pub client_ip: ClientIp,
@@ -392,32 +404,39 @@ impl Bundle {
     /// Deterministic bytes: the same bundle always encodes to the same file.
     pub fn to_bytes(&self) -> Result<Vec<u8>, LoadError> {
         let body = postcard::to_allocvec(self).map_err(|e| LoadError::Corrupt(e.to_string()))?;
-        let mut out = Vec::with_capacity(body.len().saturating_add(8));
+        let mut out = Vec::with_capacity(body.len().saturating_add(HEADER_LEN));
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&Sha256::digest(&body));
         out.extend_from_slice(&body);
         Ok(out)
     }
 
-    /// Decode bytes written by [`Bundle::to_bytes`], checking magic and format version first.
+    /// The revision these contents encode to (what [`Bundle::to_bytes`] writes as the digest),
+    /// as lowercase hex. The compiler stores it in [`Bundle::revision`].
+    pub fn digest_hex(&self) -> Result<String, LoadError> {
+        let body = postcard::to_allocvec(self).map_err(|e| LoadError::Corrupt(e.to_string()))?;
+        Ok(hex(&Sha256::digest(&body)))
+    }
+
+    /// Decode bytes written by [`Bundle::to_bytes`]: magic, format version and digest are
+    /// checked before anything is decoded.
     pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, LoadError> {
-        let (magic, rest) = bytes.split_at_checked(4).ok_or(LoadError::NotABundle)?;
-        if magic != MAGIC {
-            return Err(LoadError::NotABundle);
+        let header = read_header(bytes)?;
+        if header.format != FORMAT_VERSION {
+            return Err(LoadError::FormatVersion { found: header.format, expected: FORMAT_VERSION });
         }
-        let (version, body) = rest.split_at_checked(4).ok_or(LoadError::NotABundle)?;
-        let mut v = [0u8; 4];
-        v.copy_from_slice(version);
-        let found = u32::from_le_bytes(v);
-        if found != FORMAT_VERSION {
-            return Err(LoadError::FormatVersion { found, expected: FORMAT_VERSION });
+        let body = bytes.get(HEADER_LEN..).ok_or(LoadError::Checksum)?;
+        if Sha256::digest(body).as_slice() != header.digest {
+            return Err(LoadError::Checksum);
         }
-        let (bundle, trailing) =
+        let (mut bundle, trailing) =
             postcard::take_from_bytes::<Bundle>(body).map_err(|e| LoadError::Corrupt(e.to_string()))?;
         if !trailing.is_empty() {
             return Err(LoadError::Corrupt(format!("{} trailing bytes", trailing.len())));
         }
         bundle.check_indices()?;
+        bundle.revision = hex(header.digest);
         Ok(bundle)
     }
 
@@ -461,4 +480,40 @@ impl Bundle {
         }
         self.matcher.check(self.routes.len()).map_err(LoadError::Corrupt)
     }
+}
+
+/// What a bundle file says about itself before its body is read: enough for a deploy check
+/// (`edgeguard doctor`) to tell a bundle from another edgeguard version apart from a damaged one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub format: u32,
+    /// SHA-256 of the body: the revision, as bytes.
+    pub digest: &'a [u8],
+}
+
+/// Magic, format version and digest of bundle bytes, without decoding the body.
+pub fn read_header(bytes: &[u8]) -> Result<Header<'_>, LoadError> {
+    let (magic, rest) = bytes.split_at_checked(4).ok_or(LoadError::NotABundle)?;
+    if magic != MAGIC {
+        return Err(LoadError::NotABundle);
+    }
+    let (version, rest) = rest.split_at_checked(4).ok_or(LoadError::NotABundle)?;
+    let mut v = [0u8; 4];
+    v.copy_from_slice(version);
+    let format = u32::from_le_bytes(v);
+    // An older format may frame its body differently: its digest is only read for this one.
+    let digest = if format == FORMAT_VERSION { rest.get(..32).ok_or(LoadError::Checksum)? } else { &[] };
+    Ok(Header { format, digest })
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
+    for b in bytes {
+        for nibble in [b >> 4, b & 0xf] {
+            out.push(char::from(DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+        }
+    }
+    out
 }

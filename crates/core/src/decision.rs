@@ -272,3 +272,19 @@ impl OriginFailure {
         serde_json::to_string(&problem).unwrap_or_default()
     }
 }
+
+/// The answer to every request while the edge has no policy it can read (a bundle from another
+/// edgeguard version, damaged or cut short): 503, never "forward unprotected". The detail stays
+/// generic; the one error line the shell logs per isolate says what was wrong with the bundle.
+pub fn misconfigured_problem(request_id: &str, path: &str) -> String {
+    let problem = Problem {
+        kind: "https://edgeguard.dev/problems/edge-misconfigured",
+        title: "Edge misconfigured",
+        status: 503,
+        detail: "the edge cannot read its policy bundle and refuses every request until a readable one is deployed",
+        instance: path.split('?').next().unwrap_or("/"),
+        request_id,
+        retry_after: None,
+    };
+    serde_json::to_string(&problem).unwrap_or_default()
+}

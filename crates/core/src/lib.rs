@@ -22,6 +22,7 @@ pub mod request;
 pub mod routes;
 pub mod sanitize;
 pub mod scan;
+pub mod shadow;
 
 pub use bundle::{Bundle, FORMAT_VERSION, LoadError};
 pub use decision::{Action, Decision, Reason};

@@ -572,6 +572,11 @@ pub struct Metrics {
     lines: [u64; 3],
     sampled_out: u64,
     series_dropped: u64,
+    /// The candidate policy of a shadow deployment (its short revision), when one is loaded.
+    shadow: Option<String>,
+    /// Requests the candidate decided, and its disagreements by (active, candidate) reason.
+    shadow_decisions: u64,
+    shadow_disagreements: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, dropped: &mut u64) {
@@ -664,8 +669,7 @@ impl Metrics {
     pub fn render(&self, bundle: &Bundle, started_ms: u64, limiter_keys: usize) -> String {
         let mut p = Prom { out: String::with_capacity(4096) };
         p.head("edgeguard_build_info", "gauge", "The policy this isolate enforces.");
-        let revision = bundle.revision.get(..12).unwrap_or(&bundle.revision);
-        p.sample("edgeguard_build_info", &[("app", &bundle.app.name), ("environment", &bundle.app.environment), ("revision", revision)], 1);
+        p.sample("edgeguard_build_info", &[("app", &bundle.app.name), ("environment", &bundle.app.environment), ("revision", short_revision(bundle))], 1);
         p.head("edgeguard_isolate_start_time_seconds", "gauge", "When this isolate took its first request (Unix time); every counter here is this isolate's alone.");
         p.sample("edgeguard_isolate_start_time_seconds", &[], seconds(started_ms));
         p.head("edgeguard_requests_total", "counter", "Requests answered, by route, decision (action, reason) and status.");
@@ -716,8 +720,23 @@ impl Metrics {
         p.sample("edgeguard_limiter_keys", &[], limiter_keys);
         p.head("edgeguard_metric_series_dropped_total", "counter", "Observations not counted because a metric reached its series cap.");
         p.sample("edgeguard_metric_series_dropped_total", &[], self.series_dropped);
+        if let Some(revision) = &self.shadow {
+            p.head("edgeguard_shadow_info", "gauge", "The candidate policy decided next to the active one (edgeguard build --shadow).");
+            p.sample("edgeguard_shadow_info", &[("revision", revision)], 1);
+            p.head("edgeguard_shadow_decisions_total", "counter", "Requests the candidate policy decided.");
+            p.sample("edgeguard_shadow_decisions_total", &[], self.shadow_decisions);
+            p.head("edgeguard_shadow_disagreements_total", "counter", "Requests the candidate would have answered differently, by the active and the candidate's reason.");
+            for ((active, shadow), n) in &self.shadow_disagreements {
+                p.sample("edgeguard_shadow_disagreements_total", &[("active", active), ("shadow", shadow)], n);
+            }
+        }
         p.out
     }
+}
+
+/// The revision as log lines, metrics and events name it: its first 12 hex digits.
+pub fn short_revision(bundle: &Bundle) -> &str {
+    bundle.revision.get(..12).unwrap_or(&bundle.revision)
 }
 
 fn origin_name(bundle: &Bundle, origin: u16) -> &str {
@@ -798,6 +817,8 @@ struct Line<'a> {
     ts: String,
     level: &'static str,
     msg: &'static str,
+    /// The policy that decided: the bundle revision's first 12 hex digits.
+    revision: &'a str,
     request_id: &'a str,
     method: &'a str,
     host: &'a str,
@@ -840,6 +861,7 @@ impl Line<'_> {
         w.str("ts", &self.ts);
         w.str("level", self.level);
         w.str("msg", self.msg);
+        w.str("revision", self.revision);
         w.str("request_id", self.request_id);
         w.str("method", self.method);
         w.str("host", self.host);
@@ -922,6 +944,21 @@ impl Observer {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// A candidate policy decides next to the active one (`revision`: its short revision).
+    pub fn set_shadow(&mut self, revision: &str) {
+        self.metrics.shadow = Some(revision.to_owned());
+    }
+
+    /// The candidate decided a request; `disagreement` holds the (active, candidate) reasons
+    /// when it would have answered differently.
+    pub fn shadow_decided(&mut self, disagreement: Option<(&'static str, &'static str)>) {
+        let m = &mut self.metrics;
+        m.shadow_decisions = m.shadow_decisions.saturating_add(1);
+        if let Some(key) = disagreement {
+            bump(&mut m.shadow_disagreements, key, &mut m.series_dropped);
+        }
     }
 
     /// Prometheus text for the metrics endpoint.
@@ -1112,6 +1149,7 @@ fn failure_cause(cause: &str) -> &'static str {
 /// What one finished request is, computed once for the line, the events and the point.
 struct Facts<'a> {
     level: LogLevel,
+    revision: &'a str,
     action: &'static str,
     reason: &'static str,
     path: &'a str,
@@ -1155,6 +1193,7 @@ impl<'a> Facts<'a> {
         });
         Facts {
             level,
+            revision: short_revision(bundle),
             action,
             reason,
             path: truncate(path, MAX_PATH_BYTES),
@@ -1175,6 +1214,7 @@ impl<'a> Facts<'a> {
             ts: rfc3339_millis(flight.arrived / NANOS_PER_MS),
             level: self.level.as_str(),
             msg: "request",
+            revision: self.revision,
             request_id: &d.request_id,
             method: &flight.method,
             host: &d.host,
@@ -1214,7 +1254,7 @@ impl<'a> Facts<'a> {
         props.insert("request_id".into(), json!(d.request_id));
         props.insert("app".into(), json!(bundle.app.name));
         props.insert("environment".into(), json!(bundle.app.environment));
-        props.insert("revision".into(), json!(bundle.revision.get(..12).unwrap_or(&bundle.revision)));
+        props.insert("revision".into(), json!(short_revision(bundle)));
         props.insert("method".into(), json!(flight.method));
         props.insert("host".into(), json!(d.host));
         props.insert("path".into(), json!(self.path));
@@ -1434,6 +1474,7 @@ mod tests {
                 ts: s(0).to_owned(),
                 level: "info",
                 msg: "request",
+                revision: s(11),
                 request_id: s(1),
                 method: s(2),
                 host: s(3),

@@ -1,4 +1,14 @@
-// edgeguard's worker entry: a thin shell that performs what the Rust engine decides.
+// edgeguard's worker shell: a thin layer that performs what the Rust engine decides.
+//
+// The engine (engine_bg.wasm) is the same bytes for every policy. The policy arrives as a
+// bundle: the entry module `edgeguard build` writes imports `policy.egb` (a Data module
+// wrangler uploads with the worker) and calls `edgeguard({ policy })`, which the engine reads
+// once per isolate. A bundle the engine cannot read — another format version, damaged, cut
+// short, missing — never means "forward unprotected": every request is answered 503
+// problem+json `edge-misconfigured`, and one error line per isolate says why.
+// `edgeguard({ policy, shadow })` adds a candidate policy that decides every request too and
+// enforces nothing; where it disagrees, one log line says what it would have done
+// (docs/deploy.md, "Shadow policies").
 //
 // Per request: one call into wasm with the request facts, one compact decision back. The
 // Request and the origin's Response stay JS objects, so bodies stream through untouched
@@ -31,24 +41,56 @@ const POSTHOG_TIMEOUT_MS = 2000;
 const DRAIN_CAP_BYTES = 1024 * 1024;
 
 import { DurableObject } from "cloudflare:workers";
-import { initSync, Edge } from "./edgeguard_worker.js";
-import wasmModule from "./edgeguard_worker_bg.wasm";
+import { initSync, Edge, misconfigured } from "./engine.js";
+import wasmModule from "./engine_bg.wasm";
 
 initSync({ module: wasmModule });
 
 let state = null; // created on the first request: Workers forbid randomness at global scope
+/** The bundles `edgeguard()` was given: { policy, shadow } as bytes (shadow may be null). */
+let bundles = { policy: null, shadow: null };
+
+/**
+ * The worker for a policy bundle: `export default edgeguard({ policy })`, where `policy` is the
+ * bundle's bytes (the ArrayBuffer a Data module import gives). `shadow`, optional, is a
+ * candidate policy's bundle. Export `EdgeguardLimiter` from the entry too when the policy has
+ * global limits.
+ */
+export function edgeguard({ policy = null, shadow = null } = {}) {
+  bundles = { policy: asBytes(policy), shadow: asBytes(shadow) };
+  state = null;
+  return { fetch: handle };
+}
+
+function asBytes(data) {
+  if (data === null || data === undefined) return null;
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
+}
 
 function truthy(v) {
   return v === "1" || v === "true" || v === "yes" || v === "on";
 }
 
+/** The engine with the policy loaded; throws (with the engine's reason) when it cannot be read. */
 function newEdge() {
+  if (bundles.policy === null) throw new Error("no policy bundle: the entry module must call edgeguard({ policy })");
   const seed = crypto.getRandomValues(new Uint32Array(2));
-  return new Edge(seed[0] * 4294967296 + seed[1]);
+  return new Edge(seed[0] * 4294967296 + seed[1], bundles.policy);
 }
 
 function setup(env) {
-  const edge = newEdge();
+  let edge;
+  try {
+    edge = newEdge();
+  } catch (err) {
+    // Fail closed: no policy, no forwarding. One line per isolate, not one per request.
+    const error = String(err?.message ?? err);
+    console.error(JSON.stringify({ ts: new Date().toISOString(), level: "error", msg: "edge misconfigured: the policy bundle cannot be loaded; every request is refused with 503", error }));
+    return { broken: error };
+  }
   try {
     edge.configure(env.EDGE_ACTIVE_ORIGIN ?? "", String(env.EDGE_CANARY_PERCENT ?? ""), truthy(String(env.EDGE_SHADOW ?? "")));
   } catch (err) {
@@ -58,6 +100,16 @@ function setup(env) {
     edge.configure("", "", truthy(String(env.EDGE_SHADOW ?? "")));
   }
   const info = JSON.parse(edge.info());
+  const revision = info.revision.slice(0, 12);
+  if (bundles.shadow !== null) {
+    try {
+      const shadowRevision = edge.load_shadow(bundles.shadow);
+      if (info.observe.log !== "off") console.log(JSON.stringify({ level: "info", msg: "shadow policy loaded", revision, shadow_revision: shadowRevision }));
+    } catch (err) {
+      // The candidate only observes: the active policy keeps answering without it.
+      console.error(JSON.stringify({ level: "error", msg: "shadow policy not loaded", revision, error: String(err?.message ?? err) }));
+    }
+  }
   const urls = new Map();
   for (const pair of String(env.EDGE_ORIGINS ?? "").split(",")) {
     const at = pair.indexOf("=");
@@ -71,8 +123,10 @@ function setup(env) {
   const analytics = env.EDGEGUARD_ANALYTICS && typeof env.EDGEGUARD_ANALYTICS.writeDataPoint === "function" ? env.EDGEGUARD_ANALYTICS : null;
   edge.observe_setup(Boolean(posthogKey && posthogHost), analytics !== null, Date.now());
   return {
+    broken: null,
     edge,
     info,
+    revision,
     origins,
     strip: new Set(info.strip),
     sets: [],
@@ -236,9 +290,22 @@ async function forward(st, request, d, obs, strip) {
   return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(obs, note), request.method === "HEAD");
 }
 
-/** The shell's own event lines (failover, limiter unavailable, shadow); `log = "off"` silences them. */
+/** The shell's own event lines (failover, limiter unavailable, shadow), with the revision that
+ * decided; `log = "off"` silences them. */
 function log(st, fields) {
-  if (!st.quiet) console.log(JSON.stringify(fields));
+  if (!st.quiet) console.log(JSON.stringify({ ...fields, revision: st.revision }));
+}
+
+/** Every request while the policy cannot be loaded: 503 problem+json, nothing forwarded. */
+function refuseAll(request) {
+  const id = crypto.randomUUID().replaceAll("-", "");
+  let path = "/";
+  try {
+    path = new URL(request.url).pathname;
+  } catch {}
+  const body = request.method === "HEAD" ? null : misconfigured(id, path);
+  const headers = { "content-type": "application/problem+json", "cache-control": "no-store", "x-request-id": id, "retry-after": "60" };
+  return new Response(body, { status: 503, headers });
 }
 
 /** A CSP report's body, read up to `max` bytes: a longer one is cut off and reported as such. */
@@ -403,39 +470,39 @@ function edgeAnswer(st, request, d, obs) {
   }
 }
 
-export default {
-  async fetch(request, env, ctx) {
-    const start = Date.now();
-    if (state === null) state = setup(env);
-    const st = state;
-    refreshHealth(st, ctx, start);
-    const { flat, strip } = flatten(st, request);
-    let d = JSON.parse(st.edge.decide(flat, start));
-    if (d.g) {
-      const answer = await askLimiter(env, d.g);
-      if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
-      d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), flat));
-    }
-    if (d.shadowed) log(st, { level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
-    const obs = { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0 };
-    let response;
-    switch (d.a) {
-      case "forward":
-        response = await forward(st, request, d, obs, strip);
-        break;
-      case "respond":
-        response = await edgeAnswer(st, request, d, obs);
-        break;
-      case "redirect":
-        response = respond(st, d, null, d.s, "", undefined, timing(obs));
-        break;
-      default:
-        response = respond(st, d, request.method === "HEAD" ? null : d.b, d.s, "", undefined, timing(obs));
-    }
-    observe(st, ctx, d, response, obs);
-    return response;
-  },
-};
+async function handle(request, env, ctx) {
+  const start = Date.now();
+  if (state === null) state = setup(env);
+  const st = state;
+  if (st.broken !== null) return refuseAll(request);
+  refreshHealth(st, ctx, start);
+  const { flat, strip } = flatten(st, request);
+  let d = JSON.parse(st.edge.decide(flat, start));
+  if (d.g) {
+    const answer = await askLimiter(env, d.g);
+    if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
+    d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), flat));
+  }
+  if (d.shadowed) log(st, { level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
+  if (d.x && !st.quiet) console.log(d.x);
+  const obs = { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0 };
+  let response;
+  switch (d.a) {
+    case "forward":
+      response = await forward(st, request, d, obs, strip);
+      break;
+    case "respond":
+      response = await edgeAnswer(st, request, d, obs);
+      break;
+    case "redirect":
+      response = respond(st, d, null, d.s, "", undefined, timing(obs));
+      break;
+    default:
+      response = respond(st, d, request.method === "HEAD" ? null : d.b, d.s, "", undefined, timing(obs));
+  }
+  observe(st, ctx, d, response, obs);
+  return response;
+}
 
 /**
  * One shard of the global limiter: GCRA state for the keys that hash to it, in memory.
@@ -449,6 +516,8 @@ export class EdgeguardLimiter extends DurableObject {
   }
 
   check(limit, key) {
+    // A bundle the engine cannot read throws here: the asking edge treats the limiter as
+    // unavailable (and, in an edge with that bundle, refuses the request before asking).
     this.edge ??= newEdge();
     return this.edge.global_check(limit, key, Date.now());
   }

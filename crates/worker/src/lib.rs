@@ -1,5 +1,7 @@
-//! The worker's Rust half: the engine with the policy bundle embedded at build time, exported
-//! to the JS shell (`js/shell.mjs`) through wasm-bindgen.
+//! The worker's Rust half: the engine, exported to the JS shell (`js/shell.mjs`) through
+//! wasm-bindgen. The engine is the same bytes whatever the policy: the shell hands it the policy
+//! bundle (a `Data` module wrangler uploads next to it, `policy.egb`) once per isolate, and a
+//! bundle it cannot read makes the shell refuse every request (503 `edge-misconfigured`).
 //!
 //! The shell makes one call per request into wasm — request facts in, the decision out as one
 //! compact JSON string — and keeps the Request/Response objects on the JS side, so the origin's
@@ -17,30 +19,64 @@ use std::collections::HashMap;
 
 use edgeguard_core::decision::{Action, Decision, GlobalVerdict, OriginFailure};
 use edgeguard_core::limits::Outcome;
-use edgeguard_core::observe::{DataPoint, Draws, Flight, Observed, Observer};
+use edgeguard_core::observe::{DataPoint, Draws, Flight, Observed, Observer, short_revision};
+use edgeguard_core::shadow::Shadow;
 use edgeguard_core::health::{Probe, report};
 use edgeguard_core::{Draw, Engine, Limiter, Overrides, RequestFacts, csp, headers};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-/// The bundle compiled from `EDGEGUARD_POLICY` by build.rs.
-static BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy.egb"));
+/// What this engine is, in a custom section of its wasm (`edgeguard-engine`): the bundle format
+/// it reads (u32 LE) and the edgeguard version, so `edgeguard doctor` can tell from the files
+/// of a built worker whether its bundle will load, without running it.
+#[cfg(target_arch = "wasm32")]
+#[unsafe(link_section = "edgeguard-engine")]
+#[used]
+static ENGINE_SECTION: [u8; ENGINE_SECTION_LEN] = engine_section();
+
+const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+const ENGINE_SECTION_LEN: usize = 4 + ENGINE_VERSION.len();
+
+/// Evaluated by the compiler: an index out of range is a build error, never a runtime panic.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const fn engine_section() -> [u8; ENGINE_SECTION_LEN] {
+    let mut out = [0u8; ENGINE_SECTION_LEN];
+    let format = edgeguard_core::FORMAT_VERSION.to_le_bytes();
+    let version = ENGINE_VERSION.as_bytes();
+    let mut i = 0;
+    while i < ENGINE_SECTION_LEN {
+        out[i] = if i < 4 { format[i] } else { version[i - 4] };
+        i += 1;
+    }
+    out
+}
 
 #[wasm_bindgen]
 pub struct Edge {
     engine: Engine,
     limiter: Limiter,
-    /// Decisions waiting for a global limiter's answer, by token, with their random draw.
-    pending: HashMap<u32, (Decision, Draw)>,
+    /// Decisions waiting for a global limiter's answer, by token, with their random draw and
+    /// the shadow policy's decision to compare with once settled.
+    pending: HashMap<u32, Parked>,
     next_token: u32,
     /// Requests between their decision and `finish`, by token (the wire's `k`).
     flights: HashMap<u32, Flight>,
     next_flight: u32,
     observer: Observer,
+    /// The candidate policy of a shadow deployment (`edgeguard build --shadow`).
+    shadow: Option<Shadow>,
     /// Request ids and draws (canary lane, log sampling, pageview sampling): wyrand seeded
     /// from the runtime's CSPRNG when the isolate starts. Unique and unbiased is all they need;
     /// drawing here saves a `crypto.getRandomValues` call per request.
     rng: fastrand::Rng,
+}
+
+/// A decision waiting for the global limiter.
+struct Parked {
+    decision: Decision,
+    draw: Draw,
+    candidate: Option<Decision>,
 }
 
 /// Most requests followed at once; beyond it the oldest half is forgotten (a shell that never
@@ -102,6 +138,9 @@ struct Wire<'a> {
     route: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// the shadow policy's disagreement: a log line for the shell to write as it is
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<String>,
 }
 
 impl Wire<'_> {
@@ -130,6 +169,7 @@ impl Wire<'_> {
         w.opt_str("shadowed", self.shadowed);
         w.opt_str("route", self.route);
         w.opt_str("detail", self.detail);
+        w.opt_str("x", self.x.as_deref());
         w.finish()
     }
 }
@@ -245,14 +285,27 @@ fn js_error(message: impl core::fmt::Display) -> JsError {
 
 #[wasm_bindgen]
 impl Edge {
-    /// Load the embedded bundle. `seed` keys the limiter's hash (pass a random number).
+    /// Load a policy bundle (`edgeguard compile`/`build` output). `seed` keys the limiter's hash
+    /// (pass a random number). A bundle this engine cannot read is an error naming why.
     #[wasm_bindgen(constructor)]
-    pub fn new(seed: f64) -> Result<Edge, JsError> {
-        let engine = Engine::load(BUNDLE).map_err(js_error)?;
+    pub fn new(seed: f64, bundle: &[u8]) -> Result<Edge, JsError> {
+        let engine = Engine::load(bundle).map_err(js_error)?;
         let limiter = engine.new_limiter(seed.to_bits());
         let observer = Observer::new(engine.bundle(), seed.to_bits().rotate_left(17), 0);
         let rng = fastrand::Rng::with_seed(seed.to_bits().rotate_left(31) ^ 0x9e37_79b9_7f4a_7c15);
-        Ok(Edge { engine, limiter, pending: HashMap::new(), next_token: 0, flights: HashMap::new(), next_flight: 0, observer, rng })
+        Ok(Edge { engine, limiter, pending: HashMap::new(), next_token: 0, flights: HashMap::new(), next_flight: 0, observer, shadow: None, rng })
+    }
+
+    /// Load the candidate policy of a shadow deployment: it decides every request next to the
+    /// active one and enforces nothing (edgeguard_core::shadow). Returns its short revision.
+    pub fn load_shadow(&mut self, bundle: &[u8]) -> Result<String, JsError> {
+        let mut shadow = Shadow::load(bundle, self.rng.u64(..)).map_err(js_error)?;
+        shadow.follow_overrides(&self.engine);
+        shadow.follow_health(&self.engine, self.engine.unhealthy());
+        let revision = short_revision(shadow.engine().bundle()).to_owned();
+        self.observer.set_shadow(&revision);
+        self.shadow = Some(shadow);
+        Ok(revision)
     }
 
     /// Apply the operational levers from worker vars. Empty strings mean "not set".
@@ -269,6 +322,9 @@ impl Edge {
             },
         };
         self.engine.set_overrides(Overrides { active, canary_basis_points, shadow });
+        if let Some(candidate) = self.shadow.as_mut() {
+            candidate.follow_overrides(&self.engine);
+        }
         Ok(())
     }
 
@@ -316,16 +372,17 @@ impl Edge {
         let now = nanos(now_ms);
         let draw = Draw { request_id: self.rng.u128(..), lane: self.rng.u32(..) };
         let d = self.engine.decide(&facts, &mut self.limiter, now, draw);
+        let candidate = self.shadow.as_mut().map(|s| s.decide(&facts, now, draw));
         match d.global {
             Some(_) if self.pending.len() >= MAX_PENDING => {
                 let d = self.engine.settle_global(&mut self.limiter, &facts, d, GlobalVerdict::Unavailable, now, draw);
-                self.take_off(d, method, now)
+                self.take_off(d, candidate, method, now)
             }
             Some(g) => {
-                let parked = self.park(d.clone(), draw, g);
-                self.wire(&d, Some(parked), None)
+                let parked = self.park(d.clone(), draw, candidate, g);
+                self.wire(&d, Some(parked), None, None)
             }
-            None => self.take_off(d, method, now),
+            None => self.take_off(d, candidate, method, now),
         }
     }
 
@@ -334,7 +391,7 @@ impl Edge {
     /// `request` the string `decide` got again (shadow mode may need its lane cookie).
     /// Returns "" for an unknown token (a shell bug: each token settles once).
     pub fn settle(&mut self, token: u32, answer: &str, now_ms: f64, request: &str) -> String {
-        let Some((d, draw)) = self.pending.remove(&token) else {
+        let Some(Parked { decision: d, draw, candidate }) = self.pending.remove(&token) else {
             return String::new();
         };
         let (method, url, pairs) = split_request(request);
@@ -344,7 +401,7 @@ impl Edge {
             Err(_) => GlobalVerdict::Unavailable,
         };
         let d = self.engine.settle_global(&mut self.limiter, &facts, d, verdict, nanos(now_ms), draw);
-        self.take_off(d, method, nanos(now_ms))
+        self.take_off(d, candidate, method, nanos(now_ms))
     }
 
     /// Which outputs the shell has: a PostHog key (the `POSTHOG_KEY` secret) and the
@@ -362,7 +419,7 @@ impl Edge {
         let Some(mut flight) = self.flights.remove(&token) else { return String::new() };
         let bundle = self.engine.bundle();
         self.observer.csp_body(bundle, &mut flight, (!too_large).then_some(body), nanos(now_ms));
-        let out = self.wire(&flight.decision, None, Some(token));
+        let out = self.wire(&flight.decision, None, Some(token), None);
         self.flights.insert(token, flight);
         out
     }
@@ -455,6 +512,9 @@ impl Edge {
             }
         }
         self.engine.set_unhealthy(mask);
+        if let Some(candidate) = self.shadow.as_mut() {
+            candidate.follow_health(&self.engine, mask);
+        }
     }
 
     /// The health answer from probe results (`[{origin, status, ms, time, error}]`):
@@ -494,6 +554,13 @@ impl Edge {
     }
 }
 
+/// The problem+json body of the answer to every request while the edge has no readable
+/// policy (503 `edge-misconfigured`).
+#[wasm_bindgen]
+pub fn misconfigured(request_id: &str, path: &str) -> String {
+    edgeguard_core::decision::misconfigured_problem(request_id, path)
+}
+
 /// `method\nurl\nname\nvalue\n…` → method, URL and header pairs, without copying.
 fn split_request(request: &str) -> (&str, &str, Vec<(&str, &str)>) {
     let mut lines = request.split('\n');
@@ -516,10 +583,10 @@ fn millis(ms: f64) -> Option<u64> {
 }
 
 impl Edge {
-    fn park(&mut self, d: Decision, draw: Draw, g: edgeguard_core::decision::GlobalCheck) -> WireGlobal {
+    fn park(&mut self, decision: Decision, draw: Draw, candidate: Option<Decision>, g: edgeguard_core::decision::GlobalCheck) -> WireGlobal {
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
-        self.pending.insert(token, (d, draw));
+        self.pending.insert(token, Parked { decision, draw, candidate });
         let limit = self.engine.bundle().limits.get(usize::from(g.limit));
         WireGlobal {
             token,
@@ -532,8 +599,17 @@ impl Edge {
         }
     }
 
-    /// Follow a final decision as a flight until `finish`, and wire it with its token.
-    fn take_off(&mut self, d: Decision, method: &str, now: u64) -> String {
+    /// Follow a final decision as a flight until `finish`, and wire it with its token and, when
+    /// the shadow policy decided otherwise, the line that says so.
+    fn take_off(&mut self, d: Decision, candidate: Option<Decision>, method: &str, now: u64) -> String {
+        let disagreement = match (&self.shadow, candidate) {
+            (Some(shadow), Some(c)) => {
+                let found = shadow.compare(&self.engine, &d, &c, method, now);
+                self.observer.shadow_decided(found.as_ref().map(|x| (x.active_reason, x.shadow_reason)));
+                found.map(|x| x.line)
+            }
+            _ => None,
+        };
         if self.flights.len() >= MAX_FLIGHTS {
             let half = (MAX_FLIGHTS / 2) as u32;
             let keep_from = self.next_flight.wrapping_sub(half);
@@ -541,12 +617,12 @@ impl Edge {
         }
         let token = self.next_flight;
         self.next_flight = self.next_flight.wrapping_add(1);
-        let out = self.wire(&d, None, Some(token));
+        let out = self.wire(&d, None, Some(token), disagreement);
         self.flights.insert(token, Flight::new(d, method, now));
         out
     }
 
-    fn wire(&self, d: &Decision, g: Option<WireGlobal>, k: Option<u32>) -> String {
+    fn wire(&self, d: &Decision, g: Option<WireGlobal>, k: Option<u32>, x: Option<String>) -> String {
         let bundle = self.engine.bundle();
         let wire = Wire {
             a: match d.action {
@@ -572,6 +648,7 @@ impl Edge {
             shadowed: d.shadowed.map(|r| r.code()),
             route: d.shadowed.and_then(|_| self.engine.rule(d)).and_then(|r| r.pattern.as_deref()),
             detail: d.shadowed.map(|_| d.detail.as_ref()),
+            x,
         };
         wire.to_json()
     }
@@ -594,7 +671,7 @@ mod tests {
         fn wire_json_is_serdes(
             strings in proptest::collection::vec(text(), 10),
             numbers in any::<(u16, u16, u16, u16, u32)>(),
-            present in any::<[bool; 11]>(),
+            present in any::<[bool; 12]>(),
             pairs in 0usize..4,
         ) {
             let s = |i: usize| strings.get(i).map_or("", String::as_str);
@@ -618,6 +695,7 @@ mod tests {
                 shadowed: on(8).then_some("blocked"),
                 route: on(9).then(|| s(8)),
                 detail: on(10).then(|| s(9)),
+                x: on(11).then(|| s(0).to_owned()),
             };
             prop_assert_eq!(wire.to_json(), serde_json::to_string(&wire).unwrap_or_default());
         }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the engine — the worker's wasm, its wasm-bindgen glue and the JS shell, the same bytes
+# for every policy — into crates/cli/engine/, where the CLI embeds it (`edgeguard build` writes
+# it next to each policy bundle) and the npm package and `make dist` take it from.
+# Installs the wasm32 target and the exact wasm-bindgen CLI when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="crates/cli/engine"
+# The wasm-bindgen CLI must be the exact version of the library in Cargo.lock.
+want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  echo "installing wasm-bindgen-cli $want (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+cargo build -p edgeguard-worker --target wasm32-unknown-unknown --profile worker
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+wasm-bindgen --target web --no-typescript --out-name engine --out-dir "$tmp" target/wasm32-unknown-unknown/worker/edgeguard_worker.wasm
+cp crates/worker/js/shell.mjs "$tmp/shell.mjs"
+mkdir -p "$out"
+# Replace only what changed, so the CLI's build script (which watches these files) reruns only
+# when the engine really did.
+for f in engine_bg.wasm engine.js shell.mjs; do
+  cmp -s "$tmp/$f" "$out/$f" || cp "$tmp/$f" "$out/$f"
+done
+echo "built $out ($(wc -c < "$out/engine_bg.wasm") bytes of wasm, sha256 $(sha256sum "$out/engine_bg.wasm" | cut -c1-12)…)"

@@ -8,11 +8,11 @@ WASM_TARGET := wasm32-unknown-unknown
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build engine cli edges e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test
+.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build engine cli edges e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test npm-package npm-test dist publish-dry-run release-test
 
 ## Every test: unit, property, integration, clippy's no-panic policy, the wasm32 build,
 ## end-to-end tests in workerd in front of a real origin, and the deploy artifact.
-test: setup-rust engine lint unit check-wasm fuzz-smoke e2e deploy-dry-run playground-test
+test: setup-rust engine lint unit check-wasm fuzz-smoke e2e deploy-dry-run npm-test release-test playground-test
 	@echo "edgeguard: all checks passed"
 
 ## The edge in workerd in front of the demo QuoteKit origin (POLICY=, ENV=, ORIGIN=, PORT=, PROTOCOL=).
@@ -68,6 +68,29 @@ e2e: node-deps edges chromium
 deploy-dry-run: node-deps edges
 	node_modules/.bin/wrangler deploy --dry-run --outdir build/dist 2>&1 | grep -E "Total Upload|error" || true
 	test -f build/dist/index.js && ls build/dist | grep -q 'policy.egb$$' 
+
+## The npm package `edgeguard` in build/npm/edgeguard-<version>.tgz: the CLI compiled to
+## wasm32-wasip1 (run by Node's WASI) and the worker runtime.
+npm-package: engine
+	./scripts/npm-package.sh
+
+## The npm CLI against the native one on the fixtures, and both outside the repository with no
+## Rust on PATH: build, wrangler deploy --dry-run, wrangler dev; the GitHub Action's steps.
+npm-test: npm-package cli node-deps
+	node --test --test-concurrency=1 tests/npm/
+
+## The release artifacts in build/release: CLI binary (linux x86_64), npm tarball, engine wasm
+## and its SHA-256, this version's CHANGELOG entry.
+dist: npm-package
+	./scripts/dist.sh
+
+## The crates as crates.io would take them (core, compiler, and cli carrying the engine).
+publish-dry-run: engine
+	$(CARGO) publish --dry-run --allow-dirty -p edgeguard-core -p edgeguard-compiler -p edgeguard-cli
+
+## What `make dist` wrote, checked; and the crates packaged.
+release-test: dist publish-dry-run
+	node --test tests/release/
 
 bench:
 	$(CARGO) bench -p edgeguard-core -p edgeguard-compiler

@@ -63,9 +63,11 @@ export async function startOrigin(name) {
 
 /**
  * The edge: `wrangler dev --local` (real workerd) serving a built worker.
- * `main` is the worker entry (build/edge/index.mjs by default), `vars` worker vars.
+ * `main` is the worker entry (build/edge/index.mjs by default), `vars` worker vars; `cwd` the
+ * project wrangler runs in (the repository by default: its wrangler.toml), `env` extra
+ * environment for wrangler (PATH, for a run without the Rust toolchain).
  */
-export async function startEdge({ protocol = "https", main = "build/edge/index.mjs", vars = {}, config = null } = {}) {
+export async function startEdge({ protocol = "https", main = "build/edge/index.mjs", vars = {}, config = null, cwd = ROOT, env = {} } = {}) {
   const port = await freePort();
   const inspector = await freePort();
   const persist = mkdtempSync(path.join(tmpdir(), "edgeguard-wrangler-"));
@@ -87,9 +89,9 @@ export async function startEdge({ protocol = "https", main = "build/edge/index.m
   if (config) args.push("--config", config);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" },
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1", ...env },
   });
   // Everything wrangler prints: the worker's console.log lines on stdout, console.error on stderr.
   let stdout = "";

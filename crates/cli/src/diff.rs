@@ -91,11 +91,16 @@ pub fn run(args: &Args) -> CmdResult {
     let old_bytes = policy::read(&args.old)?;
     let new_bytes = policy::read(&args.new)?;
     let env = args.env.as_deref();
-    // Two policies compile in parallel: the compiler is single-threaded and each side is independent.
+    // Two policies compile in parallel: the compiler is single-threaded and each side is
+    // independent. Where there are no threads (WASI: the npm package's CLI), one after the other.
     let (old, new) = std::thread::scope(|scope| {
-        let old = scope.spawn(|| prepare(&args.old, &old_bytes, env));
+        let old = std::thread::Builder::new().spawn_scoped(scope, || prepare(&args.old, &old_bytes, env));
         let new = prepare(&args.new, &new_bytes, env);
-        (old.join(), new)
+        let old = match old {
+            Ok(handle) => handle.join(),
+            Err(_) => Ok(prepare(&args.old, &old_bytes, env)),
+        };
+        (old, new)
     });
     let old = old.map_err(|_| Failure::failed("compiling OLD failed unexpectedly (a bug in edgeguard)"))??;
     let new = new?;

@@ -625,7 +625,7 @@ fn check_build_dir(cx: &mut Cx<'_>, file: &str, at: Option<usize>, dir: &Path) {
     let (wasm, bundle) = match (wasm, bundle) {
         (Ok(w), Ok(b)) => (w, b),
         (Err(e), _) | (_, Err(e)) => {
-            let msg = format!("{} is not a complete edgeguard build ({e}): the worker cannot load a policy", dir.display());
+            let msg = format!("{} is not a complete edgeguard build ({}): the worker cannot load a policy", dir.display(), output::without_os_codes(&e.to_string()));
             cx.push("D044", Severity::Error, file, at, msg, rebuild);
             return;
         }

@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => status.into(),
         Err(failure) => {
-            output::eprint(&format!("error: {}\n", failure.message));
+            output::eprint(&format!("error: {}\n", output::without_os_codes(&failure.message)));
             failure.status.into()
         }
     }

@@ -288,7 +288,7 @@ fn go_duration_ms(text: &str) -> Option<u64> {
 }
 
 fn ms_text(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{} s", ms / 1000) } else { format!("{ms} ms") }
+    if ms.is_multiple_of(1000) { format!("{} s", ms / 1000) } else { format!("{ms} ms") }
 }
 
 // ------------------------------------------------------------------------------ wrangler.toml

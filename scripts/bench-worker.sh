@@ -7,7 +7,9 @@
 #   scripts/bench-worker.sh
 #
 # One run does everything, in this order:
-#   build     the worker from fixtures/quotekit.toml (scripts/build-worker.sh) into a temp dir
+#   build     the worker for fixtures/quotekit.toml (the engine, then `edgeguard build`) into a
+#             temp dir; with BEFORE_REV, also that commit's worker as variant edgeguard-before
+#             (built its own way: before the runtime bundle, the policy was compiled into the wasm)
 #   bundle    `wrangler deploy --dry-run`: Total Upload / gzip
 #   wait      until no CI job (.ci/run) or cargo runs, at most WAIT_CI seconds
 #   servers   nginx (bench/worker/nginx.conf), then one workerd per variant
@@ -32,7 +34,9 @@
 # Environment: ROUNDS=3 DURATION=10 CONNS=32 LAT_CONNS=64 COLD_RUNS=10 WAIT_CI=600
 #   PIN=1 (workerd on CPU 0; nginx and wrk on CPU 1 — see docs/benchmarks.md)
 #   REV=<commit> (build the worker from a clean export of that commit, not the working tree)
-#   SKIP_BUILD=1 (use build/worker as it is)
+#   BEFORE_REV=<commit> (add variant edgeguard-before: that commit's worker, built by its own
+#     scripts/build-worker.sh, served with its own bench/worker/edgeguard.capnp; the same runs)
+#   SKIP_BUILD=1 (use build/edge as it is)
 #   RATE=n (fixed rate for the latency rounds instead of half the pass-through's max)
 #   RATE2=n (the second latency rate instead of half the baseline's max)
 set -euo pipefail
@@ -47,7 +51,8 @@ WAIT_CI="${WAIT_CI:-600}"
 PIN="${PIN:-1}"
 ORIGIN_PORT=18480
 VARIANTS=(passthrough headers-only baseline baseline-log edgeguard edgeguard-nolog)
-declare -A PORT=([passthrough]=18781 [baseline]=18782 [edgeguard]=18783 [headers-only]=18784 [edgeguard-nolog]=18785 [baseline-log]=18786)
+[ -z "${BEFORE_REV:-}" ] || VARIANTS+=(edgeguard-before)
+declare -A PORT=([passthrough]=18781 [baseline]=18782 [edgeguard]=18783 [headers-only]=18784 [edgeguard-nolog]=18785 [baseline-log]=18786 [edgeguard-before]=18787)
 WORKERD=node_modules/@cloudflare/workerd-linux-64/bin/workerd
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 
@@ -80,14 +85,23 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 nolog_policy() { { cat fixtures/quotekit.toml; printf '\n[observe]\nlog = "off"\n'; } > "$tmp/quotekit-nolog.toml"; }
 
 # ── build and bundle ─────────────────────────────────────────────────────────────────────
-# The worker is built into (or copied to) a private directory: build/worker is shared with
-# `make` targets that may rebuild it while the benchmark runs.
+# The worker is written into (or copied to) a private directory: build/edge is shared with
+# `make` targets that may rebuild it while the benchmark runs. A source tree builds the engine
+# (scripts/build-engine.sh) and its CLI once, then `edgeguard build` per policy.
 worker="$tmp/worker"
-if [ "${SKIP_BUILD:-}" = 1 ]; then
-  cp -r build/worker "$worker"
-  built_from="build/worker as found (SKIP_BUILD=1; edgeguard-nolog built from the working tree)"
+build_in() { # build_in SRC: the engine and CLI of that tree, then the QuoteKit and nolog workers
+  (cd "$1" && ./scripts/build-engine.sh && cargo build -q -p edgeguard-cli) 2>&1 | grep -v '^warning' >&2
+  cli="$1/target/debug/edgeguard"
+  "$cli" build fixtures/quotekit.toml -o "$worker" 2>/dev/null >&2
   nolog_policy
-  EDGEGUARD_POLICY="$tmp/quotekit-nolog.toml" EDGEGUARD_ENV= OUT="$tmp/worker-nolog" ./scripts/build-worker.sh 2>&1 | grep -v '^warning' >&2
+  "$cli" build "$tmp/quotekit-nolog.toml" -o "$tmp/worker-nolog" 2>/dev/null >&2
+}
+if [ "${SKIP_BUILD:-}" = 1 ]; then
+  cp -r build/edge "$worker"
+  built_from="build/edge as found (SKIP_BUILD=1; edgeguard-nolog written by target/debug/edgeguard)"
+  nolog_policy
+  cli=target/debug/edgeguard
+  "$cli" build "$tmp/quotekit-nolog.toml" -o "$tmp/worker-nolog" 2>/dev/null >&2
 elif [ -n "${REV:-}" ]; then
   # A clean export of one commit, so edits in progress in this tree don't leak into the
   # measurement; its cargo target dir is kept in build/bench-worker/target between runs.
@@ -95,25 +109,33 @@ elif [ -n "${REV:-}" ]; then
   mkdir -p "$tmp/src" build/bench-worker/target
   git archive "$REV" | tar -x -C "$tmp/src"
   ln -s "$PWD/build/bench-worker/target" "$tmp/src/target"
-  (cd "$tmp/src" && EDGEGUARD_POLICY=fixtures/quotekit.toml EDGEGUARD_ENV= OUT="$worker" ./scripts/build-worker.sh) 2>&1 | grep -v '^warning' >&2
-  nolog_policy
-  (cd "$tmp/src" && EDGEGUARD_POLICY="$tmp/quotekit-nolog.toml" EDGEGUARD_ENV= OUT="$tmp/worker-nolog" ./scripts/build-worker.sh) 2>&1 | grep -v '^warning' >&2
+  build_in "$tmp/src"
   built_from="$(git rev-parse --short "$REV") (REV=$REV, clean export)"
 else
   say "building the worker (fixtures/quotekit.toml)"
-  EDGEGUARD_POLICY=fixtures/quotekit.toml EDGEGUARD_ENV= OUT="$worker" ./scripts/build-worker.sh 2>&1 | grep -v '^warning' >&2
-  nolog_policy
-  EDGEGUARD_POLICY="$tmp/quotekit-nolog.toml" EDGEGUARD_ENV= OUT="$tmp/worker-nolog" ./scripts/build-worker.sh 2>&1 | grep -v '^warning' >&2
+  build_in "$PWD"
   built_from="$(git rev-parse --short HEAD)$( [ -z "$(git status --porcelain -- crates fixtures/quotekit.toml)" ] || echo ' + uncommitted changes under crates/ (working tree)' )"
+fi
+if [ -n "${BEFORE_REV:-}" ]; then
+  # The worker as that commit built it (for a before/after in one run), in its own target dir.
+  say "building the worker of $BEFORE_REV (variant edgeguard-before)"
+  mkdir -p "$tmp/before-src" build/bench-worker/target-before
+  git archive "$BEFORE_REV" | tar -x -C "$tmp/before-src"
+  ln -s "$PWD/build/bench-worker/target-before" "$tmp/before-src/target"
+  (cd "$tmp/before-src" && EDGEGUARD_POLICY=fixtures/quotekit.toml EDGEGUARD_ENV= OUT="$tmp/worker-before" ./scripts/build-worker.sh) 2>&1 | grep -v '^warning' >&2
+  mkdir -p "$tmp/conf"
+  sed -e 's#embed "\.\./\.\./build/worker/#embed "../worker-before/#' -e "s#127.0.0.1:${PORT[edgeguard]}#127.0.0.1:${PORT[edgeguard-before]}#" \
+    <(git show "$BEFORE_REV:bench/worker/edgeguard.capnp") > "$tmp/conf/edgeguard-before.capnp"
+  sed 's#^main = .*#main = "worker-before/shell.mjs"#' <(git show "$BEFORE_REV:wrangler.toml") > "$tmp/wrangler-before.toml"
 fi
 # The workerd configs beside copies of the JS workers, edgeguard's modules taken from that
 # directory (capnp embeds paths relative to the config).
 mkdir -p "$tmp/conf"
 cp bench/worker/*.mjs "$tmp/conf/"
 for v in passthrough headers-only baseline edgeguard; do
-  sed 's#embed "\.\./\.\./build/worker/#embed "../worker/#' "bench/worker/$v.capnp" > "$tmp/conf/$v.capnp"
+  sed 's#embed "\.\./\.\./build/edge/#embed "../worker/#' "bench/worker/$v.capnp" > "$tmp/conf/$v.capnp"
 done
-sed -e 's#embed "\.\./\.\./build/worker/#embed "../worker-nolog/#' -e "s#127.0.0.1:${PORT[edgeguard]}#127.0.0.1:${PORT[edgeguard-nolog]}#" \
+sed -e 's#embed "\.\./\.\./build/edge/#embed "../worker-nolog/#' -e "s#127.0.0.1:${PORT[edgeguard]}#127.0.0.1:${PORT[edgeguard-nolog]}#" \
   bench/worker/edgeguard.capnp > "$tmp/conf/edgeguard-nolog.capnp"
 # The baseline writing edgeguard's request line with console.log (the LOG binding).
 sed -e "s#127.0.0.1:${PORT[baseline]}#127.0.0.1:${PORT[baseline-log]}#" \
@@ -122,11 +144,18 @@ sed -e "s#127.0.0.1:${PORT[baseline]}#127.0.0.1:${PORT[baseline-log]}#" \
 grep -q '"LOG"' "$tmp/conf/baseline-log.capnp" || { echo "baseline-log.capnp: no LOG binding" >&2; exit 1; }
 say "bundle size (wrangler deploy --dry-run)"
 # wrangler.toml with `main` pointing at the private build (the same as
-# `wrangler deploy --dry-run --outdir build/dist` after scripts/build-worker.sh).
-sed 's#^main = .*#main = "worker/shell.mjs"#' wrangler.toml > "$tmp/wrangler.toml"
+# `wrangler deploy --dry-run --outdir build/dist` after `make edges`): engine + policy.egb.
+sed 's#^main = .*#main = "worker/index.mjs"#' wrangler.toml > "$tmp/wrangler.toml"
 bundle_line=$(node_modules/.bin/wrangler deploy --dry-run -c "$tmp/wrangler.toml" --outdir "$tmp/dist" 2>&1 | grep -ao 'Total Upload: .*' | head -1 || true)
 echo "$bundle_line" >&2
 bundle_gzip=$(sed -n 's/.*gzip: \([0-9.]*\) KiB.*/\1/p' <<<"$bundle_line")
+if [ -n "${BEFORE_REV:-}" ]; then
+  before_line=$(node_modules/.bin/wrangler deploy --dry-run -c "$tmp/wrangler-before.toml" --outdir "$tmp/dist-before" 2>&1 | grep -ao 'Total Upload: .*' | head -1 || true)
+  echo "edgeguard-before: $before_line" >&2
+fi
+# A shadow candidate for the V8 step: QuoteKit with one more blocked route.
+awk 'done == 0 && /^\[\[routes\]\]$/ { print "[[routes]]\npath = \"/pricing/legacy\"\nblock = 404\n"; done = 1 } { print }' fixtures/quotekit.toml > "$tmp/candidate.toml"
+"$cli" compile "$tmp/candidate.toml" -o "$tmp/candidate.egb" >/dev/null 2>&1
 
 # ── wait for a quiet machine ─────────────────────────────────────────────────────────────
 # Quiet: no CI job or cargo process, and the whole machine under QUIET_PCT % busy over 5 s,
@@ -221,7 +250,7 @@ for v in "${VARIANTS[@]}"; do
     sed -E 's/^(date|x-request-id|server-timing|ratelimit): .*/\1: …/' | sort > "$tmp/$v.values"
   echo "$v: 200 with the origin's page, $(wc -l < "$tmp/$v.names") response headers" >&2
 done
-for v in headers-only baseline baseline-log edgeguard edgeguard-nolog; do
+for v in headers-only baseline baseline-log "${VARIANTS[@]:4}"; do
   for h in content-security-policy strict-transport-security x-frame-options ratelimit x-request-id; do
     grep -qx "$h" "$tmp/$v.names" || { echo "$v: no $h header" >&2; exit 1; }
   done
@@ -229,7 +258,7 @@ for v in headers-only baseline baseline-log edgeguard edgeguard-nolog; do
     if grep -qx "$h" "$tmp/$v.names"; then echo "$v: $h was not removed" >&2; exit 1; fi
   done
 done
-for v in headers-only baseline baseline-log edgeguard-nolog; do
+for v in headers-only baseline baseline-log edgeguard-nolog ${BEFORE_REV:+edgeguard-before}; do
   if ! diff "$tmp/$v.values" "$tmp/edgeguard.values" >&2; then
     echo "$v and edgeguard answer with different headers" >&2
     exit 1
@@ -336,7 +365,7 @@ for v in "${VARIANTS[@]}"; do
 done
 
 say "the shell's steps in V8 (node)"
-v8=$(node bench/worker/decide-in-v8.mjs "$worker")
+v8=$(node bench/worker/decide-in-v8.mjs "$worker" "$tmp/candidate.egb")
 echo "$v8" >&2
 
 # ── summary ──────────────────────────────────────────────────────────────────────────────
@@ -367,7 +396,8 @@ report="build/bench-worker/$(date -u +%Y%m%dT%H%M%SZ).md"
   echo "# worker benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(uname -r); workerd $("$WORKERD" --version | awk '{print $2}'); nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
-  echo "worker: built from $built_from; wasm sha256 $(sha256sum "$worker/edgeguard_worker_bg.wasm" | cut -c1-12), $(wc -c < "$worker/edgeguard_worker_bg.wasm") bytes; shell.mjs sha256 $(sha256sum "$worker/shell.mjs" | cut -c1-12)"
+  echo "worker: built from $built_from; engine sha256 $(sha256sum "$worker/engine_bg.wasm" | cut -c1-12), $(wc -c < "$worker/engine_bg.wasm") bytes; shell.mjs sha256 $(sha256sum "$worker/shell.mjs" | cut -c1-12); policy.egb $(wc -c < "$worker/policy.egb") bytes"
+  [ -z "${BEFORE_REV:-}" ] || echo "edgeguard-before: $(git rev-parse --short "$BEFORE_REV") built by its own scripts/build-worker.sh, policy compiled into the wasm; wasm $(wc -c < "$tmp/worker-before/edgeguard_worker_bg.wasm") bytes; bundle ${before_line:-unknown}"
   echo "quiet machine: $quiet; pinned: $([ "$PIN" = 1 ] && echo 'workerd on CPU 0, nginx and wrk on CPU 1' || echo no)"
   echo "max rate: $ROUNDS × ${DURATION} s, wrk -t1 -c$CONNS; latency: $ROUNDS × ${DURATION} s at $RATE req/s, -c$LAT_CONNS; medians over rounds"
   echo "other load during the timed runs (CPU share of the machine used by anything but workerd, nginx and wrk): $(others)"
@@ -387,6 +417,7 @@ report="build/bench-worker/$(date -u +%Y%m%dT%H%M%SZ).md"
   echo "workerd CPU per request over headers-only (the policy alone): edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[headers-only]}" 'BEGIN {printf "%.1f", a - b}') µs; headers-only over pass-through: $(awk -v a="${CPU[headers-only]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs"
   echo "workerd CPU per request over pass-through: edgeguard $(awk -v a="${CPU[edgeguard]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs, baseline $(awk -v a="${CPU[baseline]}" -v b="${CPU[passthrough]}" 'BEGIN {printf "%.1f", a - b}') µs; edgeguard / baseline CPU: $(ratio "${CPU[edgeguard]}" "${CPU[baseline]}")× (per round $(per_round max workerd_cpu_us_per_req edgeguard baseline))"
   echo "per-request cost over pass-through (1/throughput): edgeguard $(awk -v a="${RPS[edgeguard]}" -v b="${RPS[passthrough]}" 'BEGIN {printf "%.1f", 1e6/a - 1e6/b}') µs, baseline $(awk -v a="${RPS[baseline]}" -v b="${RPS[passthrough]}" 'BEGIN {printf "%.1f", 1e6/a - 1e6/b}') µs"
+  [ -z "${BEFORE_REV:-}" ] || echo "runtime bundle vs compiled in (edgeguard / edgeguard-before): throughput $(ratio "${RPS[edgeguard]}" "${RPS[edgeguard-before]}")× (per round $(per_round max rps edgeguard edgeguard-before)); CPU $(ratio "${CPU[edgeguard]}" "${CPU[edgeguard-before]}")× (per round $(per_round max workerd_cpu_us_per_req edgeguard edgeguard-before)); cold start ${COLD[edgeguard]} vs ${COLD[edgeguard-before]} ms (median)"
   echo "bundle: ${bundle_line:-unknown} (gzip ${bundle_gzip:-?} KiB = $( [ -n "$bundle_gzip" ] && ratio "$bundle_gzip" 138 || echo '?')× the 138 KiB hello-world workers-rs)"
   echo "shell steps in V8 (node): $v8"
   echo

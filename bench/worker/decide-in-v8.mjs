@@ -2,19 +2,24 @@
 // and the same wasm as in workerd, without workerd's I/O): the shell's steps for the
 // benchmark request, one at a time.
 //
-//   node bench/worker/decide-in-v8.mjs [build/worker]
+//   node bench/worker/decide-in-v8.mjs [build/edge] [CANDIDATE.egb]
 //
-// Prints one JSON line: microseconds of CPU time (process.cpuUsage: robust to other load on
-// the machine) per request for each step.
+// The directory is one `edgeguard build` wrote (engine.js, engine_bg.wasm, policy.egb). Prints
+// one JSON line: microseconds of CPU time (process.cpuUsage: robust to other load on the
+// machine) per request for each step. With a candidate bundle, the decide call is also timed
+// with that candidate loaded as a shadow policy (`edgeguard build --shadow`), in the same run:
+// `decide_shadow_ratio` is what deciding with both costs over deciding with one.
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const dir = resolve(process.argv[2] ?? "build/worker");
-const { initSync, Edge } = await import(pathToFileURL(join(dir, "edgeguard_worker.js")).href);
-initSync({ module: new WebAssembly.Module(readFileSync(join(dir, "edgeguard_worker_bg.wasm"))) });
+const dir = resolve(process.argv[2] ?? "build/edge");
+const candidate = process.argv[3] ? readFileSync(resolve(process.argv[3])) : null;
+const { initSync, Edge } = await import(pathToFileURL(join(dir, "engine.js")).href);
+initSync({ module: new WebAssembly.Module(readFileSync(join(dir, "engine_bg.wasm"))) });
+const policy = readFileSync(join(dir, "policy.egb"));
 
-const edge = new Edge(12345);
+const edge = new Edge(12345, policy);
 edge.configure("", "", false);
 
 const IPS = 8192;
@@ -62,9 +67,10 @@ function time(label, iterations, fn) {
 
 const N = 300_000;
 let now = Date.now();
+let current = edge;
 function decideOne(i) {
   now += 0.01; // 100 k requests per simulated second, spread over 8192 clients: never limited
-  return edge.decide(flat[i % IPS], now);
+  return current.decide(flat[i % IPS], now);
 }
 for (let i = 0; i < IPS; i += 1) {
   const w = decideOne(i);
@@ -100,10 +106,31 @@ const steps = [
   parse,
   finish,
 ];
+// With a shadow candidate: the same decide-and-parse, alternating rounds with and without it, so
+// both see the same machine state; the ratio is of the decide call alone.
+if (candidate) {
+  const shadowed = new Edge(12345, policy);
+  shadowed.configure("", "", false);
+  shadowed.load_shadow(candidate);
+  const one = [];
+  const both = [];
+  for (let round = 0; round < 6; round += 1) {
+    current = edge;
+    one.push(decideThenFinish("decide_and_parse", 10)[0][1] - parse[1]);
+    current = shadowed;
+    both.push(decideThenFinish("decide_and_parse", 10)[0][1] - parse[1]);
+  }
+  current = edge;
+  const median = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1];
+  steps.push(["decide_one_policy", median(one)], ["decide_with_shadow", median(both)]);
+  const wire = JSON.parse(shadowed.decide(flat[0], now));
+  if (wire.x) throw new Error(`the candidate disagrees on the benchmark request: ${wire.x}`);
+}
 const decision = JSON.parse(wires[0]);
 if (decision.a !== "forward") throw new Error(`expected a forward decision, got ${wires[0]}`);
 const out = Object.fromEntries(steps.map(([k, v]) => [k + "_us", Math.round(v * 1000) / 1000]));
-out.decide_total_us = Math.round(steps.reduce((sum, [, v]) => sum + v, 0) * 1000) / 1000;
+out.decide_total_us = Math.round(steps.slice(0, 4).reduce((sum, [, v]) => sum + v, 0) * 1000) / 1000;
+if (candidate) out.decide_shadow_ratio = Math.round((out.decide_with_shadow_us / out.decide_one_policy_us) * 100) / 100;
 out.wire_bytes = wires[0].length;
 out.log_line_bytes = edge.finish(JSON.parse(decideOne(1)).k, 200, 1, 2, "", "", true, now).length;
 out.node = process.version;

@@ -1,4 +1,4 @@
-# workerd config: edgeguard (build/worker, built from fixtures/quotekit.toml) in front of the
+# workerd config: edgeguard (build/edge, written by `edgeguard build fixtures/quotekit.toml`) in front of the
 # benchmark's nginx origin. Serve it with
 #   node_modules/@cloudflare/workerd-linux-64/bin/workerd serve bench/worker/edgeguard.capnp
 # scripts/bench-worker.sh does that for you (after building the worker). Module paths are
@@ -23,9 +23,11 @@ const config :Workerd.Config = (
 
 const edge :Workerd.Worker = (
   modules = [
-    (name = "shell.mjs", esModule = embed "../../build/worker/shell.mjs"),
-    (name = "edgeguard_worker.js", esModule = embed "../../build/worker/edgeguard_worker.js"),
-    (name = "edgeguard_worker_bg.wasm", wasm = embed "../../build/worker/edgeguard_worker_bg.wasm"),
+    (name = "index.mjs", esModule = embed "../../build/edge/index.mjs"),
+    (name = "shell.mjs", esModule = embed "../../build/edge/shell.mjs"),
+    (name = "engine.js", esModule = embed "../../build/edge/engine.js"),
+    (name = "engine_bg.wasm", wasm = embed "../../build/edge/engine_bg.wasm"),
+    (name = "policy.egb", data = embed "../../build/edge/policy.egb"),
   ],
   bindings = [
     (name = "EDGE_ORIGINS", text = "*=http://127.0.0.1:18480"),

@@ -102,7 +102,7 @@ const w :Workerd.Worker = (
 }
 
 const edgeModules = (dir) =>
-  `(name = "shell.mjs", esModule = embed "${dir}/shell.mjs"), (name = "edgeguard_worker.js", esModule = embed "${dir}/edgeguard_worker.js"), (name = "edgeguard_worker_bg.wasm", wasm = embed "${dir}/edgeguard_worker_bg.wasm")`;
+  `(name = "index.mjs", esModule = embed "${dir}/index.mjs"), (name = "shell.mjs", esModule = embed "${dir}/shell.mjs"), (name = "engine.js", esModule = embed "${dir}/engine.js"), (name = "engine_bg.wasm", wasm = embed "${dir}/engine_bg.wasm"), (name = "policy.egb", data = embed "${dir}/policy.egb")`;
 
 async function freePort() {
   const s = http.createServer();

@@ -2,8 +2,11 @@
 // the limiter's key count and the size of the engine's wasm linear memory (which only grows: its
 // high-water mark). It wraps `Edge.prototype.decide` to learn the shell's engine, so nothing
 // test-only is in shell.mjs or the production build.
-import shell from "./shell.mjs";
-import { Edge, initSync } from "./edgeguard_worker.js";
+import policy from "./policy.egb";
+import { edgeguard } from "./shell.mjs";
+import { Edge, initSync } from "./engine.js";
+
+const shell = edgeguard({ policy });
 
 let edge = null;
 const decide = Edge.prototype.decide;

@@ -47,8 +47,9 @@ const edge :Workerd.Worker = (
   modules = [
     (name = "entry.mjs", esModule = embed "entry.mjs"),
     (name = "shell.mjs", esModule = embed "shell.mjs"),
-    (name = "edgeguard_worker.js", esModule = embed "edgeguard_worker.js"),
-    (name = "edgeguard_worker_bg.wasm", wasm = embed "edgeguard_worker_bg.wasm"),
+    (name = "engine.js", esModule = embed "engine.js"),
+    (name = "engine_bg.wasm", wasm = embed "engine_bg.wasm"),
+    (name = "policy.egb", data = embed "policy.egb"),
   ],
   bindings = [ (name = "EDGE_ORIGINS", text = "*=http://127.0.0.1:${originPort}") ],
   compatibilityDate = "2025-09-01",

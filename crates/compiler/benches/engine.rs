@@ -6,7 +6,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use edgeguard_compiler::{Options, compile};
-use edgeguard_core::{Draw, Engine, RequestFacts};
+use edgeguard_core::shadow::Shadow;
+use edgeguard_core::{Draw, Engine, Reason, RequestFacts};
 
 const QUOTEKIT: &str = include_str!("../../../fixtures/quotekit.toml");
 const UUID: &str = "123e4567-e89b-12d3-a456-426614174000";
@@ -37,8 +38,26 @@ fn engine(source: &str) -> Engine {
 type Sample = (&'static str, String, Vec<(&'static str, &'static str)>);
 
 fn bench_decide(c: &mut Criterion, name: &str, engine: &Engine, requests: &[Sample]) {
-    let ips: Vec<String> = (0..10_000u32).map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)).collect();
     let mut limiter = engine.new_limiter(7);
+    bench_requests(c, name, requests, |req, now, draw| black_box(engine.decide(black_box(req), &mut limiter, now, draw)).reason);
+}
+
+/// The active policy's decision and a shadow candidate's (edgeguard_core::shadow), compared:
+/// what a worker built with `--shadow` does per request, against `bench_decide` alone.
+fn bench_decide_with_shadow(c: &mut Criterion, name: &str, engine: &Engine, candidate: &[u8], requests: &[Sample]) {
+    let mut limiter = engine.new_limiter(7);
+    let mut shadow = Shadow::load(candidate, 9).unwrap();
+    bench_requests(c, name, requests, |req, now, draw| {
+        let active = engine.decide(black_box(req), &mut limiter, now, draw);
+        let theirs = shadow.decide(req, now, draw);
+        black_box(shadow.compare(engine, &active, &theirs, req.method, now));
+        active.reason
+    });
+}
+
+/// Time `per_request` over `requests`, each from one of 10 000 client addresses.
+fn bench_requests(c: &mut Criterion, name: &str, requests: &[Sample], mut per_request: impl FnMut(&RequestFacts, u64, Draw) -> Reason) {
+    let ips: Vec<String> = (0..10_000u32).map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)).collect();
     let mut i = 0usize;
     let mut now = 0u64;
     c.bench_function(name, |b| {
@@ -52,7 +71,7 @@ fn bench_decide(c: &mut Criterion, name: &str, engine: &Engine, requests: &[Samp
             headers.push(("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"));
             headers.extend(extra.iter().copied());
             let req = RequestFacts { method, url, headers: &headers, peer_ip: None };
-            black_box(engine.decide(black_box(&req), &mut limiter, now, Draw { request_id: i as u128, lane: i as u32 }))
+            black_box(per_request(&req, now, Draw { request_id: i as u128, lane: i as u32 }))
         })
     });
 }
@@ -72,6 +91,10 @@ fn benches(c: &mut Criterion) {
         ("POST", "https://lawnquote.online/api/debug-subscription".to_owned(), vec![("content-length", "20")]),
     ];
     bench_decide(c, "decide/quotekit_mixed", &qk, &requests);
+    // The candidate blocks one more route (not among the requests): every decision agrees.
+    let candidate = QUOTEKIT.replacen("[[routes]]", "[[routes]]\npath = \"/pricing/legacy\"\nblock = 404\n\n[[routes]]", 1);
+    let candidate = compile(&candidate, &Options::default()).bundle.unwrap().to_bytes().unwrap();
+    bench_decide_with_shadow(c, "decide/quotekit_mixed_with_shadow", &qk, &candidate, &requests);
 
     let big = generated_policy(1000);
     let big_engine = engine(&big);

@@ -6,14 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="crates/cli/engine"
-# The wasm-bindgen CLI must be the exact version of the library in Cargo.lock.
-want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
-have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
-if [ "$have" != "$want" ]; then
-  echo "installing wasm-bindgen-cli $want (a few minutes, once)"
-  cargo install wasm-bindgen-cli --version "$want"
-fi
-rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+source scripts/wasm-tools.sh
 cargo build -p edgeguard-worker --target wasm32-unknown-unknown --profile worker
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

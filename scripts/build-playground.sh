@@ -6,14 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=www/dist
-# The wasm-bindgen CLI must be the exact version of the library in Cargo.lock.
-want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
-have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
-if [ "$have" != "$want" ]; then
-  echo "installing wasm-bindgen-cli $want (a few minutes, once)"
-  cargo install wasm-bindgen-cli --version "$want"
-fi
-rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+source scripts/wasm-tools.sh
 [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 
 cargo build -p edgeguard-playground --target wasm32-unknown-unknown --profile playground

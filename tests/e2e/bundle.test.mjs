@@ -17,7 +17,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { ROOT, json, one, request, startEdge, startOrigin } from "./harness.mjs";
+import { ROOT, json, jsonLines, one, request, startEdge, startOrigin } from "./harness.mjs";
 
 const CLI = path.join(ROOT, "target/debug/edgeguard");
 const WORK = path.join(ROOT, "build/e2e-bundles");
@@ -25,15 +25,6 @@ const HOST = { host: "app.test", "cf-connecting-ip": "198.51.100.7" };
 
 function build(policy, out, extra = []) {
   return execFileSync(CLI, ["build", policy, "-o", out, ...extra], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-/** Lines of the edge's stdout that parse as JSON. */
-function jsonLines(edge) {
-  return edge
-    .stdout()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l));
 }
 
 before(() => {

@@ -153,6 +153,15 @@ export function one(res, name) {
   return values[0];
 }
 
+/** The worker's JSON lines among what an edge printed on stdout (its console.log lines). */
+export function jsonLines(edge) {
+  return edge
+    .stdout()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l));
+}
+
 export function json(res) {
   return JSON.parse(res.body.toString("utf8"));
 }

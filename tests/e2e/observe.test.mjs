@@ -8,7 +8,7 @@ import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { json, one, request, startEdge, startOrigin } from "./harness.mjs";
+import { json, jsonLines, one, request, startEdge, startOrigin } from "./harness.mjs";
 
 const MAIN = "build/edge-observe/index.mjs";
 const CONFIG = "tests/e2e/wrangler.observe.toml"; // binds EDGEGUARD_ANALYTICS
@@ -62,15 +62,6 @@ async function waitFor(what, fn, timeoutMs = 10_000) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
-}
-
-/** The worker's JSON lines on wrangler's stdout. */
-function jsonLines(e) {
-  return e
-    .stdout()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l));
 }
 
 function requestLine(e, requestId) {

@@ -18,4 +18,5 @@ mkdir -p "$out"
 for f in engine_bg.wasm engine.js shell.mjs; do
   cmp -s "$tmp/$f" "$out/$f" || cp "$tmp/$f" "$out/$f"
 done
+touch "$out/.built"   # when this engine was last brought up to date (crates/cli/build.rs)
 echo "built $out ($(wc -c < "$out/engine_bg.wasm") bytes of wasm, sha256 $(sha256sum "$out/engine_bg.wasm" | cut -c1-12)…)"

@@ -133,7 +133,12 @@ describe("shadow policy on live traffic", () => {
     // The candidate: the test policy, plus one blocked route.
     const candidate = path.join(WORK, "candidate.toml");
     const source = readFileSync(path.join(ROOT, "tests/e2e/policy.toml"), "utf8");
-    writeFileSync(candidate, source.replace("[[routes]]\npath = \"/ops/**\"", "[[routes]]\npath = \"/reports/**\"\nblock = 404\n\n[[routes]]\npath = \"/ops/**\""));
+    // The candidate: the test policy, plus a blocked route and one more under the global limit's
+    // routes (where the active decision waits for the Durable Object before it is compared).
+    writeFileSync(
+      candidate,
+      source.replace("[[routes]]\npath = \"/ops/**\"", "[[routes]]\npath = \"/reports/**\"\nblock = 404\n\n[[routes]]\npath = \"/g/blocked/**\"\nblock = 404\n\n[[routes]]\npath = \"/ops/**\""),
+    );
     const printed = build("tests/e2e/policy.toml", dir, ["--shadow", path.relative(ROOT, candidate)]);
     assert.match(printed, /shadow: shadow\.egb/);
     origin = await startOrigin("blue");
@@ -146,15 +151,16 @@ describe("shadow policy on live traffic", () => {
 
   test("the active policy answers; exactly the disagreeing requests are logged", async () => {
     const sent = [];
-    for (const p of ["/", "/reports/2026", "/pricing", "/reports/q4?x=1", "/ops/x", "/reportsx"]) {
+    for (const p of ["/", "/reports/2026", "/pricing", "/reports/q4?x=1", "/ops/x", "/reportsx", "/g/blocked/1", "/g/open"]) {
       const res = await request(edge.url, "GET", p, { headers: HOST });
       sent.push({ path: p, id: one(res, "x-request-id"), status: res.status });
     }
     // The active policy does not block /reports/**: forwarded like every other page.
-    for (const s of sent.filter((s) => s.path.startsWith("/reports/"))) assert.equal(s.status, 200, s.path);
+    const blockedByCandidate = (p) => p.startsWith("/reports/") || p.startsWith("/g/blocked/");
+    for (const s of sent.filter((s) => blockedByCandidate(s.path))) assert.equal(s.status, 200, s.path);
     await sleep(200);
     const lines = jsonLines(edge).filter((l) => l.msg === "shadow policy disagrees");
-    const expected = sent.filter((s) => s.path.startsWith("/reports/")).map((s) => s.id);
+    const expected = sent.filter((s) => blockedByCandidate(s.path)).map((s) => s.id);
     assert.deepEqual(lines.map((l) => l.request_id).sort(), expected.sort(), edge.stdout());
     const line = lines.find((l) => l.request_id === sent[1].id);
     assert.equal(line.level, "warn");
@@ -167,6 +173,9 @@ describe("shadow policy on live traffic", () => {
     assert.match(line.revision, /^[0-9a-f]{12}$/);
     assert.match(line.shadow_revision, /^[0-9a-f]{12}$/);
     assert.notEqual(line.revision, line.shadow_revision);
+    // The request that waited for the global limiter is compared once it is settled.
+    const global = lines.find((l) => l.path === "/g/blocked/1");
+    assert.deepEqual([global.active.action, global.active.route, global.shadow.reason, global.shadow.route], ["forward", "/g/**", "blocked", "/g/blocked/**"]);
     // Every request line names the active revision.
     const requests = jsonLines(edge).filter((l) => l.msg === "request");
     assert.ok(requests.length >= sent.length);

@@ -105,7 +105,10 @@ function runAction(repo, inputs, github) {
   }
   const log = [];
   for (const step of ACTION.runs.steps) {
-    if (step.if && !evaluate(step.if.replace(/^\$\{\{|\}\}$/g, "").trim(), ctx)) continue;
+    if (step.if && !evaluate(step.if.replace(/^\$\{\{|\}\}$/g, "").trim(), ctx)) {
+      if (step.id) ctx.steps[step.id] = { outputs: {}, outcome: "skipped" };
+      continue;
+    }
     const output = path.join(temp, `output-${step.id ?? log.length}`);
     writeFileSync(output, "");
     const extraPath = readFileSync(files.path, "utf8").split("\n").filter(Boolean).reverse();
@@ -127,7 +130,7 @@ function runAction(repo, inputs, github) {
         .filter(Boolean)
         .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
     );
-    if (step.id) ctx.steps[step.id] = { outputs };
+    if (step.id) ctx.steps[step.id] = { outputs, outcome: out.status === 0 ? "success" : "failure" };
     log.push({ name: step.name, code: out.status, stdout: out.stdout, stderr: out.stderr, outputs });
   }
   const result = {
@@ -214,7 +217,7 @@ test("a change that weakens the policy fails the job, with the verdict and annot
   assert.match(r.summary, /1 weakened/);
   assert.match(r.summary, /\| \*\*weakened\*\* \| https \| `hsts` \|/);
   assert.match(r.stdout, /^::(warning|error) file=policy\.toml,line=\d+/m, "the diff's annotation on the changed line");
-  assert.match(r.steps.at(-1).stdout, /::error file=policy\.toml::edgeguard: diff failed/);
+  assert.match(r.steps.at(-1).stdout, /::error file=policy\.toml::edgeguard: diff failed \(/);
   // With fail-on none the same change passes (and still reports).
   const lenient = runAction(repo, inputs({ "fail-on": "none" }), PR);
   assert.deepEqual(lenient.failed, []);
@@ -235,7 +238,11 @@ test("a change that strengthens the policy passes and builds the worker", () => 
 test("a broken policy and a failing case are annotated on their lines and fail the job", () => {
   pullRequest("break", BASE_POLICY.replace('block = 404', 'block = 404\nmethods = ["FETCH"]').replace("[[routes]]\npath = \"/admin/**\"", "[[routes]]\npath = \"/admin/**\"\n"));
   const r = runAction(repo, inputs(), PR);
-  assert.ok(r.failed.includes("Verdict"));
+  // Every step ran to its end; the verdict names what failed: the check (and the cases, which
+  // need a policy that compiles). The diff has no verdict without a compiling policy.
+  assert.deepEqual(r.failed, ["Verdict"], JSON.stringify(r.steps, null, 1));
+  assert.match(r.steps.at(-1).stdout, /edgeguard: check failed, test failed \(/);
+  assert.match(r.summary, /does not compile, so there is no verdict/);
   assert.match(r.stdout, /^::error file=policy\.toml,line=\d+,col=\d+.*E\d{3}/m, r.stdout);
   // A policy that no longer blocks /admin: its case fails, annotated on the case file.
   pullRequest("unblock", BASE_POLICY.replace('[[routes]]\npath = "/admin/**"\nblock = 404\n', ""));
@@ -243,6 +250,21 @@ test("a broken policy and a failing case are annotated on their lines and fail t
   assert.deepEqual(u.failed, ["Verdict"]);
   assert.match(u.stdout, /^::error file=policy\.cases\.toml,line=\d+/m, u.stdout);
   assert.match(u.steps.at(-1).stdout, /test failed, diff failed/);
+});
+
+test("a change that fixes a broken base policy passes", () => {
+  git("checkout", "-q", "main");
+  writeFileSync(path.join(repo, "policy.toml"), BASE_POLICY.replace("block = 404", "block = 404\nmethods = [\"FETCH\"]"));
+  git("commit", "-qam", "break main");
+  git("update-ref", "refs/remotes/origin/main", "main");
+  pullRequest("fix", BASE_POLICY);
+  const r = runAction(repo, inputs(), PR);
+  assert.deepEqual(r.failed, [], JSON.stringify(r.steps, null, 1));
+  assert.equal(r.outputs.weakened, "");
+  assert.match(r.steps.at(-1).stdout, /every step passed/);
+  git("checkout", "-q", "main");
+  git("reset", "-q", "--hard", "HEAD~1");
+  git("update-ref", "refs/remotes/origin/main", "main");
 });
 
 test("outside a pull request there is no diff; deny-warnings makes warnings fail", () => {

@@ -1,6 +1,7 @@
 // edgeguard as a team adopting it uses it: in a project outside this repository, with no
-// cargo, rustc or wasm-bindgen on PATH. Two policies built by (1) the native CLI as
-// `cargo install` leaves it and (2) the npm package installed from its tarball into a fresh npm
+// cargo, rustc or wasm-bindgen on PATH. Two policies built by (1) the native CLI binary on its
+// own (the crate itself is packaged and build-checked by `make publish-dry-run`) and (2) the npm
+// package installed from its tarball into a fresh npm
 // project, offline: the engine bytes are identical, the bundles differ, `wrangler deploy
 // --dry-run` accepts each worker, and `wrangler dev` serves each policy — a route blocked by one
 // is answered 404 at the edge, the other forwards it to the origin.
@@ -122,7 +123,7 @@ async function buildAndServe(dir, edgeguard) {
 describe("outside the repository, without Rust", () => {
   let nativeEngine;
 
-  test("the native CLI, as `cargo install` leaves it", async () => {
+  test("the native CLI binary on its own, copied out of the repository", async () => {
     const dir = project("native");
     dirs.push(dir);
     mkdirSync(path.join(dir, "bin"));
@@ -144,23 +145,30 @@ describe("outside the repository, without Rust", () => {
     if (nativeEngine) assert.deepEqual(engine, nativeEngine);
   });
 
-  test("the npm runtime imported by a hand-written entry", async () => {
-    // A team composing the edge with its own code: `import { edgeguard } from "edgeguard/worker"`.
+  test("the npm runtime imported by a hand-written entry, one policy per host", async () => {
+    // A team composing the edge with its own code: `import { edgeguard } from "edgeguard/worker"`,
+    // here with a policy per host — each call is an edge of its own.
     const dir = mkdtempSync(path.join(tmpdir(), "edgeguard-compose-"));
     dirs.push(dir);
     writeFileSync(path.join(dir, "blocking.toml"), POLICY(true));
+    writeFileSync(path.join(dir, "open.toml"), POLICY(false).replace('hosts = ["shop.test"]', 'hosts = ["open.test"]'));
     sh("npm", ["init", "-y"], dir);
     sh("npm", ["install", "--save-dev", "--offline", "--no-audit", "--no-fund", TARBALL], dir);
-    sh("npx", ["--no-install", "edgeguard", "compile", "blocking.toml", "-o", "policy.egb"], dir);
+    sh("npx", ["--no-install", "edgeguard", "compile", "blocking.toml", "-o", "shop.egb"], dir);
+    sh("npx", ["--no-install", "edgeguard", "compile", "open.toml", "-o", "open.egb"], dir);
     writeFileSync(
       path.join(dir, "worker.mjs"),
-      `import policy from "./policy.egb";
+      `import shop from "./shop.egb";
+import open from "./open.egb";
 import { edgeguard, EdgeguardLimiter } from "edgeguard/worker";
 export { EdgeguardLimiter };
-const edge = edgeguard({ policy });
+const edges = { "shop.test": edgeguard({ policy: shop }), "open.test": edgeguard({ policy: open }) };
 export default {
   fetch(request, env, ctx) {
-    if (new URL(request.url).pathname === "/own") return new Response("the team's own route");
+    const url = new URL(request.url);
+    if (url.pathname === "/own") return new Response("the team's own route");
+    // Called again per request by mistake: the same edge, with its state, comes back.
+    const edge = url.pathname === "/again" ? edgeguard({ policy: shop }) : edges[request.headers.get("host")];
     return edge.fetch(request, env, ctx);
   },
 };
@@ -172,8 +180,12 @@ export default {
     try {
       const headers = { host: "shop.test", "cf-connecting-ip": "198.51.100.7" };
       assert.equal((await request(edge.url, "GET", "/private/x", { headers })).status, 404);
+      assert.equal((await request(edge.url, "GET", "/private/x", { headers: { ...headers, host: "open.test" } })).status, 200, "the other host's policy");
       assert.equal((await request(edge.url, "GET", "/own", { headers })).body.toString(), "the team's own route");
       assert.equal((await request(edge.url, "GET", "/pricing", { headers })).status, 200);
+      const again = await request(edge.url, "GET", "/again", { headers });
+      assert.equal(again.status, 200);
+      assert.equal(one(again, "x-frame-options"), "SAMEORIGIN");
     } finally {
       await edge.stop();
     }

@@ -8,11 +8,12 @@
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
+use edgeguard_core::observe::short_revision;
 use edgeguard_core::{Bundle, Engine};
 use serde::Serialize;
-use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 
 use crate::engine::{self, Embedded};
+use crate::wrangler;
 use crate::render::{self, Counts, Stream};
 use crate::{CmdResult, Failure, Status, output, policy};
 
@@ -100,35 +101,74 @@ pub fn run(args: &Args) -> CmdResult {
         Some(Some(built)) => Some(built),
         None => None,
     };
-
-    prepare_dir(&args.output)?;
     let dir = &args.output;
-    write(dir, engine::WASM, embedded.wasm)?;
-    write(dir, engine::GLUE, embedded.glue.as_bytes())?;
-    write(dir, engine::SHELL, embedded.shell.as_bytes())?;
-    write(dir, engine::POLICY, &active.bytes)?;
-    match &shadow {
-        Some(s) => write(dir, engine::SHADOW, &s.bytes)?,
-        None => remove_stale(&dir.join(engine::SHADOW))?,
-    }
-    write(dir, engine::ENTRY, engine::entry_module(shadow.is_some()).as_bytes())?;
-    let manifest = manifest(&embedded, &active, shadow.as_ref());
-    write(dir, engine::MANIFEST, manifest.as_bytes())?;
+    check_dir(dir)?;
+    // The wrangler.toml merge is worked out in memory first: a file it cannot edit fails the
+    // command before the directory is touched.
+    let wrangler = args.wrangler_toml.as_deref().map(|path| plan_wrangler(path, args, &active)).transpose()?;
 
-    let needs_limiter = has_global_limits(&active.bundle);
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (engine::WASM, embedded.wasm),
+        (engine::GLUE, embedded.glue.as_bytes()),
+        (engine::SHELL, embedded.shell.as_bytes()),
+        (engine::POLICY, &active.bytes),
+    ];
+    if let Some(s) = &shadow {
+        files.push((engine::SHADOW, &s.bytes));
+    }
+    let entry = engine::entry_module(shadow.is_some());
+    let manifest = manifest(&embedded, &active, shadow.as_ref());
+    files.push((engine::ENTRY, entry.as_bytes()));
+    files.push((engine::MANIFEST, manifest.as_bytes()));
+    replace_dir(dir, &files)?;
+
     let mut out = summary(dir, &embedded, &active, shadow.as_ref());
-    match &args.wrangler_toml {
-        Some(path) => {
-            let changes = merge_wrangler_toml(path, dir, &active.bundle, needs_limiter)?;
+    match wrangler {
+        Some((path, text, changes)) => {
+            if !changes.is_empty() {
+                output::write_atomically(&path, text.as_bytes())?;
+            }
             let _ = writeln!(out, "{}: {}", path.display(), if changes.is_empty() { "already up to date".to_owned() } else { changes.join(", ") });
         }
         None => {
             let main = relative_to(Path::new("."), &dir.join(engine::ENTRY));
-            let _ = write!(out, "\nwrangler.toml needs (or pass --wrangler-toml wrangler.toml):\n\n{}", snippet(&main, needs_limiter));
+            let env = wrangler_env(args, &active)?;
+            let needs = wrangler::Needs { main: &main, env: env.as_deref(), limiter: has_global_limits(&active.bundle), app: &active.bundle.app.name };
+            let _ = write!(out, "\nwrangler.toml needs (or pass --wrangler-toml wrangler.toml):\n\n{}", wrangler::snippet(&needs));
         }
     }
     output::print(&out)?;
     Ok(Status::Success)
+}
+
+/// The wrangler environment a build belongs in: none (the top level, what a plain `wrangler
+/// deploy` ships) for the policy's own environment, `[env.NAME]` for an overlay (`--env`).
+fn wrangler_env(args: &Args, active: &Built) -> Result<Option<String>, Failure> {
+    let Some(env) = args.env.as_deref() else { return Ok(None) };
+    let own = policy::load(&args.policy, None)?.output.bundle.map(|b| b.app.environment);
+    Ok((own.as_deref() != Some(env)).then(|| active.bundle.app.environment.clone()))
+}
+
+/// The merged wrangler.toml (path, text, what changed), not written yet.
+fn plan_wrangler(path: &Path, args: &Args, active: &Built) -> Result<(PathBuf, String, Vec<String>), Failure> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.ends_with(".json") || name.ends_with(".jsonc") {
+        return Err(Failure::usage(format!(
+            "`{}`: edgeguard merges into wrangler.toml only; run without --wrangler-toml and add the printed lines to your {name} by hand",
+            path.display()
+        )));
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Failure::usage(format!("cannot read `{}`: {e}", path.display()))),
+    };
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
+    let main = relative_to(base, &args.output.join(engine::ENTRY));
+    let env = wrangler_env(args, active)?;
+    let needs = wrangler::Needs { main: &main, env: env.as_deref(), limiter: has_global_limits(&active.bundle), app: &active.bundle.app.name };
+    let (merged, changes) = wrangler::merge(path, text.as_deref(), &needs)?;
+    Ok((path.to_path_buf(), merged, changes))
 }
 
 /// Compile one policy, show its diagnostics, encode it and load it back as the engine will.
@@ -153,38 +193,58 @@ fn compile(path: &Path, env: Option<&str>, deny_warnings: bool) -> Result<Option
     Ok(Some(Built { file: compiled.file, bundle, bytes }))
 }
 
-/// The output directory: created when missing; an existing one must be empty or an earlier
-/// build (it has edgeguard.json), so a mistyped `-o` never overwrites someone's files.
-fn prepare_dir(dir: &Path) -> Result<(), Failure> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            let ours = dir.join(engine::MANIFEST).is_file();
-            if !ours && entries.next().is_some() {
-                return Err(Failure::usage(format!(
-                    "`{}` exists and is not an edgeguard build directory (no {}); pass a new or empty directory",
-                    dir.display(),
-                    engine::MANIFEST
-                )));
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| Failure::usage(format!("cannot create `{}`: {e}", dir.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Failure::usage(format!("`{}` is a file, not a directory", dir.display()))),
-        Err(e) => Err(Failure::usage(format!("cannot read `{}`: {e}", dir.display()))),
+/// An existing output directory must be an earlier build — it holds only the files a build
+/// writes — so a mistyped `-o` never replaces someone's files.
+fn check_dir(dir: &Path) -> Result<(), Failure> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Err(Failure::usage(format!("`{}` is a file, not a directory", dir.display()))),
+        Err(e) => return Err(Failure::usage(format!("cannot read `{}`: {e}", dir.display()))),
+    };
+    let foreign = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|name| !engine::FILES.contains(&name.as_str()));
+    match foreign {
+        Some(name) => Err(Failure::usage(format!(
+            "`{}` exists and is not an edgeguard build directory (it holds `{name}`); pass a new or empty directory",
+            dir.display()
+        ))),
+        None => Ok(()),
     }
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Failure> {
-    output::write_atomically(&dir.join(name), bytes)
-}
-
-fn remove_stale(path: &Path) -> Result<(), Failure> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Failure::usage(format!("cannot remove `{}`: {e}", path.display()))),
-        _ => Ok(()),
+/// Write `files` into a sibling temporary directory, then put it in the place of `dir` (an
+/// earlier build is moved aside and removed): an interrupted build never leaves a directory
+/// with half its files, and wrangler never bundles a mix of two builds.
+fn replace_dir(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), Failure> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "edge".to_owned());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Failure::usage(format!("cannot create `{}`: {e}", parent.display())))?;
+    let unique = getrandom::u64().map_err(|e| Failure::usage(format!("no random name for a temporary directory: {e}")))?;
+    let fresh = parent.join(format!(".{name}.{unique:016x}.new"));
+    let stale = parent.join(format!(".{name}.{unique:016x}.old"));
+    let failed = |e: std::io::Error, what: &Path| Failure::usage(format!("cannot write `{}`: {e}", what.display()));
+    let written = std::fs::create_dir(&fresh)
+        .and_then(|()| files.iter().try_for_each(|(file, bytes)| std::fs::write(fresh.join(file), bytes)))
+        .map_err(|e| failed(e, &fresh));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Err(e);
     }
+    let had_one = dir.exists();
+    if had_one && let Err(e) = std::fs::rename(dir, &stale) {
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Err(failed(e, dir));
+    }
+    if let Err(e) = std::fs::rename(&fresh, dir) {
+        // Put the earlier build back rather than leave nothing.
+        let _ = had_one && std::fs::rename(&stale, dir).is_ok();
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Err(failed(e, dir));
+    }
+    if had_one {
+        let _ = std::fs::remove_dir_all(&stale);
+    }
+    Ok(())
 }
 
 fn has_global_limits(bundle: &Bundle) -> bool {
@@ -218,7 +278,9 @@ fn manifest(embedded: &Embedded, active: &Built, shadow: Option<&Built>) -> Stri
 }
 
 fn summary(dir: &Path, embedded: &Embedded, active: &Built, shadow: Option<&Built>) -> String {
-    let short = |b: &Built| b.bundle.revision.chars().take(12).collect::<String>();
+    fn short(b: &Built) -> &str {
+        short_revision(&b.bundle)
+    }
     let mut out = format!(
         "wrote {} — engine {} ({} bytes, sha256 {}…), {} {} ({} bytes, environment {}, revision {}…)\n",
         dir.display(),
@@ -233,25 +295,6 @@ fn summary(dir: &Path, embedded: &Embedded, active: &Built, shadow: Option<&Buil
     );
     if let Some(s) = shadow {
         let _ = writeln!(out, "shadow: {} {} ({} bytes, revision {}…) decides every request too and enforces nothing", engine::SHADOW, s.file, s.bytes.len(), short(s));
-    }
-    out
-}
-
-/// The wrangler.toml lines a build needs.
-fn snippet(main: &str, needs_limiter: bool) -> String {
-    let mut out = format!(
-        "main = \"{main}\"\ncompatibility_date = \"{}\"\nrules = [{{ type = \"Data\", globs = [\"{}\"], fallthrough = true }}]\n",
-        engine::COMPATIBILITY_DATE,
-        engine::DATA_RULE_GLOB
-    );
-    if needs_limiter {
-        let _ = write!(
-            out,
-            "\n[[durable_objects.bindings]]\nname = \"{}\"\nclass_name = \"{}\"\n\n[[migrations]]\ntag = \"edgeguard-v1\"\nnew_sqlite_classes = [\"{}\"]\n",
-            engine::LIMITER_BINDING,
-            engine::LIMITER_CLASS,
-            engine::LIMITER_CLASS
-        );
     }
     out
 }
@@ -279,153 +322,6 @@ pub fn relative_to(from: &Path, to: &Path) -> String {
     out.join("/")
 }
 
-/// Merge the worker's needs into a wrangler.toml, keeping everything else (comments included).
-/// Returns what changed, in words.
-fn merge_wrangler_toml(path: &Path, dir: &Path, bundle: &Bundle, needs_limiter: bool) -> Result<Vec<String>, Failure> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if name.ends_with(".json") || name.ends_with(".jsonc") {
-        return Err(Failure::usage(format!("`{}`: edgeguard merges into wrangler.toml only; add the printed lines to your {name} by hand", path.display())));
-    }
-    let existing = match std::fs::read_to_string(path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Failure::usage(format!("cannot read `{}`: {e}", path.display()))),
-    };
-    let mut doc: DocumentMut = match &existing {
-        Some(text) => text.parse().map_err(|e| Failure::usage(format!("`{}` is not valid TOML: {e}", path.display())))?,
-        None => DocumentMut::new(),
-    };
-    let mut changes = Vec::new();
-    if existing.is_none() {
-        doc.insert("name", value(worker_name(&bundle.app.name)));
-        changes.push("created".to_owned());
-    }
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
-    let main = relative_to(base, &dir.join(engine::ENTRY));
-    if doc.get("main").and_then(Item::as_str) != Some(main.as_str()) {
-        doc.insert("main", value(main.as_str()));
-        changes.push(format!("main = \"{main}\""));
-    }
-    if doc.get("compatibility_date").is_none() {
-        doc.insert("compatibility_date", value(engine::COMPATIBILITY_DATE));
-        changes.push(format!("compatibility_date = \"{}\"", engine::COMPATIBILITY_DATE));
-    }
-    if !has_data_rule(&doc) {
-        add_data_rule(&mut doc, path)?;
-        changes.push(format!("a Data rule for {}", engine::DATA_RULE_GLOB));
-    }
-    if needs_limiter {
-        changes.extend(add_limiter(&mut doc, path)?);
-    }
-    if !changes.is_empty() {
-        output::write_atomically(path, doc.to_string().as_bytes())?;
-    }
-    Ok(changes)
-}
-
-/// A worker name from the app's: lowercase letters, digits and dashes.
-fn worker_name(app: &str) -> String {
-    let name: String = app.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    let name = name.trim_matches('-');
-    if name.is_empty() { "edgeguard".to_owned() } else { format!("{name}-edge") }
-}
-
-/// Each `[[rules]]` entry (array of tables or inline array) as (type, globs).
-fn rules(doc: &DocumentMut) -> Vec<(String, Vec<String>)> {
-    let strings = |a: Option<&Array>| a.map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-    match doc.get("rules") {
-        Some(Item::ArrayOfTables(tables)) => tables
-            .iter()
-            .map(|t| (t.get("type").and_then(Item::as_str).unwrap_or_default().to_owned(), strings(t.get("globs").and_then(Item::as_array))))
-            .collect(),
-        Some(item) => item
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_inline_table())
-                    .map(|t| (t.get("type").and_then(|v| v.as_str()).unwrap_or_default().to_owned(), strings(t.get("globs").and_then(|v| v.as_array()))))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        None => Vec::new(),
-    }
-}
-
-/// Whether some Data rule's glob takes `.egb` files.
-pub fn has_data_rule(doc: &DocumentMut) -> bool {
-    rules(doc).iter().any(|(kind, globs)| kind == "Data" && globs.iter().any(|g| g.ends_with(".egb")))
-}
-
-fn add_data_rule(doc: &mut DocumentMut, path: &Path) -> Result<(), Failure> {
-    let mut globs = Array::new();
-    globs.push(engine::DATA_RULE_GLOB);
-    match doc.get_mut("rules") {
-        None => {
-            let mut t = Table::new();
-            t.insert("type", value("Data"));
-            t.insert("globs", value(globs));
-            t.insert("fallthrough", value(true));
-            let mut list = ArrayOfTables::new();
-            list.push(t);
-            doc.insert("rules", Item::ArrayOfTables(list));
-        }
-        Some(Item::ArrayOfTables(list)) => {
-            let mut t = Table::new();
-            t.insert("type", value("Data"));
-            t.insert("globs", value(globs));
-            t.insert("fallthrough", value(true));
-            list.push(t);
-        }
-        Some(item) => {
-            let Some(list) = item.as_array_mut() else {
-                return Err(Failure::usage(format!("`{}`: `rules` is neither an array nor [[rules]] tables", path.display())));
-            };
-            let mut t = InlineTable::new();
-            t.insert("type", "Data".into());
-            t.insert("globs", globs.into());
-            t.insert("fallthrough", true.into());
-            list.push(t);
-        }
-    }
-    Ok(())
-}
-
-/// The Durable Object binding and migration a global limit needs, when missing.
-fn add_limiter(doc: &mut DocumentMut, path: &Path) -> Result<Vec<String>, Failure> {
-    let bad = |what: &str| Failure::usage(format!("`{}`: `{what}` has an unexpected shape; add the printed lines by hand", path.display()));
-    let mut changes = Vec::new();
-    let durable = doc.entry("durable_objects").or_insert(Item::Table(Table::new()));
-    let durable = durable.as_table_mut().ok_or_else(|| bad("durable_objects"))?;
-    durable.set_implicit(true);
-    let bindings = durable.entry("bindings").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
-    let bindings = bindings.as_array_of_tables_mut().ok_or_else(|| bad("durable_objects.bindings"))?;
-    let bound = bindings.iter().any(|t| t.get("class_name").and_then(Item::as_str) == Some(engine::LIMITER_CLASS));
-    if !bound {
-        let mut t = Table::new();
-        t.insert("name", value(engine::LIMITER_BINDING));
-        t.insert("class_name", value(engine::LIMITER_CLASS));
-        bindings.push(t);
-        changes.push(format!("the {} Durable Object binding", engine::LIMITER_BINDING));
-    }
-    let migrations = doc.entry("migrations").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
-    let migrations = migrations.as_array_of_tables_mut().ok_or_else(|| bad("migrations"))?;
-    let migrated = migrations.iter().any(|t| {
-        ["new_sqlite_classes", "new_classes"]
-            .iter()
-            .any(|k| t.get(k).and_then(Item::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(engine::LIMITER_CLASS))))
-    });
-    if !migrated {
-        let mut classes = Array::new();
-        classes.push(engine::LIMITER_CLASS);
-        let mut t = Table::new();
-        t.insert("tag", value("edgeguard-v1"));
-        t.insert("new_sqlite_classes", value(classes));
-        migrations.push(t);
-        changes.push(format!("a migration creating {}", engine::LIMITER_CLASS));
-    }
-    Ok(changes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,23 +333,4 @@ mod tests {
         assert_eq!(relative_to(Path::new("/a/b/"), Path::new("/a/b/./x/../edge/index.mjs")), "edge/index.mjs");
     }
 
-    #[test]
-    fn worker_names() {
-        assert_eq!(worker_name("quotekit"), "quotekit-edge");
-        assert_eq!(worker_name("Quote Kit!"), "quote-kit-edge");
-        assert_eq!(worker_name("--"), "edgeguard");
-    }
-
-    #[test]
-    fn data_rule_in_either_shape() {
-        for text in [
-            "rules = [{ type = \"Data\", globs = [\"**/*.egb\"] }]",
-            "[[rules]]\ntype = \"Data\"\nglobs = [\"policy/*.egb\"]\n",
-        ] {
-            assert!(has_data_rule(&text.parse().unwrap_or_default()), "{text}");
-        }
-        for text in ["", "rules = [{ type = \"Text\", globs = [\"**/*.egb\"] }]", "[[rules]]\ntype = \"Data\"\nglobs = [\"**/*.bin\"]\n"] {
-            assert!(!has_data_rule(&text.parse().unwrap_or_default()), "{text}");
-        }
-    }
 }

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use edgeguard_core::Bundle;
+use edgeguard_core::observe::short_revision;
 use edgeguard_core::bundle::{Route, Scope, method};
 use edgeguard_core::routes::Match;
 use serde::Serialize;
@@ -318,6 +319,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     // D002/D013/D044/D045: main is the entry of an `edgeguard build` directory, built, whose
     // bundle loads in the engine beside it and is this policy.
     let mut main_text: Option<String> = None;
+    let mut built = false;
     match pick("main", true) {
         None => cx.push("D002", Severity::Warning, &file, None, "wrangler.toml has no `main`: wrangler does not know which script to deploy", format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file)),
         Some(v) => {
@@ -327,6 +329,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
             let build_dir = main_path.parent().unwrap_or_else(|| Path::new(""));
             main_text = std::fs::read_to_string(&main_path).ok();
             let ours = build_dir.join(engine::MANIFEST).is_file();
+            built = ours || main_text.is_some();
             let entry = main_path.file_name().is_some_and(|n| n == engine::ENTRY);
             if ours && entry {
                 check_build_dir(cx, &file, at, build_dir);
@@ -349,7 +352,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     }
 
     // D046: the rule that uploads the bundle as a Data module.
-    if main_text.is_some() && !crate::build::has_data_rule(&src.parse().unwrap_or_default()) {
+    if built && !crate::wrangler::has_data_rule(&src.parse().unwrap_or_default()) {
         cx.push(
             "D046",
             Severity::Error,
@@ -620,6 +623,17 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
 /// it (else every request is answered 503 `edge-misconfigured`), and be this policy's.
 fn check_build_dir(cx: &mut Cx<'_>, file: &str, at: Option<usize>, dir: &Path) {
     let rebuild = format!("rebuild it: edgeguard build {} -o {}", cx.policy_file, dir.display());
+    // Every module the entry imports must be there, or wrangler cannot bundle the worker.
+    let entry = std::fs::read_to_string(dir.join(engine::ENTRY)).unwrap_or_default();
+    let wanted = [engine::ENTRY, engine::SHELL, engine::GLUE, engine::WASM, engine::POLICY]
+        .into_iter()
+        .chain(entry.contains(&format!("./{}", engine::SHADOW)).then_some(engine::SHADOW));
+    let missing: Vec<&str> = wanted.filter(|f| !dir.join(f).is_file()).collect();
+    if !missing.is_empty() {
+        let msg = format!("{} is not a complete edgeguard build (no {}): the worker cannot load a policy", dir.display(), missing.join(", "));
+        cx.push("D044", Severity::Error, file, at, msg, rebuild);
+        return;
+    }
     let wasm = std::fs::read(dir.join(engine::WASM));
     let bundle = std::fs::read(dir.join(engine::POLICY));
     let (wasm, bundle) = match (wasm, bundle) {
@@ -649,18 +663,20 @@ fn check_build_dir(cx: &mut Cx<'_>, file: &str, at: Option<usize>, dir: &Path) {
     match loaded {
         Err(why) => cx.push("D044", Severity::Error, file, at, refused(why), rebuild),
         Ok(built) if built.revision != cx.bundle.revision => {
-            let short = |r: &str| r.chars().take(12).collect::<String>();
             let msg = format!(
                 "{} holds revision {}… ({}, {}), not the revision {}… of {} for {}",
                 dir.display(),
-                short(&built.revision),
+                short_revision(&built),
                 built.app.name,
                 built.app.environment,
-                short(&cx.bundle.revision),
+                short_revision(cx.bundle),
                 cx.policy_file,
                 cx.bundle.app.environment
             );
-            cx.push("D045", Severity::Warning, file, at, msg, rebuild);
+            // Another environment's policy would go live (staging's routes in production): an
+            // error. The same environment at another revision is a build to refresh.
+            let severity = if built.app.environment == cx.bundle.app.environment { Severity::Warning } else { Severity::Error };
+            cx.push("D045", severity, file, at, msg, rebuild);
         }
         Ok(_) => {}
     }

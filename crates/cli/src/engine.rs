@@ -19,6 +19,8 @@ pub const WASM: &str = "engine_bg.wasm";
 pub const POLICY: &str = "policy.egb";
 pub const SHADOW: &str = "shadow.egb";
 pub const MANIFEST: &str = "edgeguard.json";
+/// Every file a build directory may hold.
+pub const FILES: [&str; 7] = [ENTRY, SHELL, GLUE, WASM, POLICY, SHADOW, MANIFEST];
 
 /// The wrangler module rule that uploads bundles as Data modules (wrangler has no default rule
 /// for `.egb`).

@@ -23,6 +23,7 @@ mod render;
 mod sarif;
 mod schema;
 mod test;
+mod wrangler;
 
 use std::process::ExitCode;
 
@@ -115,8 +116,11 @@ fn main() -> ExitCode {
     // directory; the launcher passes its own as PWD, so relative paths mean what they mean
     // to the native binary.
     #[cfg(target_os = "wasi")]
-    if let Ok(pwd) = std::env::var("PWD") {
-        let _ = std::env::set_current_dir(pwd);
+    if let Ok(pwd) = std::env::var("PWD")
+        && let Err(e) = std::env::set_current_dir(&pwd)
+    {
+        output::eprint(&format!("error: cannot work in `{pwd}` under WASI: {}\n", output::without_os_codes(&e.to_string())));
+        return Status::Usage.into();
     }
     let cli = Cli::parse();
     let result = match cli.command {

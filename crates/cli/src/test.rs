@@ -954,7 +954,7 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let mut differ = |field: String, expected: String, actual: String| out.push(Mismatch { field, expected, actual });
     let status = |s: Option<u16>| s.map_or_else(|| "null".to_owned(), |s| s.to_string());
-    let action = explain::action_name(e.action);
+    let action = e.action.code();
     if let Some(want) = &x.action
         && want != action
     {
@@ -1102,7 +1102,7 @@ impl Report<'_> {
                 let _ = writeln!(
                     out,
                     "  decision: {}{status} {}, route {}, origin {}: {}",
-                    explain::action_name(e.action),
+                    e.action.code(),
                     e.reason.code(),
                     json_opt(e.route.as_deref()),
                     json_opt(e.origin.as_deref()),

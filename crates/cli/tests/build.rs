@@ -107,6 +107,12 @@ fn a_directory_that_is_not_a_build_is_left_alone() {
         .stderr(predicate::str::contains("is not an edgeguard build directory"));
     assert_eq!(read(tmp.path().join("src/app.js")), b"keep me");
     assert!(!tmp.path().join("src/policy.egb").exists());
+    // A directory left half-written by an interrupted build of an older edgeguard holds only
+    // build files: it is rebuilt, not refused.
+    std::fs::create_dir(tmp.path().join("half")).unwrap();
+    std::fs::write(tmp.path().join("half/engine_bg.wasm"), b"\0asm").unwrap();
+    build(tmp.path(), &fixture("minimal.toml"), "half", &[]);
+    assert!(tmp.path().join("half/edgeguard.json").is_file());
     // An earlier build is replaced in place.
     build(tmp.path(), &fixture("minimal.toml"), "edge", &[]);
     build(tmp.path(), &fixture("quotekit.toml"), "edge", &[]);
@@ -200,10 +206,11 @@ fn doctor_checks_the_built_worker_before_deploy() {
     let (code, ids, report) = doctor(tmp.path(), &wrangler);
     assert_eq!((code, ids.is_empty()), (0, true), "{report:#}");
 
-    // Built from another environment: it would enforce another revision.
+    // Built for another environment: staging's policy would go live in production, an error.
     build(tmp.path(), Path::new("policy.toml"), "edge", &["--env", "staging"]);
     let (code, ids, report) = doctor(tmp.path(), &wrangler);
-    assert_eq!((code, ids), (0, vec!["D045".to_owned()]), "{report:#}");
+    assert_eq!((code, ids), (1, vec!["D045".to_owned()]), "{report:#}");
+    assert_eq!(report["findings"][0]["severity"], "error");
     assert!(report["findings"][0]["message"].as_str().unwrap().contains("staging"));
     let (code, _, _) = doctor(tmp.path(), &[&wrangler[..], &["--env", "staging"]].concat());
     assert_eq!(code, 0);
@@ -228,6 +235,20 @@ fn doctor_checks_the_built_worker_before_deploy() {
     let (code, ids, _) = doctor(tmp.path(), &wrangler);
     assert_eq!((code, ids), (1, vec!["D044".to_owned()]));
     std::fs::write(tmp.path().join("edge/policy.egb"), &good).unwrap();
+    // Any module the entry imports missing — the entry itself, the shell, a shadow bundle.
+    for gone in ["shell.mjs", "index.mjs"] {
+        let keep = read(tmp.path().join("edge").join(gone));
+        std::fs::remove_file(tmp.path().join("edge").join(gone)).unwrap();
+        let (code, ids, report) = doctor(tmp.path(), &wrangler);
+        assert_eq!((code, ids), (1, vec!["D044".to_owned()]), "{gone}: {report:#}");
+        assert!(report["findings"][0]["message"].as_str().unwrap().contains(gone));
+        std::fs::write(tmp.path().join("edge").join(gone), keep).unwrap();
+    }
+    build(tmp.path(), Path::new("policy.toml"), "edge", &["--shadow", "policy.toml"]);
+    std::fs::remove_file(tmp.path().join("edge/shadow.egb")).unwrap();
+    let (code, ids, _) = doctor(tmp.path(), &wrangler);
+    assert_eq!((code, ids), (1, vec!["D044".to_owned()]));
+    build(tmp.path(), Path::new("policy.toml"), "edge", &[]);
 
     // No Data rule for .egb: wrangler could not bundle the policy.
     let text = std::fs::read_to_string(tmp.path().join("wrangler.toml")).unwrap();
@@ -235,4 +256,39 @@ fn doctor_checks_the_built_worker_before_deploy() {
     std::fs::write(tmp.path().join("wrangler.toml"), without).unwrap();
     let (code, ids, _) = doctor(tmp.path(), &wrangler);
     assert_eq!((code, ids), (1, vec!["D046".to_owned()]));
+}
+
+#[test]
+fn another_environment_goes_under_env_in_wrangler_toml() {
+    let tmp = TempDir::new().unwrap();
+    std::fs::write(tmp.path().join("policy.toml"), GLOBAL_POLICY.replace("[origins.app]", "[env.staging.app]\nhosts = [\"staging.shop.test\"]\n\n[origins.app]")).unwrap();
+    build(tmp.path(), Path::new("policy.toml"), "edge", &["--wrangler-toml", "wrangler.toml"]);
+    // The policy's own environment (production) stays at the top level, what `wrangler deploy` ships.
+    build(tmp.path(), Path::new("policy.toml"), "edge-prod", &["--env", "production", "--wrangler-toml", "wrangler.toml"]);
+    let printed = build(tmp.path(), Path::new("policy.toml"), "edge-staging", &["--env", "staging", "--wrangler-toml", "wrangler.toml"]);
+    assert!(printed.contains("[env.staging] main = \"edge-staging/index.mjs\""), "{printed}");
+    let doc: toml::Table = toml::from_str(&String::from_utf8(read(tmp.path().join("wrangler.toml"))).unwrap()).unwrap();
+    assert_eq!(doc["main"].as_str(), Some("edge-prod/index.mjs"));
+    assert_eq!(doc["env"]["staging"]["main"].as_str(), Some("edge-staging/index.mjs"));
+    assert_eq!(doc["env"]["staging"]["durable_objects"]["bindings"][0]["name"].as_str(), Some("EDGEGUARD_LIMITER"));
+    // Without --wrangler-toml the printed lines say the same.
+    let printed = build(tmp.path(), Path::new("policy.toml"), "edge-staging", &["--env", "staging"]);
+    assert!(printed.contains("[env.staging]\nmain = \"edge-staging/index.mjs\""), "{printed}");
+}
+
+#[test]
+fn a_wrangler_toml_it_cannot_edit_fails_before_anything_is_written() {
+    let tmp = TempDir::new().unwrap();
+    std::fs::write(tmp.path().join("policy.toml"), GLOBAL_POLICY).unwrap();
+    for text in ["main = ", "migrations = \"v1\"\n"] {
+        std::fs::write(tmp.path().join("wrangler.toml"), text).unwrap();
+        edgeguard()
+            .current_dir(tmp.path())
+            .args(["build", "policy.toml", "-o", "edge", "--wrangler-toml", "wrangler.toml"])
+            .assert()
+            .code(2)
+            .stdout("");
+        assert!(!tmp.path().join("edge").exists(), "{text}");
+        assert_eq!(read(tmp.path().join("wrangler.toml")), text.as_bytes());
+    }
 }

@@ -16,7 +16,7 @@ fn bytes(source: &str) -> Vec<u8> {
     out.bundle.unwrap().to_bytes().unwrap()
 }
 
-/// QuoteKit, plus `/pricing` blocked and the api limit at 3 per minute.
+/// QuoteKit, plus `/pricing` blocked.
 fn candidate() -> String {
     let with_block = QUOTEKIT.replacen("[[routes]]", "[[routes]]\npath = \"/pricing\"\nblock = 404\n\n[[routes]]", 1);
     assert_ne!(with_block, QUOTEKIT);

@@ -16,6 +16,18 @@ pub enum Action {
     Reject,
 }
 
+impl Action {
+    /// The contract's name (as serialized): for writers that skip serde.
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::Forward => "forward",
+            Action::Redirect => "redirect",
+            Action::Respond => "respond",
+            Action::Reject => "reject",
+        }
+    }
+}
+
 /// Stable reason codes of the `explain` contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -287,4 +299,16 @@ pub fn misconfigured_problem(request_id: &str, path: &str) -> String {
         retry_after: None,
     };
     serde_json::to_string(&problem).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_codes_are_the_serialized_names() {
+        for a in [Action::Forward, Action::Redirect, Action::Respond, Action::Reject] {
+            assert_eq!(serde_json::to_value(a).ok(), Some(serde_json::Value::from(a.code())));
+        }
+    }
 }

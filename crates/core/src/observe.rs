@@ -54,7 +54,7 @@ const NANOS_PER_MS: u64 = 1_000_000;
 /// Longest URL kept from a report (after the query and fragment are cut off).
 const MAX_URL_BYTES: usize = 512;
 /// Longest path a log line, event or data point carries.
-const MAX_PATH_BYTES: usize = 256;
+pub const MAX_PATH_BYTES: usize = 256;
 /// Most distinct CSP report keys remembered for dedupe per isolate.
 const DEDUPE_CAP: usize = 4096;
 /// Most distinct series of each metric per isolate; beyond it they are counted as dropped.
@@ -329,7 +329,7 @@ pub fn strip_url(raw: &str) -> String {
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
+pub fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -1179,12 +1179,7 @@ impl<'a> Facts<'a> {
             Some(OriginFailure::Unreachable) => "origin_unreachable",
             None => d.reason.code(),
         };
-        let action = match d.action {
-            Action::Forward => "forward",
-            Action::Redirect => "redirect",
-            Action::Respond => "respond",
-            Action::Reject => "reject",
-        };
+        let action = d.action.code();
         let path = d.path_and_query.split('?').next().unwrap_or("/");
         let failover = seen.failover.map(|cause| {
             let from = d.origin.map_or("?", |o| origin_name(bundle, o));

@@ -22,11 +22,11 @@
 //! ```
 
 use crate::bundle::LoadError;
-use crate::decision::{Action, Decision};
+use crate::decision::Decision;
 use crate::engine::{Draw, Engine, Overrides};
 use crate::json::ObjectWriter;
 use crate::limits::{Limiter, Nanos};
-use crate::observe::{rfc3339_millis, short_revision};
+use crate::observe::{MAX_PATH_BYTES, rfc3339_millis, short_revision, truncate};
 use crate::request::RequestFacts;
 
 /// The candidate policy of a shadow deployment, with its own limiter state.
@@ -51,7 +51,7 @@ pub struct Outcome<'a> {
 impl<'a> Outcome<'a> {
     pub fn of(engine: &'a Engine, d: &Decision) -> Outcome<'a> {
         Outcome {
-            action: action_code(d.action),
+            action: d.action.code(),
             status: d.status,
             reason: d.reason.code(),
             route: engine.rule(d).and_then(|r| r.pattern.as_deref()),
@@ -72,15 +72,6 @@ impl<'a> Outcome<'a> {
 /// difference: a renamed or split route that answers the same is not a change a client sees.
 pub fn disagree(active: &Outcome, candidate: &Outcome) -> bool {
     active.action != candidate.action || active.status != candidate.status || active.reason != candidate.reason || active.origin != candidate.origin
-}
-
-fn action_code(action: Action) -> &'static str {
-    match action {
-        Action::Forward => "forward",
-        Action::Redirect => "redirect",
-        Action::Respond => "respond",
-        Action::Reject => "reject",
-    }
 }
 
 /// A disagreement, ready for the log and the metrics.
@@ -135,7 +126,8 @@ impl Shadow {
     }
 
     /// Compare the active decision with the candidate's; the log line when they disagree.
-    /// `method` is the request's, `now` the clock it was decided at.
+    /// `method` is the request's; `now` the clock when the active decision became final (for a
+    /// request that waited for a global limit, when it was settled).
     pub fn compare(&self, active_engine: &Engine, active: &Decision, candidate: &Decision, method: &str, now: Nanos) -> Option<Disagreement> {
         let a = Outcome::of(active_engine, active);
         let c = Outcome::of(&self.engine, candidate);
@@ -149,9 +141,10 @@ impl Shadow {
         w.str("revision", short_revision(active_engine.bundle()));
         w.str("shadow_revision", short_revision(self.engine.bundle()));
         w.str("request_id", &active.request_id);
-        w.str("method", method.get(..32).unwrap_or(method));
+        // Bounded as in the request's own line: a method of at most 32 bytes, a path of 256.
+        w.str("method", truncate(method, 32));
         w.str("host", &active.host);
-        w.str("path", active.path_and_query.split('?').next().unwrap_or("/"));
+        w.str("path", truncate(active.path_and_query.split('?').next().unwrap_or("/"), MAX_PATH_BYTES));
         let mut side = ObjectWriter::with_capacity(128);
         a.write(&mut side);
         w.raw("active", &side.finish());

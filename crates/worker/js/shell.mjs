@@ -46,20 +46,35 @@ import wasmModule from "./engine_bg.wasm";
 
 initSync({ module: wasmModule });
 
-let state = null; // created on the first request: Workers forbid randomness at global scope
-/** The bundles `edgeguard()` was given: { policy, shadow } as bytes (shadow may be null). */
-let bundles = { policy: null, shadow: null };
+/** Every policy bundle an `edgeguard()` call was given, for the global limiter's Durable
+ * Object, which runs the same module and counts for whichever policy asks (by revision). */
+const policies = new Set();
+/** Handlers by the policy's bytes object: calling `edgeguard()` again with the same imported
+ * bundle (per request, by mistake) keeps one isolate state, and so its rate limits. */
+const handlers = new WeakMap();
 
 /**
  * The worker for a policy bundle: `export default edgeguard({ policy })`, where `policy` is the
  * bundle's bytes (the ArrayBuffer a Data module import gives). `shadow`, optional, is a
  * candidate policy's bundle. Export `EdgeguardLimiter` from the entry too when the policy has
- * global limits.
+ * global limits. Each call with another bundle is an edge of its own (its own limits, logs and
+ * metrics): an entry may serve one policy per host.
  */
 export function edgeguard({ policy = null, shadow = null } = {}) {
-  bundles = { policy: asBytes(policy), shadow: asBytes(shadow) };
-  state = null;
-  return { fetch: handle };
+  const key = typeof policy === "object" && policy !== null ? policy : null;
+  const known = key && handlers.get(key);
+  if (known && known.shadow === shadow) return known.handler;
+  const bundles = { policy: asBytes(policy), shadow: asBytes(shadow) };
+  if (bundles.policy !== null) policies.add(bundles.policy);
+  let state = null; // created on the first request: Workers forbid randomness at global scope
+  const handler = {
+    fetch(request, env, ctx) {
+      if (state === null) state = setup(env, bundles);
+      return handle(state, request, env, ctx);
+    },
+  };
+  if (key) handlers.set(key, { shadow, handler });
+  return handler;
 }
 
 function asBytes(data) {
@@ -74,17 +89,17 @@ function truthy(v) {
   return v === "1" || v === "true" || v === "yes" || v === "on";
 }
 
-/** The engine with the policy loaded; throws (with the engine's reason) when it cannot be read. */
-function newEdge() {
-  if (bundles.policy === null) throw new Error("no policy bundle: the entry module must call edgeguard({ policy })");
+/** The engine with a policy loaded; throws (with the engine's reason) when it cannot be read. */
+function newEdge(policy) {
+  if (policy === null) throw new Error("no policy bundle: the entry module must call edgeguard({ policy }) with the bundle's bytes");
   const seed = crypto.getRandomValues(new Uint32Array(2));
-  return new Edge(seed[0] * 4294967296 + seed[1], bundles.policy);
+  return new Edge(seed[0] * 4294967296 + seed[1], policy);
 }
 
-function setup(env) {
+function setup(env, bundles) {
   let edge;
   try {
-    edge = newEdge();
+    edge = newEdge(bundles.policy);
   } catch (err) {
     // Fail closed: no policy, no forwarding. One line per isolate, not one per request.
     const error = String(err?.message ?? err);
@@ -397,7 +412,7 @@ async function sendEvents(st, events) {
 }
 
 /** Ask the global limiter (Durable Object shard or Cloudflare binding); "" when it failed. */
-async function askLimiter(env, g) {
+async function askLimiter(st, env, g) {
   const timeout = new Promise((resolve) => setTimeout(() => resolve(""), LIMITER_TIMEOUT_MS));
   const ask = (async () => {
     if (g.cloudflare) {
@@ -409,7 +424,7 @@ async function askLimiter(env, g) {
     const ns = env.EDGEGUARD_LIMITER;
     if (!ns) return "";
     const stub = ns.get(ns.idFromName(`shard-${g.shard}`));
-    return await stub.check(g.limit, g.key);
+    return await stub.check(g.limit, g.key, st.info.revision);
   })().catch(() => "");
   return Promise.race([ask, timeout]);
 }
@@ -470,16 +485,14 @@ function edgeAnswer(st, request, d, obs) {
   }
 }
 
-async function handle(request, env, ctx) {
+async function handle(st, request, env, ctx) {
   const start = Date.now();
-  if (state === null) state = setup(env);
-  const st = state;
   if (st.broken !== null) return refuseAll(request);
   refreshHealth(st, ctx, start);
   const { flat, strip } = flatten(st, request);
   let d = JSON.parse(st.edge.decide(flat, start));
   if (d.g) {
-    const answer = await askLimiter(env, d.g);
+    const answer = await askLimiter(st, env, d.g);
     if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
     d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), flat));
   }
@@ -512,13 +525,28 @@ async function handle(request, env, ctx) {
 export class EdgeguardLimiter extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
-    this.edge = null;
+    /** An engine per policy revision that asked. */
+    this.edges = new Map();
   }
 
-  check(limit, key) {
-    // A bundle the engine cannot read throws here: the asking edge treats the limiter as
-    // unavailable (and, in an edge with that bundle, refuses the request before asking).
-    this.edge ??= newEdge();
-    return this.edge.global_check(limit, key, Date.now());
+  /** Count one request for `key` under limit `limit` of the policy with this `revision`. */
+  check(limit, key, revision) {
+    let edge = this.edges.get(revision);
+    if (edge === undefined) {
+      // The entry's `edgeguard()` calls ran in this isolate too: find the policy that asks. One
+      // it cannot load, or none with that revision (another version mid-rollout), throws: the
+      // asking edge treats the limiter as unavailable and the limit's on_error decides.
+      for (const policy of policies) {
+        try {
+          const candidate = newEdge(policy);
+          if (JSON.parse(candidate.info()).revision === revision) edge = candidate;
+        } catch {
+          // an unreadable bundle answers nobody; its own edge refuses every request anyway
+        }
+      }
+      if (edge === undefined) throw new Error(`no policy with revision ${revision} in this worker`);
+      this.edges.set(revision, edge);
+    }
+    return edge.global_check(limit, key, Date.now());
   }
 }

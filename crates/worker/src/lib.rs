@@ -625,12 +625,7 @@ impl Edge {
     fn wire(&self, d: &Decision, g: Option<WireGlobal>, k: Option<u32>, x: Option<String>) -> String {
         let bundle = self.engine.bundle();
         let wire = Wire {
-            a: match d.action {
-                Action::Forward => "forward",
-                Action::Redirect => "redirect",
-                Action::Respond => "respond",
-                Action::Reject => "reject",
-            },
+            a: d.action.code(),
             s: d.status,
             h: d.headers,
             o: d.origin,

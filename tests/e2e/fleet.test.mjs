@@ -3,6 +3,9 @@
 // gone, the canary split over a thousand clients, sticky lanes, and failover.
 
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { one, request, startEdge, startOrigin } from "./harness.mjs";
@@ -126,5 +129,37 @@ test("green refusing connections: GETs are served by blue", async () => {
     }
   } finally {
     await edge.stop();
+  }
+});
+
+test("a global limit survives a restart of the runtime: no fresh burst", async () => {
+  // Its own edge and local state, restarted: wrangler dev stops (workerd and every Durable
+  // Object with it) and starts again on the same state directory.
+  const state = mkdtempSync(path.join(tmpdir(), "edgeguard-restart-"));
+  const vars = { EDGE_ORIGINS: `blue=${blue.url},green=${green.url}` };
+  const ip = "198.51.100.90";
+  try {
+    let edge = await startEdge({ main: MAIN, vars, persistTo: state });
+    let admitted = 0;
+    for (let i = 0; i < 12; i++) admitted += (await request(edge.url, "GET", "/g/x", { headers: client(ip) })).status === 200 ? 1 : 0;
+    assert.equal(admitted, 10, "the burst, then refusals");
+    const stopped = Date.now();
+    await edge.stop();
+    edge = await startEdge({ main: MAIN, vars, persistTo: state });
+    try {
+      // 10 per minute: one request back every 6 s of the restart, not a fresh burst of 10.
+      const earned = Math.floor((Date.now() - stopped) / 6000) + 1;
+      let after = 0;
+      for (let i = 0; i < 10; i++) after += (await request(edge.url, "GET", "/g/x", { headers: client(ip) })).status === 200 ? 1 : 0;
+      assert.ok(after <= earned && after < 10, `${after} admitted after a restart that earned at most ${earned}`);
+      // Another client, never seen: its full burst.
+      let fresh = 0;
+      for (let i = 0; i < 10; i++) fresh += (await request(edge.url, "GET", "/g/x", { headers: client("198.51.100.91") })).status === 200 ? 1 : 0;
+      assert.equal(fresh, 10);
+    } finally {
+      await edge.stop();
+    }
+  } finally {
+    rmSync(state, { recursive: true, force: true });
   }
 });

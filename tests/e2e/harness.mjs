@@ -63,18 +63,22 @@ export async function startOrigin(name) {
 
 /**
  * The edge: `wrangler dev --local` (real workerd) serving a built worker.
- * `main` is the worker entry (build/edge/index.mjs by default), `vars` worker vars; `cwd` the
+ * `main` is the worker entry (build/edge/index.mjs by default; null: the config's), `config`
+ * a wrangler config or several (one workerd for all), `vars` worker vars; `cwd` the
  * project wrangler runs in (the repository by default: its wrangler.toml), `env` extra
- * environment for wrangler (PATH, for a run without the Rust toolchain).
+ * environment for wrangler (PATH, for a run without the Rust toolchain); `persistTo` a local
+ * state directory to reuse across starts (kept on stop).
  */
-export async function startEdge({ protocol = "https", main = "build/edge/index.mjs", vars = {}, config = null, cwd = ROOT, env = {} } = {}) {
+export async function startEdge({ protocol = "https", main = "build/edge/index.mjs", vars = {}, config = null, cwd = ROOT, env = {}, persistTo = null } = {}) {
   const port = await freePort();
   const inspector = await freePort();
-  const persist = mkdtempSync(path.join(tmpdir(), "edgeguard-wrangler-"));
+  // Its own local state unless `persistTo` names one to keep (a restart that must find the
+  // Durable Objects' storage of the run before); a fresh one is removed on stop.
+  const persist = persistTo ?? mkdtempSync(path.join(tmpdir(), "edgeguard-wrangler-"));
   const args = [
     path.join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
     "dev",
-    main,
+    ...(main === null ? [] : [main]),
     "--local",
     "--ip", "127.0.0.1",
     "--port", String(port),
@@ -86,7 +90,9 @@ export async function startEdge({ protocol = "https", main = "build/edge/index.m
     // SQLITE_BUSY while another instance still holds the database.
     "--persist-to", persist,
   ];
-  if (config) args.push("--config", config);
+  // Several configs run several workers in one workerd (the first is served; the others are
+  // reached through its service bindings, in process).
+  for (const c of [config].flat()) if (c) args.push("--config", c);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, args, {
     cwd,
@@ -101,7 +107,7 @@ export async function startEdge({ protocol = "https", main = "build/edge/index.m
   await waitForLine(child, /Ready on/, "wrangler dev", 60_000);
   const stopEdge = async () => {
     await stop(child);
-    rmSync(persist, { recursive: true, force: true });
+    if (persistTo === null) rmSync(persist, { recursive: true, force: true });
   };
   return { url: `${protocol}://127.0.0.1:${port}`, stop: stopEdge, stdout: () => stdout, stderr: () => stderr };
 }

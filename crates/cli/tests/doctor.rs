@@ -267,9 +267,13 @@ fn origin_secret_in_vars() {
     assert!(finding(&report, "D010")["message"].as_str().unwrap().contains("[env.staging.vars]"));
 }
 
+/// QuoteKit's wrangler.toml declares the limiter (quote-email is global): these lines.
+const LIMITER_BLOCK: &str = "[[durable_objects.bindings]]\nname = \"EDGEGUARD_LIMITER\"\nclass_name = \"EdgeguardLimiter\"\n\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"EdgeguardLimiter\"]\n";
+
 #[test]
 fn global_limit_needs_the_durable_object() {
     let d = Deploy::quotekit();
+    d.edit("wrangler.toml", LIMITER_BLOCK, "");
     d.edit("policy.toml", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"ip\"\nscope = \"local\"", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"ip\"\nscope = \"global\"");
     let (code, report) = d.doctor(&[]);
     assert_eq!(code, 1, "{report:#}");
@@ -277,7 +281,7 @@ fn global_limit_needs_the_durable_object() {
     assert_eq!(f["severity"], "error");
     let message = f["message"].as_str().unwrap();
     let scope_line = line_of(&d.read("policy.toml"), "scope = \"global\"");
-    assert!(message.contains("`api`") && message.contains(&format!("policy.toml:{scope_line}")), "{message}");
+    assert!(message.contains("`api`, `quote-email`") && message.contains(&format!("policy.toml:{scope_line}")), "{message}");
     assert!(f["fix"].as_str().unwrap().contains("EDGEGUARD_LIMITER") && f["fix"].as_str().unwrap().contains("EdgeguardLimiter"));
     assert_eq!(finding(&report, "D004")["severity"], "error");
 
@@ -312,8 +316,8 @@ fn global_limit_needs_the_durable_object() {
 #[test]
 fn limiter_binding_without_global_limit_or_class() {
     let d = Deploy::quotekit();
-    let binding = "\n[[durable_objects.bindings]]\nname = \"EDGEGUARD_LIMITER\"\nclass_name = \"EdgeguardLimiter\"\n\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"EdgeguardLimiter\"]\n";
-    d.write("wrangler.toml", &format!("{}{binding}", d.read("wrangler.toml")));
+    // QuoteKit's binding, with its one global limit made local.
+    d.edit("policy.toml", "[limits.quote-email]\nrate = \"5/1h\"\nkey = \"ip\"\nscope = \"global\"", "[limits.quote-email]\nrate = \"5/1h\"\nkey = \"ip\"\nscope = \"local\"");
     let (code, report) = d.doctor(&[]);
     assert_eq!(code, 0);
     assert_eq!(finding(&report, "D017")["severity"], "info");

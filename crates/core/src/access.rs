@@ -1,11 +1,12 @@
 //! Stage 6: who may reach a route — IP lists, required headers and cookies, API keys, body size.
 
 use core::net::IpAddr;
+use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
 
 use crate::bundle::{ApiKey, Bundle, Route};
-use crate::decision::Reason;
+use crate::decision::{Action, Decision, Reason};
 use crate::request::RequestFacts;
 
 /// A refusal from this stage: reason, status and a sentence for the problem body.
@@ -56,6 +57,21 @@ pub fn check(bundle: &Bundle, route: &Route, req: &RequestFacts, client_ip: Opti
         }
     }
     Ok(())
+}
+
+/// A body that came without a length (HTTP/2 and HTTP/3 need none) passed the route's
+/// `max_body` as the shell streamed it: 413. `sent`: part of it had already gone to the origin,
+/// which sees an aborted upload.
+pub fn body_too_large(d: &mut Decision, max: u64, sent: bool) {
+    d.action = Action::Reject;
+    d.status = Some(413);
+    d.reason = Reason::PayloadTooLarge;
+    d.origin = None;
+    d.detail = Cow::Owned(if sent {
+        format!("the body passed this route's max_body of {max} bytes while it was sent; the origin got an aborted upload")
+    } else {
+        format!("the body passed this route's max_body of {max} bytes before anything was sent")
+    });
 }
 
 /// SHA-256 of the presented key compared with every accepted hash in constant time.

@@ -175,6 +175,30 @@ impl Limiter {
         }
     }
 
+    /// A key's state (its theoretical arrival time), for a shell that persists it: a global
+    /// limiter's Durable Object writes it to storage after each admitted request.
+    pub fn tat(&self, key_hash: u64) -> Option<Nanos> {
+        self.tats.get(&key_hash).copied()
+    }
+
+    /// Put back a key's state saved earlier (a Durable Object that restarted), so a restart
+    /// hands no client a fresh burst. A state already over is skipped; a later one already held
+    /// is kept; the table's bound holds as for any new key.
+    pub fn restore(&mut self, key_hash: u64, tat: Nanos, now: Nanos) {
+        if tat <= now {
+            return;
+        }
+        match self.tats.get_mut(&key_hash) {
+            Some(held) => *held = (*held).max(tat),
+            None => {
+                if self.tats.len() >= self.max_keys {
+                    self.make_room(now);
+                }
+                self.tats.insert(key_hash, tat);
+            }
+        }
+    }
+
     /// Drop recovered keys; if still over 90 % full, drop the 10 % closest to recovery.
     fn make_room(&mut self, now: Nanos) {
         let before = self.tats.len();
@@ -289,6 +313,29 @@ mod tests {
         let o = lim.check(&l, k, 60 * NANOS_PER_SEC);
         assert!(o.allowed);
         assert_eq!(o.remaining, 9);
+    }
+
+    #[test]
+    fn restored_state_refuses_as_before_the_restart() {
+        let l = limit(10, 60, 10);
+        let mut before = Limiter::new(1000, 1);
+        let k = before.key_hash(0, b"k");
+        for _ in 0..10 {
+            assert!(before.check(&l, k, 0).allowed);
+        }
+        let saved = before.tat(k).unwrap_or_default();
+        // A new limiter (a restarted Durable Object) with the saved state: still no burst.
+        let mut after = Limiter::new(1000, 2);
+        after.restore(k, saved, NANOS_PER_SEC);
+        assert!(!after.check(&l, k, NANOS_PER_SEC).allowed);
+        assert!(after.check(&l, k, 6 * NANOS_PER_SEC).allowed, "one token back after 6 s");
+        // A state already over is not restored; a later one held is kept.
+        let mut fresh = Limiter::new(1000, 3);
+        fresh.restore(k, saved, saved);
+        assert!(fresh.is_empty());
+        fresh.restore(k, saved, 0);
+        fresh.restore(k, 1, 0);
+        assert_eq!(fresh.tat(k), Some(saved));
     }
 
     #[test]

@@ -37,8 +37,12 @@
 const LIMITER_TIMEOUT_MS = 500;
 /** How long a PostHog batch may take; it runs after the response, in waitUntil. */
 const POSTHOG_TIMEOUT_MS = 2000;
-/** How much of an oversized CSP report is read (and dropped) before the 413. */
+/** How much of an oversized body is read (and dropped) before its 413. */
 const DRAIN_CAP_BYTES = 1024 * 1024;
+/** Most of a request body held before the first attempt at the origin: what failover can send
+ * twice (above it, that request does not fail over), and how much of a body without a length is
+ * checked against the route's max_body before anything is sent. */
+const BUFFER_BYTES = 1024 * 1024;
 
 import { DurableObject } from "cloudflare:workers";
 import { initSync, Edge, misconfigured } from "./engine.js";
@@ -274,18 +278,42 @@ function fetchFailure(err) {
 
 async function forward(st, request, d, obs, strip) {
   let origin = st.origins[d.o];
-  const hasBody = request.method !== "GET" && request.method !== "HEAD";
-  // A request that may be retried needs its body twice; only idempotent methods the policy
-  // lists ever fail over, and max_body bounds what is buffered.
+  const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
   let body = hasBody ? request.body : null;
-  if (hasBody && d.fo !== undefined) body = await request.arrayBuffer();
+  let failover = d.fo;
+  // A body without a length (HTTP/2 and HTTP/3 need none) is counted against the route's
+  // max_body: what it has read up to the buffer before anything is sent, the rest as it streams.
+  const length = request.headers.get("content-length");
+  const max = d.mb !== undefined && length === null ? d.mb : undefined;
+  const over = { sent: false };
+  if (hasBody && (failover !== undefined || max !== undefined)) {
+    if (length !== null && Number(length) > BUFFER_BYTES) {
+      failover = undefined; // too large to hold for a second attempt: sent once, streamed
+    } else {
+      const prefix = await readPrefix(body, max === undefined ? BUFFER_BYTES : Math.min(max + 1, BUFFER_BYTES));
+      if (max !== undefined && prefix.total > max) {
+        await drain(prefix.reader, prefix.total);
+        return bodyTooLarge(st, request, d, obs, false);
+      }
+      if (prefix.done) {
+        body = joined(prefix.chunks, prefix.total); // all of it: it can be sent twice
+      } else {
+        failover = undefined;
+        body = resumed(prefix, max, over);
+      }
+    }
+  }
   const sent = Date.now();
   let response = await attempt(st, origin, request, d, body, strip);
+  if (over.sent) {
+    if (typeof response !== "string") await response.body?.cancel();
+    return bodyTooLarge(st, request, d, obs, true);
+  }
   let note = "";
   const failed = typeof response === "string" ? response : response.status >= 500 ? `${response.status}` : null;
   // Failover: once, on a connect error or a 5xx (a timeout may still be processing).
-  if (failed !== null && failed !== "timeout" && d.fo !== undefined) {
-    const other = st.origins[d.fo];
+  if (failed !== null && failed !== "timeout" && failover !== undefined) {
+    const other = st.origins[failover];
     if (typeof response !== "string") await response.body?.cancel();
     note = `failover;desc="${origin.name} ${failed} -> ${other.name}"`;
     obs.failover = failed;
@@ -303,6 +331,86 @@ async function forward(st, request, d, obs, strip) {
     return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(obs, extra));
   }
   return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(obs, note), request.method === "HEAD");
+}
+
+/** A body past its route's max_body: 413 problem+json, and the request's log line says so. */
+function bodyTooLarge(st, request, d, obs, sent) {
+  const raw = st.edge.body_too_large(d.k, sent);
+  const answer = raw ? JSON.parse(raw) : d;
+  return respond(st, answer, request.method === "HEAD" ? null : answer.b, answer.s, "", undefined, timing(obs));
+}
+
+/** The body's first chunks, until `limit` bytes or its end: { chunks, total, done, reader }. */
+async function readPrefix(body, limit) {
+  const reader = body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { chunks, total, done: true, reader };
+    chunks.push(value);
+    total += value.byteLength;
+    if (total >= limit) return { chunks, total, done: false, reader };
+  }
+}
+
+/** Read what is left of a body, keeping nothing, up to a cap: a body the worker stopped reading
+ * halfway can break the connection it came on (wrangler's local proxy fails the next request
+ * on it). Past the cap the rest is left unread. */
+async function drain(reader, total) {
+  try {
+    while (total <= DRAIN_CAP_BYTES) {
+      const next = await reader.read();
+      if (next.done) break;
+      total += next.value.byteLength;
+    }
+  } catch {
+    // the client went away: nothing left to keep its connection for
+  }
+  reader.releaseLock();
+}
+
+function joined(chunks, total) {
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/** The body again from its start: the chunks read, then the rest from the reader, counted
+ * against `max` when there is one. Past it the stream fails (the origin sees the upload
+ * aborted) and `over.sent` says so. */
+function resumed(prefix, max, over) {
+  let total = prefix.total;
+  let queued = prefix.chunks;
+  return new ReadableStream({
+    async pull(controller) {
+      if (queued.length > 0) {
+        controller.enqueue(queued.shift());
+        return;
+      }
+      const { done, value } = await prefix.reader.read();
+      if (done) {
+        controller.close();
+        return;
+      }
+      total += value.byteLength;
+      if (max !== undefined && total > max) {
+        over.sent = true;
+        controller.error(new RangeError("the body passed the route's max_body"));
+        prefix.reader.cancel().catch(() => {});
+        return;
+      }
+      controller.enqueue(value);
+    },
+    cancel(reason) {
+      queued = [];
+      return prefix.reader.cancel(reason);
+    },
+  });
 }
 
 /** The shell's own event lines (failover, limiter unavailable, shadow), with the revision that
@@ -326,38 +434,16 @@ function refuseAll(request) {
 /** A CSP report's body, read up to `max` bytes: a longer one is cut off and reported as such. */
 async function readAtMost(request, max) {
   if (!request.body) return { bytes: new Uint8Array(0), tooLarge: false };
-  const reader = request.body.getReader();
-  const chunks = [];
-  let total = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > max) {
-        // Read what is left, keeping nothing, up to a cap: a body the worker stopped reading
-        // halfway can break the connection it came on (wrangler's local proxy fails the next
-        // request on it). Past the cap the rest is left unread.
-        while (total <= DRAIN_CAP_BYTES) {
-          const next = await reader.read();
-          if (next.done) break;
-          total += next.value.byteLength;
-        }
-        reader.releaseLock();
-        return { bytes: new Uint8Array(0), tooLarge: true };
-      }
-      chunks.push(value);
+    const prefix = await readPrefix(request.body, max + 1);
+    if (prefix.total > max) {
+      await drain(prefix.reader, prefix.total);
+      return { bytes: new Uint8Array(0), tooLarge: true };
     }
+    return { bytes: joined(prefix.chunks, prefix.total), tooLarge: false };
   } catch {
     return { bytes: new Uint8Array(0), tooLarge: false }; // a broken body is malformed: 400
   }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return { bytes, tooLarge: false };
 }
 
 /** The CSP report intake: the engine validated method, type, length and rate; now the body. */
@@ -517,36 +603,84 @@ async function handle(st, request, env, ctx) {
   return response;
 }
 
+/** How often a limiter shard drops the saved states of keys that have recovered. */
+const LIMITER_SWEEP_MS = 15 * 60 * 1000;
+
+/** Whether a saved state (decimal nanoseconds) is over at `nowMs`. */
+function recovered(state, nowMs) {
+  return BigInt(state) <= BigInt(nowMs) * 1000000n;
+}
+
 /**
- * One shard of the global limiter: GCRA state for the keys that hash to it, in memory.
- * Nothing is written to storage: a restart forgets recent requests, which can only admit a
- * client early (never refuse one wrongly), and keeps every check a memory operation.
+ * One shard of the global limiter: GCRA state for the keys that hash to it. Each admitted
+ * request's new state is written to the object's storage (without awaiting: the runtime
+ * coalesces the writes of a turn, and the answer leaves only once they are durable), and an
+ * object that starts — after eviction, a deploy, a crash — reads them back first, so a restart
+ * hands no client a fresh burst. States are stored per policy revision (`<revision>:<key>`);
+ * an alarm drops the ones that have recovered.
  */
 export class EdgeguardLimiter extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
-    /** An engine per policy revision that asked. */
+    /** The engine of each policy revision that asked, with its saved states restored. */
     this.edges = new Map();
   }
 
   /** Count one request for `key` under limit `limit` of the policy with this `revision`. */
-  check(limit, key, revision) {
+  async check(limit, key, revision) {
     let edge = this.edges.get(revision);
     if (edge === undefined) {
-      // The entry's `edgeguard()` calls ran in this isolate too: find the policy that asks. One
-      // it cannot load, or none with that revision (another version mid-rollout), throws: the
-      // asking edge treats the limiter as unavailable and the limit's on_error decides.
-      for (const policy of policies) {
-        try {
-          const candidate = newEdge(policy);
-          if (JSON.parse(candidate.info()).revision === revision) edge = candidate;
-        } catch {
-          // an unreadable bundle answers nobody; its own edge refuses every request anyway
-        }
-      }
-      if (edge === undefined) throw new Error(`no policy with revision ${revision} in this worker`);
+      edge = this.load(revision);
       this.edges.set(revision, edge);
     }
-    return edge.global_check(limit, key, Date.now());
+    const engine = await edge;
+    const answer = engine.global_check(limit, key, Date.now());
+    const state = engine.global_state(key);
+    if (state !== "") {
+      this.ctx.storage.put(`${revision}:${key}`, state);
+      this.schedule();
+    }
+    return answer;
+  }
+
+  /** The engine for `revision` with the states this object saved for it. */
+  async load(revision) {
+    // The entry's `edgeguard()` calls ran in this isolate too: find the policy that asks. One it
+    // cannot load, or none with that revision (another version mid-rollout), throws: the asking
+    // edge treats the limiter as unavailable and the limit's on_error decides.
+    let engine;
+    for (const policy of policies) {
+      try {
+        const candidate = newEdge(policy);
+        if (JSON.parse(candidate.info()).revision === revision) engine = candidate;
+      } catch {
+        // an unreadable bundle answers nobody; its own edge refuses every request anyway
+      }
+    }
+    if (engine === undefined) {
+      this.edges.delete(revision);
+      throw new Error(`no policy with revision ${revision} in this worker`);
+    }
+    const saved = await this.ctx.storage.list({ prefix: `${revision}:` });
+    let lines = "";
+    for (const [name, state] of saved) lines += `${name.slice(revision.length + 1)}\t${state}\n`;
+    engine.restore_global(lines, Date.now());
+    return engine;
+  }
+
+  schedule() {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    this.ctx.storage.getAlarm().then((at) => at ?? this.ctx.storage.setAlarm(Date.now() + LIMITER_SWEEP_MS));
+  }
+
+  /** Drop the saved states of keys that have recovered (of every revision). */
+  async alarm() {
+    this.sweeping = false;
+    const now = Date.now();
+    const over = [];
+    for (const [name, state] of await this.ctx.storage.list()) if (recovered(state, now)) over.push(name);
+    for (let i = 0; i < over.length; i += 128) await this.ctx.storage.delete(over.slice(i, i + 128));
+    if ((await this.ctx.storage.list({ limit: 1 })).size > 0) this.schedule();
   }
 }

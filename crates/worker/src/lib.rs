@@ -122,6 +122,9 @@ struct Wire<'a> {
     /// origin to retry on once after a connect error or 5xx
     #[serde(skip_serializing_if = "Option::is_none")]
     fo: Option<u16>,
+    /// the route's max_body, for a body that arrives without a length (counted as it streams)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mb: Option<u64>,
     /// a global limit to ask before forwarding: { token, limit, key, shard, cloudflare }
     #[serde(skip_serializing_if = "Option::is_none")]
     g: Option<WireGlobal>,
@@ -161,6 +164,7 @@ impl Wire<'_> {
         w.str_array("c", flat(&self.c));
         w.opt_str("b", self.b.as_deref());
         w.opt_u64("fo", self.fo.map(u64::from));
+        w.opt_u64("mb", self.mb);
         if let Some(g) = &self.g {
             w.raw("g", &serde_json::to_string(g).unwrap_or_else(|_| "null".into()));
         }
@@ -424,6 +428,18 @@ impl Edge {
         out
     }
 
+    /// The body of flight `token`, sent without a length, passed its route's max_body while the
+    /// shell streamed it (`sent`: part of it had gone to the origin): the wire decision to answer
+    /// with (413), and the flight logs it so. "" for an unknown token.
+    pub fn body_too_large(&mut self, token: u32, sent: bool) -> String {
+        let Some(mut flight) = self.flights.remove(&token) else { return String::new() };
+        let max = self.engine.rule(&flight.decision).and_then(|r| r.max_body).unwrap_or(0);
+        edgeguard_core::access::body_too_large(&mut flight.decision, max, sent);
+        let out = self.wire(&flight.decision, None, Some(token), None);
+        self.flights.insert(token, flight);
+        out
+    }
+
     /// This isolate's counters in Prometheus text format 0.0.4 (the metrics endpoint's body).
     pub fn metrics(&self) -> String {
         self.observer.render_metrics(self.engine.bundle(), self.limiter.len())
@@ -498,6 +514,29 @@ impl Edge {
                 .unwrap_or_default(),
             None => String::new(),
         }
+    }
+
+    /// The state of a global limit's key (16 hex digits) after `global_check`, as decimal
+    /// nanoseconds for the Durable Object to persist; "" when it holds none.
+    pub fn global_state(&self, key: &str) -> String {
+        u64::from_str_radix(key, 16).ok().and_then(|k| self.limiter.tat(k)).map(|t| t.to_string()).unwrap_or_default()
+    }
+
+    /// Put back the states a Durable Object persisted (`key\tstate\n…`, as `global_state` gave
+    /// them), so its restart hands no client a fresh burst. States already over are skipped.
+    /// Returns how many were restored.
+    pub fn restore_global(&mut self, saved: &str, now_ms: f64) -> u32 {
+        let now = nanos(now_ms);
+        let mut restored = 0u32;
+        for line in saved.lines() {
+            let Some((key, tat)) = line.split_once('\t') else { continue };
+            let (Ok(key), Ok(tat)) = (u64::from_str_radix(key, 16), tat.parse::<u64>()) else { continue };
+            if tat > now {
+                self.limiter.restore(key, tat, now);
+                restored = restored.saturating_add(1);
+            }
+        }
+        restored
     }
 
     /// Probe results feed routing: an origin whose last probe failed gets no canary traffic,
@@ -637,6 +676,7 @@ impl Edge {
             c: headers::append(bundle, d),
             b: d.problem_json(),
             fo: d.failover,
+            mb: (d.action == Action::Forward).then(|| self.engine.rule(d).and_then(|r| r.max_body)).flatten(),
             g,
             k,
             why: d.reason.code(),
@@ -684,6 +724,7 @@ mod tests {
                 c: (0..pairs.min(1)).map(|i| ("set-cookie", s(i + 4).to_owned())).collect(),
                 b: on(3).then(|| s(6).to_owned()),
                 fo: on(4).then_some(numbers.3),
+                mb: on(4).then_some(u64::from(numbers.2)),
                 g: on(5).then(|| WireGlobal { token: numbers.4, limit: 2, name: s(7).to_owned(), key: "00ff".into(), shard: 3, cloudflare: on(6), window_secs: 60 }),
                 k: on(7).then_some(numbers.4),
                 why: "ok",

@@ -32,6 +32,10 @@ use crate::engine_section;
 /// Where the docs' examples have `edgeguard build` write the worker.
 const BUILT_ENTRY: &str = "edge/index.mjs";
 
+/// What the shell does with an invalid `EDGE_ACTIVE_ORIGIN` or `EDGE_CANARY_PERCENT`
+/// (crates/worker/js/shell.mjs): both levers are dropped, the site keeps being served.
+const IGNORED_OVERRIDE: &str = "the worker logs `ignoring invalid deploy override`, ignores both EDGE_ACTIVE_ORIGIN and EDGE_CANARY_PERCENT and keeps the policy's [deploy], so the switch silently does not happen";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// One block per finding, then a summary line.
@@ -391,7 +395,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
                 Severity::Error,
                 &file,
                 line(src, v.span()),
-                format!("EDGE_ACTIVE_ORIGIN = \"{name}\" names no origin of the policy ({names_text}): the worker fails every request"),
+                format!("EDGE_ACTIVE_ORIGIN = \"{name}\" names no origin of the policy ({names_text}): {IGNORED_OVERRIDE}"),
                 format!("set it to one of {names_text}, or \"\" to use [deploy] active"),
             );
         }
@@ -418,7 +422,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
                     Severity::Error,
                     &file,
                     line(src, v.span()),
-                    format!("EDGE_CANARY_PERCENT = \"{text}\" is not a number from 0 to 100: the worker fails every request"),
+                    format!("EDGE_CANARY_PERCENT = \"{text}\" is not a number from 0 to 100: {IGNORED_OVERRIDE}"),
                     "set a share from 0 to 100 (e.g. \"5\"), or \"\" to use [deploy] canary.percent",
                 ),
             }

@@ -340,6 +340,15 @@ fn active_origin_naming_no_origin() {
     assert_eq!(f["severity"], "error");
     assert!(f["message"].as_str().unwrap().contains("purple") && f["fix"].as_str().unwrap().contains("blue, green"));
     assert_eq!(f["line"], line_of(&d.read("wrangler.toml"), "EDGE_ACTIVE_ORIGIN"));
+    // What the shell does: it drops the lever and keeps serving (not "fails every request").
+    assert_ignored_override(f);
+}
+
+/// The message of D008/D009 says what the shell does with an invalid lever.
+fn assert_ignored_override(f: &Value) {
+    let message = f["message"].as_str().unwrap();
+    assert!(message.contains("logs `ignoring invalid deploy override`") && message.contains("silently does not happen"), "{message}");
+    assert!(!message.contains("fails every request"), "{message}");
 }
 
 // --------------------------------------------------------------------------- more wrangler.toml
@@ -351,6 +360,7 @@ fn canary_percent_and_shadow_and_origins_vars() {
     let (code, report) = d.doctor(&[]);
     assert_eq!(code, 1);
     assert_eq!(finding(&report, "D009")["severity"], "error");
+    assert_ignored_override(finding(&report, "D009"));
 
     let d = Deploy::quotekit();
     d.edit("wrangler.toml", "EDGE_CANARY_PERCENT = \"0\"", "EDGE_CANARY_PERCENT = 5");

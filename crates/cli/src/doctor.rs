@@ -248,6 +248,16 @@ fn as_array<'t, 'a>(v: &'t Val<'a>) -> Option<&'t [Val<'a>]> {
     v.get_ref().as_array().map(|a| &a[..])
 }
 
+/// The tables of a key written as one table (`[key]`) or as an array of them (`[[key]]`, or
+/// `key = [{…}]`): flyctl reads both shapes. With the key as written, for messages.
+fn tables<'t, 'a>(key: &str, v: Option<&'t Val<'a>>) -> (String, Vec<&'t DeTable<'a>>) {
+    match v.map(Spanned::get_ref) {
+        Some(DeValue::Table(t)) => (format!("[{key}]"), vec![t]),
+        Some(DeValue::Array(a)) => (format!("[[{key}]]"), a.iter().filter_map(as_table).collect()),
+        _ => (String::new(), Vec::new()),
+    }
+}
+
 /// A scalar as the text a worker var would hold (`5` and `"5"` alike).
 fn as_text(v: &Val<'_>) -> Option<String> {
     match v.get_ref() {
@@ -819,7 +829,7 @@ fn check_fly(cx: &mut Cx<'_>, file: &str, src: &str) {
     let root = doc.get_ref();
     let http = root.get("http_service");
     let http_t = http.and_then(as_table);
-    let services: Vec<&DeTable<'_>> = root.get("services").and_then(as_array).unwrap_or_default().iter().filter_map(as_table).collect();
+    let (_, services) = tables("services", root.get("services"));
 
     // D021/D036: the port Fly's proxy forwards to.
     let port = http_t.and_then(|t| t.get("internal_port")).and_then(as_int).or_else(|| services.iter().find_map(|s| s.get("internal_port").and_then(as_int)));
@@ -879,13 +889,11 @@ fn check_fly(cx: &mut Cx<'_>, file: &str, src: &str) {
         method: t.get("method").and_then(as_str).unwrap_or("GET").to_ascii_uppercase(),
         timeout: t.get("timeout").and_then(|v| Some((go_duration_ms(as_str(v)?)?, line(src, v.span())))),
     };
-    if let Some(list) = http_t.and_then(|t| t.get("checks")).and_then(as_array) {
-        checks.extend(list.iter().filter_map(as_table).map(|t| read_check("[[http_service.checks]]".to_owned(), t)));
-    }
+    let (label, list) = tables("http_service.checks", http_t.and_then(|t| t.get("checks")));
+    checks.extend(list.into_iter().map(|t| read_check(label.clone(), t)));
     for s in &services {
-        if let Some(list) = s.get("http_checks").and_then(as_array) {
-            checks.extend(list.iter().filter_map(as_table).map(|t| read_check("[[services.http_checks]]".to_owned(), t)));
-        }
+        let (label, list) = tables("services.http_checks", s.get("http_checks"));
+        checks.extend(list.into_iter().map(|t| read_check(label.clone(), t)));
     }
     if let Some(named) = root.get("checks").and_then(as_table) {
         for (name, v) in named.iter() {

@@ -512,6 +512,38 @@ fn fly_service_port_stop_and_app_name() {
     assert!(!ids(&report).contains("D021"));
 }
 
+#[test]
+fn fly_checks_written_as_a_single_table() {
+    // The roadmap's fly.toml: `[http_service.checks]`, one table, which flyctl reads as a list
+    // of one. Same findings as the `[[http_service.checks]]` fixture, no false D035.
+    let single = "  [http_service.checks]\n    grace_period = \"10s\"\n    interval = \"30s\"\n    method = \"GET\"\n    path = \"/api/health\"\n    timeout = \"5s\"\n";
+    let d = Deploy::quotekit();
+    d.edit("fly.toml", "  [[http_service.checks]]\n    grace_period = \"10s\"\n    interval = \"15s\"\n    method = \"GET\"\n    timeout = \"5s\"\n    path = \"/api/health\"\n", single);
+    let (code, report) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(ids(&report), BTreeSet::from(["D013".to_owned(), "D022".to_owned(), "D030".to_owned()]), "{report:#}");
+    // D023–D030 read it: its path blocked at the edge is found, at its line.
+    d.edit("policy.toml", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nlimit = \"none\"", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nblock = 404");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D023");
+    assert!(f["message"].as_str().unwrap().starts_with("[http_service.checks] path `/api/health`"), "{f}");
+    assert_eq!(f["line"], line_of(&d.read("fly.toml"), "path = \"/api/health\""));
+
+    // `[services.http_checks]` in a `[[services]]` entry, and a single `[services]` table.
+    for services in ["[[services]]", "[services]"] {
+        let d = Deploy::quotekit();
+        d.write(
+            "fly.toml",
+            &format!("app = \"quotekit-blue\"\n\n{services}\n  internal_port = 3000\n\n  [services.http_checks]\n    path = \"/api/debug-prices\"\n    timeout = \"2s\"\n"),
+        );
+        let (code, report) = d.doctor(&[]);
+        assert_eq!(code, 1, "{services}: {report:#}");
+        assert!(finding(&report, "D023")["message"].as_str().unwrap().starts_with("[services.http_checks] path"), "{services}: {report:#}");
+        assert!(!ids(&report).contains("D021") && !ids(&report).contains("D035"), "{services}: {report:#}");
+    }
+}
+
 // ------------------------------------------------------------------------------------- usage
 
 #[test]

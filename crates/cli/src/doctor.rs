@@ -58,7 +58,7 @@ pub enum Format {
 pub struct Args {
     /// The policy file (TOML).
     pub policy: PathBuf,
-    /// The worker's wrangler.toml.
+    /// The worker's wrangler.toml, or wrangler.json / wrangler.jsonc (read by extension).
     #[arg(long, value_name = "WRANGLER_TOML")]
     pub wrangler: Option<PathBuf>,
     /// The app's fly.toml.
@@ -306,15 +306,68 @@ fn ms_text(ms: u64) -> String {
     if ms.is_multiple_of(1000) { format!("{} s", ms / 1000) } else { format!("{ms} ms") }
 }
 
+/// wrangler.json / wrangler.jsonc as the tree the checks read, its spans in the JSON text.
+/// Comments and trailing commas are allowed, as wrangler allows them; a `null` is left out.
+fn parse_jsonc(src: &str) -> Result<Spanned<DeTable<'_>>, (String, Option<Range<usize>>)> {
+    let strict = jsonc_parser::ParseOptions {
+        allow_comments: true,
+        allow_trailing_commas: true,
+        allow_loose_object_property_names: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+    };
+    let parsed = jsonc_parser::parse_to_ast(src, &jsonc_parser::CollectOptions::default(), &strict).map_err(|e| (e.kind().to_string(), Some(e.range().start..e.range().end)))?;
+    let value = parsed.value.and_then(json_value);
+    let span = value.as_ref().map_or(0..0, Spanned::span);
+    match value.map(Spanned::into_inner) {
+        Some(DeValue::Table(t)) => Ok(Spanned::new(span, t)),
+        _ => Err(("the file is not one JSON object".to_owned(), None)),
+    }
+}
+
+fn json_value(v: jsonc_parser::ast::Value<'_>) -> Option<Val<'_>> {
+    use jsonc_parser::ast::{ObjectPropName, Value};
+    let span = |r: jsonc_parser::common::Range| r.start..r.end;
+    let (range, value) = match v {
+        Value::StringLit(s) => (s.range, DeValue::String(s.value)),
+        // A JSON number is a TOML number too: the TOML reader types it (integer or float).
+        Value::NumberLit(n) => (n.range, DeValue::parse(n.value).ok()?.into_inner()),
+        Value::BooleanLit(b) => (b.range, DeValue::Boolean(b.value)),
+        Value::Array(a) => (a.range, DeValue::Array(a.elements.into_iter().filter_map(json_value).collect())),
+        Value::Object(o) => {
+            let entries = o.properties.into_iter().filter_map(|p| {
+                let key = match p.name {
+                    ObjectPropName::String(k) => Spanned::new(span(k.range), k.value),
+                    ObjectPropName::Word(k) => Spanned::new(span(k.range), k.value.into()),
+                };
+                Some((key, json_value(p.value)?))
+            });
+            (o.range, DeValue::Table(entries.collect()))
+        }
+        Value::NullKeyword(_) => return None,
+    };
+    Some(Spanned::new(span(range), value))
+}
+
 // ------------------------------------------------------------------------------ wrangler.toml
 
 fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     let file = path.display().to_string();
-    let doc = match DeTable::parse(src) {
+    // Messages name the file as the user wrote it: wrangler.toml, wrangler.json or wrangler.jsonc.
+    let name = path.file_name().map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let json = path.extension().is_some_and(|e| e == "json" || e == "jsonc");
+    let parsed = if json { parse_jsonc(src) } else { DeTable::parse(src).map_err(|e| (e.message().trim().to_owned(), e.span())) };
+    let doc = match parsed {
         Ok(d) => d,
-        Err(e) => {
-            let at = e.span().and_then(|s| line(src, s));
-            cx.push("D001", Severity::Error, &file, at, format!("wrangler.toml is not valid TOML: {}", e.message().trim()), "fix the syntax; `wrangler deploy` cannot read this file either");
+        Err((why, span)) => {
+            let at = span.and_then(|s| line(src, s));
+            let format = if json { "JSON" } else { "TOML" };
+            cx.push("D001", Severity::Error, &file, at, format!("{name} is not valid {format}: {why}"), "fix the syntax; `wrangler deploy` cannot read this file either");
             return;
         }
     };
@@ -335,7 +388,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     let mut main_text: Option<String> = None;
     let mut built = false;
     match pick("main", true) {
-        None => cx.push("D002", Severity::Warning, &file, None, "wrangler.toml has no `main`: wrangler does not know which script to deploy", format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file)),
+        None => cx.push("D002", Severity::Warning, &file, None, format!("{name} has no `main`: wrangler does not know which script to deploy"), format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file)),
         Some(v) => {
             let main = as_str(v).unwrap_or_default();
             let at = line(src, v.span());
@@ -366,20 +419,25 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     }
 
     // D046: the rule that uploads the bundle as a Data module.
-    if built && !crate::wrangler::has_data_rule(&src.parse().unwrap_or_default()) {
+    let data_rule = root.get("rules").and_then(as_array).unwrap_or_default().iter().filter_map(as_table).any(|r| {
+        let globs = r.get("globs").and_then(as_array).unwrap_or_default();
+        crate::wrangler::is_bundle_rule(r.get("type").and_then(as_str), globs.iter().filter_map(as_str))
+    });
+    if built && !data_rule {
+        let merge = if json { "" } else { " (or run edgeguard build with --wrangler-toml)" };
         cx.push(
             "D046",
             Severity::Error,
             &file,
             None,
-            "wrangler.toml has no Data rule for `.egb` files: wrangler cannot bundle the worker's policy.egb and `wrangler deploy` fails",
-            format!("add `rules = [{{ type = \"Data\", globs = [\"{}\"], fallthrough = true }}]` (or run edgeguard build with --wrangler-toml)", engine::DATA_RULE_GLOB),
+            format!("{name} has no Data rule for `.egb` files: wrangler cannot bundle the worker's policy.egb and `wrangler deploy` fails"),
+            format!("add `rules = [{{ type = \"Data\", globs = [\"{}\"], fallthrough = true }}]`{merge}", engine::DATA_RULE_GLOB),
         );
     }
 
     // D007: compatibility_date.
     match pick("compatibility_date", true) {
-        None => cx.push("D007", Severity::Error, &file, None, "wrangler.toml has no `compatibility_date`: `wrangler deploy` refuses to deploy without one", "add `compatibility_date = \"2025-09-01\"` (the date the worker was tested with)"),
+        None => cx.push("D007", Severity::Error, &file, None, format!("{name} has no `compatibility_date`: `wrangler deploy` refuses to deploy without one"), "add `compatibility_date = \"2025-09-01\"` (the date the worker was tested with)"),
         Some(v) => {
             let ok = match v.get_ref() {
                 DeValue::String(s) => is_date(s),
@@ -468,9 +526,9 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
         var_tables.push(("[vars]".to_owned(), t));
     }
     if let Some(envs) = root.get("env").and_then(as_table) {
-        for (name, e) in envs.iter() {
+        for (env_name, e) in envs.iter() {
             if let Some(t) = as_table(e).and_then(|e| e.get("vars")).and_then(as_table) {
-                var_tables.push((format!("[env.{}.vars]", name.get_ref()), t));
+                var_tables.push((format!("[env.{}.vars]", env_name.get_ref()), t));
             }
         }
     }
@@ -483,7 +541,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
                     &file,
                     line(src, k.span()),
                     format!("EDGE_ORIGIN_AUTH is in {where_}: the origin's shared secret is then in plain text in the repository and the dashboard"),
-                    "remove it from wrangler.toml and run `wrangler secret put EDGE_ORIGIN_AUTH` (rotate it if it was committed)",
+                    format!("remove it from {name} and run `wrangler secret put EDGE_ORIGIN_AUTH` (rotate it if it was committed)"),
                 );
             }
         }
@@ -518,7 +576,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
             let (msg, at) = match (class_bound, bindings.iter().find(|(n, _, _)| *n == Some(LIMITER_BINDING))) {
                 (Some((name, _, at)), _) => (format!("the {LIMITER_CLASS} binding is named `{}`; the worker looks for `{LIMITER_BINDING}`", name.unwrap_or("")), *at),
                 (None, Some((_, class, at))) => (format!("binding `{LIMITER_BINDING}` is bound to class `{}`, not `{LIMITER_CLASS}`", class.unwrap_or("")), *at),
-                (None, None) => (format!("global limit(s) {limits} ({at_policy}) need a Durable Object binding `{LIMITER_BINDING}` of class `{LIMITER_CLASS}`, and wrangler.toml has none"), None),
+                (None, None) => (format!("global limit(s) {limits} ({at_policy}) need a Durable Object binding `{LIMITER_BINDING}` of class `{LIMITER_CLASS}`, and {name} has none"), None),
             };
             cx.push(
                 "D003",
@@ -567,7 +625,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
             Severity::Error,
             &file,
             *at,
-            format!("wrangler.toml binds the Durable Object class {LIMITER_CLASS}, but `main` does not export it: `wrangler deploy` fails"),
+            format!("{name} binds the Durable Object class {LIMITER_CLASS}, but `main` does not export it: `wrangler deploy` fails"),
             "build the worker with an edgeguard that has the global limiter, or remove the binding and keep limits `scope = \"local\"`",
         );
     }
@@ -595,7 +653,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
                 Severity::Error,
                 &file,
                 None,
-                format!("limit `{}` has scope = \"cloudflare\" but wrangler.toml has no rate-limit binding `{want}`: the worker cannot ask it, and the limit's on_error decides every request", l.name),
+                format!("limit `{}` has scope = \"cloudflare\" but {name} has no rate-limit binding `{want}`: the worker cannot ask it, and the limit's on_error decides every request", l.name),
                 format!("add [[ratelimits]] with name = \"{want}\", a namespace_id and simple = {{ limit = {}, period = {} }}", l.count, l.window_secs),
             ),
             Some((_, limit, period, at)) => {
@@ -615,7 +673,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     }
 
     // D011: every host of the policy is routed to this worker.
-    check_routes(cx, &file, src, pick("routes", true), pick("route", true));
+    check_routes(cx, &file, &name, src, pick("routes", true), pick("route", true));
 
     // D012: a [build] command that does not build the policy bundle.
     if let Some(v) = pick("build", true).and_then(as_table).and_then(|t| t.get("command")) {
@@ -755,7 +813,7 @@ fn route_covers(pattern: &str, custom_domain: bool, host: &str) -> Routed {
     }
 }
 
-fn check_routes(cx: &mut Cx<'_>, file: &str, src: &str, routes: Option<&Val<'_>>, route: Option<&Val<'_>>) {
+fn check_routes(cx: &mut Cx<'_>, file: &str, name: &str, src: &str, routes: Option<&Val<'_>>, route: Option<&Val<'_>>) {
     let hosts = cx.bundle.app.hosts.clone();
     if hosts.is_empty() {
         return;
@@ -799,7 +857,7 @@ fn check_routes(cx: &mut Cx<'_>, file: &str, src: &str, routes: Option<&Val<'_>>
                 Severity::Warning,
                 file,
                 at,
-                format!("{host} is in the policy's app.hosts but no route or custom domain in wrangler.toml sends it to the worker"),
+                format!("{host} is in the policy's app.hosts but no route or custom domain in {name} sends it to the worker"),
                 format!("add {{ pattern = \"{host}\", custom_domain = true }} to `routes` (or remove the host from app.hosts)"),
             ),
         }

@@ -68,9 +68,14 @@ impl Deploy {
 
     /// `doctor policy.toml --wrangler wrangler.toml --fly fly.toml --format json` plus `extra`.
     fn doctor(&self, extra: &[&str]) -> (i32, Value) {
+        self.doctor_with("wrangler.toml", extra)
+    }
+
+    /// The same with another wrangler file (wrangler.json, wrangler.jsonc).
+    fn doctor_with(&self, wrangler: &str, extra: &[&str]) -> (i32, Value) {
         let out = edgeguard()
             .current_dir(self.path())
-            .args(["doctor", "policy.toml", "--wrangler", "wrangler.toml", "--fly", "fly.toml", "--format", "json"])
+            .args(["doctor", "policy.toml", "--wrangler", wrangler, "--fly", "fly.toml", "--format", "json"])
             .args(extra)
             .output()
             .unwrap();
@@ -349,6 +354,74 @@ fn assert_ignored_override(f: &Value) {
     let message = f["message"].as_str().unwrap();
     assert!(message.contains("logs `ignoring invalid deploy override`") && message.contains("silently does not happen"), "{message}");
     assert!(!message.contains("fails every request"), "{message}");
+}
+
+// ------------------------------------------------------------------- wrangler.json / .jsonc
+
+/// fixtures/deploy/wrangler.toml as wrangler's JSONC: comments and trailing commas.
+const WRANGLER_JSONC: &str = r#"// The edge in front of QuoteKit, as wrangler.jsonc.
+{
+  "name": "quotekit-edge",
+  "main": "edge/index.mjs",
+  "compatibility_date": "2025-09-01",
+  "workers_dev": false,
+  /* edge/policy.egb is uploaded as a Data module */
+  "rules": [{ "type": "Data", "globs": ["**/*.egb"], "fallthrough": true }],
+  "routes": [
+    { "pattern": "lawnquote.online", "custom_domain": true },
+    { "pattern": "www.lawnquote.online", "custom_domain": true },
+  ],
+  "vars": {
+    "EDGE_ACTIVE_ORIGIN": "blue",
+    "EDGE_CANARY_PERCENT": "0",
+    "EDGE_SHADOW": "",
+    "EDGE_ORIGINS": "", // EDGE_ORIGIN_AUTH is a secret
+  },
+}
+"#;
+
+/// (id, severity, message) of each finding, with the wrangler file's name replaced by `W`.
+fn findings_without_lines(report: &Value, name: &str) -> Vec<(String, String, String)> {
+    let text = |f: &Value, k: &str| f[k].as_str().unwrap().replace(name, "W");
+    report["findings"].as_array().unwrap().iter().map(|f| (text(f, "id"), text(f, "severity"), text(f, "message"))).collect()
+}
+
+#[test]
+fn wrangler_json_and_jsonc_give_the_toml_findings() {
+    let d = Deploy::quotekit();
+    let toml_value: serde_json::Value = toml::from_str(&d.read("wrangler.toml")).unwrap();
+    d.write("wrangler.json", &serde_json::to_string_pretty(&toml_value).unwrap());
+    d.write("wrangler.jsonc", WRANGLER_JSONC);
+    let (_, expected) = d.doctor(&["--deny-warnings"]);
+    let expected = findings_without_lines(&expected, "wrangler.toml");
+    for name in ["wrangler.json", "wrangler.jsonc"] {
+        let (code, report) = d.doctor_with(name, &["--deny-warnings"]);
+        assert_eq!(code, 0, "{name}: {report:#}");
+        assert!(report["checked"].as_array().unwrap().iter().any(|c| c == name), "{report:#}");
+        assert_eq!(findings_without_lines(&report, name), expected, "{name}: {report:#}");
+    }
+
+    // Checks see into the JSONC, and point at its lines.
+    d.write("wrangler.jsonc", &edit(WRANGLER_JSONC, "\"EDGE_ACTIVE_ORIGIN\": \"blue\"", "\"EDGE_ACTIVE_ORIGIN\": \"purple\""));
+    let (code, report) = d.doctor_with("wrangler.jsonc", &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D008");
+    assert_eq!(f["file"], "wrangler.jsonc");
+    assert_eq!(f["line"], line_of(&d.read("wrangler.jsonc"), "EDGE_ACTIVE_ORIGIN"));
+    d.write("wrangler.jsonc", &edit(WRANGLER_JSONC, "  \"compatibility_date\": \"2025-09-01\",\n", "  \"compatibility_date\": null,\n"));
+    let (_, report) = d.doctor_with("wrangler.jsonc", &[]);
+    assert!(finding(&report, "D007")["message"].as_str().unwrap().starts_with("wrangler.jsonc has no `compatibility_date`"), "{report:#}");
+
+    // A syntax error is D001, at its line; so is JSON that is not an object.
+    d.write("wrangler.json", "{\n  \"name\": \"x\",\n  \"main\" \"edge/index.mjs\"\n}\n");
+    d.write("wrangler.jsonc", "[\"not\", \"an object\"]\n");
+    for (name, line) in [("wrangler.json", Value::from(3)), ("wrangler.jsonc", Value::Null)] {
+        let (code, report) = d.doctor_with(name, &[]);
+        assert_eq!(code, 1, "{report:#}");
+        let f = finding(&report, "D001");
+        assert!(f["message"].as_str().unwrap().starts_with(&format!("{name} is not valid JSON: ")), "{f}");
+        assert_eq!(f["line"], line, "{f}");
+    }
 }
 
 // --------------------------------------------------------------------------- more wrangler.toml

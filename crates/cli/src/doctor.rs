@@ -520,7 +520,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
             cx.origin_overrides.push(url.trim_end_matches('/').to_ascii_lowercase());
         }
     }
-    // D010: the origin secret in plain text, anywhere in the file.
+    // D010: secrets in plain text, in any environment's vars.
     let mut var_tables: Vec<(String, &DeTable<'_>)> = Vec::new();
     if let Some(t) = root.get("vars").and_then(as_table) {
         var_tables.push(("[vars]".to_owned(), t));
@@ -534,16 +534,20 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     }
     for (where_, t) in var_tables {
         for (k, _) in t.iter() {
-            if k.get_ref() == "EDGE_ORIGIN_AUTH" {
-                cx.push(
-                    "D010",
-                    Severity::Error,
-                    &file,
-                    line(src, k.span()),
-                    format!("EDGE_ORIGIN_AUTH is in {where_}: the origin's shared secret is then in plain text in the repository and the dashboard"),
-                    format!("remove it from {name} and run `wrangler secret put EDGE_ORIGIN_AUTH` (rotate it if it was committed)"),
-                );
-            }
+            let var = k.get_ref();
+            let (severity, what, public) = match secret_var(var) {
+                Some(Secret::Known(what)) => (Severity::Error, format!("{what} is then in plain text"), ""),
+                Some(Secret::Named(suffix)) => (Severity::Warning, format!("its name ends in {suffix}, like a secret's, and a var is in plain text"), "; a value that is public (a publishable key) can stay"),
+                None => continue,
+            };
+            cx.push(
+                "D010",
+                severity,
+                &file,
+                line(src, k.span()),
+                format!("{var} is in {where_}: {what} in the repository and the dashboard"),
+                format!("remove it from {name} and run `wrangler secret put {var}` (rotate it if it was committed){public}"),
+            );
         }
     }
 
@@ -759,6 +763,28 @@ fn check_build_dir(cx: &mut Cx<'_>, file: &str, at: Option<usize>, dir: &Path) {
 pub fn rate_limit_binding(limit: &str) -> String {
     let name: String = limit.chars().map(|c| c.to_ascii_uppercase()).map(|c| if c.is_ascii_uppercase() || c.is_ascii_digit() { c } else { '_' }).collect();
     format!("EDGEGUARD_RL_{name}")
+}
+
+/// Why a worker var should be a secret.
+enum Secret {
+    /// A secret the worker reads (crates/worker/js/shell.mjs), and what it is.
+    Known(&'static str),
+    /// A name that ends like a secret's (`_KEY`, …): the suffix.
+    Named(&'static str),
+}
+
+/// Whether a var named `var` holds a secret. edgeguard's own levers (`EDGE_ACTIVE_ORIGIN`,
+/// `EDGE_CANARY_PERCENT`, `EDGE_SHADOW`, `EDGE_ORIGINS`, `EDGE_ORIGIN_AUTH_HEADER`,
+/// `EDGE_POSTHOG_HOST`) are not, and none ends like a secret's name.
+fn secret_var(var: &str) -> Option<Secret> {
+    match var {
+        "EDGE_ORIGIN_AUTH" => Some(Secret::Known("the origin's shared secret")),
+        "POSTHOG_KEY" => Some(Secret::Known("the PostHog project key")),
+        _ => {
+            let upper = var.to_ascii_uppercase();
+            ["_KEY", "_SECRET", "_TOKEN", "_PASSWORD", "_AUTH"].into_iter().find(|s| upper.ends_with(s)).map(Secret::Named)
+        }
+    }
 }
 
 /// A Workers Rate Limiting binding: name, `simple.limit`, `simple.period`, line.

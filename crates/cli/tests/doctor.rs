@@ -273,6 +273,43 @@ fn origin_secret_in_vars() {
 }
 
 #[test]
+fn other_secrets_in_vars() {
+    let d = Deploy::quotekit();
+    // The worker's PostHog key: an error, as EDGE_ORIGIN_AUTH is.
+    d.write("wrangler.toml", &format!("{}\n[env.staging.vars]\nPOSTHOG_KEY = \"phc_0123\"\n", d.read("wrangler.toml")));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D010");
+    assert_eq!(f["severity"], "error");
+    assert!(f["message"].as_str().unwrap().starts_with("POSTHOG_KEY is in [env.staging.vars]: the PostHog project key"), "{f}");
+    assert_eq!(f["line"], line_of(&d.read("wrangler.toml"), "POSTHOG_KEY"));
+    assert!(f["fix"].as_str().unwrap().contains("wrangler secret put POSTHOG_KEY"));
+
+    // Names that end like a secret's: warnings, one per var, whatever the case.
+    let d = Deploy::quotekit();
+    let vars = ["STRIPE_SECRET_KEY", "SUPABASE_SERVICE_TOKEN", "db_password", "ADMIN_SECRET", "BASIC_AUTH"];
+    let lines: String = vars.iter().map(|v| format!("{v} = \"x\"\n")).collect();
+    d.edit("wrangler.toml", "EDGE_ORIGINS = \"\"\n", &format!("EDGE_ORIGINS = \"\"\n{lines}"));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0, "warnings only: {report:#}");
+    let d010: Vec<&Value> = report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "D010").collect();
+    assert_eq!(d010.len(), vars.len(), "{report:#}");
+    for var in vars {
+        let f = d010.iter().find(|f| f["message"].as_str().unwrap().starts_with(&format!("{var} is in [vars]: its name ends in _"))).unwrap_or_else(|| panic!("{var}: {report:#}"));
+        assert_eq!(f["severity"], "warning", "{f}");
+        assert_eq!(f["line"], line_of(&d.read("wrangler.toml"), &format!("{var} = ")));
+    }
+    assert_eq!(d.doctor(&["--deny-warnings"]).0, 1);
+
+    // edgeguard's own levers are not secrets, nor are names that only contain a secret word.
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "EDGE_ORIGINS = \"\"\n", "EDGE_ORIGINS = \"\"\nEDGE_ORIGIN_AUTH_HEADER = \"x-edgeguard-auth\"\nEDGE_POSTHOG_HOST = \"https://eu.i.posthog.com\"\nKEYSTONE_URL = \"https://k.example\"\nTOKEN_TTL = \"60\"\n");
+    let (code, report) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(!ids(&report).contains("D010"));
+}
+
+#[test]
 fn global_limit_needs_the_durable_object() {
     let d = Deploy::quotekit();
     d.edit("policy.toml", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"ip\"\nscope = \"local\"", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"ip\"\nscope = \"global\"");

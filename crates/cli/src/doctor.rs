@@ -1,5 +1,6 @@
 //! `edgeguard doctor`: check a policy against the deployment around it — the worker's
-//! `wrangler.toml`, the app's `fly.toml` and the app's own routes — and say what to fix.
+//! `wrangler.toml`, the app's `fly.toml`, the app's own routes and its Next.js version — and
+//! say what to fix.
 //!
 //! Every finding has a severity (error, warning, info), a stable id (`D001`…, documented in
 //! docs/doctor.md), the file and line it concerns when known, and a one-line fix. Exit 1 when
@@ -53,7 +54,7 @@ pub enum Format {
     with --deny-warnings), 0 otherwise, 2 when a file cannot be read.\n\n\
     Examples:\n  \
     edgeguard doctor policy.toml --wrangler wrangler.toml --fly ../app/fly.toml\n  \
-    edgeguard doctor policy.toml --app ../app            # routes the policy does not know\n  \
+    edgeguard doctor policy.toml --app ../app            # routes the policy does not know, next's version\n  \
     edgeguard doctor policy.toml --wrangler wrangler.toml --format github --deny-warnings")]
 pub struct Args {
     /// The policy file (TOML).
@@ -64,7 +65,8 @@ pub struct Args {
     /// The app's fly.toml.
     #[arg(long, value_name = "FLY_TOML")]
     pub fly: Option<PathBuf>,
-    /// The Next.js app's root directory: compare its routes with the policy's.
+    /// The Next.js app's root directory: compare its routes with the policy's, check its
+    /// Next.js version.
     #[arg(long, value_name = "APP_DIR")]
     pub app: Option<PathBuf>,
     /// A directory `edgeguard build` wrote: its bundle must load in its engine and be POLICY's
@@ -1186,6 +1188,7 @@ fn check_health_path(cx: &mut Cx<'_>, file: &str, at: Option<usize>, label: &str
 // ---------------------------------------------------------------------------------- app drift
 
 fn check_app(cx: &mut Cx<'_>, dir: &Path, scan: &import::AppScan) -> Result<(), Failure> {
+    check_next_version(cx, dir);
     let routes = import::policy_routes(cx.policy_src);
     let analysis = import::analyse(scan, &routes, cx.bundle)?;
     let policy_file = cx.policy_file;
@@ -1259,6 +1262,62 @@ fn check_app(cx: &mut Cx<'_>, dir: &Path, scan: &import::AppScan) -> Result<(), 
         cx.push("D043", Severity::Info, &file.display().to_string(), Some(*line), msg.clone(), "nothing to do unless the route should exist");
     }
     Ok(())
+}
+
+// ------------------------------------------------------------------ the app's Next.js version
+
+/// The Next.js versions whose middleware a request skips by sending `x-middleware-subrequest`
+/// (CVE-2025-29927, GHSA-f82v-jwr5-mffw), as an npm range.
+const CVE_2025_29927: &str = ">=11.1.4 <12.3.5 || >=13.0.0 <13.5.9 || >=14.0.0 <14.2.25 || >=15.0.0 <15.2.3";
+
+/// Where the version of `next` the app runs is written, most installed first: the package
+/// itself, the lock file, and the range package.json asks for.
+const NEXT_VERSION_AT: [(&str, &[&str]); 4] = [
+    ("node_modules/next/package.json", &["version"]),
+    ("package-lock.json", &["packages", "node_modules/next", "version"]),
+    ("package.json", &["dependencies", "next"]),
+    ("package.json", &["devDependencies", "next"]),
+];
+
+/// D047: a Next.js version affected by CVE-2025-29927. An installed version (node_modules, the
+/// lock file) is judged when there is one; otherwise the lowest version package.json's range
+/// allows.
+fn check_next_version(cx: &mut Cx<'_>, dir: &Path) {
+    let Ok(affected) = nodejs_semver::Range::parse(CVE_2025_29927) else { return };
+    let mut installed = false;
+    for (rel, keys) in NEXT_VERSION_AT {
+        let declared = rel == "package.json";
+        if declared && installed {
+            return;
+        }
+        let path = dir.join(rel);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(doc) = parse_jsonc(&text) else { continue };
+        let Some(v) = lookup(doc.get_ref(), keys) else { continue };
+        let spec = as_str(v).unwrap_or_default().trim();
+        let (version, what) = if declared {
+            // A tag (`latest`), an alias or a URL is no range: nothing to judge.
+            let Some(lowest) = nodejs_semver::Range::parse(spec).ok().and_then(|r| r.min_version()) else { continue };
+            let section = keys.first().copied().unwrap_or_default();
+            let what = format!("{rel} asks for next \"{spec}\" ({section}), and no installed version was found: the lowest version it allows, {lowest}, is");
+            (lowest, what)
+        } else {
+            let Ok(version) = nodejs_semver::Version::parse(spec) else { continue };
+            installed = true;
+            (version, format!("next {spec} is installed ({rel}) and is"))
+        };
+        if version.satisfies_with_prerelease(&affected, true) {
+            cx.push(
+                "D047",
+                Severity::Error,
+                &path.display().to_string(),
+                line(&text, v.span()),
+                format!("{what} affected by CVE-2025-29927: a request with an `x-middleware-subrequest` header skips the app's middleware and the checks it makes"),
+                "upgrade next to 12.3.5 / 13.5.9 / 14.2.25 / 15.2.3 or later; a request that bypasses the edge (the *.fly.dev address) reaches the middleware with whatever x-middleware-subrequest it carries",
+            );
+            return;
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------- output

@@ -688,7 +688,7 @@ fn app_drift_on_the_fixture_app() {
     // 69 route files: 15 have a route of their own, 4 are matched by a blocked rule
     // (/api/debug-*, /api/supabase/functions/**), 50 fall to /api/** or /api/admin/**.
     assert_eq!(drift.len(), 50, "{report:#}");
-    assert_eq!(ids(&report), BTreeSet::from(["D040".to_owned()]), "no stale route, no method drift: {report:#}");
+    assert_eq!(ids(&report), BTreeSet::from(["D040".to_owned()]), "no stale route, no method drift, next ^15.2.3: {report:#}");
     let users = drift.iter().find(|f| f["message"].as_str().unwrap().contains("`/api/admin/users/:id/status`")).unwrap();
     assert!(users["file"].as_str().unwrap().ends_with("app/api/admin/users/[id]/status/route.ts"));
     assert_eq!(users["line"], 3);
@@ -754,4 +754,75 @@ active = "app"
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes.iter().any(|m| m.contains("Pages Router")));
     assert!(notes.iter().any(|m| m.contains("exports no HTTP method handler")));
+}
+
+// ------------------------------------------------------------------ Next.js and CVE-2025-29927
+
+/// `doctor policy.toml --app app` on a temporary app with `files`: the D047 findings.
+fn next_findings(files: &[(&str, &str)]) -> (Deploy, Vec<Value>) {
+    let d = Deploy::quotekit();
+    d.write("app/app/api/health/route.ts", "export function GET() {}\n");
+    for (name, text) in files {
+        d.write(&format!("app/{name}"), text);
+    }
+    let out = edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--app", "app", "--format", "json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<Value> = report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "D047").cloned().collect();
+    assert_eq!(out.status.code(), Some(if found.is_empty() { 0 } else { 1 }), "{report:#}");
+    (d, found)
+}
+
+fn package_json(section: &str, next: &str) -> String {
+    format!("{{\n  \"name\": \"quotekit\",\n  \"private\": true,\n  \"{section}\": {{\n    \"react\": \"^19.0.0\",\n    \"next\": \"{next}\"\n  }}\n}}\n")
+}
+
+#[test]
+fn next_affected_by_the_middleware_bypass() {
+    // The range's lowest version is judged when nothing installed says more.
+    for (next, affected) in [
+        ("^14.2.3", true),
+        ("~15.1.0", true),
+        ("13.4.0", true),
+        ("12.3.4", true),
+        ("11.1.4", true),
+        (">=15.0.0 <16", true),
+        ("14.2.25", false),
+        ("^14.2.25", false),
+        ("^15.2.3", false),
+        ("12.3.5", false),
+        ("11.1.3", false),
+        ("^16.0.0", false),
+        ("latest", false),
+    ] {
+        let (d, found) = next_findings(&[("package.json", &package_json("dependencies", next))]);
+        assert_eq!(found.len(), usize::from(affected), "{next}: {found:?}");
+        if let Some(f) = found.first() {
+            assert_eq!(f["severity"], "error");
+            assert_eq!(f["line"], line_of(&d.read("app/package.json"), "\"next\""));
+            assert!(f["file"].as_str().unwrap().ends_with("package.json"));
+            let message = f["message"].as_str().unwrap();
+            assert!(message.contains(&format!("asks for next \"{next}\" (dependencies)")) && message.contains("lowest version it allows") && message.contains("CVE-2025-29927"), "{message}");
+            assert!(f["fix"].as_str().unwrap().starts_with("upgrade next to 12.3.5 / 13.5.9 / 14.2.25 / 15.2.3 or later"), "{f}");
+        }
+    }
+    let (_, found) = next_findings(&[("package.json", &package_json("devDependencies", "14.1.0"))]);
+    assert!(found[0]["message"].as_str().unwrap().contains("(devDependencies)"), "{found:?}");
+
+    // What is installed decides over the range: the lock file, then node_modules.
+    let lock = |v: &str| format!("{{\n  \"lockfileVersion\": 3,\n  \"packages\": {{\n    \"\": {{ \"name\": \"quotekit\" }},\n    \"node_modules/next\": {{\n      \"version\": \"{v}\"\n    }}\n  }}\n}}\n");
+    let range = package_json("dependencies", "^14.2.3");
+    let (_, found) = next_findings(&[("package.json", &range), ("package-lock.json", &lock("14.2.30"))]);
+    assert!(found.is_empty(), "{found:?}");
+    let (d, found) = next_findings(&[("package.json", &package_json("dependencies", "^14.2.25")), ("package-lock.json", &lock("14.2.24"))]);
+    let f = &found[0];
+    assert!(f["message"].as_str().unwrap().starts_with("next 14.2.24 is installed (package-lock.json) and is affected"), "{f}");
+    assert_eq!(f["line"], line_of(&d.read("app/package-lock.json"), "\"version\": \"14.2.24\""));
+    let installed = "{\n  \"name\": \"next\",\n  \"version\": \"15.1.7\"\n}\n";
+    let (_, found) = next_findings(&[("package.json", &range), ("package-lock.json", &lock("14.2.30")), ("node_modules/next/package.json", installed)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0]["message"].as_str().unwrap().starts_with("next 15.1.7 is installed (node_modules/next/package.json)"), "{found:?}");
+    assert_eq!(found[0]["line"], 3);
+    // A canary build is judged by its numbers.
+    let (_, found) = next_findings(&[("package.json", &range), ("package-lock.json", &lock("15.2.2-canary.7"))]);
+    assert_eq!(found.len(), 1, "{found:?}");
 }

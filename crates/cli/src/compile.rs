@@ -8,15 +8,15 @@ use crate::{CmdResult, Failure, Status, output, policy};
 /// Compile a policy into a bundle the edge worker loads.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Diagnostics go to stderr; nothing is written when the policy has errors \
-    (or warnings with --deny-warnings). The bundle is replaced atomically and is byte-identical \
-    for the same policy and environment.\n\n\
+    (or warnings with --deny-warnings), and an existing BUNDLE is left as it was. Otherwise BUNDLE \
+    is written, or replaced, atomically, byte-identical for the same policy and environment.\n\n\
     Examples:\n  \
     edgeguard compile policy.toml -o policy.bundle\n  \
     edgeguard compile policy.toml -o staging.bundle --env staging --deny-warnings")]
 pub struct Args {
     /// The policy file (TOML).
     pub policy: PathBuf,
-    /// Where to write the bundle.
+    /// Where to write the bundle (an existing file is replaced).
     #[arg(short, long, value_name = "BUNDLE")]
     pub output: PathBuf,
     /// Compile for this environment (overrides `app.environment`, picks `[env.NAME]`).

@@ -1,5 +1,6 @@
 //! `edgeguard doctor`: check a policy against the deployment around it — the worker's
-//! `wrangler.toml`, the app's `fly.toml` and the app's own routes — and say what to fix.
+//! `wrangler.toml`, the app's `fly.toml`, the app's own routes and its Next.js version — and
+//! say what to fix.
 //!
 //! Every finding has a severity (error, warning, info), a stable id (`D001`…, documented in
 //! docs/doctor.md), the file and line it concerns when known, and a one-line fix. Exit 1 when
@@ -32,6 +33,10 @@ use crate::engine_section;
 /// Where the docs' examples have `edgeguard build` write the worker.
 const BUILT_ENTRY: &str = "edge/index.mjs";
 
+/// What the shell does with an invalid `EDGE_ACTIVE_ORIGIN` or `EDGE_CANARY_PERCENT`
+/// (crates/worker/js/shell.mjs): both levers are dropped, the site keeps being served.
+const IGNORED_OVERRIDE: &str = "the worker logs `ignoring invalid deploy override`, ignores both EDGE_ACTIVE_ORIGIN and EDGE_CANARY_PERCENT and keeps the policy's [deploy], so the switch silently does not happen";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// One block per finding, then a summary line.
@@ -49,18 +54,19 @@ pub enum Format {
     with --deny-warnings), 0 otherwise, 2 when a file cannot be read.\n\n\
     Examples:\n  \
     edgeguard doctor policy.toml --wrangler wrangler.toml --fly ../app/fly.toml\n  \
-    edgeguard doctor policy.toml --app ../app            # routes the policy does not know\n  \
+    edgeguard doctor policy.toml --app ../app            # routes the policy does not know, next's version\n  \
     edgeguard doctor policy.toml --wrangler wrangler.toml --format github --deny-warnings")]
 pub struct Args {
     /// The policy file (TOML).
     pub policy: PathBuf,
-    /// The worker's wrangler.toml.
+    /// The worker's wrangler.toml, or wrangler.json / wrangler.jsonc (read by extension).
     #[arg(long, value_name = "WRANGLER_TOML")]
     pub wrangler: Option<PathBuf>,
     /// The app's fly.toml.
     #[arg(long, value_name = "FLY_TOML")]
     pub fly: Option<PathBuf>,
-    /// The Next.js app's root directory: compare its routes with the policy's.
+    /// The Next.js app's root directory: compare its routes with the policy's, check its
+    /// Next.js version.
     #[arg(long, value_name = "APP_DIR")]
     pub app: Option<PathBuf>,
     /// A directory `edgeguard build` wrote: its bundle must load in its engine and be POLICY's
@@ -244,6 +250,16 @@ fn as_array<'t, 'a>(v: &'t Val<'a>) -> Option<&'t [Val<'a>]> {
     v.get_ref().as_array().map(|a| &a[..])
 }
 
+/// The tables of a key written as one table (`[key]`) or as an array of them (`[[key]]`, or
+/// `key = [{…}]`): flyctl reads both shapes. With the key as written, for messages.
+fn tables<'t, 'a>(key: &str, v: Option<&'t Val<'a>>) -> (String, Vec<&'t DeTable<'a>>) {
+    match v.map(Spanned::get_ref) {
+        Some(DeValue::Table(t)) => (format!("[{key}]"), vec![t]),
+        Some(DeValue::Array(a)) => (format!("[[{key}]]"), a.iter().filter_map(as_table).collect()),
+        _ => (String::new(), Vec::new()),
+    }
+}
+
 /// A scalar as the text a worker var would hold (`5` and `"5"` alike).
 fn as_text(v: &Val<'_>) -> Option<String> {
     match v.get_ref() {
@@ -292,15 +308,68 @@ fn ms_text(ms: u64) -> String {
     if ms.is_multiple_of(1000) { format!("{} s", ms / 1000) } else { format!("{ms} ms") }
 }
 
+/// wrangler.json / wrangler.jsonc as the tree the checks read, its spans in the JSON text.
+/// Comments and trailing commas are allowed, as wrangler allows them; a `null` is left out.
+fn parse_jsonc(src: &str) -> Result<Spanned<DeTable<'_>>, (String, Option<Range<usize>>)> {
+    let strict = jsonc_parser::ParseOptions {
+        allow_comments: true,
+        allow_trailing_commas: true,
+        allow_loose_object_property_names: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+    };
+    let parsed = jsonc_parser::parse_to_ast(src, &jsonc_parser::CollectOptions::default(), &strict).map_err(|e| (e.kind().to_string(), Some(e.range().start..e.range().end)))?;
+    let value = parsed.value.and_then(json_value);
+    let span = value.as_ref().map_or(0..0, Spanned::span);
+    match value.map(Spanned::into_inner) {
+        Some(DeValue::Table(t)) => Ok(Spanned::new(span, t)),
+        _ => Err(("the file is not one JSON object".to_owned(), None)),
+    }
+}
+
+fn json_value(v: jsonc_parser::ast::Value<'_>) -> Option<Val<'_>> {
+    use jsonc_parser::ast::{ObjectPropName, Value};
+    let span = |r: jsonc_parser::common::Range| r.start..r.end;
+    let (range, value) = match v {
+        Value::StringLit(s) => (s.range, DeValue::String(s.value)),
+        // A JSON number is a TOML number too: the TOML reader types it (integer or float).
+        Value::NumberLit(n) => (n.range, DeValue::parse(n.value).ok()?.into_inner()),
+        Value::BooleanLit(b) => (b.range, DeValue::Boolean(b.value)),
+        Value::Array(a) => (a.range, DeValue::Array(a.elements.into_iter().filter_map(json_value).collect())),
+        Value::Object(o) => {
+            let entries = o.properties.into_iter().filter_map(|p| {
+                let key = match p.name {
+                    ObjectPropName::String(k) => Spanned::new(span(k.range), k.value),
+                    ObjectPropName::Word(k) => Spanned::new(span(k.range), k.value.into()),
+                };
+                Some((key, json_value(p.value)?))
+            });
+            (o.range, DeValue::Table(entries.collect()))
+        }
+        Value::NullKeyword(_) => return None,
+    };
+    Some(Spanned::new(span(range), value))
+}
+
 // ------------------------------------------------------------------------------ wrangler.toml
 
 fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     let file = path.display().to_string();
-    let doc = match DeTable::parse(src) {
+    // Messages name the file as the user wrote it: wrangler.toml, wrangler.json or wrangler.jsonc.
+    let name = path.file_name().map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let json = path.extension().is_some_and(|e| e == "json" || e == "jsonc");
+    let parsed = if json { parse_jsonc(src) } else { DeTable::parse(src).map_err(|e| (e.message().trim().to_owned(), e.span())) };
+    let doc = match parsed {
         Ok(d) => d,
-        Err(e) => {
-            let at = e.span().and_then(|s| line(src, s));
-            cx.push("D001", Severity::Error, &file, at, format!("wrangler.toml is not valid TOML: {}", e.message().trim()), "fix the syntax; `wrangler deploy` cannot read this file either");
+        Err((why, span)) => {
+            let at = span.and_then(|s| line(src, s));
+            let format = if json { "JSON" } else { "TOML" };
+            cx.push("D001", Severity::Error, &file, at, format!("{name} is not valid {format}: {why}"), "fix the syntax; `wrangler deploy` cannot read this file either");
             return;
         }
     };
@@ -321,7 +390,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     let mut main_text: Option<String> = None;
     let mut built = false;
     match pick("main", true) {
-        None => cx.push("D002", Severity::Warning, &file, None, "wrangler.toml has no `main`: wrangler does not know which script to deploy", format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file)),
+        None => cx.push("D002", Severity::Warning, &file, None, format!("{name} has no `main`: wrangler does not know which script to deploy"), format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file)),
         Some(v) => {
             let main = as_str(v).unwrap_or_default();
             let at = line(src, v.span());
@@ -352,20 +421,25 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     }
 
     // D046: the rule that uploads the bundle as a Data module.
-    if built && !crate::wrangler::has_data_rule(&src.parse().unwrap_or_default()) {
+    let data_rule = root.get("rules").and_then(as_array).unwrap_or_default().iter().filter_map(as_table).any(|r| {
+        let globs = r.get("globs").and_then(as_array).unwrap_or_default();
+        crate::wrangler::is_bundle_rule(r.get("type").and_then(as_str), globs.iter().filter_map(as_str))
+    });
+    if built && !data_rule {
+        let merge = if json { "" } else { " (or run edgeguard build with --wrangler-toml)" };
         cx.push(
             "D046",
             Severity::Error,
             &file,
             None,
-            "wrangler.toml has no Data rule for `.egb` files: wrangler cannot bundle the worker's policy.egb and `wrangler deploy` fails",
-            format!("add `rules = [{{ type = \"Data\", globs = [\"{}\"], fallthrough = true }}]` (or run edgeguard build with --wrangler-toml)", engine::DATA_RULE_GLOB),
+            format!("{name} has no Data rule for `.egb` files: wrangler cannot bundle the worker's policy.egb and `wrangler deploy` fails"),
+            format!("add `rules = [{{ type = \"Data\", globs = [\"{}\"], fallthrough = true }}]`{merge}", engine::DATA_RULE_GLOB),
         );
     }
 
     // D007: compatibility_date.
     match pick("compatibility_date", true) {
-        None => cx.push("D007", Severity::Error, &file, None, "wrangler.toml has no `compatibility_date`: `wrangler deploy` refuses to deploy without one", "add `compatibility_date = \"2025-09-01\"` (the date the worker was tested with)"),
+        None => cx.push("D007", Severity::Error, &file, None, format!("{name} has no `compatibility_date`: `wrangler deploy` refuses to deploy without one"), "add `compatibility_date = \"2025-09-01\"` (the date the worker was tested with)"),
         Some(v) => {
             let ok = match v.get_ref() {
                 DeValue::String(s) => is_date(s),
@@ -391,7 +465,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
                 Severity::Error,
                 &file,
                 line(src, v.span()),
-                format!("EDGE_ACTIVE_ORIGIN = \"{name}\" names no origin of the policy ({names_text}): the worker fails every request"),
+                format!("EDGE_ACTIVE_ORIGIN = \"{name}\" names no origin of the policy ({names_text}): {IGNORED_OVERRIDE}"),
                 format!("set it to one of {names_text}, or \"\" to use [deploy] active"),
             );
         }
@@ -418,7 +492,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
                     Severity::Error,
                     &file,
                     line(src, v.span()),
-                    format!("EDGE_CANARY_PERCENT = \"{text}\" is not a number from 0 to 100: the worker fails every request"),
+                    format!("EDGE_CANARY_PERCENT = \"{text}\" is not a number from 0 to 100: {IGNORED_OVERRIDE}"),
                     "set a share from 0 to 100 (e.g. \"5\"), or \"\" to use [deploy] canary.percent",
                 ),
             }
@@ -448,30 +522,34 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
             cx.origin_overrides.push(url.trim_end_matches('/').to_ascii_lowercase());
         }
     }
-    // D010: the origin secret in plain text, anywhere in the file.
+    // D010: secrets in plain text, in any environment's vars.
     let mut var_tables: Vec<(String, &DeTable<'_>)> = Vec::new();
     if let Some(t) = root.get("vars").and_then(as_table) {
         var_tables.push(("[vars]".to_owned(), t));
     }
     if let Some(envs) = root.get("env").and_then(as_table) {
-        for (name, e) in envs.iter() {
+        for (env_name, e) in envs.iter() {
             if let Some(t) = as_table(e).and_then(|e| e.get("vars")).and_then(as_table) {
-                var_tables.push((format!("[env.{}.vars]", name.get_ref()), t));
+                var_tables.push((format!("[env.{}.vars]", env_name.get_ref()), t));
             }
         }
     }
     for (where_, t) in var_tables {
         for (k, _) in t.iter() {
-            if k.get_ref() == "EDGE_ORIGIN_AUTH" {
-                cx.push(
-                    "D010",
-                    Severity::Error,
-                    &file,
-                    line(src, k.span()),
-                    format!("EDGE_ORIGIN_AUTH is in {where_}: the origin's shared secret is then in plain text in the repository and the dashboard"),
-                    "remove it from wrangler.toml and run `wrangler secret put EDGE_ORIGIN_AUTH` (rotate it if it was committed)",
-                );
-            }
+            let var = k.get_ref();
+            let (severity, what, public) = match secret_var(var) {
+                Some(Secret::Known(what)) => (Severity::Error, format!("{what} is then in plain text"), ""),
+                Some(Secret::Named(suffix)) => (Severity::Warning, format!("its name ends in {suffix}, like a secret's, and a var is in plain text"), "; a value that is public (a publishable key) can stay"),
+                None => continue,
+            };
+            cx.push(
+                "D010",
+                severity,
+                &file,
+                line(src, k.span()),
+                format!("{var} is in {where_}: {what} in the repository and the dashboard"),
+                format!("remove it from {name} and run `wrangler secret put {var}` (rotate it if it was committed){public}"),
+            );
         }
     }
 
@@ -504,7 +582,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
             let (msg, at) = match (class_bound, bindings.iter().find(|(n, _, _)| *n == Some(LIMITER_BINDING))) {
                 (Some((name, _, at)), _) => (format!("the {LIMITER_CLASS} binding is named `{}`; the worker looks for `{LIMITER_BINDING}`", name.unwrap_or("")), *at),
                 (None, Some((_, class, at))) => (format!("binding `{LIMITER_BINDING}` is bound to class `{}`, not `{LIMITER_CLASS}`", class.unwrap_or("")), *at),
-                (None, None) => (format!("global limit(s) {limits} ({at_policy}) need a Durable Object binding `{LIMITER_BINDING}` of class `{LIMITER_CLASS}`, and wrangler.toml has none"), None),
+                (None, None) => (format!("global limit(s) {limits} ({at_policy}) need a Durable Object binding `{LIMITER_BINDING}` of class `{LIMITER_CLASS}`, and {name} has none"), None),
             };
             cx.push(
                 "D003",
@@ -553,7 +631,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
             Severity::Error,
             &file,
             *at,
-            format!("wrangler.toml binds the Durable Object class {LIMITER_CLASS}, but `main` does not export it: `wrangler deploy` fails"),
+            format!("{name} binds the Durable Object class {LIMITER_CLASS}, but `main` does not export it: `wrangler deploy` fails"),
             "build the worker with an edgeguard that has the global limiter, or remove the binding and keep limits `scope = \"local\"`",
         );
     }
@@ -581,7 +659,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
                 Severity::Error,
                 &file,
                 None,
-                format!("limit `{}` has scope = \"cloudflare\" but wrangler.toml has no rate-limit binding `{want}`: the worker cannot ask it, and the limit's on_error decides every request", l.name),
+                format!("limit `{}` has scope = \"cloudflare\" but {name} has no rate-limit binding `{want}`: the worker cannot ask it, and the limit's on_error decides every request", l.name),
                 format!("add [[ratelimits]] with name = \"{want}\", a namespace_id and simple = {{ limit = {}, period = {} }}", l.count, l.window_secs),
             ),
             Some((_, limit, period, at)) => {
@@ -601,7 +679,7 @@ fn check_wrangler(cx: &mut Cx<'_>, path: &Path, src: &str, env: Option<&str>) {
     }
 
     // D011: every host of the policy is routed to this worker.
-    check_routes(cx, &file, src, pick("routes", true), pick("route", true));
+    check_routes(cx, &file, &name, src, pick("routes", true), pick("route", true));
 
     // D012: a [build] command that does not build the policy bundle.
     if let Some(v) = pick("build", true).and_then(as_table).and_then(|t| t.get("command")) {
@@ -689,6 +767,28 @@ pub fn rate_limit_binding(limit: &str) -> String {
     format!("EDGEGUARD_RL_{name}")
 }
 
+/// Why a worker var should be a secret.
+enum Secret {
+    /// A secret the worker reads (crates/worker/js/shell.mjs), and what it is.
+    Known(&'static str),
+    /// A name that ends like a secret's (`_KEY`, …): the suffix.
+    Named(&'static str),
+}
+
+/// Whether a var named `var` holds a secret. edgeguard's own levers (`EDGE_ACTIVE_ORIGIN`,
+/// `EDGE_CANARY_PERCENT`, `EDGE_SHADOW`, `EDGE_ORIGINS`, `EDGE_ORIGIN_AUTH_HEADER`,
+/// `EDGE_POSTHOG_HOST`) are not, and none ends like a secret's name.
+fn secret_var(var: &str) -> Option<Secret> {
+    match var {
+        "EDGE_ORIGIN_AUTH" => Some(Secret::Known("the origin's shared secret")),
+        "POSTHOG_KEY" => Some(Secret::Known("the PostHog project key")),
+        _ => {
+            let upper = var.to_ascii_uppercase();
+            ["_KEY", "_SECRET", "_TOKEN", "_PASSWORD", "_AUTH"].into_iter().find(|s| upper.ends_with(s)).map(Secret::Named)
+        }
+    }
+}
+
 /// A Workers Rate Limiting binding: name, `simple.limit`, `simple.period`, line.
 type RateBinding<'a> = (&'a str, Option<i64>, Option<i64>, Option<usize>);
 
@@ -741,7 +841,7 @@ fn route_covers(pattern: &str, custom_domain: bool, host: &str) -> Routed {
     }
 }
 
-fn check_routes(cx: &mut Cx<'_>, file: &str, src: &str, routes: Option<&Val<'_>>, route: Option<&Val<'_>>) {
+fn check_routes(cx: &mut Cx<'_>, file: &str, name: &str, src: &str, routes: Option<&Val<'_>>, route: Option<&Val<'_>>) {
     let hosts = cx.bundle.app.hosts.clone();
     if hosts.is_empty() {
         return;
@@ -785,7 +885,7 @@ fn check_routes(cx: &mut Cx<'_>, file: &str, src: &str, routes: Option<&Val<'_>>
                 Severity::Warning,
                 file,
                 at,
-                format!("{host} is in the policy's app.hosts but no route or custom domain in wrangler.toml sends it to the worker"),
+                format!("{host} is in the policy's app.hosts but no route or custom domain in {name} sends it to the worker"),
                 format!("add {{ pattern = \"{host}\", custom_domain = true }} to `routes` (or remove the host from app.hosts)"),
             ),
         }
@@ -815,7 +915,7 @@ fn check_fly(cx: &mut Cx<'_>, file: &str, src: &str) {
     let root = doc.get_ref();
     let http = root.get("http_service");
     let http_t = http.and_then(as_table);
-    let services: Vec<&DeTable<'_>> = root.get("services").and_then(as_array).unwrap_or_default().iter().filter_map(as_table).collect();
+    let (_, services) = tables("services", root.get("services"));
 
     // D021/D036: the port Fly's proxy forwards to.
     let port = http_t.and_then(|t| t.get("internal_port")).and_then(as_int).or_else(|| services.iter().find_map(|s| s.get("internal_port").and_then(as_int)));
@@ -875,13 +975,11 @@ fn check_fly(cx: &mut Cx<'_>, file: &str, src: &str) {
         method: t.get("method").and_then(as_str).unwrap_or("GET").to_ascii_uppercase(),
         timeout: t.get("timeout").and_then(|v| Some((go_duration_ms(as_str(v)?)?, line(src, v.span())))),
     };
-    if let Some(list) = http_t.and_then(|t| t.get("checks")).and_then(as_array) {
-        checks.extend(list.iter().filter_map(as_table).map(|t| read_check("[[http_service.checks]]".to_owned(), t)));
-    }
+    let (label, list) = tables("http_service.checks", http_t.and_then(|t| t.get("checks")));
+    checks.extend(list.into_iter().map(|t| read_check(label.clone(), t)));
     for s in &services {
-        if let Some(list) = s.get("http_checks").and_then(as_array) {
-            checks.extend(list.iter().filter_map(as_table).map(|t| read_check("[[services.http_checks]]".to_owned(), t)));
-        }
+        let (label, list) = tables("services.http_checks", s.get("http_checks"));
+        checks.extend(list.into_iter().map(|t| read_check(label.clone(), t)));
     }
     if let Some(named) = root.get("checks").and_then(as_table) {
         for (name, v) in named.iter() {
@@ -1090,6 +1188,7 @@ fn check_health_path(cx: &mut Cx<'_>, file: &str, at: Option<usize>, label: &str
 // ---------------------------------------------------------------------------------- app drift
 
 fn check_app(cx: &mut Cx<'_>, dir: &Path, scan: &import::AppScan) -> Result<(), Failure> {
+    check_next_version(cx, dir);
     let routes = import::policy_routes(cx.policy_src);
     let analysis = import::analyse(scan, &routes, cx.bundle)?;
     let policy_file = cx.policy_file;
@@ -1163,6 +1262,62 @@ fn check_app(cx: &mut Cx<'_>, dir: &Path, scan: &import::AppScan) -> Result<(), 
         cx.push("D043", Severity::Info, &file.display().to_string(), Some(*line), msg.clone(), "nothing to do unless the route should exist");
     }
     Ok(())
+}
+
+// ------------------------------------------------------------------ the app's Next.js version
+
+/// The Next.js versions whose middleware a request skips by sending `x-middleware-subrequest`
+/// (CVE-2025-29927, GHSA-f82v-jwr5-mffw), as an npm range.
+const CVE_2025_29927: &str = ">=11.1.4 <12.3.5 || >=13.0.0 <13.5.9 || >=14.0.0 <14.2.25 || >=15.0.0 <15.2.3";
+
+/// Where the version of `next` the app runs is written, most installed first: the package
+/// itself, the lock file, and the range package.json asks for.
+const NEXT_VERSION_AT: [(&str, &[&str]); 4] = [
+    ("node_modules/next/package.json", &["version"]),
+    ("package-lock.json", &["packages", "node_modules/next", "version"]),
+    ("package.json", &["dependencies", "next"]),
+    ("package.json", &["devDependencies", "next"]),
+];
+
+/// D047: a Next.js version affected by CVE-2025-29927. An installed version (node_modules, the
+/// lock file) is judged when there is one; otherwise the lowest version package.json's range
+/// allows.
+fn check_next_version(cx: &mut Cx<'_>, dir: &Path) {
+    let Ok(affected) = nodejs_semver::Range::parse(CVE_2025_29927) else { return };
+    let mut installed = false;
+    for (rel, keys) in NEXT_VERSION_AT {
+        let declared = rel == "package.json";
+        if declared && installed {
+            return;
+        }
+        let path = dir.join(rel);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(doc) = parse_jsonc(&text) else { continue };
+        let Some(v) = lookup(doc.get_ref(), keys) else { continue };
+        let spec = as_str(v).unwrap_or_default().trim();
+        let (version, what) = if declared {
+            // A tag (`latest`), an alias or a URL is no range: nothing to judge.
+            let Some(lowest) = nodejs_semver::Range::parse(spec).ok().and_then(|r| r.min_version()) else { continue };
+            let section = keys.first().copied().unwrap_or_default();
+            let what = format!("{rel} asks for next \"{spec}\" ({section}), and no installed version was found: the lowest version it allows, {lowest}, is");
+            (lowest, what)
+        } else {
+            let Ok(version) = nodejs_semver::Version::parse(spec) else { continue };
+            installed = true;
+            (version, format!("next {spec} is installed ({rel}) and is"))
+        };
+        if version.satisfies_with_prerelease(&affected, true) {
+            cx.push(
+                "D047",
+                Severity::Error,
+                &path.display().to_string(),
+                line(&text, v.span()),
+                format!("{what} affected by CVE-2025-29927: a request with an `x-middleware-subrequest` header skips the app's middleware and the checks it makes"),
+                "upgrade next to 12.3.5 / 13.5.9 / 14.2.25 / 15.2.3 or later; a request that bypasses the edge (the *.fly.dev address) reaches the middleware with whatever x-middleware-subrequest it carries",
+            );
+            return;
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------- output

@@ -4,7 +4,8 @@
 //! module; diagnostics rendering is in [`render`].
 //!
 //! Exit codes, for every command: 0 success, 1 the policy (or a test) failed, 2 usage error
-//! (bad flags, unreadable files, an output file that exists).
+//! (bad flags, unreadable files, an output that cannot be written, or one that `init` without
+//! `--force` or `build` will not replace). `compile` replaces its own output.
 
 mod build;
 mod check;

@@ -157,9 +157,12 @@ fn strings(item: Option<&Item>) -> Vec<&str> {
 
 /// Whether some Data rule's glob takes `.egb` files.
 pub fn has_data_rule(doc: &DocumentMut) -> bool {
-    entries(doc.get("rules"))
-        .iter()
-        .any(|r| r.get("type").and_then(Item::as_str) == Some("Data") && strings(r.get("globs")).iter().any(|g| g.ends_with(".egb")))
+    entries(doc.get("rules")).iter().any(|r| is_bundle_rule(r.get("type").and_then(Item::as_str), strings(r.get("globs")).into_iter()))
+}
+
+/// Whether a `rules` entry of this type and globs uploads `.egb` bundles as Data modules.
+pub fn is_bundle_rule<'g>(kind: Option<&str>, mut globs: impl Iterator<Item = &'g str>) -> bool {
+    kind == Some("Data") && globs.any(|g| g.ends_with(".egb"))
 }
 
 /// Whether some migration creates the limiter's class.

@@ -348,6 +348,21 @@ fn compile_writes_nothing_when_the_policy_fails() {
 }
 
 #[test]
+fn compile_replaces_its_output_and_keeps_it_when_the_policy_fails() {
+    // A build tool's output: `compile -o` replaces an existing file (init is what refuses).
+    let dir = Dir::new();
+    let policy = dir.write("policy.toml", CLEAN);
+    let out = dir.write("policy.bundle", "an older bundle");
+    edgeguard().arg("compile").arg(&policy).arg("-o").arg(&out).assert().code(0).stdout(predicate::str::starts_with("wrote "));
+    let bytes = std::fs::read(&out).unwrap();
+    edgeguard_core::Bundle::from_bytes(&bytes).unwrap();
+    // A policy that fails leaves the existing bundle as it was.
+    let broken = dir.write("bad.toml", BROKEN);
+    edgeguard().arg("compile").arg(&broken).arg("-o").arg(&out).assert().code(1);
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+}
+
+#[test]
 fn compile_usage_errors_exit_2() {
     let dir = Dir::new();
     let policy = dir.write("policy.toml", CLEAN);

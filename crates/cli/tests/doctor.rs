@@ -68,9 +68,14 @@ impl Deploy {
 
     /// `doctor policy.toml --wrangler wrangler.toml --fly fly.toml --format json` plus `extra`.
     fn doctor(&self, extra: &[&str]) -> (i32, Value) {
+        self.doctor_with("wrangler.toml", extra)
+    }
+
+    /// The same with another wrangler file (wrangler.json, wrangler.jsonc).
+    fn doctor_with(&self, wrangler: &str, extra: &[&str]) -> (i32, Value) {
         let out = edgeguard()
             .current_dir(self.path())
-            .args(["doctor", "policy.toml", "--wrangler", "wrangler.toml", "--fly", "fly.toml", "--format", "json"])
+            .args(["doctor", "policy.toml", "--wrangler", wrangler, "--fly", "fly.toml", "--format", "json"])
             .args(extra)
             .output()
             .unwrap();
@@ -271,6 +276,43 @@ fn origin_secret_in_vars() {
 const LIMITER_BLOCK: &str = "[[durable_objects.bindings]]\nname = \"EDGEGUARD_LIMITER\"\nclass_name = \"EdgeguardLimiter\"\n\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"EdgeguardLimiter\"]\n";
 
 #[test]
+fn other_secrets_in_vars() {
+    let d = Deploy::quotekit();
+    // The worker's PostHog key: an error, as EDGE_ORIGIN_AUTH is.
+    d.write("wrangler.toml", &format!("{}\n[env.staging.vars]\nPOSTHOG_KEY = \"phc_0123\"\n", d.read("wrangler.toml")));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D010");
+    assert_eq!(f["severity"], "error");
+    assert!(f["message"].as_str().unwrap().starts_with("POSTHOG_KEY is in [env.staging.vars]: the PostHog project key"), "{f}");
+    assert_eq!(f["line"], line_of(&d.read("wrangler.toml"), "POSTHOG_KEY"));
+    assert!(f["fix"].as_str().unwrap().contains("wrangler secret put POSTHOG_KEY"));
+
+    // Names that end like a secret's: warnings, one per var, whatever the case.
+    let d = Deploy::quotekit();
+    let vars = ["STRIPE_SECRET_KEY", "SUPABASE_SERVICE_TOKEN", "db_password", "ADMIN_SECRET", "BASIC_AUTH"];
+    let lines: String = vars.iter().map(|v| format!("{v} = \"x\"\n")).collect();
+    d.edit("wrangler.toml", "EDGE_ORIGINS = \"\"\n", &format!("EDGE_ORIGINS = \"\"\n{lines}"));
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 0, "warnings only: {report:#}");
+    let d010: Vec<&Value> = report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "D010").collect();
+    assert_eq!(d010.len(), vars.len(), "{report:#}");
+    for var in vars {
+        let f = d010.iter().find(|f| f["message"].as_str().unwrap().starts_with(&format!("{var} is in [vars]: its name ends in _"))).unwrap_or_else(|| panic!("{var}: {report:#}"));
+        assert_eq!(f["severity"], "warning", "{f}");
+        assert_eq!(f["line"], line_of(&d.read("wrangler.toml"), &format!("{var} = ")));
+    }
+    assert_eq!(d.doctor(&["--deny-warnings"]).0, 1);
+
+    // edgeguard's own levers are not secrets, nor are names that only contain a secret word.
+    let d = Deploy::quotekit();
+    d.edit("wrangler.toml", "EDGE_ORIGINS = \"\"\n", "EDGE_ORIGINS = \"\"\nEDGE_ORIGIN_AUTH_HEADER = \"x-edgeguard-auth\"\nEDGE_POSTHOG_HOST = \"https://eu.i.posthog.com\"\nKEYSTONE_URL = \"https://k.example\"\nTOKEN_TTL = \"60\"\n");
+    let (code, report) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(!ids(&report).contains("D010"));
+}
+
+#[test]
 fn global_limit_needs_the_durable_object() {
     let d = Deploy::quotekit();
     d.edit("wrangler.toml", LIMITER_BLOCK, "");
@@ -344,6 +386,83 @@ fn active_origin_naming_no_origin() {
     assert_eq!(f["severity"], "error");
     assert!(f["message"].as_str().unwrap().contains("purple") && f["fix"].as_str().unwrap().contains("blue, green"));
     assert_eq!(f["line"], line_of(&d.read("wrangler.toml"), "EDGE_ACTIVE_ORIGIN"));
+    // What the shell does: it drops the lever and keeps serving (not "fails every request").
+    assert_ignored_override(f);
+}
+
+/// The message of D008/D009 says what the shell does with an invalid lever.
+fn assert_ignored_override(f: &Value) {
+    let message = f["message"].as_str().unwrap();
+    assert!(message.contains("logs `ignoring invalid deploy override`") && message.contains("silently does not happen"), "{message}");
+    assert!(!message.contains("fails every request"), "{message}");
+}
+
+// ------------------------------------------------------------------- wrangler.json / .jsonc
+
+/// fixtures/deploy/wrangler.toml as wrangler's JSONC: comments and trailing commas.
+const WRANGLER_JSONC: &str = r#"// The edge in front of QuoteKit, as wrangler.jsonc.
+{
+  "name": "quotekit-edge",
+  "main": "edge/index.mjs",
+  "compatibility_date": "2025-09-01",
+  "workers_dev": false,
+  /* edge/policy.egb is uploaded as a Data module */
+  "rules": [{ "type": "Data", "globs": ["**/*.egb"], "fallthrough": true }],
+  "routes": [
+    { "pattern": "lawnquote.online", "custom_domain": true },
+    { "pattern": "www.lawnquote.online", "custom_domain": true },
+  ],
+  "vars": {
+    "EDGE_ACTIVE_ORIGIN": "blue",
+    "EDGE_CANARY_PERCENT": "0",
+    "EDGE_SHADOW": "",
+    "EDGE_ORIGINS": "", // EDGE_ORIGIN_AUTH is a secret
+  },
+}
+"#;
+
+/// (id, severity, message) of each finding, with the wrangler file's name replaced by `W`.
+fn findings_without_lines(report: &Value, name: &str) -> Vec<(String, String, String)> {
+    let text = |f: &Value, k: &str| f[k].as_str().unwrap().replace(name, "W");
+    report["findings"].as_array().unwrap().iter().map(|f| (text(f, "id"), text(f, "severity"), text(f, "message"))).collect()
+}
+
+#[test]
+fn wrangler_json_and_jsonc_give_the_toml_findings() {
+    let d = Deploy::quotekit();
+    let toml_value: serde_json::Value = toml::from_str(&d.read("wrangler.toml")).unwrap();
+    d.write("wrangler.json", &serde_json::to_string_pretty(&toml_value).unwrap());
+    d.write("wrangler.jsonc", WRANGLER_JSONC);
+    let (_, expected) = d.doctor(&["--deny-warnings"]);
+    let expected = findings_without_lines(&expected, "wrangler.toml");
+    for name in ["wrangler.json", "wrangler.jsonc"] {
+        let (code, report) = d.doctor_with(name, &["--deny-warnings"]);
+        assert_eq!(code, 0, "{name}: {report:#}");
+        assert!(report["checked"].as_array().unwrap().iter().any(|c| c == name), "{report:#}");
+        assert_eq!(findings_without_lines(&report, name), expected, "{name}: {report:#}");
+    }
+
+    // Checks see into the JSONC, and point at its lines.
+    d.write("wrangler.jsonc", &edit(WRANGLER_JSONC, "\"EDGE_ACTIVE_ORIGIN\": \"blue\"", "\"EDGE_ACTIVE_ORIGIN\": \"purple\""));
+    let (code, report) = d.doctor_with("wrangler.jsonc", &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D008");
+    assert_eq!(f["file"], "wrangler.jsonc");
+    assert_eq!(f["line"], line_of(&d.read("wrangler.jsonc"), "EDGE_ACTIVE_ORIGIN"));
+    d.write("wrangler.jsonc", &edit(WRANGLER_JSONC, "  \"compatibility_date\": \"2025-09-01\",\n", "  \"compatibility_date\": null,\n"));
+    let (_, report) = d.doctor_with("wrangler.jsonc", &[]);
+    assert!(finding(&report, "D007")["message"].as_str().unwrap().starts_with("wrangler.jsonc has no `compatibility_date`"), "{report:#}");
+
+    // A syntax error is D001, at its line; so is JSON that is not an object.
+    d.write("wrangler.json", "{\n  \"name\": \"x\",\n  \"main\" \"edge/index.mjs\"\n}\n");
+    d.write("wrangler.jsonc", "[\"not\", \"an object\"]\n");
+    for (name, line) in [("wrangler.json", Value::from(3)), ("wrangler.jsonc", Value::Null)] {
+        let (code, report) = d.doctor_with(name, &[]);
+        assert_eq!(code, 1, "{report:#}");
+        let f = finding(&report, "D001");
+        assert!(f["message"].as_str().unwrap().starts_with(&format!("{name} is not valid JSON: ")), "{f}");
+        assert_eq!(f["line"], line, "{f}");
+    }
 }
 
 // --------------------------------------------------------------------------- more wrangler.toml
@@ -355,6 +474,7 @@ fn canary_percent_and_shadow_and_origins_vars() {
     let (code, report) = d.doctor(&[]);
     assert_eq!(code, 1);
     assert_eq!(finding(&report, "D009")["severity"], "error");
+    assert_ignored_override(finding(&report, "D009"));
 
     let d = Deploy::quotekit();
     d.edit("wrangler.toml", "EDGE_CANARY_PERCENT = \"0\"", "EDGE_CANARY_PERCENT = 5");
@@ -506,6 +626,38 @@ fn fly_service_port_stop_and_app_name() {
     assert!(!ids(&report).contains("D021"));
 }
 
+#[test]
+fn fly_checks_written_as_a_single_table() {
+    // The roadmap's fly.toml: `[http_service.checks]`, one table, which flyctl reads as a list
+    // of one. Same findings as the `[[http_service.checks]]` fixture, no false D035.
+    let single = "  [http_service.checks]\n    grace_period = \"10s\"\n    interval = \"30s\"\n    method = \"GET\"\n    path = \"/api/health\"\n    timeout = \"5s\"\n";
+    let d = Deploy::quotekit();
+    d.edit("fly.toml", "  [[http_service.checks]]\n    grace_period = \"10s\"\n    interval = \"15s\"\n    method = \"GET\"\n    timeout = \"5s\"\n    path = \"/api/health\"\n", single);
+    let (code, report) = d.doctor(&["--deny-warnings"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(ids(&report), BTreeSet::from(["D013".to_owned(), "D022".to_owned(), "D030".to_owned()]), "{report:#}");
+    // D023–D030 read it: its path blocked at the edge is found, at its line.
+    d.edit("policy.toml", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nlimit = \"none\"", "path = \"/api/health\"\nmethods = [\"GET\", \"HEAD\"]\nblock = 404");
+    let (code, report) = d.doctor(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "D023");
+    assert!(f["message"].as_str().unwrap().starts_with("[http_service.checks] path `/api/health`"), "{f}");
+    assert_eq!(f["line"], line_of(&d.read("fly.toml"), "path = \"/api/health\""));
+
+    // `[services.http_checks]` in a `[[services]]` entry, and a single `[services]` table.
+    for services in ["[[services]]", "[services]"] {
+        let d = Deploy::quotekit();
+        d.write(
+            "fly.toml",
+            &format!("app = \"quotekit-blue\"\n\n{services}\n  internal_port = 3000\n\n  [services.http_checks]\n    path = \"/api/debug-prices\"\n    timeout = \"2s\"\n"),
+        );
+        let (code, report) = d.doctor(&[]);
+        assert_eq!(code, 1, "{services}: {report:#}");
+        assert!(finding(&report, "D023")["message"].as_str().unwrap().starts_with("[services.http_checks] path"), "{services}: {report:#}");
+        assert!(!ids(&report).contains("D021") && !ids(&report).contains("D035"), "{services}: {report:#}");
+    }
+}
+
 // ------------------------------------------------------------------------------------- usage
 
 #[test]
@@ -540,7 +692,7 @@ fn app_drift_on_the_fixture_app() {
     // 69 route files: 15 have a route of their own, 4 are matched by a blocked rule
     // (/api/debug-*, /api/supabase/functions/**), 50 fall to /api/** or /api/admin/**.
     assert_eq!(drift.len(), 50, "{report:#}");
-    assert_eq!(ids(&report), BTreeSet::from(["D040".to_owned()]), "no stale route, no method drift: {report:#}");
+    assert_eq!(ids(&report), BTreeSet::from(["D040".to_owned()]), "no stale route, no method drift, next ^15.2.3: {report:#}");
     let users = drift.iter().find(|f| f["message"].as_str().unwrap().contains("`/api/admin/users/:id/status`")).unwrap();
     assert!(users["file"].as_str().unwrap().ends_with("app/api/admin/users/[id]/status/route.ts"));
     assert_eq!(users["line"], 3);
@@ -606,4 +758,75 @@ active = "app"
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes.iter().any(|m| m.contains("Pages Router")));
     assert!(notes.iter().any(|m| m.contains("exports no HTTP method handler")));
+}
+
+// ------------------------------------------------------------------ Next.js and CVE-2025-29927
+
+/// `doctor policy.toml --app app` on a temporary app with `files`: the D047 findings.
+fn next_findings(files: &[(&str, &str)]) -> (Deploy, Vec<Value>) {
+    let d = Deploy::quotekit();
+    d.write("app/app/api/health/route.ts", "export function GET() {}\n");
+    for (name, text) in files {
+        d.write(&format!("app/{name}"), text);
+    }
+    let out = edgeguard().current_dir(d.path()).args(["doctor", "policy.toml", "--app", "app", "--format", "json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<Value> = report["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "D047").cloned().collect();
+    assert_eq!(out.status.code(), Some(if found.is_empty() { 0 } else { 1 }), "{report:#}");
+    (d, found)
+}
+
+fn package_json(section: &str, next: &str) -> String {
+    format!("{{\n  \"name\": \"quotekit\",\n  \"private\": true,\n  \"{section}\": {{\n    \"react\": \"^19.0.0\",\n    \"next\": \"{next}\"\n  }}\n}}\n")
+}
+
+#[test]
+fn next_affected_by_the_middleware_bypass() {
+    // The range's lowest version is judged when nothing installed says more.
+    for (next, affected) in [
+        ("^14.2.3", true),
+        ("~15.1.0", true),
+        ("13.4.0", true),
+        ("12.3.4", true),
+        ("11.1.4", true),
+        (">=15.0.0 <16", true),
+        ("14.2.25", false),
+        ("^14.2.25", false),
+        ("^15.2.3", false),
+        ("12.3.5", false),
+        ("11.1.3", false),
+        ("^16.0.0", false),
+        ("latest", false),
+    ] {
+        let (d, found) = next_findings(&[("package.json", &package_json("dependencies", next))]);
+        assert_eq!(found.len(), usize::from(affected), "{next}: {found:?}");
+        if let Some(f) = found.first() {
+            assert_eq!(f["severity"], "error");
+            assert_eq!(f["line"], line_of(&d.read("app/package.json"), "\"next\""));
+            assert!(f["file"].as_str().unwrap().ends_with("package.json"));
+            let message = f["message"].as_str().unwrap();
+            assert!(message.contains(&format!("asks for next \"{next}\" (dependencies)")) && message.contains("lowest version it allows") && message.contains("CVE-2025-29927"), "{message}");
+            assert!(f["fix"].as_str().unwrap().starts_with("upgrade next to 12.3.5 / 13.5.9 / 14.2.25 / 15.2.3 or later"), "{f}");
+        }
+    }
+    let (_, found) = next_findings(&[("package.json", &package_json("devDependencies", "14.1.0"))]);
+    assert!(found[0]["message"].as_str().unwrap().contains("(devDependencies)"), "{found:?}");
+
+    // What is installed decides over the range: the lock file, then node_modules.
+    let lock = |v: &str| format!("{{\n  \"lockfileVersion\": 3,\n  \"packages\": {{\n    \"\": {{ \"name\": \"quotekit\" }},\n    \"node_modules/next\": {{\n      \"version\": \"{v}\"\n    }}\n  }}\n}}\n");
+    let range = package_json("dependencies", "^14.2.3");
+    let (_, found) = next_findings(&[("package.json", &range), ("package-lock.json", &lock("14.2.30"))]);
+    assert!(found.is_empty(), "{found:?}");
+    let (d, found) = next_findings(&[("package.json", &package_json("dependencies", "^14.2.25")), ("package-lock.json", &lock("14.2.24"))]);
+    let f = &found[0];
+    assert!(f["message"].as_str().unwrap().starts_with("next 14.2.24 is installed (package-lock.json) and is affected"), "{f}");
+    assert_eq!(f["line"], line_of(&d.read("app/package-lock.json"), "\"version\": \"14.2.24\""));
+    let installed = "{\n  \"name\": \"next\",\n  \"version\": \"15.1.7\"\n}\n";
+    let (_, found) = next_findings(&[("package.json", &range), ("package-lock.json", &lock("14.2.30")), ("node_modules/next/package.json", installed)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0]["message"].as_str().unwrap().starts_with("next 15.1.7 is installed (node_modules/next/package.json)"), "{found:?}");
+    assert_eq!(found[0]["line"], 3);
+    // A canary build is judged by its numbers.
+    let (_, found) = next_findings(&[("package.json", &range), ("package-lock.json", &lock("15.2.2-canary.7"))]);
+    assert_eq!(found.len(), 1, "{found:?}");
 }

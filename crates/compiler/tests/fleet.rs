@@ -105,6 +105,30 @@ fn on_error_allow_and_deny() {
 }
 
 #[test]
+fn the_shadow_switch_forwards_the_shards_refusals() {
+    let mut e = engine(BASE);
+    e.set_overrides(edgeguard_core::Overrides { shadow: true, ..Default::default() });
+    let (mut isolate, mut object) = (e.new_limiter(1), e.new_limiter(2));
+    let headers = [("host", "a"), ("cf-connecting-ip", "198.51.100.1")];
+    let r = req("GET", "https://a/g", &headers);
+    let settled: Vec<_> = (0..4)
+        .map(|_| {
+            let d = e.decide(&r, &mut isolate, 0, Draw::default());
+            let check = d.global.expect("a global limit asks its shard");
+            let outcome = e.global_check(&mut object, check.limit, check.key, 0).unwrap();
+            let d = e.settle_global(&mut isolate, &r, d, GlobalVerdict::Answer(outcome), 0, Draw::default());
+            (d.action, d.shadowed)
+        })
+        .collect();
+    // The fourth is over the shard's 3 per minute: forwarded, saying it would have been refused.
+    assert_eq!(settled[3], (Action::Forward, Some(Reason::RateLimited)));
+    assert!(settled[..3].iter().all(|s| *s == (Action::Forward, None)), "{settled:?}");
+    // The isolate remembers the shard's refusal; its fast path is shadowed as well.
+    let d = e.decide(&r, &mut isolate, 5_000_000_000, Draw::default());
+    assert_eq!((d.action, d.global, d.shadowed), (Action::Forward, None, Some(Reason::RateLimited)));
+}
+
+#[test]
 fn standalone_decisions_settle_global_limits_locally() {
     let e = engine(BASE);
     let mut lim = e.new_limiter(1);

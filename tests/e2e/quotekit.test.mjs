@@ -223,3 +223,43 @@ describe("plain http", () => {
     assert.equal(json(res).status, "pass");
   });
 });
+
+// The outside review's findings that the runtime carries (issue #15), in workerd.
+describe("review findings", () => {
+  test("Next.js internal headers never reach the origin (CVE-2025-29927 and the router's own)", async () => {
+    const sent = {
+      "x-middleware-subrequest": "middleware:middleware:middleware:middleware:middleware",
+      "x-middleware-subrequest-id": "1",
+      "x-middleware-rewrite": "/api/admin/users",
+      "x-invoke-path": "/api/admin/users",
+      "x-matched-path": "/api/admin/users",
+      "x-now-route-matches": "1",
+      "x-kept": "yes",
+    };
+    const res = await request(edge.url, "POST", "/api/quotes", { headers: { ...HOST, ...sent, "content-type": "application/json", "content-length": "2", cookie: "sb-x-auth-token=1" }, body: "{}" });
+    assert.equal(res.status, 200, res.body.toString());
+    const seen = json(res).headers;
+    for (const name of Object.keys(sent).filter((n) => n !== "x-kept")) assert.equal(seen[name], undefined, name);
+    assert.deepEqual(seen["x-kept"], ["yes"]);
+  });
+
+  test("the client address is CF-Connecting-IP, and an IPv6 client is its /64", async () => {
+    // quote-email (5/hour, global): five addresses of one /64 use the client's five emails.
+    const url = `/api/quotes/${UUID}/email`;
+    const send = (ip) => request(edge.url, "POST", url, { headers: { ...HOST, "cf-connecting-ip": ip, "content-length": "2", cookie: "sb-x-auth-token=1" }, body: "{}" });
+    for (let i = 1; i <= 5; i++) assert.equal((await send(`2001:db8:e2e:1::${i}`)).status, 200, `address ${i}`);
+    const sixth = await send("2001:db8:e2e:1::ffff");
+    assert.equal(sixth.status, 429, "the sixth address of the same /64 is the same client");
+    assert.equal(json(sixth).type, "https://iana.org/assignments/http-problem-types#quota-exceeded");
+    assert.equal((await send("2001:db8:e2e:2::1")).status, 200, "another /64 is another client");
+  });
+
+  test("the eleventh wrong API key gets 429, the right one too until the wait is over", async () => {
+    const metrics = (key) => request(edge.url, "GET", "/api/admin/metrics", { headers: { ...HOST, "cf-connecting-ip": "203.0.113.77", "x-api-key": key } });
+    for (let i = 0; i < 10; i++) assert.equal((await metrics(`guess-${i}`)).status, 401, `guess ${i}`);
+    const locked = await metrics("guess-10");
+    assert.equal(locked.status, 429);
+    assert.ok(Number(one(locked, "retry-after")) >= 1);
+    assert.equal((await metrics("demo-metrics-key")).status, 429);
+  });
+});

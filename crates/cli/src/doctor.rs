@@ -1313,7 +1313,7 @@ fn check_next_version(cx: &mut Cx<'_>, dir: &Path) {
                 &path.display().to_string(),
                 line(&text, v.span()),
                 format!("{what} affected by CVE-2025-29927: a request with an `x-middleware-subrequest` header skips the app's middleware and the checks it makes"),
-                "upgrade next to 12.3.5 / 13.5.9 / 14.2.25 / 15.2.3 or later; a request that bypasses the edge (the *.fly.dev address) reaches the middleware with whatever x-middleware-subrequest it carries",
+                "upgrade next to 12.3.5 / 13.5.9 / 14.2.25 / 15.2.3 or later; the edge strips x-middleware-subrequest, but a request that bypasses the edge (the *.fly.dev address) reaches the middleware with whatever it carries",
             );
             return;
         }

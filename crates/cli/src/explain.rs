@@ -46,8 +46,8 @@ pub struct Args {
     /// A request header "Name: value" (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-    /// The client's address. Sent in the policy's trusted `client_ip.from` header when it has
-    /// one (replacing any -H of that name), else used as the connection's peer address.
+    /// The client's address, sent in the policy's trusted `client_ip.from` header
+    /// (cf-connecting-ip by default; replacing any -H of that name), as the worker reads it.
     #[arg(long, value_name = "IP")]
     pub client_ip: Option<IpAddr>,
     /// Compile for this environment (overrides `app.environment`, picks `[env.NAME]`).
@@ -146,8 +146,8 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
 }
 
 /// What `explain` does with one request, shared with `test` so the two can never disagree: the
-/// client's address goes into the policy's trusted client-IP header (replacing any sent) or is
-/// the connection's peer address when the policy names none; `repeat` identical requests are
+/// client's address goes into the policy's trusted client-IP header (replacing any sent), as
+/// the worker reads it; `repeat` identical requests are
 /// decided at `now` against one fresh limiter (hash seed `limiter_seed`), each with its own
 /// `draw`; the last decision is explained.
 pub(crate) fn evaluate(

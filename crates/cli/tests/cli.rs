@@ -176,12 +176,13 @@ fn check_bad_input_is_a_diagnostic_and_exit_1() {
 fn fixtures_compile() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
     edgeguard().arg("check").arg(root.join("minimal.toml")).arg("--deny-warnings").assert().code(0);
-    // QuoteKit's CSP still needs 'unsafe-inline'/'unsafe-eval' and *.googleapis.com: warned, not refused.
+    // QuoteKit's CSP still needs 'unsafe-inline'/'unsafe-eval' and *.googleapis.com, and its
+    // metrics key is the docs' demo key: warned, not refused.
     let out = edgeguard().arg("check").arg(root.join("quotekit.toml")).args(["--format", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let codes: BTreeSet<&str> = json["diagnostics"].as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
-    assert_eq!(codes, BTreeSet::from(["W010", "W011", "W021"]));
+    assert_eq!(codes, BTreeSet::from(["W010", "W011", "W021", "W062"]));
     edgeguard().arg("check").arg(root.join("quotekit.toml")).args(["--env", "staging"]).assert().code(0);
     edgeguard().arg("check").arg(root.join("helmet.toml")).assert().code(0);
 }

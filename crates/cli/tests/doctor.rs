@@ -418,6 +418,9 @@ const WRANGLER_JSONC: &str = r#"// The edge in front of QuoteKit, as wrangler.js
     "EDGE_SHADOW": "",
     "EDGE_ORIGINS": "", // EDGE_ORIGIN_AUTH is a secret
   },
+  // the global limiter (quote-email)
+  "durable_objects": { "bindings": [{ "name": "EDGEGUARD_LIMITER", "class_name": "EdgeguardLimiter" }] },
+  "migrations": [{ "tag": "v1", "new_sqlite_classes": ["EdgeguardLimiter"] }],
 }
 "#;
 

@@ -28,6 +28,7 @@ pub const UNDEFINED_ORIGIN: &str = "E052";
 pub const LIMIT: &str = "E053";
 pub const CIDR: &str = "E060";
 pub const API_KEY_HASH: &str = "E061";
+pub const CLIENT_IP: &str = "E062";
 pub const HSTS: &str = "E070";
 pub const HOST: &str = "E071";
 pub const ORIGIN_URL: &str = "E080";
@@ -46,6 +47,7 @@ pub const LIMIT_TOO_HIGH: &str = "W040";
 pub const LIMIT_TOO_LOW: &str = "W041";
 pub const BURST_OVER_QUOTA: &str = "W042";
 pub const CIDR_HOST_BITS: &str = "W060";
+pub const KNOWN_KEY_HASH: &str = "W062";
 pub const NO_ORIGIN: &str = "W080";
 pub const OBSERVE_UNUSED: &str = "W100";
 // Strict CSP (compiler/src/csp.rs)

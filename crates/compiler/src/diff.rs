@@ -330,6 +330,7 @@ impl<'b> Side<'b> {
             max_body: route.max_body,
             limit: route.limit.and_then(|l| b.limits.get(usize::from(l))),
             origin: route.origin.and_then(|o| b.origins.get(usize::from(o))).map(|o| o.name.as_str()),
+            server_actions: route.server_actions,
             params,
             headers: self.headers.get(usize::from(route.headers)).unwrap_or(&self.no_headers),
         }
@@ -447,6 +448,7 @@ struct RuleView<'a> {
     max_body: Option<u64>,
     limit: Option<&'a Limit>,
     origin: Option<&'a str>,
+    server_actions: bool,
     /// (parameter name, type) in path order.
     params: Vec<(String, String)>,
     headers: &'a HeaderView,
@@ -673,6 +675,15 @@ fn diff_rules(o: &RuleView, n: &RuleView, base: Option<(&RuleView, &RuleView)>, 
         }
     }
 
+    if o.server_actions != n.server_actions && !is_inherited("server_actions", &|a, b| a.server_actions == b.server_actions) {
+        let (ov, nv) = (Some(o.server_actions.to_string()), Some(n.server_actions.to_string()));
+        let facet = Facet::Rule("server_actions");
+        if n.server_actions {
+            out.push(delta(facet, w, "Server Actions (Next-Action requests) now accepted".to_owned(), ov, nv));
+        } else {
+            out.push(delta(facet, s, "Server Actions (Next-Action requests) now refused".to_owned(), ov, nv));
+        }
+    }
     if o.max_body != n.max_body && !is_inherited("max_body", &|a, b| a.max_body == b.max_body) {
         let (ov, nv) = (o.max_body.map(size_text), n.max_body.map(size_text));
         let facet = Facet::Rule("max_body");
@@ -1352,6 +1363,11 @@ fn is_inline(l: &Limit) -> bool {
     l.name.starts_with('/')
 }
 
+/// An API key's failure limit (`api-key:<name>`): compared under its key, not under `limits`.
+fn is_key_failures(l: &Limit) -> bool {
+    l.name.starts_with("api-key:")
+}
+
 /// The same limit for a rule: a named limit by name (its definition is compared under
 /// `limits`), an inline one by value.
 fn limit_same(a: Option<&Limit>, b: Option<&Limit>) -> bool {
@@ -1487,7 +1503,7 @@ fn limit_deltas(a: &Limit, b: &Limit) -> Vec<LimitDelta> {
 
 fn diff_limits(o: &Side, n: &Side, out: &mut Vec<Change>) {
     let named = |s: &Side| -> BTreeMap<String, usize> {
-        s.bundle.limits.iter().enumerate().filter(|(_, l)| !is_inline(l)).map(|(i, l)| (l.name.clone(), i)).collect()
+        s.bundle.limits.iter().enumerate().filter(|(_, l)| !is_inline(l) && !is_key_failures(l)).map(|(i, l)| (l.name.clone(), i)).collect()
     };
     let (om, nm) = (named(o), named(n));
     for (name, &i) in &om {
@@ -1538,6 +1554,20 @@ fn diff_api_keys(o: &Side, n: &Side, out: &mut Vec<Change>) {
         }
         if a.header != b.header {
             out.push(change(Area::ApiKeys, name, "header", Verdict::Neutral, format!("header {} → {}", a.header, b.header), Some(a.header.clone()), Some(b.header.clone())));
+        }
+        let failures = |s: &Side, k: &ApiKey| k.failures.and_then(|l| s.bundle.limits.get(usize::from(l))).cloned();
+        let (fa, fb) = (failures(o, a), failures(n, b));
+        let show = |l: &Option<Limit>| l.as_ref().map_or_else(|| "off".to_owned(), rate_text);
+        let weaker = |v: Verdict| if used { v } else { Verdict::Neutral };
+        match (&fa, &fb) {
+            (Some(_), None) => out.push(change(Area::ApiKeys, name, "failures", weaker(Verdict::Weakened), format!("failed attempts no longer counted (were {}){unused}", show(&fa)), Some(show(&fa)), Some(show(&fb)))),
+            (None, Some(_)) => out.push(change(Area::ApiKeys, name, "failures", weaker(Verdict::Strengthened), format!("failed attempts counted ({}){unused}", show(&fb)), Some(show(&fa)), Some(show(&fb)))),
+            (Some(x), Some(y)) => {
+                for d in limit_deltas(x, y) {
+                    out.push(change(Area::ApiKeys, name, "failures", weaker(d.verdict), format!("failures {}{unused}", d.text), d.old, d.new));
+                }
+            }
+            (None, None) => {}
         }
     }
     for (name, &j) in &nm {
@@ -1696,6 +1726,12 @@ fn diff_client_ip(old: &Bundle, new: &Bundle, out: &mut Vec<Change>) {
             out.push(change(Area::ClientIp, key, key, Verdict::Neutral, format!("{} → {}{note}", show(a), show(b)), a.clone(), b.clone()));
         }
     }
+    let (pa, pb) = (old.client_ip.ipv6_prefix, new.client_ip.ipv6_prefix);
+    if pa != pb {
+        // A longer prefix splits one IPv6 client into more limit buckets.
+        let (verdict, how) = if pb > pa { (Verdict::Weakened, "a client gets more buckets") } else { (Verdict::Strengthened, "a client gets fewer buckets") };
+        out.push(change(Area::ClientIp, "ipv6_prefix", "ipv6_prefix", verdict, format!("ipv6_prefix /{pa} → /{pb}: {how}"), Some(pa.to_string()), Some(pb.to_string())));
+    }
 }
 
 fn diff_sanitize(old: &Bundle, new: &Bundle, out: &mut Vec<Change>) {
@@ -1712,6 +1748,17 @@ fn diff_sanitize(old: &Bundle, new: &Bundle, out: &mut Vec<Change>) {
         let show = |v: u64| if size { size_text(v) } else { v.to_string() };
         let (verdict, how) = if y > x { (Verdict::Weakened, "raised") } else { (Verdict::Strengthened, "lowered") };
         out.push(change(Area::Sanitize, key, key, verdict, format!("{key} {how} from {} to {}", show(x), show(y)), Some(show(x)), Some(show(y))));
+    }
+    let (sa, sb): (BTreeSet<&String>, BTreeSet<&String>) = (a.strip_headers.iter().collect(), b.strip_headers.iter().collect());
+    if sa != sb {
+        let (gone, added): (Vec<&str>, Vec<&str>) = (sa.difference(&sb).map(|h| h.as_str()).collect(), sb.difference(&sa).map(|h| h.as_str()).collect());
+        let (ov, nv) = (Some(list(&a.strip_headers)), Some(list(&b.strip_headers)));
+        if !gone.is_empty() {
+            out.push(change(Area::Sanitize, "strip_headers", "strip_headers", Verdict::Weakened, format!("no longer strips {}", gone.join(", ")), ov.clone(), nv.clone()));
+        }
+        if !added.is_empty() {
+            out.push(change(Area::Sanitize, "strip_headers", "strip_headers", Verdict::Strengthened, format!("also strips {}", added.join(", ")), ov, nv));
+        }
     }
 }
 
@@ -2027,6 +2074,31 @@ block = 404
     }
 
     #[test]
+    fn the_review_settings_have_verdicts() {
+        // Server Actions accepted where they were refused.
+        let refused = BASE.replace("[defaults]\n", "[defaults]\nserver_actions = false\n");
+        let c = one(&refused, BASE);
+        assert_eq!((c.key.as_str(), c.verdict), ("server_actions", Verdict::Weakened), "{c:?}");
+        assert_eq!(one(BASE, &refused).verdict, Verdict::Strengthened);
+        // A longer IPv6 prefix gives one client more buckets.
+        let wide = BASE.replace("[origins.app]", "[client_ip]\nipv6_prefix = 128\n[origins.app]");
+        let c = one(BASE, &wide);
+        assert_eq!((c.area, c.key.as_str(), c.verdict), (Area::ClientIp, "ipv6_prefix", Verdict::Weakened), "{c:?}");
+        // A header no longer stripped.
+        let strip = BASE.replace("[origins.app]", "[sanitize]\nstrip_headers = [\"x-internal\"]\n[origins.app]");
+        assert_eq!(one(&strip, BASE).verdict, Verdict::Weakened);
+        assert_eq!(one(BASE, &strip).verdict, Verdict::Strengthened);
+        // API key guessing: not counted, or counted more loosely.
+        let off = BASE.replace("[api_keys.metrics]", "[api_keys.metrics]\nfailures = \"off\"");
+        let c = one(BASE, &off);
+        assert_eq!((c.area, c.key.as_str(), c.verdict), (Area::ApiKeys, "failures", Verdict::Weakened), "{c:?}");
+        let loose = BASE.replace("[api_keys.metrics]", "[api_keys.metrics]\nfailures = \"100/1m\"");
+        let c = changes(BASE, &loose);
+        assert_eq!(c.iter().map(|c| (c.key.as_str(), c.verdict)).collect::<Vec<_>>(), [("failures", Verdict::Weakened); 2], "rate and burst: {c:#?}");
+        assert!(changes(&loose, BASE).iter().all(|c| c.verdict == Verdict::Strengthened));
+    }
+
+    #[test]
     fn identical_and_reordered_policies_have_no_changes() {
         assert!(changes(BASE, BASE).is_empty());
         let reordered = BASE
@@ -2120,7 +2192,7 @@ block = 404
         // `mode = "shadow"` in a policy is refused by the schema check today; flip the bundle.
         let old = bundle(BASE);
         let mut new = old.clone();
-        new.limits.iter_mut().for_each(|l| l.shadow = true);
+        new.limits.iter_mut().filter(|l| l.name == "api").for_each(|l| l.shadow = true);
         let c = diff(&old, &new);
         assert_eq!(c.len(), 1, "{c:#?}");
         assert_eq!((c[0].key.as_str(), c[0].change.as_str(), c[0].verdict), ("mode", "made shadow (counts, never refuses)", Verdict::Weakened));

@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 use core::ops::Range;
 
 use diagnostics::Diagnostic;
-use edgeguard_core::bundle::{self, App, ClientIp, HeaderSet, LimiterConfig, Route, method};
+use edgeguard_core::bundle::{self, App, HeaderSet, LimiterConfig, Route, method};
 use edgeguard_core::routes::Matcher;
 use edgeguard_core::Bundle;
 use model::{BlockValue, Policy, Preset, Rules, S};
@@ -159,6 +159,7 @@ struct Resolved {
     max_body: Option<u64>,
     limit: Option<u16>,
     origin: Option<u16>,
+    server_actions: bool,
 }
 
 struct Lowering<'a> {
@@ -268,6 +269,9 @@ impl Lowering<'_> {
             }
             r.methods = mask;
         }
+        if let Some(allowed) = &rules.server_actions {
+            r.server_actions = *allowed.get_ref();
+        }
         if rules.require_headers.is_some() {
             r.require_headers = access::require_headers(ctx, rules.require_headers.as_ref());
         }
@@ -323,10 +327,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Opti
         Some(_) => {}
     }
     let app = lower_app(ctx, policy, env);
-    let client_ip = ClientIp {
-        from: policy.client_ip.as_ref().and_then(|c| c.from.as_ref()).and_then(|h| headers::validate_name(ctx, h)),
-        request_id_from: policy.client_ip.as_ref().and_then(|c| c.request_id_from.as_ref()).and_then(|h| headers::validate_name(ctx, h)),
-    };
+    let client_ip = access::client_ip(ctx, policy.client_ip.as_ref());
     let sanitize = sanitize::compile(ctx, policy.sanitize.as_ref());
     let preset_value = policy.headers.as_ref().and_then(|h| h.preset.as_ref());
     let preset = preset_value.map_or(Preset::Helmet, |p| *p.get_ref());
@@ -341,12 +342,12 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Opti
     // point at `csp.mode` when written, else at the preset that supplied the CSP.
     let csp_span = policy.csp.as_ref().and_then(|c| c.mode.as_ref()).map_or(preset_span, |m| m.span());
     csp::lint(ctx, &csp_plan, csp_span);
-    let limit_table = limits::compile(ctx, &policy.limits);
+    let mut limit_table = limits::compile(ctx, &policy.limits);
     let max_keys = limits::max_keys(ctx, policy.limiter.as_ref());
     let global_shards = limits::global_shards(ctx, policy.limiter.as_ref());
     let mut api_keys = Vec::new();
     for (name, def) in &policy.api_keys {
-        if let Some(k) = access::api_key(ctx, name, def) {
+        if let Some(k) = access::api_key(ctx, name, def, &mut limit_table) {
             api_keys.push(k);
         }
     }
@@ -376,6 +377,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Opti
         max_body: None,
         limit: None,
         origin: None,
+        server_actions: true,
     };
     let empty = Rules::default();
     let defaults_rules = policy.defaults.as_ref().unwrap_or(&empty);
@@ -494,6 +496,7 @@ fn to_route(pattern: Option<String>, r: &Resolved, block: Option<u16>, headers: 
         limit: r.limit,
         headers,
         origin: r.origin,
+        server_actions: r.server_actions,
     }
 }
 

@@ -74,6 +74,10 @@ pub struct ClientIp {
     /// A request header trusted as the request id (e.g. `cf-ray`); otherwise the edge makes one.
     #[schemars(with = "Option<String>")]
     pub request_id_from: Option<S<String>>,
+    /// Leading bits of an IPv6 client address that identify one client in rate-limit keys
+    /// (default 64: a home, mobile or VPS client owns a whole /64). 32–128.
+    #[schemars(with = "Option<i64>")]
+    pub ipv6_prefix: Option<S<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -88,6 +92,10 @@ pub struct Sanitize {
     /// Most request header fields (default 100); more → 431.
     #[schemars(with = "Option<i64>")]
     pub max_headers: Option<S<i64>>,
+    /// Request headers removed before forwarding, besides edgeguard's own list (forwarding,
+    /// method-override and Next.js internal headers).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub strip_headers: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -253,6 +261,10 @@ pub struct Rules {
     /// Pin this route to one origin, overriding deploy rules.
     #[schemars(with = "Option<String>")]
     pub origin: Option<S<String>>,
+    /// Whether Next.js Server Actions (`Next-Action` requests) may be called here (default
+    /// true); `false` answers them 403. Set it in [defaults] and allow them per route.
+    #[schemars(with = "Option<bool>")]
+    pub server_actions: Option<S<bool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -368,6 +380,10 @@ pub struct ApiKeyDef {
     /// SHA-256 hashes (64 hex characters) of the accepted keys; never the keys themselves.
     #[schemars(with = "Option<Vec<String>>")]
     pub sha256: Option<Vec<S<String>>>,
+    /// Failed attempts at this key a client may make (default "10/1m", a rate as for limits);
+    /// past it, its key attempts get 429 until it recovers. "off" counts none.
+    #[schemars(with = "Option<String>")]
+    pub failures: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

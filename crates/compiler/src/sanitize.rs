@@ -14,6 +14,7 @@ pub fn compile(ctx: &mut Ctx, s: Option<&model::Sanitize>) -> SanitizeLimits {
         max_url_bytes: DEFAULT_MAX_URL,
         max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         max_headers: DEFAULT_MAX_HEADERS,
+        strip_headers: Vec::new(),
     };
     let Some(s) = s else { return limits };
     let size = |ctx: &mut Ctx, v: &model::S<String>, out: &mut u32| match size_bytes(v.get_ref()) {
@@ -26,6 +27,13 @@ pub fn compile(ctx: &mut Ctx, s: Option<&model::Sanitize>) -> SanitizeLimits {
     }
     if let Some(v) = &s.max_header_bytes {
         size(ctx, v, &mut limits.max_header_bytes);
+    }
+    for h in s.strip_headers.iter().flatten() {
+        if let Some(name) = crate::headers::validate_name(ctx, h)
+            && !limits.strip_headers.contains(&name)
+        {
+            limits.strip_headers.push(name);
+        }
     }
     if let Some(v) = &s.max_headers {
         match u32::try_from(*v.get_ref()) {

@@ -12,7 +12,21 @@ use crate::request::RequestFacts;
 /// A refusal from this stage: reason, status and a sentence for the problem body.
 pub type Refusal = (Reason, u16, String);
 
-pub fn check(bundle: &Bundle, route: &Route, req: &RequestFacts, client_ip: Option<IpAddr>) -> Result<(), Refusal> {
+/// The route's access rules in order. `key_gate` checks an API key (the engine's
+/// [`crate::Engine`] charges failed attempts to the key's failure limit).
+pub fn check(
+    bundle: &Bundle,
+    route: &Route,
+    req: &RequestFacts,
+    client_ip: Option<IpAddr>,
+    key_gate: impl FnOnce(u16, &ApiKey) -> Result<(), Refusal>,
+) -> Result<(), Refusal> {
+    // Next.js runs a Server Action for a `Next-Action` POST to any page that renders it — a
+    // blocked page's action through an allowed page too — so a policy can refuse them all but
+    // where it allows them.
+    if !route.server_actions && req.header("next-action").is_some() {
+        return Err((Reason::Forbidden, 403, "this route does not take Next.js Server Actions (a `Next-Action` request)".into()));
+    }
     if !route.ip_allow.is_empty() && !client_ip.is_some_and(|ip| route.ip_allow.iter().any(|c| c.contains(ip))) {
         return Err((Reason::Forbidden, 403, "the client address is not in this route's ip_allow list".into()));
     }
@@ -33,10 +47,9 @@ pub fn check(bundle: &Bundle, route: &Route, req: &RequestFacts, client_ip: Opti
                 format!("a session cookie matching `{}` is required", glob.source()),
             ));
         }
-    if let Some(key) = route.api_key.and_then(|k| bundle.api_keys.get(usize::from(k)))
-        && !api_key_valid(key, req) {
-            return Err((Reason::Unauthorized, 401, format!("a valid API key is required in `{}`", key.header)));
-        }
+    if let Some((index, key)) = route.api_key.and_then(|k| bundle.api_keys.get(usize::from(k)).map(|key| (k, key))) {
+        key_gate(index, key)?;
+    }
     if let Some(max) = route.max_body {
         match req.content_length() {
             Err(_) => return Err((Reason::BadRequest, 400, "the Content-Length header is not a valid length".into())),

@@ -16,7 +16,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 /// Magic, format version and digest: the bytes before the postcard body.
 const HEADER_LEN: usize = 4 + 4 + 32;
@@ -93,6 +93,9 @@ pub struct ClientIp {
     pub from: Option<String>,
     /// Lowercase name of a header whose value is trusted as the request id.
     pub request_id_from: Option<String>,
+    /// Leading bits of an IPv6 client address that identify the client in limit keys (a home,
+    /// mobile or VPS client owns a /64); IPv4-mapped addresses count as IPv4.
+    pub ipv6_prefix: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +103,9 @@ pub struct SanitizeLimits {
     pub max_url_bytes: u32,
     pub max_header_bytes: u32,
     pub max_headers: u32,
+    /// Request headers removed before forwarding besides the engine's own list
+    /// ([`crate::engine::STRIPPED_REQUEST_HEADERS`]), lowercase.
+    pub strip_headers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,6 +196,8 @@ pub struct Route {
     pub headers: u16,
     /// Pinned origin, overriding deploy rules.
     pub origin: Option<u16>,
+    /// Next.js Server Actions (a request with a `Next-Action` header) may be called here.
+    pub server_actions: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,6 +269,9 @@ pub struct ApiKey {
     /// Lowercase header carrying the key.
     pub header: String,
     pub sha256: Vec<[u8; 32]>,
+    /// The limit failed checks of this key count against, per client (index into `limits`):
+    /// past it, the client's key attempts get 429 until it recovers, right or wrong.
+    pub failures: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -471,6 +482,9 @@ impl Bundle {
         let observe = &self.observe;
         if usize::from(observe.headers) >= sets {
             return bad("observe header set");
+        }
+        if self.api_keys.iter().any(|k| k.failures.is_some_and(|l| usize::from(l) >= self.limits.len())) {
+            return bad("api key failure limit");
         }
         if observe.metrics.as_ref().is_some_and(|m| usize::from(m.api_key) >= self.api_keys.len()) {
             return bad("metrics api key");

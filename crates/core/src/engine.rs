@@ -4,7 +4,7 @@
 use core::net::IpAddr;
 use std::borrow::Cow;
 
-use crate::bundle::{Bundle, LimitKey, LoadError, Route, Scope, method};
+use crate::bundle::{ApiKey, Bundle, LimitKey, LoadError, Route, Scope, method};
 use crate::decision::{Action, Decision, Endpoint, GlobalCheck, GlobalVerdict, RateLimitState, Reason, RuleRef};
 use crate::limits::{Limiter, Nanos};
 use crate::request::RequestFacts;
@@ -112,6 +112,12 @@ impl Engine {
     /// Header changes for the response to this decision.
     pub fn response_headers(&self, d: &Decision) -> headers::ResponseHeaders<'_> {
         headers::plan(&self.bundle, d)
+    }
+
+    /// Whether a client-sent request header must not reach the origin: the engine's list and the
+    /// policy's `[sanitize] strip_headers`.
+    pub fn strips_request_header(&self, name: &str) -> bool {
+        is_stripped_request_header(name) || self.bundle.sanitize.strip_headers.iter().any(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// Headers set on the request forwarded to the origin (the client's own `X-Forwarded-*`,
@@ -244,7 +250,7 @@ impl Engine {
             return self.csp_report_step(req, limiter, now, intake, d);
         }
         if let Some(metrics) = b.observe.metrics.as_ref().filter(|m| m.path == target.path) {
-            return self.metrics_step(req, metrics, d);
+            return self.metrics_step(req, limiter, now, metrics, d);
         }
 
         // 4. https, then canonical host
@@ -286,7 +292,10 @@ impl Engine {
         }
 
         // 6. access
-        if let Err((reason, status, detail)) = access::check(b, route, req, d.client_ip) {
+        let client_ip = d.client_ip;
+        let mut failures = None;
+        if let Err((reason, status, detail)) = access::check(b, route, req, client_ip, |_, key| self.key_gate(key, req, client_ip, limiter, now, &mut failures)) {
+            d.rate_limit = failures;
             return reject(d, reason, status, Cow::Owned(detail));
         }
 
@@ -332,6 +341,37 @@ impl Engine {
             d.detail = Cow::Borrowed("forwarded; a shadow-mode limit would have refused it");
         }
         d
+    }
+
+    /// An API key presented for `key`: 401 when it is not one of the accepted ones, and each such
+    /// failure counted against the key's failure limit per client; past that limit, 429 until the
+    /// client recovers — checked before the key, so a locked-out client learns nothing from a
+    /// right guess either. `failures` gets the limit's state for the RateLimit headers of a 429.
+    pub(crate) fn key_gate(
+        &self,
+        key: &ApiKey,
+        req: &RequestFacts,
+        client_ip: Option<IpAddr>,
+        limiter: &mut Limiter,
+        now: Nanos,
+        failures: &mut Option<RateLimitState>,
+    ) -> Result<(), access::Refusal> {
+        let failure_limit = key.failures.and_then(|i| self.bundle.limits.get(usize::from(i)).map(|l| (i, l)));
+        let counted = failure_limit.map(|(i, l)| (i, l, self.limit_key_hash(|parts| limiter.key_hash_parts(i, parts), LimitKey::Ip, None, req, client_ip, RuleRef::None)));
+        if let Some((i, limit, hash)) = counted
+            && let Some(o) = limiter.would_refuse(limit, hash, now)
+        {
+            *failures = Some(RateLimitState { limit: i, remaining: 0, reset_secs: o.reset_secs, retry_after_secs: o.retry_after_secs, shadow_refused: false });
+            let detail = format!("too many failed attempts at the `{}` API key from this client; retry in {} s", key.name, o.retry_after_secs);
+            return Err((Reason::RateLimited, 429, detail));
+        }
+        if access::api_key_valid(key, req) {
+            return Ok(());
+        }
+        if let Some((_, limit, hash)) = counted {
+            let _ = limiter.check(limit, hash, now);
+        }
+        Err((Reason::Unauthorized, 401, format!("a valid API key is required in `{}`", key.header)))
     }
 
     /// Keyed hash of a global limit's key, identical in every isolate of this bundle.
@@ -478,18 +518,8 @@ impl Engine {
         ip: Option<IpAddr>,
         rule: RuleRef,
     ) -> u64 {
-        let mut ip_buf = [0u8; 17];
-        let ip_key: &[u8] = match ip {
-            Some(IpAddr::V4(v4)) => {
-                ip_buf[..4].copy_from_slice(&v4.octets());
-                &ip_buf[..4]
-            }
-            Some(IpAddr::V6(v6)) => {
-                ip_buf[..16].copy_from_slice(&v6.octets());
-                &ip_buf[..16]
-            }
-            None => b"unknown",
-        };
+        let client = ip.map(|ip| client_key(ip, self.bundle.client_ip.ipv6_prefix));
+        let ip_key: &[u8] = client.as_ref().map_or(b"unknown", ClientKey::as_bytes);
         match kind {
             LimitKey::Ip => hash(&[ip_key]),
             LimitKey::IpRoute => {
@@ -513,16 +543,63 @@ impl Engine {
     }
 }
 
+/// A client address as limit keys count it: IPv4 as its 4 bytes (an IPv4-mapped IPv6 address
+/// too), IPv6 cut to its first `prefix` bits — a home, mobile or VPS client owns a whole /64, so
+/// keying on all 128 bits would give it 2^64 fresh buckets.
+pub struct ClientKey {
+    bytes: [u8; 17],
+    len: usize,
+}
+
+impl ClientKey {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    fn v4(octets: [u8; 4], mut bytes: [u8; 17]) -> ClientKey {
+        for (b, o) in bytes.iter_mut().zip(octets) {
+            *b = o;
+        }
+        ClientKey { bytes, len: 4 }
+    }
+}
+
+pub fn client_key(ip: IpAddr, ipv6_prefix: u8) -> ClientKey {
+    let mut bytes = [0u8; 17];
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let prefix = u32::from(ipv6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128u32.saturating_sub(prefix)).unwrap_or(0);
+            let masked = (u128::from(v6) & mask).to_be_bytes();
+            for (b, m) in bytes.iter_mut().zip(masked) {
+                *b = m;
+            }
+            // The prefix length is part of the key: a /48 and a /64 of the same bits differ.
+            if let Some(last) = bytes.get_mut(16) {
+                *last = ipv6_prefix;
+            }
+            ClientKey { bytes, len: 17 }
+        }
+        IpAddr::V6(v6) => ClientKey::v4(v6.to_ipv4_mapped().map_or([0; 4], |v4| v4.octets()), bytes),
+        IpAddr::V4(v4) => ClientKey::v4(v4.octets(), bytes),
+    }
+}
+
 /// The detail of a plain forwarded request.
 pub const FORWARDED: &str = "forwarded to the origin";
 
-/// Names of request headers a shell removes before forwarding; the engine's own values replace
-/// them ([`Engine::forward_headers`]). Any other `x-forwarded-*` header is removed as well.
+/// Names of request headers a shell removes before forwarding, besides any a policy adds
+/// (`[sanitize] strip_headers`) and any starting with one of [`STRIPPED_REQUEST_PREFIXES`]:
 ///
-/// The method-override headers (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`)
-/// are removed too: the edge checks `methods` against the request's own method, so a framework
-/// that honoured an override would run a method the route does not allow (docs/security.md).
-pub const STRIPPED_REQUEST_HEADERS: [&str; 7] = [
+/// - the forwarding headers: the engine's own values replace them ([`Engine::forward_headers`]);
+/// - the method-override headers (`X-HTTP-Method-Override`, `X-HTTP-Method`,
+///   `X-Method-Override`): the edge checks `methods` against the request's own method, so a
+///   framework that honoured an override would run a method the route does not allow;
+/// - Next.js's internal headers, which its server trusts from its own middleware and router and
+///   never from a client: `x-middleware-subrequest` skips middleware on an unpatched Next.js
+///   (CVE-2025-29927), the others rewrite, redirect or re-route a request inside the app
+///   (docs/security.md).
+pub const STRIPPED_REQUEST_HEADERS: [&str; 18] = [
     "forwarded",
     "x-real-ip",
     "x-request-id",
@@ -530,12 +607,27 @@ pub const STRIPPED_REQUEST_HEADERS: [&str; 7] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-middleware-subrequest",
+    "x-middleware-subrequest-id",
+    "x-middleware-invoke",
+    "x-middleware-next",
+    "x-middleware-rewrite",
+    "x-middleware-redirect",
+    "x-middleware-set-cookie",
+    "x-middleware-skip",
+    "x-middleware-override-headers",
+    "x-matched-path",
+    "x-now-route-matches",
 ];
 
-/// Whether a client-sent request header must not reach the origin.
+/// Prefixes of request headers a shell removes before forwarding: any `x-forwarded-*`, and
+/// Next.js's `x-invoke-*` (path, query, status, error, output of its router's internal calls).
+pub const STRIPPED_REQUEST_PREFIXES: [&str; 2] = ["x-forwarded-", "x-invoke-"];
+
+/// Whether the engine's own list removes a client-sent request header before forwarding.
 pub fn is_stripped_request_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower.starts_with("x-forwarded-") || STRIPPED_REQUEST_HEADERS.contains(&lower.as_str())
+    STRIPPED_REQUEST_PREFIXES.iter().any(|p| lower.starts_with(p)) || STRIPPED_REQUEST_HEADERS.contains(&lower.as_str())
 }
 
 /// Refusals of the routing, access and limit stages: the ones global shadow mode lets through.

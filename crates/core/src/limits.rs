@@ -175,6 +175,21 @@ impl Limiter {
         }
     }
 
+    /// What `check` would answer if it refused, without counting anything: a gate that must not
+    /// let a locked-out client through (API key failures), checked before the key is.
+    pub fn would_refuse(&self, limit: &Limit, key_hash: u64, now: Nanos) -> Option<Outcome> {
+        let t = emission_interval(limit);
+        let tau = t.saturating_mul(limit.burst.saturating_sub(1));
+        let tat = self.tats.get(&key_hash).copied()?.max(now);
+        let allow_at = tat.saturating_sub(tau);
+        (allow_at > now).then(|| Outcome {
+            allowed: false,
+            remaining: 0,
+            reset_secs: ceil_secs(tat.saturating_sub(now)),
+            retry_after_secs: ceil_secs(allow_at.saturating_sub(now)).max(1),
+        })
+    }
+
     /// A key's state (its theoretical arrival time), for a shell that persists it: a global
     /// limiter's Durable Object writes it to storage after each admitted request.
     pub fn tat(&self, key_hash: u64) -> Option<Nanos> {

@@ -141,7 +141,7 @@ impl Engine {
     }
 
     /// Step 3c: the metrics endpoint. GET and HEAD (405), with the policy's API key (401).
-    pub(crate) fn metrics_step(&self, req: &RequestFacts, metrics: &MetricsEndpoint, mut d: Decision) -> Decision {
+    pub(crate) fn metrics_step(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, metrics: &MetricsEndpoint, mut d: Decision) -> Decision {
         let b = self.bundle();
         d.headers = b.observe.headers;
         d.endpoint = Some(Endpoint::Metrics);
@@ -149,11 +149,12 @@ impl Engine {
             d.allow = Some(method::GET | method::HEAD);
             return reject(d, Reason::MethodNotAllowed, 405, Cow::Borrowed("the metrics endpoint answers GET and HEAD"));
         }
-        let valid = b.api_keys.get(usize::from(metrics.api_key)).filter(|key| crate::access::api_key_valid(key, req));
-        if valid.is_none() {
-            let header = b.api_keys.get(usize::from(metrics.api_key)).map_or("x-api-key", |k| k.header.as_str());
-            let detail = format!("a valid API key is required in `{header}`");
-            return reject(d, Reason::Unauthorized, 401, Cow::Owned(detail));
+        let checked = match b.api_keys.get(usize::from(metrics.api_key)) {
+            Some(key) => self.key_gate(key, req, d.client_ip, limiter, now, &mut d.rate_limit),
+            None => Err((Reason::Unauthorized, 401, "a valid API key is required".to_owned())),
+        };
+        if let Err((reason, status, detail)) = checked {
+            return reject(d, reason, status, Cow::Owned(detail));
         }
         d.action = Action::Respond;
         d.status = Some(200);

@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn framing_that_two_parsers_could_read_differently_is_refused() {
-        let limits = SanitizeLimits { max_url_bytes: 8192, max_header_bytes: 32768, max_headers: 100 };
+        let limits = SanitizeLimits { max_url_bytes: 8192, max_header_bytes: 32768, max_headers: 100, strip_headers: Vec::new() };
         let check = |headers: &[(&str, &str)]| {
             check_request(&RequestFacts { method: "POST", url: "/", headers, peer_ip: None }, &limits)
         };

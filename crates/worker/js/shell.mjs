@@ -148,6 +148,7 @@ function setup(env, bundles) {
     revision,
     origins,
     strip: new Set(info.strip),
+    stripPrefixes: info.strip_prefixes,
     sets: [],
     probes: null,
     authHeader: env.EDGE_ORIGIN_AUTH ? String(env.EDGE_ORIGIN_AUTH_HEADER || "x-edgeguard-auth").toLowerCase() : null,
@@ -239,14 +240,14 @@ function timing(obs, extra) {
 }
 
 /** The request as the engine reads it, `method\nurl\nname\nvalue\n…` (one string: one copy
- * into wasm), and the header names forwarding removes (any `x-forwarded-*` and the engine's
- * list): one pass over workerd's Headers. */
+ * into wasm), and the header names forwarding removes (the engine's and the policy's list, and
+ * the engine's prefixes): one pass over workerd's Headers. */
 function flatten(st, request) {
   let flat = request.method + "\n" + request.url + "\n";
   const strip = [];
   for (const [name, value] of request.headers) {
     flat += name + "\n" + value + "\n";
-    if (name.startsWith("x-forwarded-") || st.strip.has(name)) strip.push(name);
+    if (st.strip.has(name) || st.stripPrefixes.some((p) => name.startsWith(p))) strip.push(name);
   }
   return { flat, strip };
 }

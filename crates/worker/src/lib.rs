@@ -237,8 +237,10 @@ struct WireInfo<'a> {
     probe_path: Option<&'a str>,
     probe_timeout_ms: u64,
     health_cache_ms: u64,
-    /// Request headers the shell removes before forwarding (plus any `x-forwarded-*`).
-    strip: &'static [&'static str],
+    /// Request headers the shell removes before forwarding: these names (the engine's and the
+    /// policy's) and any starting with one of `strip_prefixes`.
+    strip: Vec<&'a str>,
+    strip_prefixes: &'static [&'static str],
     observe: WireObserve<'a>,
     /// Strict CSP: where the nonce goes in a header set's `strict.value`, and the start tags
     /// the shell's HTMLRewriter puts it on (workerd's HTMLRewriter is lol_html, the rewriter
@@ -344,7 +346,8 @@ impl Edge {
             probe_path: b.health.as_ref().map(|h| h.probe_path.as_str()),
             probe_timeout_ms: b.health.as_ref().map_or(2_000, |h| h.timeout_ms),
             health_cache_ms: b.health.as_ref().map_or(10_000, |h| h.cache_ms),
-            strip: &edgeguard_core::engine::STRIPPED_REQUEST_HEADERS,
+            strip: edgeguard_core::engine::STRIPPED_REQUEST_HEADERS.iter().copied().chain(b.sanitize.strip_headers.iter().map(String::as_str)).collect(),
+            strip_prefixes: &edgeguard_core::engine::STRIPPED_REQUEST_PREFIXES,
             observe: WireObserve {
                 log: b.observe.log.as_str(),
                 posthog_host: b.observe.posthog.as_ref().map(|p| p.host.as_str()),

@@ -867,8 +867,9 @@ pub fn run(args: &Args) -> CmdResult {
             let (explanation, mismatches) = match engines.get(&env).and_then(Option::as_ref) {
                 Some(engine) => {
                     let draw = Draw { request_id: REQUEST_ID, lane: case.lane.draw() };
+                    let mut limiter = engine.new_limiter(LIMITER_SEED);
                     let evaluated =
-                        explain::evaluate(engine, case.request.clone(), case.client_ip, case.repeat, case.now, LIMITER_SEED, || Ok(draw))?;
+                        explain::evaluate(engine, case.request.clone(), case.client_ip, case.repeat, case.now, &mut limiter, || Ok(draw))?;
                     let mismatches = compare(&case.expect, &evaluated.explanation);
                     // Kept for the report of a failure only: 10 000 passing explanations are
                     // tens of megabytes of header values nobody reads.

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use edgeguard_core::explain::Explanation;
 use edgeguard_core::limits::Nanos;
-use edgeguard_core::request::{TextRequest, TextRequestError, decide_repeated};
-use edgeguard_core::{Action, Draw, Engine};
+use edgeguard_core::request::{TextRequest, TextRequestError, decide_repeated_on};
+use edgeguard_core::{Action, Decision, Draw, Engine, Limiter};
 
 use crate::render::{self, Counts, Stream};
 use crate::{CmdResult, Failure, Status, check, output, policy};
@@ -147,23 +147,35 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
 
 /// What `explain` does with one request, shared with `test` so the two can never disagree: the
 /// client's address goes into the policy's trusted client-IP header (replacing any sent), as
-/// the worker reads it; `repeat` identical requests are
-/// decided at `now` against one fresh limiter (hash seed `limiter_seed`), each with its own
-/// `draw`; the last decision is explained.
+/// the worker reads it; `repeat` identical requests are decided at `now` against `limiter`, each with its own `draw`; the last decision is returned.
+/// `explain` hands it a fresh limiter; `test` one a case's earlier requests have used.
+pub(crate) fn decide(
+    engine: &Engine,
+    request: Request,
+    client_ip: Option<IpAddr>,
+    repeat: u32,
+    now: Nanos,
+    limiter: &mut Limiter,
+    draw: impl FnMut() -> Result<Draw, Failure>,
+) -> Result<Decision, Failure> {
+    let mut request = TextRequest { method: request.method, url: request.url, headers: request.headers, peer_ip: None };
+    if let Some(ip) = client_ip {
+        request.set_client_ip(engine.bundle().client_ip.from.as_deref(), ip);
+    }
+    decide_repeated_on(engine, &request, repeat, now, limiter, draw)
+}
+
+/// [`decide`], explained.
 pub(crate) fn evaluate(
     engine: &Engine,
     request: Request,
     client_ip: Option<IpAddr>,
     repeat: u32,
     now: Nanos,
-    limiter_seed: u64,
+    limiter: &mut Limiter,
     draw: impl FnMut() -> Result<Draw, Failure>,
 ) -> Result<Evaluated, Failure> {
-    let mut request = TextRequest { method: request.method, url: request.url, headers: request.headers, peer_ip: None };
-    if let Some(ip) = client_ip {
-        request.set_client_ip(engine.bundle().client_ip.from.as_deref(), ip);
-    }
-    let decision = decide_repeated(engine, &request, repeat, now, limiter_seed, draw)?;
+    let decision = decide(engine, request, client_ip, repeat, now, limiter, draw)?;
     let routed = engine.rule(&decision).is_some();
     Ok(Evaluated { explanation: edgeguard_core::explain(engine, &decision), routed })
 }
@@ -175,7 +187,8 @@ pub fn run(args: &Args) -> CmdResult {
     let Some(engine) = load_engine(&args.policy, args.env.as_deref())? else {
         return Ok(Status::Failed);
     };
-    let evaluated = evaluate(&engine, request, args.client_ip, args.repeat, now, random_u64()?, draw)?;
+    let mut limiter = engine.new_limiter(random_u64()?);
+    let evaluated = evaluate(&engine, request, args.client_ip, args.repeat, now, &mut limiter, draw)?;
     let explanation = evaluated.explanation;
     let text = match args.format {
         Format::Json => {

@@ -3,7 +3,8 @@
 //! A case file lists requests and what the edge must answer (docs/testing.md). Each case is
 //! evaluated by [`explain::evaluate`], the function `edgeguard explain` itself calls, on an engine
 //! compiled once per environment: `test` and `explain` cannot disagree. Each case gets a fresh
-//! limiter; its `repeat` requests share it.
+//! limiter; its `before` requests (sent first, in order, their decisions unchecked) and its
+//! `repeat` requests share it.
 //!
 //! Unlike `explain`, `test` does not draw randomness: the request id, the limiter's hash seed and
 //! the canary draw are fixed (the draw by the case's `lane`), so a case gives the same answer on
@@ -46,8 +47,9 @@ pub enum Format {
 /// Run policy test cases: requests and the answers the edge must give.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Every case runs through the engine `edgeguard explain` uses, compiled once per \
-    environment, with a fresh rate limiter per case. The last line of the text report is \
-    `N passed, M failed` (on stderr with --format junit or sarif).\n\n\
+    environment, with a fresh rate limiter per case (shared by the case's `before` requests, sent \
+    first). The last line of the text report is `N passed, M failed` (on stderr with --format \
+    junit or sarif).\n\n\
     Exit codes: 0 every case passed, 1 a case failed or the policy has errors, 2 usage error \
     (an unreadable file, a malformed case file: each problem is shown with file:line:col).\n\n\
     The case file format is documented in docs/testing.md.\n\n\
@@ -83,7 +85,11 @@ const CODE: &str = "case-file";
 
 const TOP_KEYS: &[&str] = &["defaults", "case"];
 const DEFAULTS_KEYS: &[&str] = &["headers", "client_ip", "env", "at", "lane"];
-const CASE_KEYS: &[&str] = &["name", "request", "headers", "client_ip", "env", "repeat", "at", "lane", "expect"];
+const CASE_KEYS: &[&str] = &["name", "request", "headers", "client_ip", "env", "repeat", "at", "lane", "before", "expect"];
+/// The keys of a `before` request: those of [`StepKeys`].
+const BEFORE_KEYS: &[&str] = &["request", "headers", "client_ip", "repeat", "at", "lane"];
+/// The help for `expect` (or an expectation) in a `before` request.
+const BEFORE_EXPECT_HELP: &str = "a before request has no expect: make it a case of its own, or put the expectation on the case";
 const EXPECT_KEYS: &[&str] = &[
     "status",
     "reason",
@@ -239,6 +245,21 @@ impl Expect {
     }
 }
 
+/// One request a case sends, `repeat` times at `at`: the case's own, or one of its `before`.
+#[derive(Debug, Clone)]
+struct Step {
+    /// The request line as written.
+    request_line: String,
+    /// The headers as written (defaults merged), for the `explain` command in reports.
+    given_headers: Vec<(String, String)>,
+    request: Request,
+    client_ip: Option<IpAddr>,
+    repeat: u32,
+    at: u64,
+    now: u64,
+    lane: Lane,
+}
+
 /// One case, ready to run.
 #[derive(Debug, Clone)]
 struct Case {
@@ -250,18 +271,28 @@ struct Case {
     at_column: usize,
     end_line: usize,
     end_column: usize,
-    /// The request line as written.
-    request_line: String,
-    /// The headers as written (defaults merged), for the `explain` command in reports.
-    given_headers: Vec<(String, String)>,
-    request: Request,
-    client_ip: Option<IpAddr>,
     env: Option<String>,
-    repeat: u32,
-    at: u64,
-    now: u64,
-    lane: Lane,
+    /// The requests sent first, in order, on the case's limiter; their decisions are not checked.
+    before: Vec<Step>,
+    /// The case's own request: its last decision is compared with `expect`.
+    step: Step,
     expect: Expect,
+}
+
+impl Case {
+    /// How many requests the `before` steps send in all (each step's `repeat` counted).
+    fn earlier(&self) -> u64 {
+        self.before.iter().map(|s| u64::from(s.repeat)).sum()
+    }
+
+    /// `N earlier requests`, for the reports of a case with `before`; `None` without.
+    fn earlier_requests(&self) -> Option<String> {
+        match self.earlier() {
+            0 => None,
+            1 => Some("1 earlier request".to_owned()),
+            n => Some(format!("{n} earlier requests")),
+        }
+    }
 }
 
 /// A parsed case file.
@@ -280,6 +311,34 @@ struct Defaults {
     env: Option<String>,
     at: Option<u64>,
     lane: Option<Lane>,
+}
+
+/// The keys a case and each of its `before` requests share (what is sent, from where, when,
+/// how often), starting from `[defaults]`.
+struct StepKeys {
+    line: Option<(String, Range<usize>)>,
+    headers: Vec<(String, String)>,
+    client_ip: Option<IpAddr>,
+    repeat: u64,
+    /// `None` after an invalid `at` (reported).
+    at: Option<u64>,
+    /// Where `at` was written; `None` when it comes from `[defaults]` (or is 0).
+    at_span: Option<Range<usize>>,
+    lane: Lane,
+}
+
+impl StepKeys {
+    fn new(defaults: &Defaults) -> StepKeys {
+        StepKeys {
+            line: None,
+            headers: Vec::new(),
+            client_ip: defaults.client_ip,
+            repeat: 1,
+            at: Some(defaults.at.unwrap_or(0)),
+            at_span: None,
+            lane: defaults.lane.unwrap_or(Lane::Active),
+        }
+    }
 }
 
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
@@ -573,27 +632,76 @@ impl Parser {
         d
     }
 
+    /// A key a case shares with its `before` requests, parsed into `keys`; `false` for any
+    /// other key.
+    fn step_key(&mut self, key: &str, value: &Value<'_>, keys: &mut StepKeys) -> bool {
+        match key {
+            "request" => keys.line = self.string("request", value).map(|s| (s, value.span())),
+            "headers" => keys.headers = self.header_table("headers", value),
+            "client_ip" => keys.client_ip = self.client_ip(value).or(keys.client_ip),
+            "repeat" => keys.repeat = self.number("repeat", value, 1, MAX_REPEAT).unwrap_or(1),
+            "at" => {
+                keys.at = self.at(value);
+                keys.at_span = Some(value.span());
+            }
+            "lane" => keys.lane = self.lane(value).unwrap_or(keys.lane),
+            _ => return false,
+        }
+        true
+    }
+
+    /// The request `keys` describe, its headers merged over the defaults'; `None` when the
+    /// request line is missing (reported by `missing`, unless an error was reported since
+    /// `errors_before`: a `request` of the wrong type, say) or refused, or `at` is invalid.
+    fn step(&mut self, keys: StepKeys, defaults: &Defaults, errors_before: usize, missing: impl FnOnce(&mut Self)) -> Option<Step> {
+        let Some((line, line_span)) = keys.line else {
+            if self.errors.len() == errors_before {
+                missing(self);
+            }
+            return None;
+        };
+        // Headers replace the defaults' of the same name (case-insensitively).
+        let mut merged: Vec<(String, String)> =
+            defaults.headers.iter().filter(|(n, _)| !keys.headers.iter().any(|(m, _)| m.eq_ignore_ascii_case(n))).cloned().collect();
+        merged.extend(keys.headers);
+        let request = match Request::new(&line, merged.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let (message, help) = request_error(e, &line);
+                self.error_help(line_span, message, help);
+                return None;
+            }
+        };
+        let at = keys.at?;
+        let now = explain::nanos(at)?;
+        Some(Step {
+            request_line: line,
+            given_headers: merged,
+            request,
+            client_ip: keys.client_ip,
+            repeat: u32::try_from(keys.repeat).unwrap_or(1),
+            at,
+            now,
+            lane: keys.lane,
+        })
+    }
+
     fn case(&mut self, table: &DeTable<'_>, span: Range<usize>, defaults: &Defaults) -> Option<Case> {
         let errors_before = self.errors.len();
         let mut name = None;
-        let mut line: Option<(String, Range<usize>)> = None;
-        let mut headers = Vec::new();
-        let mut client_ip = defaults.client_ip;
+        let mut keys = StepKeys::new(defaults);
         let mut env = defaults.env.clone();
-        let mut repeat = 1;
-        let mut at = defaults.at.unwrap_or(0);
-        let mut lane = defaults.lane.unwrap_or(Lane::Active);
+        let mut before = None;
         let mut expect = None;
         for (key, value) in table {
-            match key.get_ref().as_ref() {
+            let k = key.get_ref().as_ref();
+            if self.step_key(k, value, &mut keys) {
+                continue;
+            }
+            match k {
                 "name" => name = self.string("name", value),
-                "request" => line = self.string("request", value).map(|s| (s, value.span())),
-                "headers" => headers = self.header_table("headers", value),
-                "client_ip" => client_ip = self.client_ip(value).or(client_ip),
                 "env" => env = self.env(value).or(env),
-                "repeat" => repeat = self.number("repeat", value, 1, MAX_REPEAT).unwrap_or(1),
-                "at" => at = self.at(value).unwrap_or(at),
-                "lane" => lane = self.lane(value).unwrap_or(lane),
+                "before" => before = Some(self.before(value, defaults)),
                 "expect" => {
                     if let Some(t) = self.table("expect", value) {
                         let before = self.errors.len();
@@ -608,34 +716,26 @@ impl Parser {
             }
         }
         let label = name.as_deref().map_or_else(String::new, |n| format!(" `{n}`"));
-        let Some((line, line_span)) = line else {
-            if self.errors.len() == errors_before {
-                self.error_help(span, format!("case{label} has no `request`"), "add request = \"GET https://example.com/path\"");
-            }
+        let has_line = keys.line.is_some();
+        let step = self.step(keys, defaults, errors_before, |p| {
+            p.error_help(span.clone(), format!("case{label} has no `request`"), "add request = \"GET https://example.com/path\"");
+        });
+        let before = before.unwrap_or_default();
+        if let Some(step) = &step {
+            self.before_times(&before, step.at);
+        }
+        if !has_line {
             return None;
-        };
+        }
         let Some(expect) = expect else {
             self.error_help(span, format!("case{label} has no expectations"), "add [case.expect] below the case with e.g. status = 404, or `expect = { action = \"forward\" }`");
             return None;
         };
-        // Case headers replace the defaults' of the same name (case-insensitively).
-        let mut merged: Vec<(String, String)> =
-            defaults.headers.iter().filter(|(n, _)| !headers.iter().any(|(m, _)| m.eq_ignore_ascii_case(n))).cloned().collect();
-        merged.extend(headers);
-        let request = match Request::new(&line, merged.clone()) {
-            Ok(r) => r,
-            Err(e) => {
-                let (message, help) = request_error(e, &line);
-                self.error_help(line_span, message, help);
-                return None;
-            }
-        };
-        let now = explain::nanos(at)?;
+        let step = step?;
         if self.errors.len() != errors_before {
             return None;
         }
-        let name = name.unwrap_or_else(|| line.split_whitespace().collect::<Vec<_>>().join(" "));
-        let repeat = u32::try_from(repeat).unwrap_or(1);
+        let name = name.unwrap_or_else(|| step.request_line.split_whitespace().collect::<Vec<_>>().join(" "));
         Some(Case {
             name,
             span,
@@ -643,17 +743,94 @@ impl Parser {
             at_column: 0,
             end_line: 0,
             end_column: 0,
-            request_line: line,
-            given_headers: merged,
-            request,
-            client_ip,
             env,
-            repeat,
-            at,
-            now,
-            lane,
+            before: before.into_iter().map(|(s, _)| s).collect(),
+            step,
             expect,
         })
+    }
+
+    /// `before = [{ request = "…", … }, …]` (or `[[case.before]]`): each entry as a step, with
+    /// the span to blame for its `at` (where it was written, else the entry).
+    fn before(&mut self, value: &Value<'_>, defaults: &Defaults) -> Vec<(Step, Range<usize>)> {
+        let items = match value.get_ref() {
+            DeValue::Array(items) => items,
+            DeValue::Table(_) => {
+                self.error_help(
+                    value.span(),
+                    "`before` is a single table; it is a list of requests",
+                    "write before = [{ request = \"GET https://example.com/\" }] or [[case.before]] (two brackets)",
+                );
+                return Vec::new();
+            }
+            other => {
+                self.type_error("before", value.span(), "an array of tables ([{ request = \"…\" }, …])", other);
+                return Vec::new();
+            }
+        };
+        let mut steps = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            let DeValue::Table(table) = item.get_ref() else {
+                self.error_help(
+                    item.span(),
+                    format!("a `before` request must be a table, not {}", with_article(item.get_ref().type_str())),
+                    "write each one as { request = \"GET https://example.com/\" }",
+                );
+                continue;
+            };
+            let errors_before = self.errors.len();
+            let mut keys = StepKeys::new(defaults);
+            for (key, v) in table {
+                let k = key.get_ref().as_ref();
+                if self.step_key(k, v, &mut keys) {
+                    continue;
+                }
+                if k == "expect" {
+                    self.error_help(key.span(), "`expect` in a `before` request", BEFORE_EXPECT_HELP);
+                } else if EXPECT_KEYS.contains(&k) {
+                    self.error_help(key.span(), format!("unknown key `{k}` in a `before` request"), BEFORE_EXPECT_HELP);
+                } else if k == "env" {
+                    self.error_help(key.span(), "`env` in a `before` request", "a before request runs in its case's environment: set `env` on the case");
+                } else {
+                    self.unknown(key, "a `before` request", BEFORE_KEYS, &[]);
+                }
+            }
+            let blame = keys.at_span.clone().unwrap_or_else(|| item.span());
+            let step = self.step(keys, defaults, errors_before, |p| {
+                p.error_help(item.span(), "a `before` request has no `request`", "add request = \"GET https://example.com/path\"");
+            });
+            if let Some(step) = step
+                && self.errors.len() == errors_before
+            {
+                steps.push((step, blame));
+            }
+        }
+        steps
+    }
+
+    /// Time does not go backwards: each `before` request is at or after the one above it, and
+    /// at or before its case (`case_at`). A request reported is not compared with the next.
+    fn before_times(&mut self, before: &[(Step, Range<usize>)], case_at: u64) {
+        let mut previous: Option<u64> = None;
+        for (step, blame) in before {
+            if step.at > case_at {
+                self.error_help(
+                    blame.clone(),
+                    format!("this `before` request is at {} s, after its case (at {case_at} s)", step.at),
+                    "before requests are sent first, and time does not go backwards: give it an `at` no later than the case's",
+                );
+            } else if let Some(previous) = previous
+                && step.at < previous
+            {
+                self.error_help(
+                    blame.clone(),
+                    format!("this `before` request is at {} s, before the one above it (at {previous} s)", step.at),
+                    "before requests are sent in order, and time does not go backwards: order them by `at`",
+                );
+            } else {
+                previous = Some(step.at);
+            }
+        }
     }
 
     fn expect(&mut self, table: &DeTable<'_>) -> Expect {
@@ -866,9 +1043,17 @@ pub fn run(args: &Args) -> CmdResult {
             let t0 = Instant::now();
             let (explanation, mismatches) = match engines.get(&env).and_then(Option::as_ref) {
                 Some(engine) => {
-                    let draw = Draw { request_id: REQUEST_ID, lane: case.lane.draw() };
-                    let evaluated =
-                        explain::evaluate(engine, case.request.clone(), case.client_ip, case.repeat, case.now, LIMITER_SEED, || Ok(draw))?;
+                    let draw = |step: &Step| {
+                        let draw = Draw { request_id: REQUEST_ID, lane: step.lane.draw() };
+                        move || Ok(draw)
+                    };
+                    // One fresh limiter per case: the `before` requests spend from it first.
+                    let mut limiter = engine.new_limiter(LIMITER_SEED);
+                    for b in &case.before {
+                        explain::decide(engine, b.request.clone(), b.client_ip, b.repeat, b.now, &mut limiter, draw(b))?;
+                    }
+                    let s = &case.step;
+                    let evaluated = explain::evaluate(engine, s.request.clone(), s.client_ip, s.repeat, s.now, &mut limiter, draw(s))?;
                     let mismatches = compare(&case.expect, &evaluated.explanation);
                     // Kept for the report of a failure only: 10 000 passing explanations are
                     // tens of megabytes of header values nobody reads.
@@ -1097,6 +1282,9 @@ impl Report<'_> {
             for m in &o.mismatches {
                 let _ = writeln!(out, "  {}\n    expected: {}\n    actual:   {}", m.field, m.expected, m.actual);
             }
+            if let Some(earlier) = c.earlier_requests() {
+                let _ = writeln!(out, "  after:    {earlier} (`before`), on the same rate limiter");
+            }
             if let Some(e) = &o.explanation {
                 let status = e.status.map_or_else(String::new, |s| format!(" {s}"));
                 let _ = writeln!(
@@ -1115,23 +1303,29 @@ impl Report<'_> {
         out
     }
 
-    /// The `edgeguard explain` command that shows the case's whole decision.
+    /// The `edgeguard explain` command that shows the case's whole decision. `explain` sends
+    /// one request (repeated) on a fresh limiter, so for a case with `before` requests a shell
+    /// comment says that it shows the case's own request without them.
     fn explain_command(&self, c: &Case) -> String {
-        let mut cmd = format!("edgeguard explain {} --request {}", shell_quote(&self.args.policy.display().to_string()), shell_quote(&c.request_line));
-        for (n, v) in &c.given_headers {
+        let s = &c.step;
+        let mut cmd = format!("edgeguard explain {} --request {}", shell_quote(&self.args.policy.display().to_string()), shell_quote(&s.request_line));
+        for (n, v) in &s.given_headers {
             let _ = write!(cmd, " -H {}", shell_quote(&format!("{n}: {v}")));
         }
-        if let Some(ip) = c.client_ip {
+        if let Some(ip) = s.client_ip {
             let _ = write!(cmd, " --client-ip {ip}");
         }
         if let Some(env) = c.env.as_ref().or(self.args.env.as_ref()) {
             let _ = write!(cmd, " --env {}", shell_quote(env));
         }
-        if c.repeat > 1 {
-            let _ = write!(cmd, " --repeat {}", c.repeat);
+        if s.repeat > 1 {
+            let _ = write!(cmd, " --repeat {}", s.repeat);
         }
-        if c.at > 0 {
-            let _ = write!(cmd, " --at {}", c.at);
+        if s.at > 0 {
+            let _ = write!(cmd, " --at {}", s.at);
+        }
+        if let Some(earlier) = c.earlier_requests() {
+            let _ = write!(cmd, "   # this request alone, without the {earlier}");
         }
         cmd
     }
@@ -1140,7 +1334,8 @@ impl Report<'_> {
     fn message(o: &Outcome, c: &Case) -> String {
         let fields: Vec<String> =
             o.mismatches.iter().map(|m| format!("{}: expected {}, actual {}", m.field, m.expected, m.actual)).collect();
-        format!("case `{}` failed\n{}", c.name, fields.join("\n"))
+        let after = c.earlier_requests().map_or_else(String::new, |e| format!(" after {e}"));
+        format!("case `{}` failed{after}\n{}", c.name, fields.join("\n"))
     }
 
     /// GitHub Actions `::error` annotations on each failing case's `[[case]]` line.
@@ -1227,6 +1422,9 @@ impl Report<'_> {
                 let mut body = String::new();
                 for m in &o.mismatches {
                     let _ = writeln!(body, "{}\n  expected: {}\n  actual:   {}", m.field, m.expected, m.actual);
+                }
+                if let Some(earlier) = c.earlier_requests() {
+                    let _ = writeln!(body, "after: {earlier} (`before`), on the same rate limiter");
                 }
                 let _ = writeln!(body, "explain: {}", self.explain_command(c));
                 let _ = writeln!(
@@ -1343,13 +1541,13 @@ expect = { status = 404, reason = "blocked", action = "reject" }
         assert_eq!(cases.len(), 2);
         let a = &cases[0];
         assert_eq!(a.name, "one");
-        assert_eq!(a.request.headers, vec![
+        assert_eq!(a.step.request.headers, vec![
             ("host".to_owned(), "example.com".to_owned()),
             ("content-length".to_owned(), "10".to_owned()),
             ("x-a".to_owned(), "2".to_owned()),
         ], "defaults first; a case's header replaces the default of the same name");
-        assert_eq!((a.repeat, a.env.as_deref(), a.lane), (3, Some("staging"), Lane::Active));
-        assert_eq!(a.client_ip, "198.51.100.7".parse().ok());
+        assert_eq!((a.step.repeat, a.env.as_deref(), a.step.lane), (3, Some("staging"), Lane::Active));
+        assert_eq!(a.step.client_ip, "198.51.100.7".parse().ok());
         assert_eq!(a.expect.status, Some(None));
         assert_eq!(a.expect.route, Some(None));
         assert_eq!(a.expect.headers, vec![("x-frame-options".to_owned(), "DENY".to_owned())]);
@@ -1358,8 +1556,8 @@ expect = { status = 404, reason = "blocked", action = "reject" }
         assert_eq!(&GOOD[a.span.clone()], "[[case]]");
         let b = &cases[1];
         assert_eq!(b.name, "POST https://b.example/y", "the request line names an unnamed case");
-        assert_eq!((b.env.as_deref(), b.lane, b.now), (Some("production"), Lane::Canary, 60_000_000_000));
-        assert!(b.request.headers.iter().any(|(n, v)| n == "host" && v == "example.com"), "a default host wins over the URL's, as -H does");
+        assert_eq!((b.env.as_deref(), b.step.lane, b.step.now), (Some("production"), Lane::Canary, 60_000_000_000));
+        assert!(b.step.request.headers.iter().any(|(n, v)| n == "host" && v == "example.com"), "a default host wins over the URL's, as -H does");
     }
 
     #[test]
@@ -1401,6 +1599,95 @@ expect = { status = 404, reason = "blocked", action = "reject" }
         ] {
             assert!(all.contains(needle), "`{needle}` in:\n{all}");
         }
+    }
+
+    const BEFORE: &str = r#"
+[defaults]
+headers = { host = "example.com", "x-a" = "1" }
+client_ip = "198.51.100.7"
+at = 10
+lane = "canary"
+
+[[case]]
+request = "POST /send"
+client_ip = "203.0.113.9"
+at = 70
+before = [
+  { request = "POST /send", repeat = 4 },
+  { request = "GET https://b.example/", headers = { "X-A" = "2" }, client_ip = "2001:db8::1", at = 60, lane = "active" },
+]
+expect = { status = 429 }
+
+[[case]]
+request = "GET /x"
+expect = { status = 200 }
+[[case.before]]
+request = "GET /y"
+[[case.before]]
+request = "GET /z"
+repeat = 2
+"#;
+
+    #[test]
+    fn before_requests_take_the_defaults_not_the_case() {
+        let cases = parse(BEFORE).unwrap();
+        let [a, b] = &cases[..] else { panic!("{} cases", cases.len()) };
+        assert_eq!(a.before.len(), 2);
+        let (first, second) = (&a.before[0], &a.before[1]);
+        assert_eq!(first.request_line, "POST /send");
+        assert_eq!((first.repeat, first.at, first.now, first.lane), (4, 10, 10_000_000_000, Lane::Canary), "[defaults] at and lane");
+        assert_eq!(first.client_ip, "198.51.100.7".parse().ok(), "[defaults] client_ip, not the case's");
+        assert_eq!(first.request.headers, vec![("host".to_owned(), "example.com".to_owned()), ("x-a".to_owned(), "1".to_owned())]);
+        assert_eq!((second.repeat, second.at, second.lane), (1, 60, Lane::Active));
+        assert_eq!(second.client_ip, "2001:db8::1".parse().ok());
+        assert_eq!(second.request.headers, vec![("host".to_owned(), "example.com".to_owned()), ("X-A".to_owned(), "2".to_owned())]);
+        assert_eq!((a.step.at, a.step.client_ip, a.earlier()), (70, "203.0.113.9".parse().ok(), 5));
+        assert_eq!(a.earlier_requests().as_deref(), Some("5 earlier requests"));
+        let lines: Vec<&str> = b.before.iter().map(|s| s.request_line.as_str()).collect();
+        assert_eq!(lines, ["GET /y", "GET /z"], "[[case.before]] tables, in order");
+        assert_eq!((b.earlier(), &BEFORE[b.span.clone()]), (3, "[[case]]"));
+        let plain = parse(GOOD).unwrap();
+        assert!(plain.iter().all(|c| c.before.is_empty() && c.earlier_requests().is_none()));
+    }
+
+    #[test]
+    fn before_errors() {
+        let e = errors(concat!(
+            "[[case]]\nrequest = \"GET https://a/\"\nexpect = { status = 200 }\n",
+            "before = [{ request = \"GET https://a/\", expect = { status = 200 } }, { request = \"GET https://a/\", reqest = \"x\", status = 1, env = \"x\" }]\n",
+            "[[case]]\nrequest = \"GET https://a/\"\nat = 5\nexpect = { status = 200 }\n",
+            "before = [{ request = \"GET https://a/\", at = 3 }, { request = \"GET https://a/\", at = 2 }, { request = \"GET https://a/\", at = 6 }]\n",
+            "[[case]]\nrequest = \"GET https://a/\"\nexpect = { status = 200 }\nbefore = [{ repeat = 0 }, { headers = {} }, \"GET /\", { request = \"G(T /\" }]\n",
+            "[[case]]\nrequest = \"GET https://a/\"\nexpect = { status = 200 }\nbefore = { request = \"GET https://a/\" }\n",
+            "[defaults]\nbefore = []\n",
+        ));
+        let want = [
+            "`expect` in a `before` request | a before request has no expect: make it a case of its own, or put the expectation on the case",
+            "unknown key `reqest` in a `before` request | did you mean `request`?",
+            "unknown key `status` in a `before` request | a before request has no expect: make it a case of its own, or put the expectation on the case",
+            "`env` in a `before` request | a before request runs in its case's environment: set `env` on the case",
+            "this `before` request is at 2 s, before the one above it (at 3 s) | before requests are sent in order, and time does not go backwards: order them by `at`",
+            "this `before` request is at 6 s, after its case (at 5 s) | before requests are sent first, and time does not go backwards: give it an `at` no later than the case's",
+            "`repeat` must be between 1 and 1000000; got 0 | ",
+            "a `before` request has no `request` | add request = \"GET https://example.com/path\"",
+            "a `before` request must be a table, not a string | write each one as { request = \"GET https://example.com/\" }",
+            "`G(T` is not an HTTP method | a method is a token such as GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
+            "`before` is a single table; it is a list of requests | write before = [{ request = \"GET https://example.com/\" }] or [[case.before]] (two brackets)",
+            "unknown key `before` in [defaults] | `before` goes in each [[case]]",
+        ];
+        assert_eq!(e, want.map(str::to_owned), "every problem, in the order of the file");
+    }
+
+    #[test]
+    fn a_before_error_points_at_its_line_and_column() {
+        let src = "[[case]]\nrequest = \"GET https://a/\"\nat = 1\nexpect = { status = 200 }\n[[case.before]]\nrequest = \"GET https://a/\"\nat = 2\n";
+        let Err(d) = parse(src) else { panic!("parsed") };
+        assert_eq!(d.len(), 1);
+        assert_eq!(diagnostics::line_col(src, d[0].span.start), (7, 6), "the entry's `at` value");
+        let src = "[[case]]\nrequest = \"GET https://a/\"\nexpect = { status = 200 }\n[[case.before]]\nreqest = \"GET https://a/\"\n";
+        let Err(d) = parse(src) else { panic!("parsed") };
+        assert_eq!(d.len(), 1, "a misspelt key, and no second error for the missing request");
+        assert_eq!(diagnostics::line_col(src, d[0].span.start), (5, 1));
     }
 
     #[test]

@@ -360,6 +360,148 @@ fn policy_errors_exit_1() {
     assert_eq!(summary(&run.stdout), Some((0, 5)), "{run:?}");
 }
 
+// ---------------------------------------------------------------- before: earlier requests
+
+/// Cases on the `send` limit (2 per hour per address: one more every 1800 s) whose limiter the
+/// `before` requests spend first.
+const SEQUENCES: &str = r#"
+[defaults]
+client_ip = "198.51.100.7"
+headers = { "content-length" = "2" }
+
+[[case]]
+name = "two earlier sends from the same client: the third is refused"
+request = "POST https://example.com/api/send"
+before = [{ request = "POST https://example.com/api/send", repeat = 2 }]
+[case.expect]
+status = 429
+reason = "rate_limited"
+rate_limit = { name = "send", limit = 2, remaining = 0 }
+headers = { "retry-after" = "1800" }
+
+[[case]]
+name = "earlier sends in two steps add up"
+request = "POST https://example.com/api/send"
+[[case.before]]
+request = "POST https://example.com/api/send"
+[[case.before]]
+request = "POST https://example.com/api/send"
+headers = { "x-step" = "2" }
+[case.expect]
+status = 429
+
+[[case]]
+name = "another client's sends leave this client's limit whole"
+request = "POST https://example.com/api/send"
+before = [{ request = "POST https://example.com/api/send", repeat = 5, client_ip = "203.0.113.9" }]
+[case.expect]
+action = "forward"
+rate_limit = { name = "send", remaining = 1 }
+
+[[case]]
+name = "one send comes back after 1800 s"
+request = "POST https://example.com/api/send"
+at = 1800
+before = [{ request = "POST https://example.com/api/send", repeat = 2 }]
+[case.expect]
+action = "forward"
+rate_limit = { name = "send", remaining = 0 }
+
+[[case]]
+name = "but not a second earlier"
+request = "POST https://example.com/api/send"
+at = 1799
+before = [{ request = "POST https://example.com/api/send", repeat = 2 }]
+[case.expect]
+status = 429
+headers = { "retry-after" = "1" }
+
+[[case]]
+name = "other routes' requests do not count"
+request = "POST https://example.com/api/send"
+before = [{ request = "GET https://example.com/", repeat = 3 }]
+[case.expect]
+action = "forward"
+rate_limit = { name = "send", remaining = 1 }
+"#;
+
+#[test]
+fn before_requests_share_the_case_limiter() {
+    let dir = Dir::new();
+    dir.write("cases.toml", SEQUENCES);
+    let run = dir.test(&["cases.toml"]);
+    assert_eq!((run.code, summary(&run.stdout)), (Some(0), Some((6, 0))), "{run:?}");
+
+    // Without its earlier requests, the first case's request is the first of the hour.
+    let alone = SEQUENCES.replacen("before = [{ request = \"POST https://example.com/api/send\", repeat = 2 }]\n", "", 1);
+    assert_ne!(alone, SEQUENCES);
+    dir.write("alone.toml", &alone);
+    let run = dir.test(&["alone.toml", "--filter", "the third is refused"]);
+    assert_eq!((run.code, summary(&run.stdout)), (Some(1), Some((0, 1))), "{run:?}");
+}
+
+#[test]
+fn a_failing_case_tells_how_many_requests_came_before() {
+    let dir = Dir::new();
+    let cases = SEQUENCES.replacen("status = 429\nreason = \"rate_limited\"", "status = \"none\"\nreason = \"rate_limited\"", 1);
+    assert_ne!(cases, SEQUENCES);
+    dir.write("cases.toml", &cases);
+    let run = dir.test(&["cases.toml", "--format", "github"]);
+    assert_eq!((run.code, summary(&run.stdout)), (Some(1), Some((5, 1))), "{run:?}");
+    let line = case_line(&cases, 0);
+    let out = &run.stdout;
+    assert!(out.contains(&format!("FAIL cases.toml:{line}: two earlier sends from the same client: the third is refused\n")), "{run:?}");
+    assert!(out.contains("  status\n    expected: null\n    actual:   429\n"), "{run:?}");
+    assert!(out.contains("  after:    2 earlier requests (`before`), on the same rate limiter\n  decision: reject 429 rate_limited"), "{run:?}");
+    assert!(out.contains("--client-ip 198.51.100.7   # this request alone, without the 2 earlier requests\n"), "{run:?}");
+    let annotation = out.lines().find(|l| l.starts_with("::error ")).unwrap();
+    assert!(annotation.contains(&format!("line={line},")), "{annotation}");
+    assert!(annotation.contains("::case `two earlier sends from the same client: the third is refused` failed after 2 earlier requests%0Astatus: expected null, actual 429"), "{annotation}");
+
+    let run = dir.test(&["cases.toml", "--format", "junit"]);
+    let root = xml::parse(&run.stdout).unwrap_or_else(|e| panic!("not well-formed XML: {e}\n{}", run.stdout));
+    let failure = root.children.iter().flat_map(|s| &s.children).flat_map(|c| &c.children).find(|f| f.name == "failure").unwrap();
+    assert_eq!(failure.attr("message"), Some("status: expected null, actual 429"), "the message keeps its shape");
+    assert!(failure.text.contains("after: 2 earlier requests (`before`), on the same rate limiter\n"), "{}", failure.text);
+}
+
+#[test]
+fn malformed_before_requests_exit_2_with_file_line_col() {
+    let source = r#"[[case]]
+name = "checked too early"
+request = "POST https://example.com/api/send"
+at = 60
+expect = { status = 429 }
+[[case.before]]
+request = "POST https://example.com/api/send"
+expect = { status = 200 }
+[[case.before]]
+request = "POST https://example.com/api/send"
+repet = 2
+[[case.before]]
+request = "POST https://example.com/api/send"
+at = 61
+"#;
+    let err = malformed(source);
+    for needle in [
+        "error[case-file]: `expect` in a `before` request\n  ┌─ cases.toml:8:1\n",
+        "= help: a before request has no expect: make it a case of its own, or put the expectation on the case",
+        "error[case-file]: unknown key `repet` in a `before` request\n   ┌─ cases.toml:11:1\n",
+        "= help: did you mean `repeat`?",
+        "error[case-file]: this `before` request is at 61 s, after its case (at 60 s)\n   ┌─ cases.toml:14:6\n",
+        "= help: before requests are sent first, and time does not go backwards: give it an `at` no later than the case's",
+        "cases.toml: 3 errors in the case file",
+    ] {
+        assert!(err.contains(needle), "`{needle}` in:\n{err}");
+    }
+
+    let err = malformed(
+        "[[case]]\nrequest = \"GET https://example.com/\"\nat = 9\nexpect = { status = 200 }\nbefore = [{ request = \"GET https://example.com/\", at = 5 }, { request = \"GET https://example.com/\", at = 4 }]\n",
+    );
+    assert!(err.contains("this `before` request is at 4 s, before the one above it (at 5 s)\n  ┌─ cases.toml:5:106\n"), "{err}");
+    assert!(err.contains("order them by `at`"), "{err}");
+}
+
 // ---------------------------------------------------------------- formats
 
 #[test]

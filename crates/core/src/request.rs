@@ -139,13 +139,26 @@ pub fn decide_repeated<E>(
     repeat: u32,
     now: crate::limits::Nanos,
     limiter_seed: u64,
+    draw: impl FnMut() -> Result<crate::Draw, E>,
+) -> Result<crate::Decision, E> {
+    decide_repeated_on(engine, request, repeat, now, &mut engine.new_limiter(limiter_seed), draw)
+}
+
+/// [`decide_repeated`] against a limiter the caller keeps, so that what these requests spend is
+/// still spent for the next ones: `edgeguard test` sends a case's earlier requests (`before`)
+/// and then the case's own through one limiter.
+pub fn decide_repeated_on<E>(
+    engine: &crate::Engine,
+    request: &TextRequest,
+    repeat: u32,
+    now: crate::limits::Nanos,
+    limiter: &mut crate::Limiter,
     mut draw: impl FnMut() -> Result<crate::Draw, E>,
 ) -> Result<crate::Decision, E> {
     request.with_facts(|facts| {
-        let mut limiter = engine.new_limiter(limiter_seed);
-        let mut decision = engine.decide_standalone(facts, &mut limiter, now, draw()?);
+        let mut decision = engine.decide_standalone(facts, limiter, now, draw()?);
         for _ in 1..repeat {
-            decision = engine.decide_standalone(facts, &mut limiter, now, draw()?);
+            decision = engine.decide_standalone(facts, limiter, now, draw()?);
         }
         Ok(decision)
     })

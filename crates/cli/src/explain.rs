@@ -175,9 +175,11 @@ pub(crate) fn evaluate(
     limiter: &mut Limiter,
     draw: impl FnMut() -> Result<Draw, Failure>,
 ) -> Result<Evaluated, Failure> {
+    let names: Vec<String> = request.headers.iter().map(|(n, _)| n.clone()).collect();
     let decision = decide(engine, request, client_ip, repeat, now, limiter, draw)?;
     let routed = engine.rule(&decision).is_some();
-    Ok(Evaluated { explanation: edgeguard_core::explain(engine, &decision), routed })
+    let explanation = edgeguard_core::explain::with_request(engine, &decision, names.iter().map(String::as_str));
+    Ok(Evaluated { explanation, routed })
 }
 
 pub fn run(args: &Args) -> CmdResult {
@@ -299,6 +301,9 @@ fn text(e: &Explanation, routed: bool) -> String {
     section(&mut out, "removed headers", e.remove_headers.clone());
     if e.action == Action::Forward {
         section(&mut out, "forwarded headers", e.forward_headers.iter().map(|(n, v)| format!("{n}: {v}")).collect());
+        if !e.strip_request_headers.is_empty() {
+            section(&mut out, "request headers not forwarded", e.strip_request_headers.clone());
+        }
     }
     if let Some(problem) = &e.problem {
         section(&mut out, "problem body (application/problem+json)", check::pretty(problem).lines().map(str::to_owned).collect());

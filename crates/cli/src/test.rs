@@ -106,6 +106,7 @@ const EXPECT_KEYS: &[&str] = &[
     "headers_absent",
     "headers_present",
     "removes",
+    "strips",
     "forward_headers",
     "forward_headers_match",
     "rate_limit",
@@ -217,6 +218,8 @@ struct Expect {
     headers_absent: Vec<String>,
     headers_present: Vec<String>,
     removes: Vec<String>,
+    /// Request headers the edge does not forward (`strip_request_headers`).
+    strips: Vec<String>,
     forward_headers: Vec<(String, String)>,
     forward_headers_match: Vec<(String, Pattern)>,
     rate_limit: Option<Option<RateLimitExpect>>,
@@ -239,6 +242,7 @@ impl Expect {
             && self.headers_absent.is_empty()
             && self.headers_present.is_empty()
             && self.removes.is_empty()
+            && self.strips.is_empty()
             && self.forward_headers.is_empty()
             && self.forward_headers_match.is_empty()
             && self.rate_limit.is_none()
@@ -861,6 +865,7 @@ impl Parser {
                 "headers_absent" => e.headers_absent = self.name_list("headers_absent", value),
                 "headers_present" => e.headers_present = self.name_list("headers_present", value),
                 "removes" => e.removes = self.name_list("removes", value),
+                "strips" => e.strips = self.name_list("strips", value),
                 "forward_headers" => {
                     e.forward_headers =
                         self.header_table("forward_headers", value).into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
@@ -1201,6 +1206,12 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
         if !e.remove_headers.contains(name) {
             let list = serde_json::Value::from(e.remove_headers.clone()).to_string();
             differ("removes".into(), format!("a list containing {}", json_str(name)), list);
+        }
+    }
+    for name in &x.strips {
+        if !e.strip_request_headers.contains(name) {
+            let list = serde_json::Value::from(e.strip_request_headers.clone()).to_string();
+            differ("strips".into(), format!("a list containing {}", json_str(name)), list);
         }
     }
     compare_header_map("forward_headers", &x.forward_headers, &x.forward_headers_match, &e.forward_headers, &mut differ);

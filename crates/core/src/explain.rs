@@ -43,6 +43,22 @@ pub struct Explanation {
     /// For `forward` on a route with `[csp] strict = "nonce"`: the nonce-based policy HTML pages
     /// get (`response_headers` shows it as an HTML page receives it), else `null`.
     pub csp_nonce: Option<CspNonceReport>,
+    /// For `forward`: the request's own headers the edge removes before forwarding (forwarding,
+    /// method-override and Next.js internal headers, `[sanitize] strip_headers`), lowercase and
+    /// sorted; [`with_request`] fills it in.
+    pub strip_request_headers: Vec<String>,
+}
+
+/// [`explain`], with what depends on the request's own headers: [`Explanation::strip_request_headers`].
+pub fn with_request<'a>(engine: &Engine, d: &Decision, headers: impl IntoIterator<Item = &'a str>) -> Explanation {
+    let mut e = explain(engine, d);
+    if d.action == Action::Forward {
+        let mut names: Vec<String> = headers.into_iter().filter(|n| engine.strips_request_header(n)).map(str::to_ascii_lowercase).collect();
+        names.sort();
+        names.dedup();
+        e.strip_request_headers = names;
+    }
+    e
 }
 
 /// What strict CSP does on a forwarded response (docs/explain.md).
@@ -130,5 +146,6 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
             failover: d.failover.and_then(|o| bundle.origins.get(usize::from(o))).map(|o| o.name.clone()),
         }),
         csp_nonce,
+        strip_request_headers: Vec::new(),
     }
 }

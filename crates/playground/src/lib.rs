@@ -110,12 +110,12 @@ pub fn explain(source: &str, env: &str, request_json: &str) -> String {
 }
 
 fn explain_inner(source: &str, env: &str, request_json: &str) -> Result<String, String> {
-    let (engine, decision) = decide(source, env, request_json)?;
-    Ok(to_json(&edgeguard_core::explain(&engine, &decision)))
+    let (_, _, explanation) = decide(source, env, request_json)?;
+    Ok(to_json(&explanation))
 }
 
-/// Compile, build the request and decide it: the path `edgeguard explain` takes.
-fn decide(source: &str, env: &str, request_json: &str) -> Result<(Engine, Decision), String> {
+/// Compile, build the request and decide it: the path `edgeguard explain` takes, explained.
+fn decide(source: &str, env: &str, request_json: &str) -> Result<(Engine, Decision, edgeguard_core::Explanation), String> {
     let play = PlayRequest::parse(request_json).map_err(|e| error_json(&e))?;
     let (engine, _) = engine(source, env)?;
     let request = play.build(&engine).map_err(|e| error_json(&e))?;
@@ -124,7 +124,8 @@ fn decide(source: &str, env: &str, request_json: &str) -> Result<(Engine, Decisi
     let limiter_seed = draws.limiter_seed();
     let Ok(decision) =
         decide_repeated(&engine, &request, play.repeat(), now, limiter_seed, || Ok::<_, core::convert::Infallible>(draws.next()));
-    Ok((engine, decision))
+    let explanation = edgeguard_core::explain::with_request(&engine, &decision, request.headers.iter().map(|(n, _)| n.as_str()));
+    Ok((engine, decision, explanation))
 }
 
 /// [`explain`] for people: the same explanation, plus the response the client receives when
@@ -140,8 +141,7 @@ pub fn view(source: &str, env: &str, request_json: &str, origin_json: &str) -> S
 
 fn view_inner(source: &str, env: &str, request_json: &str, origin_json: &str) -> Result<String, String> {
     let origin = response::Origin::parse(origin_json).map_err(|e| error_json(&e))?;
-    let (engine, decision) = decide(source, env, request_json)?;
-    let explanation = edgeguard_core::explain(&engine, &decision);
+    let (engine, decision, explanation) = decide(source, env, request_json)?;
     let head = PlayRequest::parse(request_json).is_ok_and(|p| p.method == "HEAD");
     let response = response::apply(&engine, &decision, &origin, head);
     Ok(to_json(&serde_json::json!({ "explanation": explanation, "response": response })))

@@ -55,6 +55,81 @@ fn all_errors_reported_in_one_run() {
     assert!(codes.contains(&"E004"));
 }
 
+/// Every finding of `PRELUDE + body` as (code, line), in source order.
+fn findings(body: &str, env: Option<&str>) -> Vec<(&'static str, usize)> {
+    let src = format!("{PRELUDE}{body}");
+    let out = compile(&src, &Options { env: env.map(str::to_owned) });
+    if out.has_errors() {
+        assert!(out.bundle.is_none(), "an error must not produce a bundle");
+    }
+    for d in &out.diagnostics {
+        assert!(d.help.as_deref().is_some_and(|h| !h.is_empty()), "{} needs a help line", d.code);
+    }
+    out.diagnostics.iter().map(|d| (d.code, line_col(&src, d.span.start).0)).collect()
+}
+
+// Issue #15: one misspelt key used to stop the compile before the semantic checks.
+#[test]
+fn an_unknown_key_does_not_hide_semantic_errors() {
+    let body = "[https]\nhsst = true\n[[routes]]\npath = \"/a\"\nmethods = [\"GTE\"]\nlimit = \"api\"\n[limits.api]\nrate = \"100 per minute\"\n";
+    // The route refers to the limit whose rate is wrong: that is one error, not two.
+    assert_eq!(findings(body, None), [("E002", 5), ("E045", 8), ("E012", 11)]);
+}
+
+#[test]
+fn a_wrong_type_drops_only_that_value() {
+    let body = "[limits.api]\nrate = 100\n[[routes]]\npath = \"/a\"\nlimit = \"api\"\nmax_body = \"10 megs\"\n";
+    // No E005 for the missing rate, no E050 for the limit it left undefined.
+    assert_eq!(findings(body, None), [("E003", 5), ("E011", 9)]);
+    // A value that should be a table, an array with one bad item, a route without a readable
+    // path (still checked, never compiled), a block of the wrong type under `only_in`.
+    let body = "[origins.blue]\nurl = [\"https://b.fly.dev\"]\n[deploy]\nactive = \"blue\"\ncanary = \"app\"\n[[routes]]\npath = 7\nmethods = [\"get\"]\n[[routes]]\npath = \"/b\"\nmethods = [\"GET\", 5]\nblock = \"yes\"\nonly_in = [\"production\"]\n[api_keys.m]\nsha256 = \"00\"\n[observe]\nmetrics = { api_key = 1 }\n";
+    assert_eq!(
+        findings(body, None),
+        [("E003", 5), ("E003", 8), ("E003", 10), ("E045", 11), ("E003", 14), ("E003", 15), ("E003", 18), ("E003", 20)]
+    );
+}
+
+#[test]
+fn follow_ons_of_a_semantic_error_are_left_out() {
+    // A reference to a definition that has an error of its own is not an error again.
+    let body = "[origins.blue]\nurl = \"ftp://b\"\n[deploy]\nactive = \"blue\"\nfailover = true\n[api_keys.m]\nheader = \"x key\"\n[[routes]]\npath = \"/a\"\napi_key = \"m\"\norigin = \"blue\"\n";
+    assert_eq!(findings(body, None), [("E080", 5), ("E020", 10)]);
+    // … while a name that is nowhere defined still is.
+    assert_eq!(findings("[[routes]]\npath = \"/a\"\norigin = \"blu\"\n", None), [("E052", 6)]);
+}
+
+#[test]
+fn toml_syntax_errors_and_what_was_recovered() {
+    // The guessed values (`tru`, the bare `100/1m`) are not checked; the rest is.
+    let body = "[https]\nredirect = tru\n[[routes]]\npath = \"/a\"\nmethods = [\"get\"]\nlimit = { rate = 100/1m, burst = 2 }\nmax_body = \"huge\"\n";
+    assert_eq!(findings(body, None), [("E001", 5), ("E045", 8), ("E001", 9), ("E011", 10)]);
+    // A table header that runs on swallows what follows: nothing of it is checked, and nothing
+    // is reported missing or undefined, since the lost part may define it.
+    let body = "[limits.api\nrate = \"1/1m\"\n[[routes]]\npath = \"/a\"\nlimit = \"api\"\n[origins.b]\nurl = \"ftp://b\"\n";
+    let codes: Vec<_> = findings(body, None).into_iter().map(|(c, _)| c).collect();
+    assert_eq!(codes.iter().filter(|c| **c != "E001").collect::<Vec<_>>(), [&"E080"], "{codes:?}");
+}
+
+#[test]
+fn overlay_errors_are_reported_once_where_they_are_written() {
+    let body = "[app]\nenvironment = \"staging\"\n[env.staging.https]\nredirect = \"yes\"\n[env.other.limits.api]\nrte = \"1/1m\"\n";
+    let src = format!("{PRELUDE}{body}");
+    let out = compile(&src, &Options::default());
+    let messages: Vec<(&str, &str)> = out.diagnostics.iter().map(|d| (d.code, d.message.as_str())).collect();
+    assert_eq!(
+        messages,
+        [("E003", "`env.staging.https.redirect` must be true or false, not a string"), ("E002", "unknown key `rte` in [env.other.limits.api]")]
+    );
+    assert_eq!(out.diagnostics[1].help.as_deref(), Some("did you mean `rate`?"));
+}
+
+#[test]
+fn numbers_the_reader_cannot_hold() {
+    let body = "[sanitize]\nmax_headers = 99999999999999999999\n[observe]\nsample = 1e999\n[[routes]]\npath = \"/a\"\nmethods = [\"get\"]\n";
+    assert_eq!(findings(body, None), [("E003", 5), ("E003", 7), ("E045", 10)]);
+}
+
 #[test]
 fn e003_wrong_type() {
     expect("[https]\nredirect = \"yes\"\n", "E003", "\"yes\"", 0);

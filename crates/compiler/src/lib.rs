@@ -116,13 +116,26 @@ fn schema() -> &'static shape::Shape {
 /// Compile a policy source.
 pub fn compile(source: &str, options: &Options) -> Output {
     let mut ctx = Ctx::default();
-    let bundle = compile_into(&mut ctx, source, options);
+    let bundle = compile_into(&mut ctx, source, options).map(|compiled| {
+        env::check_unblocked(&mut ctx, source, &compiled);
+        compiled.bundle
+    });
     let mut diagnostics = ctx.diags;
     diagnostics.sort_by_key(|d| (d.span.start, d.severity));
     Output { bundle: if diagnostics.iter().any(Diagnostic::is_error) { None } else { bundle }, diagnostics }
 }
 
-fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle> {
+/// A bundle, and what [`env::check_unblocked`] compares across environments.
+struct Compiled {
+    bundle: Bundle,
+    /// The policy's own environment: `app.environment`, or "production".
+    own_env: String,
+    /// Routes blocked in the policy's own environment but not in the compiled one.
+    unblocked: Vec<env::Unblocked>,
+}
+
+/// Compile for one environment; [`compile`] adds the checks across environments.
+fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Compiled> {
     if source.len() > MAX_SOURCE_BYTES {
         ctx.push(
             Diagnostic::error(codes::INPUT, 0..0, format!("the policy is {} bytes; the limit is {MAX_SOURCE_BYTES}", source.len()))
@@ -148,7 +161,8 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle
         ctx.mark_unread("");
     }
     let declared = env::declared(doc.get_ref());
-    let env = options.env.clone().or_else(|| declared.clone()).unwrap_or_else(|| "production".to_owned());
+    let own_env = declared.clone().unwrap_or_else(|| "production".to_owned());
+    let env = options.env.clone().unwrap_or_else(|| own_env.clone());
     let overlays = env::overlay_names(doc.get_ref());
     env::apply(doc.get_mut(), &env);
     schema().check(ctx, doc.get_mut());
@@ -163,7 +177,9 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle
     };
     let mut known_envs = overlays;
     known_envs.extend(declared);
-    lower(ctx, &policy, &env, &known_envs)
+    let mut unblocked = Vec::new();
+    let bundle = lower(ctx, &policy, &env, &known_envs, &own_env, &mut unblocked)?;
+    Some(Compiled { bundle, own_env, unblocked })
 }
 
 const DEFAULT_METHODS: u16 =
@@ -324,7 +340,9 @@ impl Lowering<'_> {
     }
 }
 
-fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Option<Bundle> {
+/// Lower the policy compiled for `env`; routes blocked in `own_env` but not in `env` go to
+/// `unblocked`.
+fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String], own_env: &str, unblocked: &mut Vec<env::Unblocked>) -> Option<Bundle> {
     let top: Range<usize> = 0..0;
     match &policy.version {
         None if ctx.unread("version") => {}
@@ -451,11 +469,19 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Opti
         // Without a path the route is still checked, but never compiled.
         let name = rules.path.as_ref().map_or(at.as_str(), |p| p.get_ref().as_str());
         let resolved = lowering.resolve(ctx, rules, &defaults_resolved, name, &at);
-        let block = lower_block(ctx, rules, env, &known_envs, &at);
+        let block = lower_block(ctx, rules, &known_envs, &at);
+        let blocked = block.as_ref().filter(|b| b.applies_in(env)).map(|b| b.status);
         let customised = rules.headers.is_some() || rules.csp.is_some() || rules.cache.is_some();
         let header_index = if customised { lowering.header_set(ctx, &[defaults_rules, rules]) } else { defaults_headers };
         if let Some(p) = pattern {
-            routes.push(to_route(Some(p.canonical.clone()), &resolved, block, header_index));
+            if blocked.is_none() && block.is_some_and(|b| b.applies_in(own_env)) {
+                let gate = match (rules.only_in.as_ref().and_then(|l| l.first()), rules.except_in.as_ref().and_then(|l| l.first())) {
+                    (Some(e), _) => (e.span(), "blocked only in the environments listed here"),
+                    (None, e) => (e.map_or(0..0, |e| e.span()), "not blocked in the environments listed here"),
+                };
+                unblocked.push(env::Unblocked { route: routes.len(), span: p.span.clone(), gate });
+            }
+            routes.push(to_route(Some(p.canonical.clone()), &resolved, blocked, header_index));
             patterns.push(p);
         }
     }
@@ -562,9 +588,25 @@ fn lower_app(ctx: &mut Ctx, policy: &Policy, env: &str) -> App {
     }
 }
 
-/// The block status in this environment of the route written at `at`, or `None` if it is not
-/// blocked here.
-fn lower_block(ctx: &mut Ctx, rules: &Rules, env: &str, known: &[&str], at: &str) -> Option<u16> {
+/// A route's `block`: the status, and where it applies (`only_in`/`except_in`).
+struct Block {
+    status: u16,
+    only_in: Option<Vec<String>>,
+    except_in: Option<Vec<String>>,
+}
+
+impl Block {
+    fn applies_in(&self, env: &str) -> bool {
+        match (&self.only_in, &self.except_in) {
+            (Some(list), _) => list.iter().any(|e| e == env),
+            (None, Some(list)) => !list.iter().any(|e| e == env),
+            (None, None) => true,
+        }
+    }
+}
+
+/// The `block` of the route written at `at`, checked.
+fn lower_block(ctx: &mut Ctx, rules: &Rules, known: &[&str], at: &str) -> Option<Block> {
     let status = match rules.block.as_ref().map(|b| (*b.get_ref(), b.span())) {
         None | Some((BlockValue::Flag(false), _)) => None,
         Some((BlockValue::Flag(true), _)) => Some(404),
@@ -600,12 +642,7 @@ fn lower_block(ctx: &mut Ctx, rules: &Rules, env: &str, known: &[&str], at: &str
         let span = rules.except_in.iter().flatten().next().map_or(0..0, |s| s.span());
         ctx.push(Diagnostic::error(codes::BLOCK, span, "use either `only_in` or `except_in`, not both").help("keep the one that reads naturally"));
     }
-    let active = match (&only_in, &except_in) {
-        (Some(list), _) => list.iter().any(|e| e == env),
-        (None, Some(list)) => !list.iter().any(|e| e == env),
-        (None, None) => true,
-    };
-    if active { status } else { None }
+    status.map(|status| Block { status, only_in, except_in })
 }
 
 /// Re-exported so shells and tests can name bundle types through the compiler.

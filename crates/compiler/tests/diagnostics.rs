@@ -360,6 +360,40 @@ fn w030_unknown_environment() {
     warns("[[routes]]\npath = \"/debug\"\nblock = 404\nonly_in = [\"prodution\"]\n", "W030", "\"prodution\"");
 }
 
+// Issue #15: an overlay that unblocks a production-only route but keeps production's origins.
+#[test]
+fn w031_unblocked_route_on_an_origin_the_own_environment_uses() {
+    let debug = "[app]\nenvironment = \"production\"\n[[routes]]\npath = \"/debug/**\"\nblock = 404\nonly_in = [\"production\"]\n";
+    let w031 = |body: &str, env: &str| -> Vec<usize> {
+        findings(body, Some(env)).into_iter().filter(|(c, _)| *c == "W031").map(|(_, line)| line).collect()
+    };
+    // Staging inherits [origins.app]; so does an environment without an overlay.
+    let inherits = format!("{debug}[env.staging.headers.set]\n\"X-Robots-Tag\" = \"noindex\"\n");
+    assert_eq!(w031(&inherits, "staging"), [7], "at the route's path");
+    assert_eq!(w031(&inherits, "development"), [7]);
+    assert!(w031(&inherits, "production").is_empty(), "blocked where it is compiled");
+    let own = format!("{debug}[env.staging.origins.app]\nurl = \"https://app-staging.fly.dev\"\n");
+    assert!(w031(&own, "staging").is_empty(), "staging has its own origin");
+    // The warning says where, why, and what to change.
+    let src = format!("{PRELUDE}{inherits}");
+    let out = compile(&src, &Options { env: Some("staging".into()) });
+    let d = out.diagnostics.iter().find(|d| d.code == "W031").unwrap();
+    assert!(out.bundle.is_some(), "a warning");
+    assert!(d.message.contains("`/debug/**` is blocked in production but forwarded in staging") && d.message.contains("https://app.fly.dev"), "{}", d.message);
+    assert!(d.help.as_deref().unwrap().contains("[env.staging.origins.app]"));
+    assert_eq!(d.related.first().map(|(s, _)| line_col(&src, s.start)), Some((9, 12)), "the `only_in` entry");
+    // A pinned route reaches only its pin; an unpinned one every origin (health reroute).
+    let two = format!("{debug}[origins.b]\nurl = \"https://b.fly.dev\"\n[deploy]\nactive = \"app\"\n[env.staging.origins.app]\nurl = \"https://app-staging.fly.dev\"\n");
+    assert_eq!(w031(&two, "staging"), [7], "b is still production's");
+    assert!(w031(&two.replace("only_in", "origin = \"app\"\nonly_in"), "staging").is_empty(), "pinned to staging's app");
+    // except_in: blocked everywhere but staging, production included.
+    assert_eq!(w031(&debug.replace("only_in = [\"production\"]", "except_in = [\"staging\"]"), "staging"), [7]);
+    // Blocked only in staging: production forwards it to its own origins, nothing to say.
+    let staging_only = format!("{}[env.staging.headers.set]\n\"X-A\" = \"1\"\n", debug.replace("only_in = [\"production\"]", "only_in = [\"staging\"]"));
+    assert!(w031(&staging_only, "production").is_empty());
+    assert!(w031(&debug.replace("only_in = [\"production\"]", "except_in = [\"production\"]"), "production").is_empty());
+}
+
 #[test]
 fn limit_lints() {
     warns("[limits.api]\nrate = \"100000/1s\"\n", "W040", "\"100000/1s\"");

@@ -616,6 +616,11 @@ fn init_presets_compile() {
         let v = stdout_json(&out);
         assert_eq!(v["errors"], 0, "{preset} starter must compile: {v}");
         assert_eq!(out.status.code(), Some(0));
+        // Its staging overlay does not forward the production-only routes to production (W031).
+        let out = edgeguard().arg("check").arg(&path).args(["--env", "staging", "--format", "json"]).output().unwrap();
+        let v = stdout_json(&out);
+        assert_eq!(v["errors"], 0, "{preset} starter in staging: {v}");
+        assert!(v["diagnostics"].as_array().unwrap().iter().all(|d| d["code"] != "W031"), "{preset}: {v}");
         let bundle = dir.path().join("policy.bundle");
         edgeguard().arg("compile").arg(&path).arg("-o").arg(&bundle).assert().code(0);
         edgeguard_core::Engine::load(&std::fs::read(&bundle).unwrap()).unwrap();

@@ -79,7 +79,8 @@ pub fn compile(ctx: &mut Ctx, https: Option<&model::Https>, preset: Preset, fall
             })
         }
     };
-    if let Some(h) = &hsts {
+    // The lints judge the setting as a whole; with a value of it taken out they would judge another.
+    if let Some(h) = hsts.as_ref().filter(|_| !ctx.unread("https")) {
         lint(ctx, h, redirect, span);
     }
     (Https { redirect }, hsts.map(|h| h.render()))

@@ -14,6 +14,7 @@ pub mod health;
 pub mod https;
 pub mod limits;
 pub mod model;
+pub mod names;
 pub mod observe;
 pub mod origins;
 pub mod routes;
@@ -37,6 +38,9 @@ use serde::Deserialize;
 #[derive(Debug, Default)]
 pub struct Ctx {
     pub diags: Vec<Diagnostic>,
+    /// Places of values an earlier phase reported and took out ("limits.api.rate",
+    /// "routes[3].path"; "" for the whole document after a TOML syntax error).
+    unread: Vec<String>,
 }
 
 impl Ctx {
@@ -46,6 +50,21 @@ impl Ctx {
 
     fn has_errors(&self) -> bool {
         self.diags.iter().any(Diagnostic::is_error)
+    }
+
+    /// Note that the value at `path` was written but could not be read (already reported).
+    pub fn mark_unread(&mut self, path: &str) {
+        self.unread.push(path.to_owned());
+    }
+
+    /// Whether the value at `path`, a table holding it or a value inside it was written but
+    /// could not be read. Findings that something there is missing or undefined would then
+    /// be follow-ons of an error already reported, and are left out.
+    pub fn unread(&self, path: &str) -> bool {
+        let within = |outer: &str, inner: &str| {
+            outer.is_empty() || inner.strip_prefix(outer).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        self.unread.iter().any(|p| within(p, path) || within(path, p))
     }
 }
 
@@ -97,13 +116,26 @@ fn schema() -> &'static shape::Shape {
 /// Compile a policy source.
 pub fn compile(source: &str, options: &Options) -> Output {
     let mut ctx = Ctx::default();
-    let bundle = compile_into(&mut ctx, source, options);
+    let bundle = compile_into(&mut ctx, source, options).map(|compiled| {
+        env::check_unblocked(&mut ctx, source, &compiled);
+        compiled.bundle
+    });
     let mut diagnostics = ctx.diags;
     diagnostics.sort_by_key(|d| (d.span.start, d.severity));
     Output { bundle: if diagnostics.iter().any(Diagnostic::is_error) { None } else { bundle }, diagnostics }
 }
 
-fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle> {
+/// A bundle, and what [`env::check_unblocked`] compares across environments.
+struct Compiled {
+    bundle: Bundle,
+    /// The policy's own environment: `app.environment`, or "production".
+    own_env: String,
+    /// Routes blocked in the policy's own environment but not in the compiled one.
+    unblocked: Vec<env::Unblocked>,
+}
+
+/// Compile for one environment; [`compile`] adds the checks across environments.
+fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Compiled> {
     if source.len() > MAX_SOURCE_BYTES {
         ctx.push(
             Diagnostic::error(codes::INPUT, 0..0, format!("the policy is {} bytes; the limit is {MAX_SOURCE_BYTES}", source.len()))
@@ -117,23 +149,27 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle
     }
     let (mut doc, errors) = toml::de::DeTable::parse_recoverable(source);
     if !errors.is_empty() {
+        let mut spans = Vec::with_capacity(errors.len());
         for e in errors {
             let span = e.span().unwrap_or(0..0);
-            ctx.push(Diagnostic::error(codes::SYNTAX, span, format!("TOML syntax: {}", e.message().trim())).help("see https://toml.io for the syntax"));
+            ctx.push(Diagnostic::error(codes::SYNTAX, span.clone(), format!("TOML syntax: {}", e.message().trim())).help("see https://toml.io for the syntax"));
+            spans.push(span);
         }
-        return None;
-    }
-    schema().check(ctx, &doc);
-    if ctx.has_errors() {
-        return None;
+        // What the parser recovered is checked too, but a table it lost may define anything,
+        // so nothing is reported missing or undefined.
+        shape::drop_guessed(doc.get_mut(), &spans);
+        ctx.mark_unread("");
     }
     let declared = env::declared(doc.get_ref());
-    let env = options.env.clone().or_else(|| declared.clone()).unwrap_or_else(|| "production".to_owned());
+    let own_env = declared.clone().unwrap_or_else(|| "production".to_owned());
+    let env = options.env.clone().unwrap_or_else(|| own_env.clone());
     let overlays = env::overlay_names(doc.get_ref());
     env::apply(doc.get_mut(), &env);
+    schema().check(ctx, doc.get_mut());
     let policy = match Policy::deserialize(toml::de::Deserializer::from(doc)) {
         Ok(p) => p,
         Err(e) => {
+            // The shape check takes out what serde would refuse; this is a safety net.
             let span = e.span().unwrap_or(0..0);
             ctx.push(Diagnostic::error(codes::WRONG_TYPE, span, e.message().trim().to_owned()).help("see docs/policy.md"));
             return None;
@@ -141,7 +177,9 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Bundle
     };
     let mut known_envs = overlays;
     known_envs.extend(declared);
-    lower(ctx, &policy, &env, &known_envs)
+    let mut unblocked = Vec::new();
+    let bundle = lower(ctx, &policy, &env, &known_envs, &own_env, &mut unblocked)?;
+    Some(Compiled { bundle, own_env, unblocked })
 }
 
 const DEFAULT_METHODS: u16 =
@@ -164,8 +202,8 @@ struct Resolved {
 
 struct Lowering<'a> {
     limits: limits::Limits,
-    api_keys: Vec<String>,
-    origin_names: Vec<String>,
+    api_keys: names::Names,
+    origins: names::Names,
     header_sets: Vec<HeaderSet>,
     /// Index of each distinct header set by its serialized form, so interning stays O(1) with
     /// thousands of routes that each customise headers.
@@ -243,8 +281,8 @@ impl Lowering<'_> {
         self.intern(set)
     }
 
-    /// Resolve one layer's rule fields over `base`.
-    fn resolve(&mut self, ctx: &mut Ctx, rules: &Rules, base: &Resolved, name: &str) -> Resolved {
+    /// Resolve the rule fields of one layer written at `at` ("defaults", "routes[3]") over `base`.
+    fn resolve(&mut self, ctx: &mut Ctx, rules: &Rules, base: &Resolved, name: &str, at: &str) -> Resolved {
         let mut r = base.clone();
         if let Some(methods) = &rules.methods {
             let mut mask = 0u16;
@@ -285,18 +323,7 @@ impl Lowering<'_> {
             r.ip_deny = access::cidrs(ctx, rules.ip_deny.as_ref());
         }
         if let Some(k) = &rules.api_key {
-            r.api_key = match self.api_keys.iter().position(|n| n == k.get_ref()) {
-                Some(i) => u16::try_from(i).ok(),
-                None => {
-                    let mut d = Diagnostic::error(codes::UNDEFINED_API_KEY, k.span(), format!("api key `{}` is not defined", k.get_ref()));
-                    d = match diagnostics::suggest(k.get_ref(), self.api_keys.iter().map(String::as_str)) {
-                        Some(best) => d.help(format!("did you mean `{best}`?")),
-                        None => d.help(format!("define it as [api_keys.{}] with header and sha256", k.get_ref())),
-                    };
-                    ctx.push(d);
-                    None
-                }
-            };
+            r.api_key = self.api_keys.lookup(ctx, k.get_ref(), k.span());
         }
         if let Some(size) = &rules.max_body {
             r.max_body = match units::size_bytes(size.get_ref()) {
@@ -308,18 +335,21 @@ impl Lowering<'_> {
             };
         }
         if let Some(l) = &rules.limit {
-            r.limit = limits::resolve(ctx, &mut self.limits, l, name);
+            r.limit = limits::resolve(ctx, &mut self.limits, l, name, &format!("{at}.limit"));
         }
         if let Some(o) = &rules.origin {
-            r.origin = origins::lookup(ctx, &self.origin_names, o);
+            r.origin = self.origins.lookup(ctx, o.get_ref(), o.span());
         }
         r
     }
 }
 
-fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Option<Bundle> {
+/// Lower the policy compiled for `env`; routes blocked in `own_env` but not in `env` go to
+/// `unblocked`.
+fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String], own_env: &str, unblocked: &mut Vec<env::Unblocked>) -> Option<Bundle> {
     let top: Range<usize> = 0..0;
     match &policy.version {
+        None if ctx.unread("version") => {}
         None => ctx.push(Diagnostic::warning(codes::NO_VERSION, top.clone(), "the policy does not say which language version it uses").help("add `version = 1` at the top")),
         Some(v) if *v.get_ref() != 1 => ctx.push(
             Diagnostic::error(codes::VERSION, v.span(), format!("language version {} is not supported", v.get_ref())).help("this edgeguard reads version = 1"),
@@ -341,23 +371,30 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Opti
     // Findings about the policy as a whole (report-only, missing directives in a preset CSP)
     // point at `csp.mode` when written, else at the preset that supplied the CSP.
     let csp_span = policy.csp.as_ref().and_then(|c| c.mode.as_ref()).map_or(preset_span, |m| m.span());
-    csp::lint(ctx, &csp_plan, csp_span);
+    // The lints judge the CSP as a whole; with a value of it taken out they would judge another.
+    if !ctx.unread("csp") && !ctx.unread("headers.preset") {
+        csp::lint(ctx, &csp_plan, csp_span);
+    }
     let mut limit_table = limits::compile(ctx, &policy.limits);
     let max_keys = limits::max_keys(ctx, policy.limiter.as_ref());
     let global_shards = limits::global_shards(ctx, policy.limiter.as_ref());
     let mut api_keys = Vec::new();
+    let mut api_key_names = names::Names::new("api_keys", "api key", codes::UNDEFINED_API_KEY, " with header and sha256");
     for (name, def) in &policy.api_keys {
-        if let Some(k) = access::api_key(ctx, name, def, &mut limit_table) {
+        let index = access::api_key(ctx, name, def, &mut limit_table).and_then(|k| {
+            let index = u16::try_from(api_keys.len()).ok()?;
             api_keys.push(k);
-        }
+            Some(index)
+        });
+        api_key_names.define(name.get_ref(), index);
     }
     let origins = origins::compile(ctx, &policy.origins, policy.deploy.as_ref(), top.clone());
     let mut health = health::compile(ctx, policy.health.as_ref());
 
     let mut lowering = Lowering {
         limits: limit_table,
-        api_keys: api_keys.iter().map(|k| k.name.clone()).collect(),
-        origin_names: origins.table.iter().map(|o| o.name.clone()).collect(),
+        api_keys: api_key_names,
+        origins: origins.names,
         header_sets: Vec::new(),
         header_set_index: std::collections::HashMap::new(),
         top_headers,
@@ -395,7 +432,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Opti
             );
         }
     }
-    let defaults_resolved = lowering.resolve(ctx, defaults_rules, &base, "defaults");
+    let defaults_resolved = lowering.resolve(ctx, defaults_rules, &base, "defaults", "defaults");
     let defaults_headers = lowering.header_set(ctx, &[defaults_rules]);
     let defaults = to_route(None, &defaults_resolved, None, defaults_headers);
     if let Some(h) = health.as_mut() {
@@ -420,18 +457,33 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String]) -> Opti
     let mut regexes = Vec::new();
     let mut patterns = Vec::new();
     let mut routes = Vec::new();
-    for rules in &policy.routes {
-        let Some(path) = &rules.path else {
-            ctx.push(Diagnostic::error(codes::MISSING, top.clone(), "a [[routes]] entry has no `path`").help("add path = \"/api/…\""));
-            continue;
+    for (i, rules) in policy.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let pattern = match &rules.path {
+            Some(path) => routes::parse(ctx, path, rules.params.as_ref(), &mut regexes),
+            None => {
+                if !ctx.unread(&format!("{at}.path")) {
+                    ctx.push(Diagnostic::error(codes::MISSING, top.clone(), "a [[routes]] entry has no `path`").help("add path = \"/api/…\""));
+                }
+                None
+            }
         };
-        let pattern = routes::parse(ctx, path, rules.params.as_ref(), &mut regexes);
-        let resolved = lowering.resolve(ctx, rules, &defaults_resolved, path.get_ref());
-        let block = lower_block(ctx, rules, env, &known_envs);
+        // Without a path the route is still checked, but never compiled.
+        let name = rules.path.as_ref().map_or(at.as_str(), |p| p.get_ref().as_str());
+        let resolved = lowering.resolve(ctx, rules, &defaults_resolved, name, &at);
+        let block = lower_block(ctx, rules, &known_envs, &at);
+        let blocked = block.as_ref().filter(|b| b.applies_in(env)).map(|b| b.status);
         let customised = rules.headers.is_some() || rules.csp.is_some() || rules.cache.is_some();
         let header_index = if customised { lowering.header_set(ctx, &[defaults_rules, rules]) } else { defaults_headers };
         if let Some(p) = pattern {
-            routes.push(to_route(Some(p.canonical.clone()), &resolved, block, header_index));
+            if blocked.is_none() && block.is_some_and(|b| b.applies_in(own_env)) {
+                let gate = match (rules.only_in.as_ref().and_then(|l| l.first()), rules.except_in.as_ref().and_then(|l| l.first())) {
+                    (Some(e), _) => (e.span(), "blocked only in the environments listed here"),
+                    (None, e) => (e.map_or(0..0, |e| e.span()), "not blocked in the environments listed here"),
+                };
+                unblocked.push(env::Unblocked { route: routes.len(), span: p.span.clone(), gate });
+            }
+            routes.push(to_route(Some(p.canonical.clone()), &resolved, blocked, header_index));
             patterns.push(p);
         }
     }
@@ -512,10 +564,12 @@ fn lower_app(ctx: &mut Ctx, policy: &Policy, env: &str) -> App {
             ),
         }
     }
+    // A host reported above may be the one canonical_host names.
+    let hosts_invalid = hosts.len() < app.and_then(|a| a.hosts.as_ref()).map_or(0, Vec::len);
     let canonical_host = app.and_then(|a| a.canonical_host.as_ref()).and_then(|c| {
         let n = edgeguard_core::sanitize::normalize_host(c.get_ref());
         match n {
-            Some(n) if hosts.is_empty() || hosts.contains(&n) => Some(n),
+            Some(n) if hosts.is_empty() || hosts.contains(&n) || hosts_invalid => Some(n),
             Some(n) => {
                 ctx.push(
                     Diagnostic::error(codes::HOST, c.span(), format!("canonical_host `{n}` is not one of app.hosts, so the redirect target would answer 421"))
@@ -537,8 +591,25 @@ fn lower_app(ctx: &mut Ctx, policy: &Policy, env: &str) -> App {
     }
 }
 
-/// The route's block status in this environment, or `None` if it is not blocked here.
-fn lower_block(ctx: &mut Ctx, rules: &Rules, env: &str, known: &[&str]) -> Option<u16> {
+/// A route's `block`: the status, and where it applies (`only_in`/`except_in`).
+struct Block {
+    status: u16,
+    only_in: Option<Vec<String>>,
+    except_in: Option<Vec<String>>,
+}
+
+impl Block {
+    fn applies_in(&self, env: &str) -> bool {
+        match (&self.only_in, &self.except_in) {
+            (Some(list), _) => list.iter().any(|e| e == env),
+            (None, Some(list)) => !list.iter().any(|e| e == env),
+            (None, None) => true,
+        }
+    }
+}
+
+/// The `block` of the route written at `at`, checked.
+fn lower_block(ctx: &mut Ctx, rules: &Rules, known: &[&str], at: &str) -> Option<Block> {
     let status = match rules.block.as_ref().map(|b| (*b.get_ref(), b.span())) {
         None | Some((BlockValue::Flag(false), _)) => None,
         Some((BlockValue::Flag(true), _)) => Some(404),
@@ -566,7 +637,7 @@ fn lower_block(ctx: &mut Ctx, rules: &Rules, env: &str, known: &[&str]) -> Optio
     };
     let only_in = env_list(&rules.only_in, ctx);
     let except_in = env_list(&rules.except_in, ctx);
-    if (only_in.is_some() || except_in.is_some()) && rules.block.is_none() {
+    if (only_in.is_some() || except_in.is_some()) && rules.block.is_none() && !ctx.unread(&format!("{at}.block")) {
         let span = rules.only_in.iter().chain(rules.except_in.iter()).flatten().next().map_or(0..0, |s| s.span());
         ctx.push(Diagnostic::error(codes::BLOCK, span, "`only_in`/`except_in` choose where `block` applies, but this route has no `block`").help("add block = 404"));
     }
@@ -574,13 +645,33 @@ fn lower_block(ctx: &mut Ctx, rules: &Rules, env: &str, known: &[&str]) -> Optio
         let span = rules.except_in.iter().flatten().next().map_or(0..0, |s| s.span());
         ctx.push(Diagnostic::error(codes::BLOCK, span, "use either `only_in` or `except_in`, not both").help("keep the one that reads naturally"));
     }
-    let active = match (&only_in, &except_in) {
-        (Some(list), _) => list.iter().any(|e| e == env),
-        (None, Some(list)) => !list.iter().any(|e| e == env),
-        (None, None) => true,
-    };
-    if active { status } else { None }
+    status.map(|status| Block { status, only_in, except_in })
 }
 
 /// Re-exported so shells and tests can name bundle types through the compiler.
 pub use bundle::FORMAT_VERSION;
+
+#[cfg(test)]
+mod tests {
+    use super::Ctx;
+
+    #[test]
+    fn unread_covers_the_place_its_tables_and_its_values() {
+        let mut ctx = Ctx::default();
+        ctx.mark_unread("routes[1].limit");
+        for (path, unread) in [
+            ("routes[1].limit", true),
+            ("routes[1].limit.rate", true),
+            ("routes[1]", true),
+            ("routes", true),
+            ("routes[1].path", false),
+            ("routes[10].limit", false),
+            ("routes[1].limits", false),
+            ("limits", false),
+        ] {
+            assert_eq!(ctx.unread(path), unread, "{path}");
+        }
+        ctx.mark_unread("");
+        assert!(ctx.unread("version"), "a syntax error leaves the whole document unread");
+    }
+}

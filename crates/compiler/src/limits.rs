@@ -9,6 +9,7 @@ use edgeguard_core::limits::policy_header;
 
 use crate::diagnostics::{Diagnostic, suggest};
 use crate::model::{LimitDef, LimitMode, LimitRef, S};
+use crate::names::Names;
 use crate::units::{RATE_HELP, rate};
 use crate::{Ctx, codes, model};
 
@@ -18,11 +19,12 @@ pub const DEFAULT_GLOBAL_SHARDS: u32 = 16;
 /// Named limits compiled in name order; the index is what routes refer to.
 pub struct Limits {
     pub table: Vec<Limit>,
-    pub by_name: BTreeMap<String, u16>,
+    pub names: Names,
 }
 
 pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, LimitDef>) -> Limits {
-    let mut limits = Limits { table: Vec::new(), by_name: BTreeMap::new() };
+    let names = Names::new("limits", "limit", codes::UNDEFINED_LIMIT, ", write it inline, or use \"none\"");
+    let mut limits = Limits { table: Vec::new(), names };
     for (name, def) in defs {
         if name.get_ref() == "none" {
             ctx.push(
@@ -31,34 +33,25 @@ pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, LimitDef>) -> Limits {
             );
             continue;
         }
-        if let Some(limit) = compile_def(ctx, name.get_ref(), def, name.span())
-            && let Ok(index) = u16::try_from(limits.table.len())
-        {
-            limits.by_name.insert(name.get_ref().clone(), index);
+        let at = format!("limits.{}", name.get_ref());
+        let index = compile_def(ctx, name.get_ref(), def, name.span(), &at).and_then(|limit| {
+            let index = u16::try_from(limits.table.len()).ok()?;
             limits.table.push(limit);
-        }
+            Some(index)
+        });
+        limits.names.define(name.get_ref(), index);
     }
     limits
 }
 
-/// Resolve a route's `limit`: `Ok(None)` for "none", an index for a named or inline limit.
-pub fn resolve(ctx: &mut Ctx, limits: &mut Limits, value: &S<LimitRef>, route_name: &str) -> Option<u16> {
+/// Resolve a `limit` value written at `at` ("routes[3].limit"): `None` for "none", an index for
+/// a named or inline limit.
+pub fn resolve(ctx: &mut Ctx, limits: &mut Limits, value: &S<LimitRef>, route_name: &str, at: &str) -> Option<u16> {
     match value.get_ref() {
         LimitRef::Named(name) if name == "none" => None,
-        LimitRef::Named(name) => match limits.by_name.get(name) {
-            Some(i) => Some(*i),
-            None => {
-                let mut d = Diagnostic::error(codes::UNDEFINED_LIMIT, value.span(), format!("limit `{name}` is not defined"));
-                d = match suggest(name, limits.by_name.keys().map(String::as_str)) {
-                    Some(best) => d.help(format!("did you mean `{best}`?")),
-                    None => d.help(format!("define it as [limits.{name}], write it inline, or use \"none\"")),
-                };
-                ctx.push(d);
-                None
-            }
-        },
+        LimitRef::Named(name) => limits.names.lookup(ctx, name, value.span()),
         LimitRef::Inline(def) => {
-            let limit = compile_def(ctx, route_name, def, value.span())?;
+            let limit = compile_def(ctx, route_name, def, value.span(), at)?;
             let index = u16::try_from(limits.table.len()).ok()?;
             limits.table.push(limit);
             Some(index)
@@ -94,12 +87,15 @@ pub fn max_keys(ctx: &mut Ctx, limiter: Option<&model::LimiterDef>) -> u32 {
     }
 }
 
-fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>) -> Option<Limit> {
+/// A limit definition written at `at` ("limits.api").
+fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>, at: &str) -> Option<Limit> {
     let Some(rate_text) = &def.rate else {
-        ctx.push(
-            Diagnostic::error(codes::MISSING, fallback, format!("limit `{name}` has no `rate`"))
-                .help("add rate = \"100/15m\" (requests per window)"),
-        );
+        if !ctx.unread(&format!("{at}.rate")) {
+            ctx.push(
+                Diagnostic::error(codes::MISSING, fallback, format!("limit `{name}` has no `rate`"))
+                    .help("add rate = \"100/15m\" (requests per window)"),
+            );
+        }
         return None;
     };
     let (count, window_secs) = match rate(rate_text.get_ref()) {
@@ -166,7 +162,7 @@ fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>
         }
     }
     let on_error_deny = def.on_error.as_ref().is_some_and(|o| *o.get_ref() == model::OnError::Deny);
-    if let Some(o) = def.on_error.as_ref().filter(|_| scope == Scope::Local) {
+    if let Some(o) = def.on_error.as_ref().filter(|_| scope == Scope::Local && !ctx.unread(&format!("{at}.scope"))) {
         ctx.push(
             Diagnostic::warning(codes::LIMIT, o.span(), "`on_error` only applies to global and cloudflare limits; a local limit cannot fail")
                 .help("remove it, or set scope = \"global\""),

@@ -25,9 +25,10 @@ use std::collections::BTreeSet;
 use edgeguard_core::bundle::{CspIntake, IpDetail, Limit, LogLevel, MetricsEndpoint, Observe, PostHog, Scope, event};
 use edgeguard_core::observe::{DEFAULT_MAX_REPORT_BYTES, PPM};
 
-use crate::diagnostics::{Diagnostic, suggest};
+use crate::diagnostics::Diagnostic;
 use crate::limits::{self, Limits};
 use crate::model::{self, LimitRef, S};
+use crate::names::Names;
 use crate::units::{DURATION_HELP, RATE_HELP, duration_ms, rate};
 use crate::{Ctx, codes};
 
@@ -48,8 +49,8 @@ const CSP_LIMIT_NAME: &str = "csp-reports";
 pub struct Context<'a> {
     /// Normalized paths of every `csp.report_to` that is a path on this site.
     pub csp_paths: &'a BTreeSet<String>,
-    /// `[api_keys]` names, in bundle order.
-    pub api_keys: &'a [String],
+    /// `[api_keys]` names.
+    pub api_keys: &'a Names,
     pub health_path: Option<&'a str>,
     /// Header set for the edge's own answers (the defaults').
     pub headers: u16,
@@ -124,8 +125,10 @@ fn csp_intake(ctx: &mut Ctx, o: &model::Observe, limits: &mut Limits, cx: &Conte
         },
     };
     if cx.csp_paths.is_empty() {
+        // A `report_to` that could not be read may well have been a path.
+        let unread = ctx.unread("csp.report_to");
         for (key, span) in [("csp_limit", o.csp_limit.as_ref().map(S::span)), ("csp_dedupe", o.csp_dedupe.as_ref().map(S::span))] {
-            if let Some(span) = span {
+            if let Some(span) = span.filter(|_| !unread) {
                 ctx.push(
                     Diagnostic::warning(codes::OBSERVE_UNUSED, span, format!("`{key}` has no effect: no `csp.report_to` is a path on this site"))
                         .help("set [csp] report_to = \"/__edge/csp-report\" so the edge takes the reports, or remove the key"),
@@ -142,7 +145,7 @@ fn csp_intake(ctx: &mut Ctx, o: &model::Observe, limits: &mut Limits, cx: &Conte
             index
         }
         Some(v) => {
-            let index = limits::resolve(ctx, limits, v, CSP_LIMIT_NAME);
+            let index = limits::resolve(ctx, limits, v, CSP_LIMIT_NAME, "observe.csp_limit");
             if let Some(l) = index.and_then(|i| limits.table.get(usize::from(i))).filter(|l| l.scope != Scope::Local) {
                 let named = match v.get_ref() {
                     LimitRef::Named(n) => format!("limit `{n}`"),
@@ -195,24 +198,17 @@ fn metrics(ctx: &mut Ctx, m: &model::MetricsDef, cx: &Context) -> Option<Metrics
         },
     };
     let Some(key) = &m.api_key else {
-        let span = m.path.as_ref().map_or(0..0, S::span);
-        ctx.push(
-            Diagnostic::error(codes::MISSING, span, "the metrics endpoint has no `api_key`")
-                .help("metrics = { path = \"/__edge/metrics\", api_key = \"metrics\" } with an [api_keys.metrics] entry: counters tell an attacker what the edge refuses"),
-        );
+        if !ctx.unread("observe.metrics.api_key") {
+            let span = m.path.as_ref().map_or(0..0, S::span);
+            ctx.push(
+                Diagnostic::error(codes::MISSING, span, "the metrics endpoint has no `api_key`")
+                    .help("metrics = { path = \"/__edge/metrics\", api_key = \"metrics\" } with an [api_keys.metrics] entry: counters tell an attacker what the edge refuses"),
+            );
+        }
         return None;
     };
-    match cx.api_keys.iter().position(|n| n == key.get_ref()).and_then(|i| u16::try_from(i).ok()) {
-        Some(api_key) => Some(MetricsEndpoint { path, api_key }),
-        None => {
-            let d = Diagnostic::error(codes::UNDEFINED_API_KEY, key.span(), format!("api key `{}` is not defined", key.get_ref()));
-            ctx.push(match suggest(key.get_ref(), cx.api_keys.iter().map(String::as_str)) {
-                Some(best) => d.help(format!("did you mean `{best}`?")),
-                None => d.help(format!("define it as [api_keys.{}] with header and sha256", key.get_ref())),
-            });
-            None
-        }
-    }
+    let api_key = cx.api_keys.lookup(ctx, key.get_ref(), key.span())?;
+    Some(MetricsEndpoint { path, api_key })
 }
 
 fn posthog(ctx: &mut Ctx, p: &model::PostHogDef, csp_intake: bool) -> Option<PostHog> {
@@ -239,7 +235,7 @@ fn posthog(ctx: &mut Ctx, p: &model::PostHogDef, csp_intake: bool) -> Option<Pos
                     .help("list the events to send, or remove [observe.posthog]"),
             );
         }
-        if let Some(span) = at(model::PostHogEvent::CspViolation).filter(|_| !csp_intake) {
+        if let Some(span) = at(model::PostHogEvent::CspViolation).filter(|_| !csp_intake && !ctx.unread("csp.report_to")) {
             ctx.push(
                 Diagnostic::warning(codes::OBSERVE_UNUSED, span, "\"csp_violation\" can never be sent: no `csp.report_to` is a path on this site")
                     .help("set [csp] report_to = \"/__edge/csp-report\" so the edge takes the reports"),

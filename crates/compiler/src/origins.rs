@@ -6,8 +6,9 @@ use core::ops::Range;
 
 use edgeguard_core::bundle::{Canary, Deploy, Origin};
 
-use crate::diagnostics::{Diagnostic, suggest};
+use crate::diagnostics::Diagnostic;
 use crate::model::{OriginDef, S};
+use crate::names::Names;
 use crate::units::{DURATION_HELP, duration_ms};
 use crate::{Ctx, codes, model};
 
@@ -15,51 +16,33 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 
 pub struct Origins {
     pub table: Vec<Origin>,
+    pub names: Names,
     pub deploy: Deploy,
 }
 
 pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, OriginDef>, deploy: Option<&model::Deploy>, top: Range<usize>) -> Origins {
     let mut table = Vec::new();
+    let mut names = Names::new("origins", "origin", codes::UNDEFINED_ORIGIN, "");
     for (name, def) in defs {
-        let Some(url) = &def.url else {
-            ctx.push(Diagnostic::error(codes::MISSING, name.span(), format!("origin `{}` has no `url`", name.get_ref())).help("add url = \"https://your-app.fly.dev\""));
-            continue;
-        };
-        if !valid_url(url.get_ref()) {
-            ctx.push(
-                Diagnostic::error(codes::ORIGIN_URL, url.span(), format!("`{}` is not an origin URL", url.get_ref()))
-                    .help("write scheme, host and optional port and base path, e.g. \"https://quotekit-blue.fly.dev\" (no query or fragment)"),
-            );
-            continue;
-        }
-        let timeout_ms = match &def.timeout {
-            None => DEFAULT_TIMEOUT_MS,
-            Some(t) => match duration_ms(t.get_ref()) {
-                Ok(ms) if ms > 0 => ms,
-                Ok(_) => {
-                    ctx.push(Diagnostic::error(codes::DURATION, t.span(), "an origin timeout of 0 fails every request").help(DURATION_HELP));
-                    DEFAULT_TIMEOUT_MS
-                }
-                Err(e) => {
-                    ctx.push(Diagnostic::error(codes::DURATION, t.span(), e).help(DURATION_HELP));
-                    DEFAULT_TIMEOUT_MS
-                }
-            },
-        };
-        table.push(Origin { name: name.get_ref().clone(), url: url.get_ref().trim_end_matches('/').to_owned(), timeout_ms, });
+        let origin = origin(ctx, name, def);
+        let index = origin.and_then(|o| {
+            let index = u16::try_from(table.len()).ok()?;
+            table.push(o);
+            Some(index)
+        });
+        names.define(name.get_ref(), index);
     }
-    if defs.is_empty() {
+    if defs.is_empty() && !ctx.unread("origins") {
         ctx.push(
             Diagnostic::warning(codes::NO_ORIGIN, top.clone(), "the policy defines no origin, so forwarded requests have nowhere to go")
                 .help("add [origins.app] url = \"https://your-app.fly.dev\""),
         );
     }
-    let names: Vec<String> = table.iter().map(|o| o.name.clone()).collect();
-    let find = |ctx: &mut Ctx, name: &S<String>| -> Option<u16> { lookup(ctx, &names, name) };
     let active = match deploy.and_then(|d| d.active.as_ref()) {
-        Some(a) => find(ctx, a).unwrap_or(0),
+        Some(a) => names.lookup(ctx, a.get_ref(), a.span()),
         None => {
             if names.len() > 1
+                && !ctx.unread("deploy.active")
                 && let Some((first, _)) = defs.iter().next()
             {
                 ctx.push(
@@ -67,14 +50,14 @@ pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, OriginDef>, deploy: Opt
                         .help(format!("add [deploy] active = \"{}\"", first.get_ref())),
                 );
             }
-            0
+            None
         }
     };
     let mut canary = None;
     if let Some(c) = deploy.and_then(|d| d.canary.as_ref()) {
         let origin = c.origin.as_ref().and_then(|o| {
-            let i = find(ctx, o)?;
-            if i == active {
+            let i = names.lookup(ctx, o.get_ref(), o.span())?;
+            if active == Some(i) {
                 ctx.push(Diagnostic::error(codes::DEPLOY, o.span(), "the canary origin is the active origin").help("name the other origin, or remove the canary"));
                 return None;
             }
@@ -92,7 +75,7 @@ pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, OriginDef>, deploy: Opt
                 }
             }
         };
-        if c.origin.is_none() {
+        if c.origin.is_none() && !ctx.unread("deploy.canary.origin") {
             ctx.push(Diagnostic::error(codes::MISSING, top.clone(), "[deploy.canary] has no `origin`").help("add origin = \"green\""));
         }
         canary = origin.map(|origin| Canary { origin, basis_points });
@@ -105,8 +88,40 @@ pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, OriginDef>, deploy: Opt
         }
         None => "eg_lane".into(),
     };
-    let failover_methods = failover_methods(ctx, deploy, table.len());
-    Origins { table, deploy: Deploy { active, canary, sticky_cookie, failover_methods } }
+    let failover_methods = failover_methods(ctx, deploy, names.len());
+    Origins { table, names, deploy: Deploy { active: active.unwrap_or(0), canary, sticky_cookie, failover_methods } }
+}
+
+/// One `[origins.<name>]`, or `None` when it has an error (reported).
+fn origin(ctx: &mut Ctx, name: &S<String>, def: &OriginDef) -> Option<Origin> {
+    let Some(url) = &def.url else {
+        if !ctx.unread(&format!("origins.{}.url", name.get_ref())) {
+            ctx.push(Diagnostic::error(codes::MISSING, name.span(), format!("origin `{}` has no `url`", name.get_ref())).help("add url = \"https://your-app.fly.dev\""));
+        }
+        return None;
+    };
+    if !valid_url(url.get_ref()) {
+        ctx.push(
+            Diagnostic::error(codes::ORIGIN_URL, url.span(), format!("`{}` is not an origin URL", url.get_ref()))
+                .help("write scheme, host and optional port and base path, e.g. \"https://quotekit-blue.fly.dev\" (no query or fragment)"),
+        );
+        return None;
+    }
+    let timeout_ms = match &def.timeout {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(t) => match duration_ms(t.get_ref()) {
+            Ok(ms) if ms > 0 => ms,
+            Ok(_) => {
+                ctx.push(Diagnostic::error(codes::DURATION, t.span(), "an origin timeout of 0 fails every request").help(DURATION_HELP));
+                DEFAULT_TIMEOUT_MS
+            }
+            Err(e) => {
+                ctx.push(Diagnostic::error(codes::DURATION, t.span(), e).help(DURATION_HELP));
+                DEFAULT_TIMEOUT_MS
+            }
+        },
+    };
+    Some(Origin { name: name.get_ref().clone(), url: url.get_ref().trim_end_matches('/').to_owned(), timeout_ms })
 }
 
 /// The methods that fail over: GET, HEAD, OPTIONS with `failover = true`, or the written
@@ -144,22 +159,6 @@ fn failover_methods(ctx: &mut Ctx, deploy: Option<&model::Deploy>, origins: usiz
         mask = 0;
     }
     mask
-}
-
-/// Index of a named origin, or an E052 diagnostic with a suggestion.
-pub fn lookup(ctx: &mut Ctx, names: &[String], name: &S<String>) -> Option<u16> {
-    match names.iter().position(|n| n == name.get_ref()) {
-        Some(i) => u16::try_from(i).ok(),
-        None => {
-            let mut d = Diagnostic::error(codes::UNDEFINED_ORIGIN, name.span(), format!("origin `{}` is not defined", name.get_ref()));
-            d = match suggest(name.get_ref(), names.iter().map(String::as_str)) {
-                Some(best) => d.help(format!("did you mean `{best}`?")),
-                None => d.help(format!("define it as [origins.{}]", name.get_ref())),
-            };
-            ctx.push(d);
-            None
-        }
-    }
 }
 
 fn valid_url(url: &str) -> bool {

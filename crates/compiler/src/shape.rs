@@ -1,7 +1,13 @@
 //! Structural check of the parsed TOML against the language's JSON Schema (generated from
 //! `model.rs`): unknown keys with "did you mean", wrong value types and invalid enum values,
-//! all reported at once with exact spans. Only a document that passes is handed to serde, so
-//! the reader never stops at the first mistake.
+//! all reported at once with exact spans. Each reported value is then taken out of the
+//! document and its place noted with [`Ctx::mark_unread`], so serde reads everything else and
+//! the later phases check all that was written correctly, without reporting the values taken
+//! out as missing.
+
+use std::collections::HashSet;
+
+use core::ops::Range;
 
 use serde_json::Value as Json;
 use toml::Spanned;
@@ -16,22 +22,57 @@ pub struct Shape {
     root: Json,
 }
 
+/// One walk over a document: where findings go, and which were reported already.
+struct Walk<'c> {
+    ctx: &'c mut Ctx,
+    /// (code, span) of every finding so far: `env::apply` copies the active overlay's values
+    /// into the rest of the document, and each is reported once.
+    reported: HashSet<(&'static str, usize, usize)>,
+}
+
+impl Walk<'_> {
+    fn report(&mut self, d: Diagnostic) {
+        if self.reported.insert((d.code, d.span.start, d.span.end)) {
+            self.ctx.push(d);
+        }
+    }
+}
+
 impl Shape {
     pub fn new(schema: Json) -> Shape {
         Shape { root: schema }
     }
 
-    /// Check a whole document.
-    pub fn check(&self, ctx: &mut Ctx, doc: &Spanned<DeTable<'_>>) {
-        self.check_table(ctx, doc.get_ref(), &self.root, "");
+    /// Check a whole document (the active `[env.*]` overlay merged in) and take out every value
+    /// it reports. The overlays under `env` go first, so an error in the active one is named by
+    /// its place in the overlay.
+    pub fn check(&self, ctx: &mut Ctx, doc: &mut DeTable<'_>) {
+        let mut walk = Walk { ctx, reported: HashSet::new() };
+        let overlays = doc.remove_entry("env");
+        let env_schema = self.root.get("properties").and_then(|p| p.get("env")).unwrap_or(&Json::Null);
+        let overlays = overlays.and_then(|(key, mut value)| {
+            let readable = self.check_value(&mut walk, &mut value, env_schema, "env");
+            if !readable {
+                walk.ctx.mark_unread("env");
+            }
+            readable.then_some((key, value))
+        });
+        self.check_table(&mut walk, doc, &self.root, "");
+        if let Some((key, value)) = overlays {
+            doc.insert(key, value);
+        }
     }
 
     fn resolve<'s>(&'s self, mut schema: &'s Json) -> &'s Json {
-        // `$ref: "#/$defs/Name"` chains are short; bound them anyway.
+        // `$ref: "#/$defs/Name"` (or "#", the whole policy, for `env.*`) chains are short; bound
+        // them anyway.
         for _ in 0..16 {
             let Some(reference) = schema.get("$ref").and_then(Json::as_str) else { break };
-            let Some(name) = reference.strip_prefix("#/$defs/") else { break };
-            match self.root.get("$defs").and_then(|d| d.get(name)) {
+            let target = match reference.strip_prefix("#/$defs/") {
+                Some(name) => self.root.get("$defs").and_then(|d| d.get(name)),
+                None => (reference == "#").then_some(&self.root),
+            };
+            match target {
                 Some(target) => schema = target,
                 None => break,
             }
@@ -39,7 +80,9 @@ impl Shape {
         schema
     }
 
-    fn check_value(&self, ctx: &mut Ctx, value: &Spanned<DeValue<'_>>, schema: &Json, path: &str) {
+    /// Check one value; `false` when it was reported and the caller should take it out. An
+    /// array with one bad item goes as a whole: what is left of it would be a different list.
+    fn check_value(&self, walk: &mut Walk<'_>, value: &mut Spanned<DeValue<'_>>, schema: &Json, path: &str) -> bool {
         let schema = self.resolve(schema);
         if let Some(alternatives) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Json::as_array) {
             let alternatives: Vec<&Json> = alternatives
@@ -52,87 +95,146 @@ impl Shape {
             let word_lists: Vec<Vec<&str>> = alternatives.iter().copied().filter_map(enum_words).collect();
             if !word_lists.is_empty() && word_lists.len() == alternatives.len() {
                 let consts: Vec<&str> = word_lists.into_iter().flatten().collect();
-                return self.check_enum(ctx, value, &consts, path);
+                return check_enum(walk, value, &consts, path);
             }
-            match alternatives.iter().find(|a| accepts(a, value.get_ref())) {
-                Some(chosen) => self.check_value(ctx, value, chosen, path),
+            return match alternatives.iter().find(|a| accepts(a, value.get_ref())) {
+                Some(chosen) => self.check_value(walk, value, chosen, path),
                 None => {
                     let expected: Vec<String> = alternatives.iter().map(|a| type_names(a)).collect();
-                    ctx.push(wrong_type(value, path, &expected.join(" or ")));
+                    walk.report(wrong_type(value, path, &expected.join(" or ")));
+                    false
                 }
-            }
-            return;
+            };
         }
         if let Some(values) = schema.get("enum").and_then(Json::as_array) {
             let consts: Vec<&str> = values.iter().filter_map(Json::as_str).collect();
-            return self.check_enum(ctx, value, &consts, path);
+            return check_enum(walk, value, &consts, path);
         }
         if !accepts(schema, value.get_ref()) {
-            ctx.push(wrong_type(value, path, &type_names(schema)));
-            return;
+            walk.report(wrong_type(value, path, &type_names(schema)));
+            return false;
         }
-        match value.get_ref() {
-            DeValue::Table(table) => self.check_table(ctx, table, schema, path),
+        let span = value.span();
+        match value.get_mut() {
+            DeValue::Table(table) => {
+                self.check_table(walk, table, schema, path);
+                true
+            }
             DeValue::Array(items) => {
-                if let Some(item_schema) = schema.get("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        self.check_value(ctx, item, item_schema, &format!("{path}[{i}]"));
+                let item_schema = schema.get("items").unwrap_or(&Json::Null);
+                let mut readable = true;
+                for (i, item) in items.iter_mut().enumerate() {
+                    readable &= self.check_value(walk, item, item_schema, &format!("{path}[{i}]"));
+                }
+                readable
+            }
+            DeValue::Integer(n) if i64::from_str_radix(n.as_str(), n.radix()).is_err() => {
+                walk.report(out_of_range(span, path, "a whole number from -9223372036854775808 to 9223372036854775807"));
+                false
+            }
+            DeValue::Float(f) if !f.as_str().parse::<f64>().is_ok_and(|x| x.is_finite() || f.as_str().contains("inf")) => {
+                walk.report(out_of_range(span, path, "a number a 64-bit float can hold"));
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Check a table's entries and take out the ones reported.
+    fn check_table(&self, walk: &mut Walk<'_>, table: &mut DeTable<'_>, schema: &Json, path: &str) {
+        let schema = self.resolve(schema);
+        let properties = schema.get("properties").and_then(Json::as_object);
+        let additional = schema.get("additionalProperties");
+        let mut unreadable = Vec::new();
+        for (key, value) in table.iter_mut() {
+            let name: &str = key.get_ref();
+            let child_path = if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+            let readable = match (properties.and_then(|p| p.get(name)), additional) {
+                (Some(prop), _) => self.check_value(walk, value, prop, &child_path),
+                (None, Some(extra @ Json::Object(_))) => self.check_value(walk, value, extra, &child_path),
+                (None, Some(Json::Bool(false))) => {
+                    let known: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let section = if path.is_empty() { "the top level".to_owned() } else { format!("[{path}]") };
+                    let mut d = Diagnostic::error(UNKNOWN_KEY, key.span(), format!("unknown key `{name}` in {section}"));
+                    d = match suggest(name, known.iter().copied()) {
+                        Some(best) => {
+                            // The key it most likely stands for counts as written but unreadable.
+                            walk.ctx.mark_unread(&if path.is_empty() { best.to_owned() } else { format!("{path}.{best}") });
+                            d.help(format!("did you mean `{best}`?"))
+                        }
+                        None => d.help(format!("known keys here: {}", known.join(", "))),
+                    };
+                    walk.report(d);
+                    unreadable.push(key.clone());
+                    continue;
+                }
+                _ => true,
+            };
+            if !readable {
+                walk.ctx.mark_unread(&child_path);
+                unreadable.push(key.clone());
+            }
+        }
+        for key in unreadable {
+            table.remove(key.get_ref().as_ref());
+        }
+    }
+}
+
+/// Take out the values a TOML syntax error touches: the parser's recovery guessed them (an
+/// unterminated string, a bare word read as a string, a table header that runs on), so checking
+/// them would only report the guess. A table of an array of tables is emptied instead.
+pub fn drop_guessed(table: &mut DeTable<'_>, errors: &[Range<usize>]) {
+    let mut guessed = Vec::new();
+    for (key, value) in table.iter_mut() {
+        if touches(value.span(), errors) {
+            guessed.push(key.clone());
+            continue;
+        }
+        match value.get_mut() {
+            DeValue::Table(inner) => drop_guessed(inner, errors),
+            DeValue::Array(items) => {
+                for item in items.iter_mut() {
+                    let touched = touches(item.span(), errors);
+                    if let DeValue::Table(inner) = item.get_mut() {
+                        if touched {
+                            *inner = DeTable::default();
+                        }
+                        drop_guessed(inner, errors);
                     }
                 }
             }
             _ => {}
         }
     }
-
-    fn check_enum(&self, ctx: &mut Ctx, value: &Spanned<DeValue<'_>>, allowed: &[&str], path: &str) {
-        let quoted: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
-        match value.get_ref().as_str() {
-            Some(s) if allowed.contains(&s) => {}
-            Some(s) => {
-                let mut d = Diagnostic::error(BAD_ENUM, value.span(), format!("`{path}` cannot be \"{s}\""));
-                d = match suggest(s, allowed.iter().copied()) {
-                    Some(best) => d.help(format!("did you mean \"{best}\"? (one of {})", quoted.join(", "))),
-                    None => d.help(format!("use one of {}", quoted.join(", "))),
-                };
-                ctx.push(d);
-            }
-            None => ctx.push(wrong_type(value, path, "a string")),
-        }
-    }
-
-    fn check_table(&self, ctx: &mut Ctx, table: &DeTable<'_>, schema: &Json, path: &str) {
-        let schema = self.resolve(schema);
-        let properties = schema.get("properties").and_then(Json::as_object);
-        let additional = schema.get("additionalProperties");
-        for (key, value) in table.iter() {
-            let name: &str = key.get_ref();
-            let child_path = if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
-            if let Some(prop) = properties.and_then(|p| p.get(name)) {
-                self.check_value(ctx, value, prop, &child_path);
-                continue;
-            }
-            match additional {
-                Some(Json::Object(_)) => {
-                    if let Some(extra) = additional {
-                        self.check_value(ctx, value, extra, &child_path);
-                    }
-                }
-                Some(Json::Bool(false)) => {
-                    let known: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
-                    let section = if path.is_empty() { "the top level".to_owned() } else { format!("[{path}]") };
-                    let mut d = Diagnostic::error(UNKNOWN_KEY, key.span(), format!("unknown key `{name}` in {section}"));
-                    d = match suggest(name, known.iter().copied()) {
-                        Some(best) => d.help(format!("did you mean `{best}`?")),
-                        None => d.help(format!("known keys here: {}", known.join(", "))),
-                    };
-                    ctx.push(d);
-                }
-                _ => {}
-            }
-        }
+    for key in guessed {
+        table.remove(key.get_ref().as_ref());
     }
 }
 
+fn touches(span: Range<usize>, errors: &[Range<usize>]) -> bool {
+    errors.iter().any(|e| e.start <= span.end && span.start <= e.end)
+}
+
+fn check_enum(walk: &mut Walk<'_>, value: &Spanned<DeValue<'_>>, allowed: &[&str], path: &str) -> bool {
+    let quoted: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+    match value.get_ref().as_str() {
+        Some(s) if allowed.contains(&s) => true,
+        Some(s) => {
+            let mut d = Diagnostic::error(BAD_ENUM, value.span(), format!("`{path}` cannot be \"{s}\""));
+            d = match suggest(s, allowed.iter().copied()) {
+                Some(best) => d.help(format!("did you mean \"{best}\"? (one of {})", quoted.join(", "))),
+                None => d.help(format!("use one of {}", quoted.join(", "))),
+            };
+            walk.report(d);
+            false
+        }
+        None => {
+            walk.report(wrong_type(value, path, "a string"));
+            false
+        }
+    }
+}
 /// The words of a `const` or string `enum` schema.
 fn enum_words(schema: &Json) -> Option<Vec<&str>> {
     if let Some(c) = schema.get("const").and_then(Json::as_str) {
@@ -214,4 +316,9 @@ fn wrong_type(value: &Spanned<DeValue<'_>>, path: &str, expected: &str) -> Diagn
 
 fn article(word: &str) -> &'static str {
     if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+}
+
+/// A number of the right type that the reader cannot hold.
+fn out_of_range(span: Range<usize>, path: &str, expected: &str) -> Diagnostic {
+    Diagnostic::error(WRONG_TYPE, span, format!("`{path}` is out of range: it must be {expected}")).help(format!("see `{path}` in docs/policy.md"))
 }

@@ -55,6 +55,81 @@ fn all_errors_reported_in_one_run() {
     assert!(codes.contains(&"E004"));
 }
 
+/// Every finding of `PRELUDE + body` as (code, line), in source order.
+fn findings(body: &str, env: Option<&str>) -> Vec<(&'static str, usize)> {
+    let src = format!("{PRELUDE}{body}");
+    let out = compile(&src, &Options { env: env.map(str::to_owned) });
+    if out.has_errors() {
+        assert!(out.bundle.is_none(), "an error must not produce a bundle");
+    }
+    for d in &out.diagnostics {
+        assert!(d.help.as_deref().is_some_and(|h| !h.is_empty()), "{} needs a help line", d.code);
+    }
+    out.diagnostics.iter().map(|d| (d.code, line_col(&src, d.span.start).0)).collect()
+}
+
+// Issue #15: one misspelt key used to stop the compile before the semantic checks.
+#[test]
+fn an_unknown_key_does_not_hide_semantic_errors() {
+    let body = "[https]\nhsst = true\n[[routes]]\npath = \"/a\"\nmethods = [\"GTE\"]\nlimit = \"api\"\n[limits.api]\nrate = \"100 per minute\"\n";
+    // The route refers to the limit whose rate is wrong: that is one error, not two.
+    assert_eq!(findings(body, None), [("E002", 5), ("E045", 8), ("E012", 11)]);
+}
+
+#[test]
+fn a_wrong_type_drops_only_that_value() {
+    let body = "[limits.api]\nrate = 100\n[[routes]]\npath = \"/a\"\nlimit = \"api\"\nmax_body = \"10 megs\"\n";
+    // No E005 for the missing rate, no E050 for the limit it left undefined.
+    assert_eq!(findings(body, None), [("E003", 5), ("E011", 9)]);
+    // A value that should be a table, an array with one bad item, a route without a readable
+    // path (still checked, never compiled), a block of the wrong type under `only_in`.
+    let body = "[origins.blue]\nurl = [\"https://b.fly.dev\"]\n[deploy]\nactive = \"blue\"\ncanary = \"app\"\n[[routes]]\npath = 7\nmethods = [\"get\"]\n[[routes]]\npath = \"/b\"\nmethods = [\"GET\", 5]\nblock = \"yes\"\nonly_in = [\"production\"]\n[api_keys.m]\nsha256 = \"00\"\n[observe]\nmetrics = { api_key = 1 }\n";
+    assert_eq!(
+        findings(body, None),
+        [("E003", 5), ("E003", 8), ("E003", 10), ("E045", 11), ("E003", 14), ("E003", 15), ("E003", 18), ("E003", 20)]
+    );
+}
+
+#[test]
+fn follow_ons_of_a_semantic_error_are_left_out() {
+    // A reference to a definition that has an error of its own is not an error again.
+    let body = "[origins.blue]\nurl = \"ftp://b\"\n[deploy]\nactive = \"blue\"\nfailover = true\n[api_keys.m]\nheader = \"x key\"\n[[routes]]\npath = \"/a\"\napi_key = \"m\"\norigin = \"blue\"\n";
+    assert_eq!(findings(body, None), [("E080", 5), ("E020", 10)]);
+    // … while a name that is nowhere defined still is.
+    assert_eq!(findings("[[routes]]\npath = \"/a\"\norigin = \"blu\"\n", None), [("E052", 6)]);
+}
+
+#[test]
+fn toml_syntax_errors_and_what_was_recovered() {
+    // The guessed values (`tru`, the bare `100/1m`) are not checked; the rest is.
+    let body = "[https]\nredirect = tru\n[[routes]]\npath = \"/a\"\nmethods = [\"get\"]\nlimit = { rate = 100/1m, burst = 2 }\nmax_body = \"huge\"\n";
+    assert_eq!(findings(body, None), [("E001", 5), ("E045", 8), ("E001", 9), ("E011", 10)]);
+    // A table header that runs on swallows what follows: nothing of it is checked, and nothing
+    // is reported missing or undefined, since the lost part may define it.
+    let body = "[limits.api\nrate = \"1/1m\"\n[[routes]]\npath = \"/a\"\nlimit = \"api\"\n[origins.b]\nurl = \"ftp://b\"\n";
+    let codes: Vec<_> = findings(body, None).into_iter().map(|(c, _)| c).collect();
+    assert_eq!(codes.iter().filter(|c| **c != "E001").collect::<Vec<_>>(), [&"E080"], "{codes:?}");
+}
+
+#[test]
+fn overlay_errors_are_reported_once_where_they_are_written() {
+    let body = "[app]\nenvironment = \"staging\"\n[env.staging.https]\nredirect = \"yes\"\n[env.other.limits.api]\nrte = \"1/1m\"\n";
+    let src = format!("{PRELUDE}{body}");
+    let out = compile(&src, &Options::default());
+    let messages: Vec<(&str, &str)> = out.diagnostics.iter().map(|d| (d.code, d.message.as_str())).collect();
+    assert_eq!(
+        messages,
+        [("E003", "`env.staging.https.redirect` must be true or false, not a string"), ("E002", "unknown key `rte` in [env.other.limits.api]")]
+    );
+    assert_eq!(out.diagnostics[1].help.as_deref(), Some("did you mean `rate`?"));
+}
+
+#[test]
+fn numbers_the_reader_cannot_hold() {
+    let body = "[sanitize]\nmax_headers = 99999999999999999999\n[observe]\nsample = 1e999\n[[routes]]\npath = \"/a\"\nmethods = [\"get\"]\n";
+    assert_eq!(findings(body, None), [("E003", 5), ("E003", 7), ("E045", 10)]);
+}
+
 #[test]
 fn e003_wrong_type() {
     expect("[https]\nredirect = \"yes\"\n", "E003", "\"yes\"", 0);
@@ -283,6 +358,40 @@ fn csp_lints() {
 #[test]
 fn w030_unknown_environment() {
     warns("[[routes]]\npath = \"/debug\"\nblock = 404\nonly_in = [\"prodution\"]\n", "W030", "\"prodution\"");
+}
+
+// Issue #15: an overlay that unblocks a production-only route but keeps production's origins.
+#[test]
+fn w031_unblocked_route_on_an_origin_the_own_environment_uses() {
+    let debug = "[app]\nenvironment = \"production\"\n[[routes]]\npath = \"/debug/**\"\nblock = 404\nonly_in = [\"production\"]\n";
+    let w031 = |body: &str, env: &str| -> Vec<usize> {
+        findings(body, Some(env)).into_iter().filter(|(c, _)| *c == "W031").map(|(_, line)| line).collect()
+    };
+    // Staging inherits [origins.app]; so does an environment without an overlay.
+    let inherits = format!("{debug}[env.staging.headers.set]\n\"X-Robots-Tag\" = \"noindex\"\n");
+    assert_eq!(w031(&inherits, "staging"), [7], "at the route's path");
+    assert_eq!(w031(&inherits, "development"), [7]);
+    assert!(w031(&inherits, "production").is_empty(), "blocked where it is compiled");
+    let own = format!("{debug}[env.staging.origins.app]\nurl = \"https://app-staging.fly.dev\"\n");
+    assert!(w031(&own, "staging").is_empty(), "staging has its own origin");
+    // The warning says where, why, and what to change.
+    let src = format!("{PRELUDE}{inherits}");
+    let out = compile(&src, &Options { env: Some("staging".into()) });
+    let d = out.diagnostics.iter().find(|d| d.code == "W031").unwrap();
+    assert!(out.bundle.is_some(), "a warning");
+    assert!(d.message.contains("`/debug/**` is blocked in production but forwarded in staging") && d.message.contains("https://app.fly.dev"), "{}", d.message);
+    assert!(d.help.as_deref().unwrap().contains("[env.staging.origins.app]"));
+    assert_eq!(d.related.first().map(|(s, _)| line_col(&src, s.start)), Some((9, 12)), "the `only_in` entry");
+    // A pinned route reaches only its pin; an unpinned one every origin (health reroute).
+    let two = format!("{debug}[origins.b]\nurl = \"https://b.fly.dev\"\n[deploy]\nactive = \"app\"\n[env.staging.origins.app]\nurl = \"https://app-staging.fly.dev\"\n");
+    assert_eq!(w031(&two, "staging"), [7], "b is still production's");
+    assert!(w031(&two.replace("only_in", "origin = \"app\"\nonly_in"), "staging").is_empty(), "pinned to staging's app");
+    // except_in: blocked everywhere but staging, production included.
+    assert_eq!(w031(&debug.replace("only_in = [\"production\"]", "except_in = [\"staging\"]"), "staging"), [7]);
+    // Blocked only in staging: production forwards it to its own origins, nothing to say.
+    let staging_only = format!("{}[env.staging.headers.set]\n\"X-A\" = \"1\"\n", debug.replace("only_in = [\"production\"]", "only_in = [\"staging\"]"));
+    assert!(w031(&staging_only, "production").is_empty());
+    assert!(w031(&debug.replace("only_in = [\"production\"]", "except_in = [\"production\"]"), "production").is_empty());
 }
 
 #[test]

@@ -260,6 +260,32 @@ fn staging_overlay() {
     assert_reject(&edge.send("GET", "https://lawnquote.online/", &[]), 421, Reason::HostNotAllowed);
 }
 
+// Issue #15: staging unblocks the debug routes, so it must not forward them to production.
+#[test]
+fn staging_forwards_the_debug_routes_to_its_own_origins() {
+    let staging = Options { env: Some("staging".into()) };
+    let w031 = |src: &str| -> Vec<String> {
+        let out = compile(src, &staging);
+        out.diagnostics.iter().filter(|d| d.code == "W031").map(|d| d.message.split('`').nth(1).unwrap().to_owned()).collect()
+    };
+    assert_eq!(w031(QUOTEKIT), Vec::<String>::new());
+    let mut edge = Edge::new(QUOTEKIT, Some("staging"));
+    for path in ["/api/debug-oauth", "/debug/session"] {
+        let e = edge.send("GET", &format!("https://quotekit-staging.fly.dev{path}"), &[]);
+        assert_eq!(e.action, Action::Forward, "{e:#?}");
+        let origins = &edge.engine.bundle().origins;
+        assert!(origins.iter().all(|o| o.url == "https://quotekit-staging.fly.dev"), "{origins:#?}");
+    }
+    // Without its own origins, every production-only route of the overlay is flagged.
+    let cut = QUOTEKIT.find("[env.staging.origins.blue]").unwrap();
+    let inherited = &QUOTEKIT[..cut];
+    assert_eq!(
+        w031(inherited),
+        ["/api/debug-*", "/api/test-supabase-connection", "/api/formbricks/test", "/api/supabase/functions/**", "/test-edge-functions/**", "/debug/**"]
+    );
+    assert!(compile(inherited, &Options::default()).diagnostics.iter().all(|d| d.code != "W031"), "production blocks them");
+}
+
 #[test]
 fn canary_lane_is_drawn_and_sticky() {
     let src = QUOTEKIT.replace("canary = { origin = \"green\", percent = 0 }", "canary = { origin = \"green\", percent = 25 }");

@@ -147,8 +147,9 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
 
 /// What `explain` does with one request, shared with `test` so the two can never disagree: the
 /// client's address goes into the policy's trusted client-IP header (replacing any sent), as
-/// the worker reads it; `repeat` identical requests are decided at `now` against `limiter`, each with its own `draw`; the last decision is returned.
-/// `explain` hands it a fresh limiter; `test` one a case's earlier requests have used.
+/// the worker reads it; `repeat` identical requests are decided at `now` against `limiter`,
+/// each with its own `draw`; the last decision is returned. `explain` hands it a fresh limiter;
+/// `test` one a case's earlier requests have used.
 pub(crate) fn decide(
     engine: &Engine,
     request: Request,

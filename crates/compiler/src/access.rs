@@ -139,7 +139,7 @@ pub fn api_key(ctx: &mut Ctx, name: &S<String>, def: &ApiKeyDef, limits: &mut cr
             ),
         }
     }
-    for h in list.iter().filter(|h| decode_hex32(h.get_ref()).is_some_and(|b| KNOWN_KEY_HASHES.contains(&hex(&b).as_str()))) {
+    for h in list.iter().filter(|h| decode_hex32(h.get_ref()).is_some_and(|b| KNOWN_KEY_HASHES.contains(&edgeguard_core::bundle::hex(&b).as_str()))) {
         ctx.push(
             Diagnostic::warning(codes::KNOWN_KEY_HASH, h.span(), "this hash is of a key printed in edgeguard's own docs or fixtures: anyone can send it")
                 .help("make a key of your own (`openssl rand -hex 32`) and put its SHA-256 here"),
@@ -177,10 +177,6 @@ pub const KNOWN_KEY_HASHES: [&str; 3] = [
     "890d88bd27926799883ec0e9fb1585a21d42b20729ecfcce908a900ef76ae9d7",
     "f449e8d17b6f79dd2781f6b03268f5fb48d739d96f0c6a4572e9a42d4a00112a",
 ];
-
-fn hex(bytes: &[u8; 32]) -> String {
-    edgeguard_core::bundle::hex(bytes)
-}
 
 fn decode_hex32(text: &str) -> Option<[u8; 32]> {
     let bytes = text.trim().as_bytes();

@@ -520,7 +520,7 @@ pub fn read_header(bytes: &[u8]) -> Result<Header<'_>, LoadError> {
     Ok(Header { format, digest })
 }
 
-/// Lowercase hex of a digest.
+/// Lowercase hex of bytes: a digest, a request id.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len().saturating_mul(2));

@@ -502,7 +502,7 @@ impl Engine {
         });
         match trusted {
             Some(v) => v.to_owned(),
-            None => hex128(draw.request_id),
+            None => crate::bundle::hex(&draw.request_id.to_be_bytes()),
         }
     }
 
@@ -655,17 +655,6 @@ pub(crate) fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'
     d.detail = detail;
     d.origin = None;
     d
-}
-
-/// Lowercase hex of a 128-bit id (the hot path's replacement for `format!("{:032x}")`).
-fn hex128(id: u128) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    for shift in (0..32u32).rev() {
-        let nibble = id.checked_shr(shift.saturating_mul(4)).unwrap_or(0) & 0xf;
-        out.push(char::from(DIGITS.get(nibble as usize).copied().unwrap_or(b'0')));
-    }
-    out
 }
 
 /// An address as text, as `Display` writes it. IPv4 — nearly every client — without the

@@ -73,6 +73,18 @@ pub struct Limiter {
     evictions: u64,
 }
 
+/// GCRA's refusal of a key whose state is `tat` (at least `now`) with burst tolerance `tau`:
+/// `None` when it admits.
+fn refusal(tat: Nanos, tau: Nanos, now: Nanos) -> Option<Outcome> {
+    let allow_at = tat.saturating_sub(tau);
+    (allow_at > now).then(|| Outcome {
+        allowed: false,
+        remaining: 0,
+        reset_secs: ceil_secs(tat.saturating_sub(now)),
+        retry_after_secs: ceil_secs(allow_at.saturating_sub(now)).max(1),
+    })
+}
+
 impl Limiter {
     /// `seed` keys the hash so clients cannot aim collisions at each other's buckets; shells
     /// pass a random value once per isolate.
@@ -150,15 +162,8 @@ impl Limiter {
         let tau = t.saturating_mul(limit.burst.saturating_sub(1));
         let stored = self.tats.get(&key_hash).copied();
         let tat = stored.unwrap_or(now).max(now);
-        let allow_at = tat.saturating_sub(tau);
-        if allow_at > now {
-            let wait = allow_at.saturating_sub(now);
-            return Outcome {
-                allowed: false,
-                remaining: 0,
-                reset_secs: ceil_secs(tat.saturating_sub(now)),
-                retry_after_secs: ceil_secs(wait).max(1),
-            };
+        if let Some(refused) = refusal(tat, tau, now) {
+            return refused;
         }
         let new_tat = tat.saturating_add(t);
         if stored.is_none() && self.tats.len() >= self.max_keys {
@@ -178,16 +183,8 @@ impl Limiter {
     /// What `check` would answer if it refused, without counting anything: a gate that must not
     /// let a locked-out client through (API key failures), checked before the key is.
     pub fn would_refuse(&self, limit: &Limit, key_hash: u64, now: Nanos) -> Option<Outcome> {
-        let t = emission_interval(limit);
-        let tau = t.saturating_mul(limit.burst.saturating_sub(1));
-        let tat = self.tats.get(&key_hash).copied()?.max(now);
-        let allow_at = tat.saturating_sub(tau);
-        (allow_at > now).then(|| Outcome {
-            allowed: false,
-            remaining: 0,
-            reset_secs: ceil_secs(tat.saturating_sub(now)),
-            retry_after_secs: ceil_secs(allow_at.saturating_sub(now)).max(1),
-        })
+        let tau = emission_interval(limit).saturating_mul(limit.burst.saturating_sub(1));
+        refusal(self.tats.get(&key_hash).copied()?.max(now), tau, now)
     }
 
     /// A key's state (its theoretical arrival time), for a shell that persists it: a global

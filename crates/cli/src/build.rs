@@ -117,12 +117,14 @@ pub fn run(args: &Args) -> CmdResult {
         files.push((engine::SHADOW, &s.bytes));
     }
     let entry = engine::entry_module(shadow.is_some());
-    let manifest = manifest(&embedded, &active, shadow.as_ref());
+    // The engine's SHA-256 (560 KB hashed once): the manifest records it, the summary shows it.
+    let engine_sha256 = sha256_hex(embedded.wasm);
+    let manifest = manifest(&engine_sha256, &active, shadow.as_ref());
     files.push((engine::ENTRY, entry.as_bytes()));
     files.push((engine::MANIFEST, manifest.as_bytes()));
     replace_dir(dir, &files)?;
 
-    let mut out = summary(dir, &embedded, &active, shadow.as_ref());
+    let mut out = summary(dir, &embedded, &engine_sha256, &active, shadow.as_ref());
     match wrangler {
         Some((path, text, changes)) => {
             if !changes.is_empty() {
@@ -251,12 +253,12 @@ fn has_global_limits(bundle: &Bundle) -> bool {
     bundle.limits.iter().any(|l| l.scope == edgeguard_core::bundle::Scope::Global)
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     edgeguard_core::bundle::hex(&Sha256::digest(bytes))
 }
 
-fn manifest(embedded: &Embedded, active: &Built, shadow: Option<&Built>) -> String {
+fn manifest(engine_sha256: &str, active: &Built, shadow: Option<&Built>) -> String {
     fn entry<'a>(file: &'static str, b: &'a Built) -> BundleEntry<'a> {
         BundleEntry {
             file,
@@ -268,7 +270,7 @@ fn manifest(embedded: &Embedded, active: &Built, shadow: Option<&Built>) -> Stri
     }
     let m = Manifest {
         edgeguard: env!("CARGO_PKG_VERSION"),
-        engine: EngineEntry { file: engine::WASM, sha256: sha256_hex(embedded.wasm), format: edgeguard_core::FORMAT_VERSION },
+        engine: EngineEntry { file: engine::WASM, sha256: engine_sha256.to_owned(), format: edgeguard_core::FORMAT_VERSION },
         policy: entry(engine::POLICY, active),
         shadow: shadow.map(|s| entry(engine::SHADOW, s)),
     };
@@ -277,7 +279,7 @@ fn manifest(embedded: &Embedded, active: &Built, shadow: Option<&Built>) -> Stri
     json
 }
 
-fn summary(dir: &Path, embedded: &Embedded, active: &Built, shadow: Option<&Built>) -> String {
+fn summary(dir: &Path, embedded: &Embedded, engine_sha256: &str, active: &Built, shadow: Option<&Built>) -> String {
     fn short(b: &Built) -> &str {
         short_revision(&b.bundle)
     }
@@ -286,7 +288,7 @@ fn summary(dir: &Path, embedded: &Embedded, active: &Built, shadow: Option<&Buil
         dir.display(),
         env!("CARGO_PKG_VERSION"),
         embedded.wasm.len(),
-        sha256_hex(embedded.wasm).get(..12).unwrap_or_default(),
+        engine_sha256.get(..12).unwrap_or_default(),
         engine::POLICY,
         active.file,
         active.bytes.len(),
@@ -300,7 +302,7 @@ fn summary(dir: &Path, embedded: &Embedded, active: &Built, shadow: Option<&Buil
 }
 
 /// `to` as a path relative to the directory `from`, with `/` separators (wrangler's `main`).
-pub fn relative_to(from: &Path, to: &Path) -> String {
+fn relative_to(from: &Path, to: &Path) -> String {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let normal = |p: PathBuf| -> Vec<String> {
         let mut parts: Vec<String> = Vec::new();

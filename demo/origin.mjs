@@ -495,10 +495,32 @@ async function handle(req, res) {
     return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
   }
 
+  if (MARKETING_PAGES.has(path)) return marketingPage(path, req, res);
   sessionCookies(res);
   return send(res, 200, 'text/html; charset=utf-8', pageHtml(path), {
     'Cache-Control': 'private, no-cache, no-store, max-age=0, must-revalidate',
   });
+}
+
+// Pages Next.js prerenders (no per-user data): answered as `next start` answers a static page —
+// `s-maxage` and Next.js's Vary, an RSC payload for `RSC: 1` requests — and with the session
+// middleware's Set-Cookie only when the request carries a Supabase session to refresh. Each
+// answer is numbered (X-Demo-Serial, and in the body) so tests can tell a stored copy from a
+// new one.
+const MARKETING_PAGES = new Set(['/', '/pricing', '/features']);
+let marketingServed = 0;
+function marketingPage(path, req, res) {
+  marketingServed++;
+  if (/(^|;\s*)sb-[^=]*-auth-token/.test(String(req.headers.cookie ?? ''))) sessionCookies(res);
+  const extra = {
+    'Cache-Control': 's-maxage=31536000, stale-while-revalidate',
+    Vary: 'RSC, Next-Router-State-Tree, Next-Router-Prefetch, Next-Router-Segment-Prefetch, Accept-Encoding',
+    'X-Demo-Serial': String(marketingServed),
+  };
+  if (req.headers.rsc === '1') {
+    return send(res, 200, 'text/x-component', `0:["$","main",null,{"path":${JSON.stringify(path)},"serial":${marketingServed}}]\n`, extra);
+  }
+  return send(res, 200, 'text/html; charset=utf-8', pageHtml(path).replace('</main>', `<p id="serial">served ${marketingServed}</p></main>`), extra);
 }
 
 function decodeURIComponentSafe(s) {

@@ -53,8 +53,8 @@ async function stop(child) {
 }
 
 /** The demo QuoteKit origin. */
-export async function startOrigin(name) {
-  const child = spawn(process.execPath, [path.join(ROOT, "demo/origin.mjs"), "--port", "0", "--name", name], {
+export async function startOrigin(name, port = 0) {
+  const child = spawn(process.execPath, [path.join(ROOT, "demo/origin.mjs"), "--port", String(port), "--name", name], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const m = await waitForLine(child, /listening on (http:\/\/127\.0\.0\.1:\d+)/, `origin ${name}`, 10_000);

@@ -153,8 +153,8 @@ fn prepare(path: &Path, bytes: &[u8], env: Option<&str>) -> Result<Result<Side, 
         let bundle = Bundle::from_bytes(bytes).map_err(|e| Failure::usage(format!("cannot load the bundle `{file}`: {e}")))?;
         return Ok(Ok(Side { file, source: None, bundle }));
     }
-    #[allow(clippy::needless_update, reason = "Options may grow fields; they keep their defaults")]
-    let options = Options { env: env.map(str::to_owned), ..Options::default() };
+    let base_dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).map(Path::to_path_buf);
+    let options = Options { env: env.map(str::to_owned), base_dir };
     let compiled = edgeguard_compiler::compile_bytes(bytes, &options);
     let source = String::from_utf8_lossy(bytes).into_owned();
     let has_errors = compiled.has_errors();

@@ -23,8 +23,9 @@ pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
 /// Read and compile, for `env` when given (overrides `app.environment`).
 pub fn load(path: &Path, env: Option<&str>) -> Result<Compiled, Failure> {
     let bytes = read(path)?;
-    #[allow(clippy::needless_update, reason = "Options may grow fields; they keep their defaults")]
-    let options = Options { env: env.map(str::to_owned), ..Options::default() };
+    // `[fallback] page_file` is read next to the policy (the current directory for `-`).
+    let base_dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).map(Path::to_path_buf);
+    let options = Options { env: env.map(str::to_owned), base_dir };
     let output = edgeguard_compiler::compile_bytes(&bytes, &options);
     let source = String::from_utf8_lossy(&bytes).into_owned();
     Ok(Compiled { file: path.display().to_string(), source, output })

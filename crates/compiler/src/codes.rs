@@ -35,6 +35,9 @@ pub const ORIGIN_URL: &str = "E080";
 pub const DEPLOY: &str = "E081";
 pub const HEALTH: &str = "E090";
 pub const OBSERVE: &str = "E100";
+// The edge cache, the fallback page, maintenance (compiler/src/cache.rs)
+pub const CACHE: &str = "E110";
+pub const FALLBACK: &str = "E111";
 
 pub const NO_VERSION: &str = "W000";
 pub const HSTS_PRELOAD_INELIGIBLE: &str = "W001";
@@ -55,6 +58,9 @@ pub const OBSERVE_UNUSED: &str = "W100";
 pub const STRICT_CSP_OFF: &str = "W101";
 pub const STRICT_REPORT_ONLY: &str = "W102";
 pub const STRICT_STYLE_UNSAFE_INLINE: &str = "W103";
+pub const CACHE_STORES_NOTHING: &str = "W110";
+pub const CACHE_CREDENTIALED: &str = "W111";
+pub const FALLBACK_EXTERNAL: &str = "W112";
 
 // CSP (compiler/src/csp.rs)
 pub const UNKNOWN_DIRECTIVE: &str = "E030";

@@ -98,11 +98,11 @@ pub struct Unblocked {
 /// active one, the canary, and any healthy one when the active one fails its probe), a pinned
 /// route only its pin. Compiles the policy once more, for its own environment, when a route
 /// is in question.
-pub(crate) fn check_unblocked(ctx: &mut Ctx, source: &str, compiled: &Compiled) {
+pub(crate) fn check_unblocked(ctx: &mut Ctx, source: &str, compiled: &Compiled, options: &Options) {
     if compiled.unblocked.is_empty() {
         return;
     }
-    let options = Options { env: Some(compiled.own_env.clone()) };
+    let options = Options { env: Some(compiled.own_env.clone()), ..options.clone() };
     let Some(own) = crate::compile_into(&mut Ctx::default(), source, &options) else { return };
     let (bundle, own_env) = (&compiled.bundle, compiled.own_env.as_str());
     let env = bundle.app.environment.as_str();

@@ -4,6 +4,7 @@
 //! The same crate runs natively (CLI) and in wasm (playground).
 
 pub mod access;
+pub mod cache;
 pub mod codes;
 pub mod csp;
 pub mod diagnostics;
@@ -73,6 +74,9 @@ impl Ctx {
 pub struct Options {
     /// Environment to compile for; overrides `app.environment`.
     pub env: Option<String>,
+    /// The policy file's directory, where `[fallback] page_file` is read; `None` (the
+    /// playground, standard input) reads no file.
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// The result of one compilation: all diagnostics, and a bundle when there was no error.
@@ -117,7 +121,7 @@ fn schema() -> &'static shape::Shape {
 pub fn compile(source: &str, options: &Options) -> Output {
     let mut ctx = Ctx::default();
     let bundle = compile_into(&mut ctx, source, options).map(|compiled| {
-        env::check_unblocked(&mut ctx, source, &compiled);
+        env::check_unblocked(&mut ctx, source, &compiled, options);
         compiled.bundle
     });
     let mut diagnostics = ctx.diags;
@@ -178,7 +182,7 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Compil
     let mut known_envs = overlays;
     known_envs.extend(declared);
     let mut unblocked = Vec::new();
-    let bundle = lower(ctx, &policy, &env, &known_envs, &own_env, &mut unblocked)?;
+    let bundle = lower(ctx, &policy, &env, &known_envs, &own_env, &mut unblocked, options.base_dir.as_deref())?;
     Some(Compiled { bundle, own_env, unblocked })
 }
 
@@ -198,6 +202,7 @@ struct Resolved {
     limit: Option<u16>,
     origin: Option<u16>,
     server_actions: bool,
+    edge_cache: Option<edgeguard_core::cache::EdgeCache>,
 }
 
 struct Lowering<'a> {
@@ -247,10 +252,20 @@ impl Lowering<'_> {
             if let Some(c) = &layer.csp {
                 csp_plan = csp::apply_override(ctx, &csp_plan, c);
             }
-            if let Some(cache) = &layer.cache
-                && headers::validate_value(ctx, cache.get_ref(), cache.span())
+            let control = match layer.cache.as_ref().map(|c| (c.get_ref(), c.span())) {
+                Some((model::CacheRef::Control(v), span)) => Some((v.clone(), span)),
+                Some((model::CacheRef::Edge(def), _)) => def.control.as_ref().map(|c| (c.get_ref().clone(), c.span())),
+                None => None,
+            };
+            if layer.cache.is_some() {
+                // A route's `cache` replaces the defaults' whole: an edge table without `control`
+                // keeps the origin's Cache-Control.
+                cache_control = None;
+            }
+            if let Some((value, span)) = control
+                && headers::validate_value(ctx, &value, span)
             {
-                cache_control = Some(cache.get_ref().clone());
+                cache_control = Some(value);
             }
         }
         // The legacy policy goes to every response; with `strict = "nonce"` HTML pages get the
@@ -340,13 +355,28 @@ impl Lowering<'_> {
         if let Some(o) = &rules.origin {
             r.origin = self.origins.lookup(ctx, o.get_ref(), o.span());
         }
+        if let Some(c) = &rules.cache {
+            let gated = r.api_key.is_some() || r.require_cookie.is_some();
+            r.edge_cache = match c.get_ref() {
+                model::CacheRef::Control(_) => None,
+                model::CacheRef::Edge(def) => cache::edge_rule(ctx, def, c.span(), gated),
+            };
+        }
         r
     }
 }
 
 /// Lower the policy compiled for `env`; routes blocked in `own_env` but not in `env` go to
 /// `unblocked`.
-fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String], own_env: &str, unblocked: &mut Vec<env::Unblocked>) -> Option<Bundle> {
+fn lower(
+    ctx: &mut Ctx,
+    policy: &Policy,
+    env: &str,
+    overlays: &[String],
+    own_env: &str,
+    unblocked: &mut Vec<env::Unblocked>,
+    base_dir: Option<&std::path::Path>,
+) -> Option<Bundle> {
     let top: Range<usize> = 0..0;
     match &policy.version {
         None if ctx.unread("version") => {}
@@ -389,6 +419,9 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String], own_env
         api_key_names.define(name.get_ref(), index);
     }
     let origins = origins::compile(ctx, &policy.origins, policy.deploy.as_ref(), top.clone());
+    let cache_settings = cache::settings(ctx, policy.cache.as_ref(), api_keys.iter().map(|k: &edgeguard_core::bundle::ApiKey| k.header.clone()));
+    let fallback = cache::fallback(ctx, policy.fallback.as_ref(), base_dir, top.clone());
+    let maintenance = cache::maintenance(ctx, policy.maintenance.as_ref());
     let mut health = health::compile(ctx, policy.health.as_ref());
 
     let mut lowering = Lowering {
@@ -415,6 +448,7 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String], own_env
         limit: None,
         origin: None,
         server_actions: true,
+        edge_cache: None,
     };
     let empty = Rules::default();
     let defaults_rules = policy.defaults.as_ref().unwrap_or(&empty);
@@ -527,6 +561,9 @@ fn lower(ctx: &mut Ctx, policy: &Policy, env: &str, overlays: &[String], own_env
         deploy: origins.deploy,
         health,
         observe,
+        cache: cache_settings,
+        fallback,
+        maintenance,
     };
     // The revision names the compiled bytes, environment overlay included: staging and
     // production differ, and a comment-only edit of the source keeps the revision.
@@ -549,6 +586,7 @@ fn to_route(pattern: Option<String>, r: &Resolved, block: Option<u16>, headers: 
         headers,
         origin: r.origin,
         server_actions: r.server_actions,
+        edge_cache: r.edge_cache,
     }
 }
 

@@ -43,6 +43,13 @@ pub struct Policy {
     /// What the edge tells operators: request log lines, metrics, CSP reports, PostHog events
     /// and Analytics Engine data points.
     pub observe: Option<Observe>,
+    /// What every edge-cached route shares: the key version, what makes a request personal.
+    pub cache: Option<CacheSettingsDef>,
+    /// The page answered (503) to page requests when no origin can answer and nothing stale
+    /// is stored, and during maintenance.
+    pub fallback: Option<FallbackDef>,
+    /// Who still reaches the app while maintenance mode (`EDGE_MAINTENANCE=1`) is on.
+    pub maintenance: Option<MaintenanceDef>,
     /// Overlays merged over the rest when `app.environment` names them.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Policy>")]
@@ -251,9 +258,10 @@ pub struct Rules {
     /// A `[limits.<name>]`, an inline limit, or "none".
     #[schemars(with = "Option<LimitRefSchema>")]
     pub limit: Option<S<LimitRef>>,
-    /// `Cache-Control` set on the response.
-    #[schemars(with = "Option<String>")]
-    pub cache: Option<S<String>>,
+    /// `Cache-Control` set on successful responses, or an edge cache table
+    /// (`{ edge, stale_while_revalidate, stale_if_error, control, credentialed }`).
+    #[schemars(with = "Option<CacheRefSchema>")]
+    pub cache: Option<S<CacheRef>>,
     /// Header changes for this route, applied over the top-level ones.
     pub headers: Option<Headers>,
     /// CSP changes for this route: directives replace the top-level ones of the same name.
@@ -288,6 +296,112 @@ pub enum LimitRef {
 pub enum LimitRefSchema {
     Named(String),
     Inline(LimitDef),
+}
+
+/// A route's `cache`: a `Cache-Control` value, or the edge cache table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheRef {
+    Control(String),
+    Edge(Box<CacheDef>),
+}
+
+/// Schema-only mirror of [`CacheRef`].
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum CacheRefSchema {
+    Control(String),
+    Edge(CacheDef),
+}
+
+impl<'de> Deserialize<'de> for CacheRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CacheRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a Cache-Control value or an edge cache table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CacheRef, E> {
+                Ok(CacheRef::Control(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<CacheRef, A::Error> {
+                CacheDef::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|c| CacheRef::Edge(Box::new(c)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A route's edge cache: the Workers Cache API keeps its GET answers (docs/caching.md).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheDef {
+    /// How long a stored answer is served without asking the origin ("1h"; default "0s":
+    /// always ask, keep the copy for `stale_if_error`).
+    #[schemars(with = "Option<String>")]
+    pub edge: Option<S<String>>,
+    /// How long past `edge` a stale copy is served while one refresh runs behind it.
+    #[schemars(with = "Option<String>")]
+    pub stale_while_revalidate: Option<S<String>>,
+    /// How long past `edge` a stale copy stands in for an origin that fails.
+    #[schemars(with = "Option<String>")]
+    pub stale_if_error: Option<S<String>>,
+    /// `Cache-Control` the client gets on successful answers (the string form of `cache`).
+    #[schemars(with = "Option<String>")]
+    pub control: Option<S<String>>,
+    /// Also store and serve for requests that carry credentials (`[cache] personal_*`): only
+    /// for answers identical for every user.
+    #[schemars(with = "Option<bool>")]
+    pub credentialed: Option<S<bool>>,
+}
+
+/// `[cache]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettingsDef {
+    /// Part of every cache key: change it to miss every stored copy (default "1").
+    #[schemars(with = "Option<String>")]
+    pub version: Option<S<String>>,
+    /// Cookie names (globs) that make a request personal: never answered from or stored in
+    /// the cache (default ["*"]: any cookie but the edge's lane cookie).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub personal_cookies: Option<Vec<S<String>>>,
+    /// Request headers that make a request personal besides `Authorization` and every API
+    /// key header.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub personal_headers: Option<Vec<S<String>>>,
+}
+
+/// `[fallback]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackDef {
+    /// The page's HTML, inline.
+    #[schemars(with = "Option<String>")]
+    pub page: Option<S<String>>,
+    /// The page's HTML in a file, relative to the policy.
+    #[schemars(with = "Option<String>")]
+    pub page_file: Option<S<String>>,
+    /// `Retry-After` when the origin is down (default "1m").
+    #[schemars(with = "Option<String>")]
+    pub retry_after: Option<S<String>>,
+}
+
+/// `[maintenance]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceDef {
+    /// Client addresses (CIDR) that still reach the app.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub allow_ips: Option<Vec<S<String>>>,
+    /// A request header whose value, equal to the worker secret `EDGE_MAINTENANCE_SECRET`,
+    /// still reaches the app.
+    #[schemars(with = "Option<String>")]
+    pub bypass_header: Option<S<String>>,
+    /// `Retry-After` of the maintenance answer (default "10m").
+    #[schemars(with = "Option<String>")]
+    pub retry_after: Option<S<String>>,
 }
 
 impl<'de> Deserialize<'de> for LimitRef {

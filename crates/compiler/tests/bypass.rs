@@ -47,7 +47,7 @@ struct Edge {
 
 impl Edge {
     fn new(source: &str, env: Option<&str>) -> Edge {
-        let out = compile(source, &Options { env: env.map(str::to_owned) });
+        let out = compile(source, &Options { env: env.map(str::to_owned), ..Options::default() });
         assert!(!out.has_errors(), "{:#?}", out.diagnostics);
         let engine = Engine::new(out.bundle.unwrap()).unwrap();
         let limiter = engine.new_limiter(42);

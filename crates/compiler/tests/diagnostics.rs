@@ -58,7 +58,7 @@ fn all_errors_reported_in_one_run() {
 /// Every finding of `PRELUDE + body` as (code, line), in source order.
 fn findings(body: &str, env: Option<&str>) -> Vec<(&'static str, usize)> {
     let src = format!("{PRELUDE}{body}");
-    let out = compile(&src, &Options { env: env.map(str::to_owned) });
+    let out = compile(&src, &Options { env: env.map(str::to_owned), ..Options::default() });
     if out.has_errors() {
         assert!(out.bundle.is_none(), "an error must not produce a bundle");
     }
@@ -376,7 +376,7 @@ fn w031_unblocked_route_on_an_origin_the_own_environment_uses() {
     assert!(w031(&own, "staging").is_empty(), "staging has its own origin");
     // The warning says where, why, and what to change.
     let src = format!("{PRELUDE}{inherits}");
-    let out = compile(&src, &Options { env: Some("staging".into()) });
+    let out = compile(&src, &Options { env: Some("staging".into()), ..Options::default() });
     let d = out.diagnostics.iter().find(|d| d.code == "W031").unwrap();
     assert!(out.bundle.is_some(), "a warning");
     assert!(d.message.contains("`/debug/**` is blocked in production but forwarded in staging") && d.message.contains("https://app.fly.dev"), "{}", d.message);

@@ -110,7 +110,7 @@ impl Edge {
 }
 
 fn answered(status: u16) -> Observed<'static> {
-    Observed { status, edge_ms: 1, origin_ms: None, origin_error: None, failover: None, html: false }
+    Observed { status, edge_ms: 1, origin_ms: None, origin_error: None, failover: None, html: false, cache: None }
 }
 
 fn report(doc: &str) -> String {
@@ -231,7 +231,7 @@ fn the_log_line_has_the_documented_fields_and_no_secrets() {
     let secret_headers = [("cookie", "sid=cookie-secret"), ("authorization", "Bearer auth-secret"), ("x-api-key", METRICS_KEY)];
     let f = e.decide("GET", "/admin/users?token=query-secret", &secret_headers);
     assert_eq!(f.decision.action, Action::Forward, "the right key");
-    let seen = Observed { status: 200, edge_ms: 2, origin_ms: Some(41), origin_error: None, failover: None, html: true };
+    let seen = Observed { status: 200, edge_ms: 2, origin_ms: Some(41), origin_error: None, failover: None, html: true, cache: None };
     let (line, events, point) = e.finish(&f, seen);
     let line = line.unwrap();
     let text = line.to_string();
@@ -273,7 +273,7 @@ fn levels_sampling_and_ip_detail() {
     assert_eq!(events[0]["properties"]["$geoip_disable"], true);
     assert!(events[0]["properties"].get("$ip").is_none());
     let failed = e.decide("GET", "/page", &[]);
-    let seen = Observed { status: 504, edge_ms: 0, origin_ms: Some(1000), origin_error: Some(OriginFailure::Timeout), failover: None, html: false };
+    let seen = Observed { status: 504, edge_ms: 0, origin_ms: Some(1000), origin_error: Some(OriginFailure::Timeout), failover: None, html: false, cache: None };
     let (line, events, _) = e.finish(&failed, seen);
     let line = line.unwrap();
     assert_eq!((line["level"].as_str(), line["reason"].as_str(), line["origin_error"].as_str()), (Some("error"), Some("origin_timeout"), Some("timeout")));
@@ -300,7 +300,7 @@ fn failover_and_rate_limits_in_the_line_and_events() {
     let mut e = Edge::new(FULL);
     let f = e.decide("GET", "/page", &[]);
     assert_eq!(f.decision.failover, Some(1));
-    let seen = Observed { status: 200, edge_ms: 1, origin_ms: Some(30), origin_error: None, failover: Some("500"), html: false };
+    let seen = Observed { status: 200, edge_ms: 1, origin_ms: Some(30), origin_error: None, failover: Some("500"), html: false, cache: None };
     let (line, events, _) = e.finish(&f, seen);
     let line = line.unwrap();
     assert_eq!((line["level"].as_str(), line["origin"].as_str(), line["failover"].as_str()), (Some("warn"), Some("green"), Some("blue 500 -> green")));
@@ -365,7 +365,7 @@ fn prometheus_text_is_well_formed() {
     for path in ["/page", "/admin/x", "/limited", "/limited"] {
         let f = e.decide("GET", path, &[]);
         let status = f.decision.status.unwrap_or(200);
-        e.finish(&f, Observed { status, edge_ms: 3, origin_ms: (status == 200).then_some(250), origin_error: None, failover: None, html: false });
+        e.finish(&f, Observed { status, edge_ms: 3, origin_ms: (status == 200).then_some(250), origin_error: None, failover: None, html: false, cache: None });
     }
     let m = e.metrics();
     let mut types = std::collections::BTreeSet::new();

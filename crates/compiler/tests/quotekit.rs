@@ -16,7 +16,7 @@ struct Edge {
 
 impl Edge {
     fn new(source: &str, env: Option<&str>) -> Edge {
-        let out = compile(source, &Options { env: env.map(str::to_owned) });
+        let out = compile(source, &Options { env: env.map(str::to_owned), ..Options::default() });
         assert!(!out.has_errors(), "{:#?}", out.diagnostics);
         let engine = Engine::new(out.bundle.unwrap()).unwrap();
         let limiter = engine.new_limiter(42);
@@ -263,7 +263,7 @@ fn staging_overlay() {
 // Issue #15: staging unblocks the debug routes, so it must not forward them to production.
 #[test]
 fn staging_forwards_the_debug_routes_to_its_own_origins() {
-    let staging = Options { env: Some("staging".into()) };
+    let staging = Options { env: Some("staging".into()), ..Options::default() };
     let w031 = |src: &str| -> Vec<String> {
         let out = compile(src, &staging);
         out.diagnostics.iter().filter(|d| d.code == "W031").map(|d| d.message.split('`').nth(1).unwrap().to_owned()).collect()
@@ -339,7 +339,7 @@ fn revision_names_the_compiled_bundle() {
     assert_eq!(production.revision, hex);
     assert_eq!(edgeguard_core::Bundle::from_bytes(&bytes).unwrap(), production);
     // The environment overlay is part of it: staging and production report different revisions.
-    let staging = compile(QUOTEKIT, &Options { env: Some("staging".into()) }).bundle.unwrap();
+    let staging = compile(QUOTEKIT, &Options { env: Some("staging".into()), ..Options::default() }).bundle.unwrap();
     assert_ne!(staging.revision, production.revision);
     // A comment is not: the same compiled policy keeps its revision.
     let commented = format!("# reviewed 2026-12-06\n{QUOTEKIT}");
@@ -350,13 +350,13 @@ fn revision_names_the_compiled_bundle() {
 fn overrides_move_traffic_and_shadow_refuses_nothing() {
     let mut edge = qk();
     let green = edge.engine.origin_index("green");
-    edge.engine.set_overrides(edgeguard_core::Overrides { active: green, canary_basis_points: None, shadow: false });
+    edge.engine.set_overrides(edgeguard_core::Overrides { active: green, canary_basis_points: None, shadow: false, maintenance: false });
     assert_eq!(edge.send("GET", "https://lawnquote.online/", &[]).origin.as_deref(), Some("green"), "active override");
-    edge.engine.set_overrides(edgeguard_core::Overrides { active: None, canary_basis_points: Some(10_000), shadow: false });
+    edge.engine.set_overrides(edgeguard_core::Overrides { active: None, canary_basis_points: Some(10_000), shadow: false, maintenance: false });
     let e = edge.send("GET", "https://lawnquote.online/", &[]);
     assert_eq!(e.origin.as_deref(), Some("green"), "canary at 100 % sends new clients to green");
     assert!(e.response_headers["set-cookie"].starts_with("eg_lane=green;"));
-    edge.engine.set_overrides(edgeguard_core::Overrides { active: None, canary_basis_points: None, shadow: true });
+    edge.engine.set_overrides(edgeguard_core::Overrides { active: None, canary_basis_points: None, shadow: true, maintenance: false });
     let e = edge.send("GET", "https://lawnquote.online/api/debug-oauth", &[]);
     assert_eq!((e.action, e.reason, e.shadow_refused), (Action::Forward, Reason::Ok, true));
     assert!(e.detail.contains("blocked"), "{}", e.detail);

@@ -114,7 +114,7 @@ fn a_tighter_limit_is_reported_once_it_refuses() {
 fn levers_follow_the_active_policy_by_origin_name() {
     let mut pair = Pair::new(&candidate());
     let green = pair.active.origin_index("green").unwrap();
-    pair.active.set_overrides(Overrides { active: Some(green), canary_basis_points: Some(0), shadow: false });
+    pair.active.set_overrides(Overrides { active: Some(green), canary_basis_points: Some(0), ..Overrides::default() });
     pair.shadow.follow_overrides(&pair.active);
     assert_eq!(pair.send("GET", "/dashboard", 0), None, "both send the page to green");
     // An unhealthy green moves both back to blue.

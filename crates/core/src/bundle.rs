@@ -16,7 +16,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 /// Magic, format version and digest: the bytes before the postcard body.
 const HEADER_LEN: usize = 4 + 4 + 32;
@@ -76,6 +76,12 @@ pub struct Bundle {
     pub health: Option<Health>,
     /// `[observe]`: log lines, metrics, the CSP report intake, PostHog and Analytics Engine.
     pub observe: Observe,
+    /// `[cache]`: the key version and what makes a request personal (never cached).
+    pub cache: crate::cache::CacheSettings,
+    /// `[fallback]`: the page answered when no origin can and nothing stale is stored.
+    pub fallback: Option<crate::cache::Fallback>,
+    /// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
+    pub maintenance: crate::cache::Maintenance,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +204,8 @@ pub struct Route {
     pub origin: Option<u16>,
     /// Next.js Server Actions (a request with a `Next-Action` header) may be called here.
     pub server_actions: bool,
+    /// Edge caching of this route's GET/HEAD answers (`cache = { edge = … }`).
+    pub edge_cache: Option<crate::cache::EdgeCache>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

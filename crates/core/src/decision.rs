@@ -55,6 +55,8 @@ pub enum Reason {
     Metrics,
     /// A body in a media type the endpoint does not take (the CSP report intake).
     UnsupportedMediaType,
+    /// Maintenance mode (`EDGE_MAINTENANCE`) is on and the client is not on its allow-list.
+    Maintenance,
 }
 
 impl Reason {
@@ -80,6 +82,7 @@ impl Reason {
             Reason::CspReport => "csp_report",
             Reason::Metrics => "metrics",
             Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::Maintenance => "maintenance",
         }
     }
 
@@ -113,6 +116,7 @@ impl Reason {
             Reason::CspReport => "CSP report",
             Reason::Metrics => "Metrics",
             Reason::UnsupportedMediaType => "Unsupported media type",
+            Reason::Maintenance => "Maintenance",
         }
     }
 }
@@ -183,7 +187,20 @@ pub struct Decision {
     /// The edge's own endpoint this request was for, if any (never forwarded, even in shadow
     /// mode).
     pub endpoint: Option<Endpoint>,
+    /// For `forward` on a route with an edge cache: look up and store, or bypass and why.
+    pub cache: Option<crate::cache::Plan>,
+    /// A page request (a browser navigation) and the policy has a fallback page: it gets the
+    /// page, not problem+json, when the edge answers 503 for the origin or for maintenance.
+    pub page: bool,
     pub detail: Cow<'static, str>,
+}
+
+impl Decision {
+    /// A refusal answered with the policy's fallback page rather than problem+json: a page
+    /// request during maintenance.
+    pub fn is_fallback_page(&self) -> bool {
+        self.page && self.action == Action::Reject && self.reason == Reason::Maintenance
+    }
 }
 
 #[derive(Serialize)]
@@ -202,7 +219,7 @@ struct Problem<'a> {
 impl Decision {
     /// The `application/problem+json` body for a refusal; `None` for anything else.
     pub fn problem_json(&self) -> Option<String> {
-        if self.action != Action::Reject {
+        if self.action != Action::Reject || self.is_fallback_page() {
             return None;
         }
         let status = self.status.unwrap_or(400);
@@ -217,6 +234,7 @@ impl Decision {
             request_id: &self.request_id,
             retry_after: self.rate_limit.filter(|r| !r.shadow_refused && r.retry_after_secs > 0).map(|r| r.retry_after_secs),
         };
+
         serde_json::to_string(&problem).ok()
     }
 }

@@ -30,6 +30,9 @@ pub struct Overrides {
     pub canary_basis_points: Option<u32>,
     /// Log what would be refused, refuse nothing the routing, access or limit rules refuse.
     pub shadow: bool,
+    /// Maintenance mode (`EDGE_MAINTENANCE`): everyone outside `[maintenance]`'s allow-list gets
+    /// 503 (the fallback page for page requests), the edge's own endpoints keep answering.
+    pub maintenance: bool,
 }
 
 /// A loaded bundle with its regexes compiled: everything `decide` needs besides the request.
@@ -41,6 +44,9 @@ pub struct Engine {
     unhealthy: u64,
     /// Hashes global-limit keys identically in every isolate (seeded by the bundle revision).
     global_hasher: foldhash::quality::FixedState,
+    /// `EDGE_MAINTENANCE_SECRET`: the value of `[maintenance] bypass_header` that lets a request
+    /// through maintenance mode.
+    maintenance_secret: Option<String>,
 }
 
 impl ParamCheck for Vec<regex_lite::Regex> {
@@ -64,7 +70,17 @@ impl Engine {
             .collect::<Result<Vec<_>, _>>()?;
         let seed = bundle.revision.bytes().take(16).fold(0u64, |acc, b| acc.rotate_left(5) ^ u64::from(b));
         let global_hasher = foldhash::quality::FixedState::with_seed(seed);
-        Ok(Engine { bundle, regexes, overrides: Overrides::default(), unhealthy: 0, global_hasher })
+        Ok(Engine { bundle, regexes, overrides: Overrides::default(), unhealthy: 0, global_hasher, maintenance_secret: None })
+    }
+
+    /// The secret that lets a request through maintenance mode in `[maintenance] bypass_header`
+    /// (the worker secret `EDGE_MAINTENANCE_SECRET`); empty or `None`: no bypass by header.
+    pub fn set_maintenance_secret(&mut self, secret: Option<String>) {
+        self.maintenance_secret = secret.filter(|s| !s.is_empty());
+    }
+
+    pub fn maintenance_secret(&self) -> Option<&str> {
+        self.maintenance_secret.as_deref()
     }
 
     /// Apply operational overrides (see [`Overrides`]).
@@ -171,6 +187,8 @@ impl Engine {
             failover: None,
             lane: None,
             endpoint: None,
+            cache: None,
+            page: b.fallback.is_some() && crate::cache::wants_page(req),
             detail: Cow::Borrowed(FORWARDED),
         };
         let d = self.pipeline(req, limiter, now, draw, d);
@@ -251,6 +269,11 @@ impl Engine {
         }
         if let Some(metrics) = b.observe.metrics.as_ref().filter(|m| m.path == target.path) {
             return self.metrics_step(req, limiter, now, metrics, d);
+        }
+
+        // 3c. maintenance mode: after the edge's own endpoints (monitors still see its health)
+        if self.overrides.maintenance && !crate::cache::maintenance_allows(&b.maintenance, req, d.client_ip, self.maintenance_secret.as_deref()) {
+            return reject(d, Reason::Maintenance, 503, Cow::Borrowed("the site is down for planned maintenance; retry later"));
         }
 
         // 4. https, then canonical host
@@ -337,6 +360,7 @@ impl Engine {
         d.lane = Some(lane);
         d.failover = self.failover_target(route, req.method, origin);
         d.set_lane_cookie = set_cookie;
+        d.cache = crate::cache::plan(b, route, req, &d.host, &d.path_and_query);
         if d.rate_limit.is_some_and(|r| r.shadow_refused) {
             d.detail = Cow::Borrowed("forwarded; a shadow-mode limit would have refused it");
         }

@@ -47,6 +47,53 @@ pub struct Explanation {
     /// method-override and Next.js internal headers, `[sanitize] strip_headers`), lowercase and
     /// sorted; [`with_request`] fills it in.
     pub strip_request_headers: Vec<String>,
+    /// For `forward` on a route with an edge cache: whether the answer is looked up and stored,
+    /// for how long, under which key — or why this request bypasses the cache. `null` otherwise.
+    pub cache: Option<CacheReport>,
+    /// For `forward`: what the client gets when no origin can answer (`"stale, else fallback
+    /// page"`…), see docs/caching.md.
+    pub on_origin_failure: Option<&'static str>,
+}
+
+/// The edge cache for one forwarded request (docs/caching.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheReport {
+    /// `"lookup"`: answered from a fresh copy, else forwarded and a storable answer stored;
+    /// `"bypass"`: forwarded, nothing stored.
+    pub mode: &'static str,
+    /// Seconds a stored copy is fresh.
+    pub edge: u64,
+    pub stale_while_revalidate: u64,
+    pub stale_if_error: u64,
+    /// The Cache API key (before the `edgeguard-vary` part an answer with `Vary` adds).
+    pub key: Option<String>,
+    /// Why the request bypasses the cache.
+    pub bypass: Option<String>,
+    /// What makes an answer storable.
+    pub stores: &'static str,
+}
+
+/// [`CacheReport::stores`].
+pub const STORES: &str = "200, 203 or 204 answers without Set-Cookie, Cache-Control private/no-store/no-cache or Vary: *";
+
+/// [`Explanation::on_origin_failure`] for a forwarded request.
+fn on_origin_failure(d: &Decision, has_fallback: bool) -> &'static str {
+    let stale = matches!(&d.cache, Some(crate::cache::Plan::Use { rule, .. }) if rule.sie_secs > 0 || rule.edge_secs > 0);
+    match (stale, d.page && has_fallback) {
+        (true, true) => "a stored copy within stale_if_error, else the fallback page (503)",
+        (true, false) => "a stored copy within stale_if_error, else problem+json (502/504)",
+        (false, true) => "the fallback page (503)",
+        (false, false) => "problem+json (502/504)",
+    }
+}
+
+fn cache_report(plan: &crate::cache::Plan) -> CacheReport {
+    let rule = plan.rule();
+    let (mode, key, bypass) = match plan {
+        crate::cache::Plan::Use { key, .. } => ("lookup", Some(key.clone()), None),
+        crate::cache::Plan::Bypass { why, .. } => ("bypass", None, Some(why.to_string())),
+    };
+    CacheReport { mode, edge: rule.edge_secs, stale_while_revalidate: rule.swr_secs, stale_if_error: rule.sie_secs, key, bypass, stores: STORES }
 }
 
 /// [`explain`], with what depends on the request's own headers: [`Explanation::strip_request_headers`].
@@ -147,5 +194,7 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
         }),
         csp_nonce,
         strip_request_headers: Vec::new(),
+        cache: d.cache.as_ref().filter(|_| d.action == Action::Forward).map(cache_report),
+        on_origin_failure: (d.action == Action::Forward).then(|| on_origin_failure(d, bundle.fallback.is_some())),
     }
 }

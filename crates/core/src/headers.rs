@@ -45,6 +45,16 @@ pub fn dynamic<'a>(bundle: &'a Bundle, d: &Decision) -> Vec<(&'static str, Cow<'
         }
     }
     match d.action {
+        Action::Reject if d.reason == crate::Reason::Maintenance => {
+            let retry = bundle.maintenance.retry_after_secs.to_string();
+            if d.is_fallback_page() {
+                out.extend(fallback_page_headers(retry));
+            } else {
+                out.push(("content-type", Cow::Borrowed("application/problem+json")));
+                out.push(("cache-control", Cow::Borrowed("no-store")));
+                out.push(("retry-after", Cow::Owned(retry)));
+            }
+        }
         Action::Reject => {
             out.push(("content-type", Cow::Borrowed("application/problem+json")));
             out.push(("cache-control", Cow::Borrowed("no-store")));
@@ -70,6 +80,17 @@ pub fn dynamic<'a>(bundle: &'a Bundle, d: &Decision) -> Vec<(&'static str, Cow<'
     }
     out.push(("x-request-id", Cow::Owned(d.request_id.clone())));
     out
+}
+
+/// The headers of the fallback page (`[fallback]`), answered with 503: HTML, never stored,
+/// `Retry-After`, and a CSP of its own: the page is static, whatever the app's CSP allows.
+pub fn fallback_page_headers<'a>(retry_after_secs: String) -> [(&'static str, Cow<'a, str>); 4] {
+    [
+        ("content-type", Cow::Borrowed("text/html; charset=utf-8")),
+        ("cache-control", Cow::Borrowed("no-store")),
+        ("retry-after", Cow::Owned(retry_after_secs)),
+        ("content-security-policy", Cow::Borrowed(crate::cache::FALLBACK_CSP)),
+    ]
 }
 
 /// `Set-Cookie` values to append (the sticky lane).

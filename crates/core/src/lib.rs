@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod bundle;
+pub mod cache;
 pub mod cidr;
 pub mod csp;
 pub mod decision;

@@ -560,6 +560,8 @@ pub struct Metrics {
     edge: BTreeMap<u32, Histogram>,
     origin: BTreeMap<(u32, u16), Histogram>,
     origin_failures: BTreeMap<(u16, &'static str), u64>,
+    /// Edge cache outcomes by route.
+    cache: BTreeMap<(u32, &'static str), u64>,
     csp: [u64; 8],
     directives: BTreeMap<String, u64>,
     /// Events handed to the shell, dropped by the event budget, lost with a failed batch.
@@ -691,6 +693,10 @@ impl Metrics {
         for ((origin, cause), n) in &self.origin_failures {
             p.sample("edgeguard_origin_failures_total", &[("origin", origin_name(bundle, *origin)), ("cause", cause)], n);
         }
+        p.head("edgeguard_cache_total", "counter", "Requests on routes with an edge cache, by route and outcome (docs/caching.md).");
+        for ((rule, outcome), n) in &self.cache {
+            p.sample("edgeguard_cache_total", &[("route", rule_label(bundle, *rule)), ("outcome", outcome)], n);
+        }
         p.head("edgeguard_csp_reports_total", "counter", "CSP reports by result: accepted, duplicate and ignored per report; refusals per request.");
         for (result, n) in CSP_RESULTS.iter().zip(self.csp) {
             p.sample("edgeguard_csp_reports_total", &[("result", result)], n);
@@ -784,6 +790,21 @@ pub struct Observed<'a> {
     pub failover: Option<&'a str>,
     /// The response is an HTML page (`Content-Type: text/html`): a page view.
     pub html: bool,
+    /// What the edge cache did (one of [`CACHE_OUTCOMES`]), on a route with one.
+    pub cache: Option<&'static str>,
+}
+
+/// What the edge cache did for a request, as the shell reports it: answered from a fresh copy
+/// (`hit`), from a stale one while one refresh runs (`stale`), from a stale one because the
+/// origin failed (`stale-if-error`), from the copy a concurrent miss stored (`collapsed`),
+/// forwarded and stored (`miss`), forwarded and not storable (`no-store`), not looked up
+/// (`bypass`), or the fallback page because no origin answered and nothing was stored
+/// (`fallback`).
+pub const CACHE_OUTCOMES: [&str; 8] = ["hit", "stale", "stale-if-error", "collapsed", "miss", "no-store", "bypass", "fallback"];
+
+/// The outcome named `name`, as a static string; `None` for anything else.
+pub fn cache_outcome(name: &str) -> Option<&'static str> {
+    CACHE_OUTCOMES.iter().copied().find(|o| *o == name)
 }
 
 /// Random draws for one request's sampling decisions (uniform over `u32`).
@@ -840,6 +861,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     failover: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     remaining: Option<u64>,
@@ -877,6 +900,7 @@ impl Line<'_> {
         w.opt_u64("origin_ms", self.origin_ms);
         w.opt_str("origin_error", self.origin_error);
         w.opt_str("failover", self.failover.as_deref());
+        w.opt_str("cache", self.cache);
         w.opt_str("limit", self.limit);
         w.opt_u64("remaining", self.remaining);
         w.opt_str("client_ip", self.client_ip.as_deref());
@@ -1084,6 +1108,9 @@ impl Observer {
         if let (Some(ms), Some(origin)) = (seen.origin_ms, facts.origin) {
             observe_into(&mut m.origin, (rule, origin), ms, &mut m.series_dropped);
         }
+        if let Some(outcome) = seen.cache {
+            bump(&mut m.cache, (rule, outcome), &mut m.series_dropped);
+        }
         if let (Some(first), Some(cause)) = (d.origin, seen.failover) {
             let cause = if cause.bytes().all(|b| b.is_ascii_digit()) { "status" } else { failure_cause(cause) };
             bump(&mut m.origin_failures, (first, cause), &mut m.series_dropped);
@@ -1225,6 +1252,7 @@ impl<'a> Facts<'a> {
             origin_ms: seen.origin_ms,
             origin_error: seen.origin_error.map(|e| if e == OriginFailure::Timeout { "timeout" } else { "unreachable" }),
             failover: self.failover.clone(),
+            cache: seen.cache,
             limit: self.limit.map(|(name, _)| name),
             remaining: self.limit.map(|(_, r)| r),
             client_ip: self.client_ip.clone(),
@@ -1485,6 +1513,7 @@ mod tests {
                 origin_ms: on(3).then_some(numbers.2),
                 origin_error: on(4).then_some("timeout"),
                 failover: on(5).then(|| s(7).to_owned()),
+                cache: on(5).then_some("stale-if-error"),
                 limit: on(6).then(|| s(8)),
                 remaining: on(7).then_some(numbers.3),
                 client_ip: on(8).then(|| s(9).to_owned()),

@@ -103,8 +103,9 @@ impl Shadow {
         let by_name = |i: Option<u16>| {
             i.and_then(|i| active.bundle().origins.get(usize::from(i))).and_then(|origin| self.engine.origin_index(&origin.name))
         };
-        let overrides = Overrides { active: by_name(o.active), canary_basis_points: o.canary_basis_points, shadow: o.shadow };
+        let overrides = Overrides { active: by_name(o.active), canary_basis_points: o.canary_basis_points, shadow: o.shadow, maintenance: o.maintenance };
         self.engine.set_overrides(overrides);
+        self.engine.set_maintenance_secret(active.maintenance_secret().map(str::to_owned));
     }
 
     /// Health probe results (a bit per active origin index that failed), by origin name.

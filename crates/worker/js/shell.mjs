@@ -22,6 +22,9 @@
 //   EDGE_ACTIVE_ORIGIN     origin name that takes traffic instead of [deploy] active
 //   EDGE_CANARY_PERCENT    canary share 0–100 instead of [deploy] canary.percent
 //   EDGE_SHADOW            "1"/"true": log what would be refused, refuse nothing
+//   EDGE_MAINTENANCE       "1"/"true": maintenance mode — 503 (the fallback page for page
+//                          requests) for everyone outside [maintenance]'s allow-list
+//   EDGE_MAINTENANCE_SECRET secret: the value of [maintenance] bypass_header that still passes
 //   EDGE_ORIGINS           "name=url,name=url" ("*=url" for all): point origins elsewhere
 //   EDGE_ORIGIN_AUTH       secret sent to the origin in EDGE_ORIGIN_AUTH_HEADER
 //   EDGE_ORIGIN_AUTH_HEADER header name for it (default x-edgeguard-auth)
@@ -110,13 +113,15 @@ function setup(env, bundles) {
     console.error(JSON.stringify({ ts: new Date().toISOString(), level: "error", msg: "edge misconfigured: the policy bundle cannot be loaded; every request is refused with 503", error }));
     return { broken: error };
   }
+  const maintenance = truthy(String(env.EDGE_MAINTENANCE ?? ""));
+  const secret = String(env.EDGE_MAINTENANCE_SECRET ?? "");
   try {
-    edge.configure(env.EDGE_ACTIVE_ORIGIN ?? "", String(env.EDGE_CANARY_PERCENT ?? ""), truthy(String(env.EDGE_SHADOW ?? "")));
+    edge.configure(env.EDGE_ACTIVE_ORIGIN ?? "", String(env.EDGE_CANARY_PERCENT ?? ""), truthy(String(env.EDGE_SHADOW ?? "")), maintenance, secret);
   } catch (err) {
     // A typo in a rollback lever must not take the site down: keep the policy's own
     // deploy settings (the shadow switch still applies) and say so loudly.
     console.error(JSON.stringify({ level: "error", msg: "ignoring invalid deploy override", error: String(err?.message ?? err) }));
-    edge.configure("", "", truthy(String(env.EDGE_SHADOW ?? "")));
+    edge.configure("", "", truthy(String(env.EDGE_SHADOW ?? "")), maintenance, secret);
   }
   const info = JSON.parse(edge.info());
   const revision = info.revision.slice(0, 12);
@@ -159,6 +164,12 @@ function setup(env, bundles) {
     quiet: info.observe.log === "off",
     // Whether `finish` needs to know if a response is HTML (PostHog pageviews are on and sent).
     wantsHtml: info.observe.pageviews && Boolean(posthogKey && posthogHost),
+    // The fallback page and its headers (`[fallback]`), for origin failures and maintenance.
+    fallback: info.fallback ? { html: edge.fallback_page(), headers: info.fallback } : null,
+    // Cache keys with a miss at the origin (its promise settles once the copy is stored) and
+    // with a stale-while-revalidate refresh running, in this isolate.
+    inflight: new Map(),
+    refreshing: new Set(),
   };
 }
 
@@ -277,7 +288,19 @@ function fetchFailure(err) {
   return err && (err.name === "TimeoutError" || err.name === "AbortError") ? "timeout" : "unreachable";
 }
 
+/** Forward to the origin and answer with what it sent, or with the edge's answer for an origin
+ * that could not: the fallback page for a page request, else problem+json 502/504. */
 async function forward(st, request, d, obs, strip) {
+  const reached = await reach(st, request, d, obs, strip);
+  if (reached.answer) return reached.answer;
+  if (typeof reached.response === "string") return originDown(st, request, d, obs, reached);
+  return respond(st, d, reached.response.body, reached.response.status, reached.response.statusText, reached.response.headers, timing(obs, reached.note), request.method === "HEAD");
+}
+
+/** One request at the origin, failover included: `{ answer }` when the edge already answered
+ * (a body past max_body), else `{ response, note, origin }` where `response` is the origin's
+ * Response or "timeout" / "unreachable". */
+async function reach(st, request, d, obs, strip) {
   let origin = st.origins[d.o];
   const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
   let body = hasBody ? request.body : null;
@@ -294,7 +317,7 @@ async function forward(st, request, d, obs, strip) {
       const prefix = await readPrefix(body, max === undefined ? BUFFER_BYTES : Math.min(max + 1, BUFFER_BYTES));
       if (max !== undefined && prefix.total > max) {
         await drain(prefix.reader, prefix.total);
-        return bodyTooLarge(st, request, d, obs, false);
+        return { answer: bodyTooLarge(st, request, d, obs, false) };
       }
       if (prefix.done) {
         body = joined(prefix.chunks, prefix.total); // all of it: it can be sent twice
@@ -308,7 +331,7 @@ async function forward(st, request, d, obs, strip) {
   let response = await attempt(st, origin, request, d, body, strip);
   if (over.sent) {
     if (typeof response !== "string") await response.body?.cancel();
-    return bodyTooLarge(st, request, d, obs, true);
+    return { answer: bodyTooLarge(st, request, d, obs, true) };
   }
   let note = "";
   const failed = typeof response === "string" ? response : response.status >= 500 ? `${response.status}` : null;
@@ -323,15 +346,209 @@ async function forward(st, request, d, obs, strip) {
     response = await attempt(st, origin, request, d, body, strip);
   }
   obs.originMs = Date.now() - sent;
-  if (typeof response === "string") {
-    const kind = response;
-    obs.originError = kind; // the request's log line says so (level error)
-    const problem = st.edge.origin_failure(kind, origin.name, d.r, d.p);
-    const refused = { ...d, a: "reject", d: ["content-type", "application/problem+json", "cache-control", "no-store", "x-request-id", d.r], c: [] };
-    const extra = [note, `origin-error;desc="${kind}"`].filter(Boolean).join(", ");
-    return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(obs, extra));
+  return { response, note, origin };
+}
+
+/** No origin answered (`reached.response` is "timeout" or "unreachable"): the fallback page
+ * (503) for a page request when the policy has one, else problem+json 504/502. */
+function originDown(st, request, d, obs, reached) {
+  const kind = reached.response;
+  obs.originError = kind; // the request's log line says so (level error)
+  const extra = [reached.note, `origin-error;desc="${kind}"`].filter(Boolean).join(", ");
+  if (d.fb && st.fallback) {
+    obs.cache = "fallback";
+    const page = { ...d, a: "reject", d: [...st.fallback.headers, "x-request-id", d.r], c: [] };
+    return respond(st, page, request.method === "HEAD" ? null : st.fallback.html, 503, "", undefined, timing(obs, extra));
   }
-  return respond(st, d, response.body, response.status, response.statusText, response.headers, timing(obs, note), request.method === "HEAD");
+  const problem = st.edge.origin_failure(kind, reached.origin.name, d.r, d.p);
+  const refused = { ...d, a: "reject", d: ["content-type", "application/problem+json", "cache-control", "no-store", "x-request-id", d.r], c: [] };
+  return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(obs, extra));
+}
+
+// ── The edge cache (docs/caching.md) ────────────────────────────────────────────────────────
+// The engine says which requests are looked up and under which key (`ck`, with the route's
+// lifetimes `cl`), and which origin answers may be stored (`storable`); here is only the I/O
+// on the Workers Cache API. A stored copy is the origin's answer as it came (the response
+// phase runs again on every serve: fresh nonces, the policy's current headers) with its age,
+// its own Cache-Control and Vary kept aside in headers of ours.
+
+/** When a copy was stored (ms since the epoch), and the origin's own Cache-Control and Vary. */
+const STORED_AT = "x-edgeguard-stored";
+const STORED_CACHE_CONTROL = "x-edgeguard-cache-control";
+const STORED_VARY = "x-edgeguard-vary";
+/** At a base key, in place of a copy: the request headers the answers vary on. */
+const VARIES_ON = "x-edgeguard-varies-on";
+
+function edgeCache() {
+  return typeof caches !== "undefined" && caches.default ? caches.default : null;
+}
+
+/** The key of the variant for this request's values of `names` (comma-separated). */
+async function variantKey(base, names, request) {
+  const values = names.split(",").map((n) => `${n}:${request.headers.get(n) ?? ""}`).join("\n");
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(values)));
+  let hex = "";
+  for (let i = 0; i < 16; i++) hex += digest[i].toString(16).padStart(2, "0");
+  return `${base}&edgeguard-vary=${hex}`;
+}
+
+/** The stored copy for this request: `{ response, age }` (age in seconds), or null. */
+async function lookup(cache, base, request) {
+  try {
+    let found = await cache.match(base);
+    if (found && found.headers.has(VARIES_ON)) found = await cache.match(await variantKey(base, found.headers.get(VARIES_ON), request));
+    if (!found) return null;
+    const at = Number(found.headers.get(STORED_AT));
+    if (!Number.isFinite(at)) return null;
+    return { response: found, age: Math.max(0, (Date.now() - at) / 1000) };
+  } catch {
+    return null; // a cache that fails is a miss, never an error
+  }
+}
+
+/** Serve a stored copy through the response phase, saying so (`Age`, `Cache-Status`). */
+function serveCopy(st, request, d, obs, copy, outcome) {
+  obs.cache = outcome;
+  const stored = copy.response;
+  const h = new Headers(stored.headers);
+  const cc = h.get(STORED_CACHE_CONTROL);
+  if (cc === null) h.delete("cache-control");
+  else h.set("cache-control", cc);
+  const vary = h.get(STORED_VARY);
+  if (vary !== null) h.set("vary", vary);
+  for (const name of [STORED_AT, STORED_CACHE_CONTROL, STORED_VARY]) h.delete(name);
+  const age = Math.floor(copy.age);
+  const ttl = d.cl[0] - age;
+  h.set("age", String(age));
+  const detail = outcome === "hit" || outcome === "collapsed" ? "" : `; detail=${outcome}`;
+  h.set("cache-status", `edgeguard; hit; ttl=${ttl}${outcome === "collapsed" ? "; collapsed" : ""}${detail}`);
+  const head = request.method === "HEAD";
+  if (head) stored.body?.cancel();
+  return respond(st, d, head ? null : stored.body, stored.status, stored.statusText, h, timing(obs, `cache;desc="${outcome}"`), head);
+}
+
+/** Store an origin answer under the request's key when the engine says it may be: returns the
+ * body for the client (the other branch of a tee goes to the cache) and the put, or null when
+ * the answer is not storable (`why` says why). */
+async function store(st, cache, request, d, response, ctx) {
+  const headers = response.headers;
+  const verdict = st.edge.storable(d.h, response.status, headers.get("cache-control") ?? "", headers.has("set-cookie"), headers.get("vary") ?? "");
+  if (verdict.startsWith("!")) return { why: verdict.slice(1) };
+  const keep = d.cl[0] + Math.max(d.cl[1], d.cl[2]);
+  const h = new Headers(headers);
+  const cc = h.get("cache-control");
+  if (cc !== null) h.set(STORED_CACHE_CONTROL, cc);
+  const vary = h.get("vary");
+  if (vary !== null) h.set(STORED_VARY, vary);
+  h.delete("vary");
+  h.delete("set-cookie"); // only ever one the route's headers remove (storable said so)
+  h.set("cache-control", `public, max-age=${keep}`);
+  h.set(STORED_AT, String(Date.now()));
+  let key = d.ck;
+  const puts = [];
+  if (verdict !== "") {
+    key = await variantKey(d.ck, verdict, request);
+    const pointer = new Response(null, { headers: { [VARIES_ON]: verdict, "cache-control": `public, max-age=${keep}`, [STORED_AT]: String(Date.now()) } });
+    puts.push(cache.put(d.ck, pointer));
+  }
+  let client = response.body;
+  let stored = null;
+  if (response.body) [client, stored] = response.body.tee();
+  puts.push(cache.put(key, new Response(stored, { status: response.status, statusText: response.statusText, headers: h })));
+  const put = Promise.all(puts).then(
+    () => {},
+    (err) => log(st, { level: "warn", msg: "cache put failed", request_id: d.r, error: String(err?.message ?? err) }),
+  );
+  if (ctx) ctx.waitUntil(put);
+  return { body: client, put };
+}
+
+/** A route with an edge cache: a fresh copy answers; a stale one answers while one refresh
+ * per key runs behind it (stale-while-revalidate); otherwise the origin, once per key for
+ * concurrent misses (the others wait and take the stored copy), and a stale copy stands in
+ * when the origin fails (stale-if-error). */
+async function cached(st, request, d, obs, strip, ctx) {
+  const cache = edgeCache();
+  if (cache === null) return forward(st, request, d, obs, strip);
+  const [fresh, swr, sie] = d.cl;
+  let copy = await lookup(cache, d.ck, request);
+  if (copy && copy.age < fresh) return serveCopy(st, request, d, obs, copy, "hit");
+  if (copy && copy.age < fresh + swr) {
+    if (ctx && !st.refreshing.has(d.ck)) {
+      st.refreshing.add(d.ck);
+      ctx.waitUntil(refresh(st, cache, request, d, strip, ctx).finally(() => st.refreshing.delete(d.ck)));
+    }
+    return serveCopy(st, request, d, obs, copy, "stale");
+  }
+  const get = request.method === "GET";
+  const pending = get ? st.inflight.get(d.ck) : undefined;
+  if (pending) {
+    await pending;
+    const stored = await lookup(cache, d.ck, request);
+    if (stored && stored.age < fresh) return serveCopy(st, request, d, obs, stored, "collapsed");
+    copy = stored ?? copy;
+  }
+  let settled = () => {};
+  const leads = get && !pending;
+  if (leads) st.inflight.set(d.ck, new Promise((resolve) => (settled = resolve)));
+  let storing = null;
+  try {
+    const reached = await reach(st, request, d, obs, strip);
+    if (reached.answer) return reached.answer;
+    const response = reached.response;
+    const failed = typeof response === "string" || response.status >= 500;
+    if (failed && copy && copy.age < fresh + sie) {
+      if (typeof response === "string") obs.originError = response;
+      else await response.body?.cancel();
+      const why = typeof response === "string" ? response : String(response.status);
+      log(st, { level: "warn", msg: "stale-if-error", request_id: d.r, cause: why, age: Math.floor(copy.age) });
+      return serveCopy(st, request, d, obs, copy, "stale-if-error");
+    }
+    if (typeof response === "string") return originDown(st, request, d, obs, reached);
+    let body = response.body;
+    let status = `edgeguard; fwd=${copy ? "stale" : "miss"}`;
+    // A copy stored moments ago stays: an `edge = 0` route must not write on every request.
+    const recent = copy && copy.age < Math.min(60, (fresh + Math.max(swr, sie)) / 10);
+    obs.cache = "miss";
+    if (get && !recent) {
+      const stored = await store(st, cache, request, d, response, ctx);
+      if (stored.why) {
+        obs.cache = "no-store";
+        status += `; detail=${stored.why}`;
+      } else {
+        body = stored.body;
+        status += "; stored";
+        storing = stored.put;
+      }
+    }
+    const h = new Headers(response.headers);
+    h.set("cache-status", `${status}; fwd-status=${response.status}`);
+    return respond(st, d, body, response.status, response.statusText, h, timing(obs, reached.note), request.method === "HEAD");
+  } finally {
+    // Waiting requests look again once the copy is stored, or at once when nothing will be.
+    if (leads) {
+      Promise.resolve(storing).then(() => {
+        settled();
+        st.inflight.delete(d.ck);
+      });
+    }
+  }
+}
+
+/** stale-while-revalidate: fetch the answer again behind a stale copy and store it. */
+async function refresh(st, cache, request, d, strip, ctx) {
+  const get = new Request(request.url, { method: "GET", headers: request.headers });
+  const obs = { start: Date.now(), end: 0, originMs: null, originError: "", failover: "", edgeMs: 0, cache: "" };
+  const reached = await reach(st, get, { ...d, fo: undefined }, obs, strip);
+  if (reached.answer || typeof reached.response === "string") return;
+  const stored = await store(st, cache, get, d, reached.response, ctx);
+  if (stored.why) await reached.response.body?.cancel();
+  else {
+    // Read the client's branch too: the tee holds the stored branch until both are read.
+    const reader = stored.body?.getReader();
+    if (reader) while (!(await reader.read()).done);
+    await stored.put;
+  }
 }
 
 /** A body past its route's max_body: 413 problem+json, and the request's log line says so. */
@@ -460,7 +677,7 @@ async function cspReport(st, request, d, obs) {
 function observe(st, ctx, d, response, obs) {
   if (d.k === undefined) return;
   const type = st.wantsHtml && d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
-  const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), obs.end);
+  const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), obs.cache, obs.end);
   if (!raw) return;
   // Usually just the log line; "+{l, e, p}" when there are events or a data point too.
   if (raw.charCodeAt(0) !== 43) {
@@ -585,11 +802,15 @@ async function handle(st, request, env, ctx) {
   }
   if (d.shadowed) log(st, { level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
   if (d.x && !st.quiet) console.log(d.x);
-  const obs = { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0 };
+  const obs = { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0, cache: "" };
   let response;
   switch (d.a) {
     case "forward":
-      response = await forward(st, request, d, obs, strip);
+      if (d.ck !== undefined) response = await cached(st, request, d, obs, strip, ctx);
+      else {
+        if (d.cb) obs.cache = "bypass";
+        response = await forward(st, request, d, obs, strip);
+      }
       break;
     case "respond":
       response = await edgeAnswer(st, request, d, obs);
@@ -598,7 +819,8 @@ async function handle(st, request, env, ctx) {
       response = respond(st, d, null, d.s, "", undefined, timing(obs));
       break;
     default:
-      response = respond(st, d, request.method === "HEAD" ? null : d.b, d.s, "", undefined, timing(obs));
+      // A page request during maintenance gets the fallback page (`fb`), anything else problem+json.
+      response = respond(st, d, request.method === "HEAD" ? null : d.fb ? st.fallback?.html ?? "" : d.b, d.s, "", undefined, timing(obs));
   }
   observe(st, ctx, d, response, obs);
   return response;

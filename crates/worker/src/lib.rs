@@ -144,6 +144,19 @@ struct Wire<'a> {
     /// the shadow policy's disagreement: a log line for the shell to write as it is
     #[serde(skip_serializing_if = "Option::is_none")]
     x: Option<String>,
+    /// edge cache key: look the request up and store a storable answer under it
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ck: Option<&'a str>,
+    /// edge cache lifetimes in seconds: [edge, stale_while_revalidate, stale_if_error]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cl: Option<[u64; 3]>,
+    /// the route caches but this request bypasses it (personal, not GET/HEAD)
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cb: bool,
+    /// a page request: the fallback page answers it when the edge answers 503 (origin down
+    /// with nothing stale, maintenance)
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fb: bool,
 }
 
 impl Wire<'_> {
@@ -174,6 +187,16 @@ impl Wire<'_> {
         w.opt_str("route", self.route);
         w.opt_str("detail", self.detail);
         w.opt_str("x", self.x.as_deref());
+        w.opt_str("ck", self.ck);
+        if let Some(cl) = self.cl {
+            w.raw("cl", &format!("[{},{},{}]", cl[0], cl[1], cl[2]));
+        }
+        if self.cb {
+            w.bool("cb", true);
+        }
+        if self.fb {
+            w.bool("fb", true);
+        }
         w.finish()
     }
 }
@@ -246,6 +269,9 @@ struct WireInfo<'a> {
     /// the shell's HTMLRewriter puts it on (workerd's HTMLRewriter is lol_html, the rewriter
     /// `edgeguard nonce` runs).
     nonce: WireNonce,
+    /// The fallback page's headers when the origin is down (flat `[name, value, …]`; the shell
+    /// adds the request id), `null` without `[fallback]`.
+    fallback: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -315,7 +341,10 @@ impl Edge {
     }
 
     /// Apply the operational levers from worker vars. Empty strings mean "not set".
-    pub fn configure(&mut self, active: &str, canary_percent: &str, shadow: bool) -> Result<(), JsError> {
+    /// `maintenance` (`EDGE_MAINTENANCE`) answers everyone outside `[maintenance]`'s allow-list
+    /// 503; `maintenance_secret` (`EDGE_MAINTENANCE_SECRET`) is the bypass header's value.
+    pub fn configure(&mut self, active: &str, canary_percent: &str, shadow: bool, maintenance: bool, maintenance_secret: &str) -> Result<(), JsError> {
+        self.engine.set_maintenance_secret(Some(maintenance_secret.to_owned()));
         let active = match active.trim() {
             "" => None,
             name => Some(self.engine.origin_index(name).ok_or_else(|| js_error(format!("EDGE_ACTIVE_ORIGIN: no origin named `{name}`")))?),
@@ -327,7 +356,7 @@ impl Edge {
                 _ => return Err(js_error(format!("EDGE_CANARY_PERCENT: `{text}` is not a number from 0 to 100"))),
             },
         };
-        self.engine.set_overrides(Overrides { active, canary_basis_points, shadow });
+        self.engine.set_overrides(Overrides { active, canary_basis_points, shadow, maintenance });
         if let Some(candidate) = self.shadow.as_mut() {
             candidate.follow_overrides(&self.engine);
         }
@@ -359,6 +388,9 @@ impl Edge {
                 attribute: csp::NONCE_ATTRIBUTE,
                 selectors: &csp::NONCE_SELECTORS,
             },
+            fallback: b.fallback.as_ref().map(|f| {
+                headers::fallback_page_headers(f.retry_after_secs.to_string()).iter().flat_map(|(n, v)| [(*n).to_owned(), v.to_string()]).collect()
+            }),
         };
         serde_json::to_string(&info).unwrap_or_default()
     }
@@ -452,7 +484,8 @@ impl Edge {
     /// `Server-Timing` (`origin_ms` < 0: the origin was not asked), `origin_error` "timeout" or
     /// "unreachable" when the edge answered 502/504 for the origin, `failover` the first
     /// origin's failure ("500", "unreachable") when the request failed over, `html` for an HTML
-    /// response. Returns "" when there is nothing to
+    /// response, `cache` what the edge cache did (`hit`, `stale`, `miss`… edgeguard_core::observe::
+    /// CACHE_OUTCOMES; "" on a route without one). Returns "" when there is nothing to
     /// write, the log line itself when that is all, else `+` and `{l, e, p}`: the log line, PostHog
     /// events (the shell adds the key), the data point — each null when there is none.
     #[allow(clippy::too_many_arguments)]
@@ -465,10 +498,12 @@ impl Edge {
         origin_error: &str,
         failover: &str,
         html: bool,
+        cache: &str,
         now_ms: f64,
     ) -> String {
         let Some(flight) = self.flights.remove(&token) else { return String::new() };
         let seen = Observed {
+            cache: edgeguard_core::observe::cache_outcome(cache),
             status,
             edge_ms: millis(edge_ms).unwrap_or(0),
             origin_ms: millis(origin_ms),
@@ -590,6 +625,23 @@ impl Edge {
         failure.problem_json(origin, request_id, path)
     }
 
+    /// Whether an origin answer may be stored in the edge cache (edgeguard_core::cache::storable):
+    /// the request headers it varies on, comma-separated ("" for none), or `!` and why not.
+    /// A `Set-Cookie` the route's header set `h` removes does not count: no client gets it, and
+    /// the stored copy is kept without it.
+    pub fn storable(&self, h: u16, status: u16, cache_control: &str, set_cookie: bool, vary: &str) -> String {
+        let removed = self.engine.bundle().header_sets.get(usize::from(h)).is_some_and(|set| set.remove.iter().any(|n| n == "set-cookie"));
+        match edgeguard_core::cache::storable(status, cache_control, set_cookie && !removed, vary) {
+            edgeguard_core::cache::Storable::Yes { vary } => vary.join(","),
+            edgeguard_core::cache::Storable::No(why) => format!("!{why}"),
+        }
+    }
+
+    /// The fallback page (`[fallback]`), "" when the policy has none.
+    pub fn fallback_page(&self) -> String {
+        self.engine.bundle().fallback.as_ref().map(|f| f.html.clone()).unwrap_or_default()
+    }
+
     /// Number of client keys the limiter holds (for metrics and soak tests).
     pub fn limiter_keys(&self) -> u32 {
         u32::try_from(self.limiter.len()).unwrap_or(u32::MAX)
@@ -687,6 +739,16 @@ impl Edge {
             route: d.shadowed.and_then(|_| self.engine.rule(d)).and_then(|r| r.pattern.as_deref()),
             detail: d.shadowed.map(|_| d.detail.as_ref()),
             x,
+            ck: match (&d.cache, d.action) {
+                (Some(edgeguard_core::cache::Plan::Use { key, .. }), Action::Forward) => Some(key.as_str()),
+                _ => None,
+            },
+            cl: d.cache.as_ref().filter(|_| d.action == Action::Forward).map(|p| {
+                let r = p.rule();
+                [r.edge_secs, r.swr_secs, r.sie_secs]
+            }),
+            cb: d.action == Action::Forward && matches!(d.cache, Some(edgeguard_core::cache::Plan::Bypass { .. })),
+            fb: d.page && (d.action == Action::Forward || d.is_fallback_page()),
         };
         wire.to_json()
     }
@@ -735,6 +797,10 @@ mod tests {
                 route: on(9).then(|| s(8)),
                 detail: on(10).then(|| s(9)),
                 x: on(11).then(|| s(0).to_owned()),
+                ck: on(0).then(|| s(2)),
+                cl: on(1).then_some([u64::from(numbers.1), 0, u64::from(numbers.3)]),
+                cb: on(2),
+                fb: on(3),
             };
             prop_assert_eq!(wire.to_json(), serde_json::to_string(&wire).unwrap_or_default());
         }

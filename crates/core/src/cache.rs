@@ -1,0 +1,246 @@
+//! The edge cache and what keeps pages up when the origin is not: which requests may be answered
+//! from the Workers Cache API, under which key, which origin answers may be stored, and the
+//! fallback page (origin down, maintenance mode). The shell does the I/O (`caches.default`,
+//! `waitUntil`, the clock); every rule lives here, so `explain`, the playground and the worker
+//! agree on what is cached.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{Bundle, Route};
+use crate::cidr::Cidr;
+use crate::glob::Glob;
+use crate::request::RequestFacts;
+
+/// A route's edge caching: `cache = { edge, stale_while_revalidate, stale_if_error, credentialed }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeCache {
+    /// Seconds a stored answer is served without asking the origin (0: always ask; the stored
+    /// copy is then only a stand-in for errors).
+    pub edge_secs: u64,
+    /// Seconds past `edge_secs` a stale copy is still served while one refresh runs behind it.
+    pub swr_secs: u64,
+    /// Seconds past `edge_secs` a stale copy stands in for an origin that fails (5xx, timeout,
+    /// unreachable).
+    pub sie_secs: u64,
+    /// Store and serve for requests carrying credentials too: only for answers identical for
+    /// every user.
+    pub credentialed: bool,
+}
+
+impl EdgeCache {
+    /// How long the Cache API keeps a copy: as long as any use of it lasts.
+    pub fn keep_secs(&self) -> u64 {
+        self.edge_secs.saturating_add(self.swr_secs.max(self.sie_secs))
+    }
+}
+
+/// `[cache]`: what every cached route shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSettings {
+    /// Part of every key: changing it misses every copy stored before (a purge by deploy).
+    pub version: String,
+    /// Cookies that make a request personal (globs on the name); the edge's own lane cookie
+    /// never does.
+    pub personal_cookies: Vec<Glob>,
+    /// Request headers that make a request personal (lowercase): `authorization`, every API
+    /// key header, and the policy's own.
+    pub personal_headers: Vec<String>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> CacheSettings {
+        CacheSettings { version: "1".to_owned(), personal_cookies: vec![Glob::new("*")], personal_headers: vec!["authorization".to_owned()] }
+    }
+}
+
+/// `[fallback]`: the page answered with 503 to page requests when no origin can answer and
+/// nothing stale is stored, and to everyone outside the allow-list in maintenance mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    pub html: String,
+    /// `Retry-After` of the fallback answer when the origin is down.
+    pub retry_after_secs: u64,
+}
+
+/// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Maintenance {
+    pub allow_ips: Vec<Cidr>,
+    /// Lowercase header name whose value, equal to the worker secret `EDGE_MAINTENANCE_SECRET`,
+    /// lets a request through.
+    pub bypass_header: Option<String>,
+    pub retry_after_secs: u64,
+}
+
+/// The CSP of the fallback page: a static page with no scripts, whatever the app's CSP allows.
+pub const FALLBACK_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The query parameter that carries the cache version in every key; the shell adds
+/// `&edgeguard-vary=…` for answers that vary on request headers.
+pub const VERSION_PARAM: &str = "edgeguard-cache";
+
+/// What the edge cache does with one forwarded request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Look it up, and store a storable answer, under `key`.
+    Use { key: String, rule: EdgeCache },
+    /// The route caches, but not this request: why.
+    Bypass { rule: EdgeCache, why: Cow<'static, str> },
+}
+
+impl Plan {
+    pub fn rule(&self) -> EdgeCache {
+        match self {
+            Plan::Use { rule, .. } | Plan::Bypass { rule, .. } => *rule,
+        }
+    }
+}
+
+/// The cache plan of a request forwarded on `route` (`None`: the route has no edge cache).
+/// Only GET and HEAD are looked up; a request carrying a personal credential bypasses unless
+/// the route is `credentialed`. `host` and `path_and_query` are the normalized ones the router
+/// used, so `/a/../b` and `/b` share a key.
+pub fn plan(bundle: &Bundle, route: &Route, req: &RequestFacts, host: &str, path_and_query: &str) -> Option<Plan> {
+    let rule = route.edge_cache?;
+    if !matches!(req.method, "GET" | "HEAD") {
+        return Some(Plan::Bypass { rule, why: Cow::Owned(format!("{} is never answered from the cache", req.method)) });
+    }
+    if !rule.credentialed
+        && let Some(why) = personal(bundle, req)
+    {
+        return Some(Plan::Bypass { rule, why });
+    }
+    Some(Plan::Use { key: key(&bundle.cache.version, host, path_and_query), rule })
+}
+
+/// `https://<host><path>?<query>&edgeguard-cache=<version>`: the public URL, so a purge by
+/// host or prefix reaches it, and the version, so changing it misses every older copy.
+pub fn key(version: &str, host: &str, path_and_query: &str) -> String {
+    let sep = if path_and_query.contains('?') { '&' } else { '?' };
+    let mut out = String::with_capacity(host.len().saturating_add(path_and_query.len()).saturating_add(version.len()).saturating_add(32));
+    out.push_str("https://");
+    out.push_str(host);
+    out.push_str(path_and_query);
+    out.push(sep);
+    out.push_str(VERSION_PARAM);
+    out.push('=');
+    for b in version.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Why a request is personal (its answer may be about one user), or `None`.
+pub fn personal(bundle: &Bundle, req: &RequestFacts) -> Option<Cow<'static, str>> {
+    let settings = &bundle.cache;
+    if let Some(name) = settings.personal_headers.iter().find(|h| req.header(h).is_some()) {
+        return Some(Cow::Owned(format!("the request carries `{name}`: its answer may be personal")));
+    }
+    let lane = bundle.deploy.sticky_cookie.as_str();
+    let found = req.cookies().find(|(name, _)| *name != lane && settings.personal_cookies.iter().any(|g| g.matches(name)));
+    found.map(|(name, _)| Cow::Owned(format!("the request carries the cookie `{name}`: its answer may be personal")))
+}
+
+/// Whether an origin answer may be stored, and the request headers it varies on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storable {
+    /// Store it; the answer varies on these request headers (lowercase, sorted, no duplicates).
+    Yes { vary: Vec<String> },
+    /// Never stored: why.
+    No(&'static str),
+}
+
+/// The careful CDN's rule: only a complete success (200, 203, 204), never one that sets a
+/// cookie, says `private`, `no-store` or `no-cache`, or varies on everything (`Vary: *`).
+/// `Accept-Encoding` is left out of the variance: the runtime negotiates encodings itself.
+pub fn storable(status: u16, cache_control: &str, set_cookie: bool, vary: &str) -> Storable {
+    if !matches!(status, 200 | 203 | 204) {
+        return Storable::No("status");
+    }
+    if set_cookie {
+        return Storable::No("set-cookie");
+    }
+    for directive in cache_control.split(',') {
+        let name = directive.split('=').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+            return Storable::No("cache-control");
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for name in vary.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "*" {
+            return Storable::No("vary");
+        }
+        let lower = name.to_ascii_lowercase();
+        if lower != "accept-encoding" {
+            names.push(lower);
+        }
+    }
+    names.sort();
+    names.dedup();
+    Storable::Yes { vary: names }
+}
+
+/// Whether a request is for a page (a browser navigation: `GET`/`HEAD` accepting `text/html`),
+/// the requests the fallback page answers; API calls keep problem+json.
+pub fn wants_page(req: &RequestFacts) -> bool {
+    matches!(req.method, "GET" | "HEAD") && req.header("accept").is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
+}
+
+/// Whether a request may reach the app during maintenance: from an allowed address, or with
+/// the bypass header holding the secret (compared in constant time).
+pub fn maintenance_allows(m: &Maintenance, req: &RequestFacts, client_ip: Option<core::net::IpAddr>, secret: Option<&str>) -> bool {
+    if client_ip.is_some_and(|ip| m.allow_ips.iter().any(|c| c.contains(ip))) {
+        return true;
+    }
+    match (m.bypass_header.as_deref().and_then(|h| req.header(h)), secret) {
+        (Some(given), Some(secret)) if !secret.is_empty() => constant_time_eq(given.as_bytes(), secret.as_bytes()),
+        _ => false,
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storable_refuses_what_a_careful_cdn_refuses() {
+        assert_eq!(storable(200, "public, max-age=60", false, "RSC, Accept-Encoding, rsc"), Storable::Yes { vary: vec!["rsc".into()] });
+        assert_eq!(storable(200, "", true, ""), Storable::No("set-cookie"));
+        assert_eq!(storable(200, "Private, max-age=60", false, ""), Storable::No("cache-control"));
+        assert_eq!(storable(200, "no-store", false, ""), Storable::No("cache-control"));
+        assert_eq!(storable(200, "max-age=0, no-cache", false, ""), Storable::No("cache-control"));
+        assert_eq!(storable(206, "", false, ""), Storable::No("status"));
+        assert_eq!(storable(304, "", false, ""), Storable::No("status"));
+        assert_eq!(storable(500, "", false, ""), Storable::No("status"));
+        assert_eq!(storable(200, "", false, "*"), Storable::No("vary"));
+    }
+
+    #[test]
+    fn key_carries_host_path_query_and_an_escaped_version() {
+        assert_eq!(key("1", "a.example", "/p?x=1"), "https://a.example/p?x=1&edgeguard-cache=1");
+        assert_eq!(key("v 2&", "a.example", "/p"), "https://a.example/p?edgeguard-cache=v%202%26");
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -510,6 +510,16 @@ async function handle(req, res) {
 const MARKETING_PAGES = new Set(['/', '/pricing', '/features']);
 let marketingServed = 0;
 function marketingPage(path, req, res) {
+  // ?delay=MS holds the answer (at most 5 s): concurrent requests for one page overlap.
+  const delay = intParam(new URL(req.url, 'http://127.0.0.1'), 'delay', 5000);
+  if (delay) {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (!res.destroyed) marketingPage(path, { ...req, url: path, headers: req.headers }, res);
+    }, delay);
+    timers.add(timer);
+    return;
+  }
   marketingServed++;
   if (/(^|;\s*)sb-[^=]*-auth-token/.test(String(req.headers.cookie ?? ''))) sessionCookies(res);
   const extra = {

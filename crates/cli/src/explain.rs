@@ -62,6 +62,9 @@ pub struct Args {
     /// The instant of the requests, in seconds on the limiter's clock.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub at: u64,
+    /// Decide as the edge does with maintenance mode on (the worker var `EDGE_MAINTENANCE=1`).
+    #[arg(long)]
+    pub maintenance: bool,
 }
 
 /// A request as `explain` and `test` hand it to the engine: a method token, a request target
@@ -187,9 +190,12 @@ pub fn run(args: &Args) -> CmdResult {
     let request = parse_request(&args.request, &args.headers)?;
     let now = nanos(args.at)
         .ok_or_else(|| Failure::usage(format!("--at {} is too large (at most {} seconds)", args.at, u64::MAX / 1_000_000_000)))?;
-    let Some(engine) = load_engine(&args.policy, args.env.as_deref())? else {
+    let Some(mut engine) = load_engine(&args.policy, args.env.as_deref())? else {
         return Ok(Status::Failed);
     };
+    if args.maintenance {
+        engine.set_overrides(edgeguard_core::Overrides { maintenance: true, ..engine.overrides() });
+    }
     let mut limiter = engine.new_limiter(random_u64()?);
     let evaluated = evaluate(&engine, request, args.client_ip, args.repeat, now, &mut limiter, draw)?;
     let explanation = evaluated.explanation;
@@ -278,6 +284,22 @@ fn text(e: &Explanation, routed: bool) -> String {
     );
     if e.shadow_refused {
         field("shadow", "a shadow-mode limit would have refused this request".to_owned());
+    }
+    if let Some(c) = &e.cache {
+        let text = match &c.bypass {
+            Some(why) => format!("bypassed: {why}"),
+            None => format!(
+                "edge {} s, stale-while-revalidate {} s, stale-if-error {} s; key {}",
+                c.edge,
+                c.stale_while_revalidate,
+                c.stale_if_error,
+                c.key.as_deref().unwrap_or("")
+            ),
+        };
+        field("cache", text);
+    }
+    if let Some(failure) = e.on_origin_failure {
+        field("origin down", failure.to_owned());
     }
     field("detail", e.detail.clone());
 

@@ -136,6 +136,7 @@ const REASONS: &[&str] = &[
     "csp_report",
     "metrics",
     "unsupported_media_type",
+    "maintenance",
 ];
 const ACTIONS: &[&str] = &["forward", "redirect", "respond", "reject"];
 /// The most `repeat` allows, as `explain --repeat`.
@@ -1731,6 +1732,7 @@ repeat = 2
             Reason::CspReport,
             Reason::Metrics,
             Reason::UnsupportedMediaType,
+            Reason::Maintenance,
         ];
         assert_eq!(all.map(Reason::code).to_vec(), REASONS.to_vec());
     }

@@ -418,7 +418,7 @@ function serveCopy(st, request, d, obs, copy, outcome) {
   if (vary !== null) h.set("vary", vary);
   for (const name of [STORED_AT, STORED_CACHE_CONTROL, STORED_VARY]) h.delete(name);
   const age = Math.floor(copy.age);
-  const ttl = d.cl[0] - age;
+  const ttl = Math.floor(d.cl[0] - copy.age); // negative once stale
   h.set("age", String(age));
   const detail = outcome === "hit" || outcome === "collapsed" ? "" : `; detail=${outcome}`;
   h.set("cache-status", `edgeguard; hit; ttl=${ttl}${outcome === "collapsed" ? "; collapsed" : ""}${detail}`);

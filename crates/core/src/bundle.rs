@@ -16,7 +16,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 /// Magic, format version and digest: the bytes before the postcard body.
 const HEADER_LEN: usize = 4 + 4 + 32;
@@ -303,6 +303,8 @@ pub struct Health {
     pub probe_path: String,
     pub timeout_ms: u64,
     pub cache_ms: u64,
+    /// A probe slower than this turns its origin's check to `warn` (`[health] warn_after`).
+    pub warn_after_ms: u64,
     /// Index into header sets used for the health answer.
     pub headers: u16,
 }

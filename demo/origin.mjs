@@ -61,7 +61,8 @@ const NAME = opts.name;
 // What /api/health answers, in QuoteKit's roadmap shape (`{status, checks: {database, stripe,
 // supabase}}`); changed by POST /__demo/health with any of: `status=N` (the HTTP status),
 // `fail=stripe,database` (those dependencies report `unhealthy`; `fail=` clears), `delay=MS`
-// (answer that late; 0 clears), `format=text` (a plain-text `OK`, not JSON; `format=json`).
+// (answer that late; 0 clears), `format=text` (a plain-text `OK`, not JSON), `format=big` (the
+// JSON padded past 1 MiB), `format=json`.
 const DEPENDENCIES = ['database', 'stripe', 'supabase'];
 const MAX_HEALTH_DELAY_MS = 10_000;
 const STARTED = Date.now();
@@ -435,7 +436,7 @@ async function demoControl(url, req, res) {
   const delay = q.get('delay');
   if (delay !== null && !(/^\d+$/.test(delay) && Number(delay) <= MAX_HEALTH_DELAY_MS)) return sendJson(res, 400, { error: `delay must be 0..${MAX_HEALTH_DELAY_MS}` });
   const format = q.get('format');
-  if (format !== null && format !== 'json' && format !== 'text') return sendJson(res, 400, { error: 'format must be json or text' });
+  if (format !== null && !['json', 'text', 'big'].includes(format)) return sendJson(res, 400, { error: 'format must be json, text or big' });
   if (raw !== null) healthStatus = n;
   if (failing) healthFailing = new Set(failing);
   if (delay !== null) healthDelayMs = Number(delay);
@@ -489,6 +490,7 @@ async function handle(req, res) {
       if (healthDelayMs) await new Promise((resolve) => setTimeout(resolve, healthDelayMs));
       if (res.destroyed) return;
       if (healthFormat === 'text') return send(res, healthStatus, 'text/plain; charset=utf-8', 'OK\n', { 'Cache-Control': 'no-store' });
+      if (healthFormat === 'big') return sendJson(res, healthStatus, { ...healthBody(), padding: 'x'.repeat(1024 * 1024) }, { 'Cache-Control': 'no-store' });
       return sendJson(res, healthStatus, healthBody(), { 'Cache-Control': 'no-store' });
     }
     const pdf = /^\/api\/quotes\/([^/]+)\/pdf$/.exec(path);

@@ -172,6 +172,9 @@ test('POST /__demo/health fails dependencies, delays the answer, or answers plai
     const text = await fetch(`${origin.base}/api/health`);
     assert.match(text.headers.get('content-type'), /^text\/plain/);
     assert.equal(await text.text(), 'OK\n');
+    await post('format=big');
+    const big = await (await fetch(`${origin.base}/api/health`)).json();
+    assert.ok(big.padding.length >= 1024 * 1024 && big.status === 'healthy');
     for (const bad of ['fail=redis', 'delay=-1', 'delay=10001', 'format=xml', 'nothing=1']) {
       assert.equal((await post(bad)).status, 400, bad);
     }

@@ -79,7 +79,7 @@ test("one dependency failing: that check fails, the origin warns, overall warn (
   assert.equal(body.status, "warn");
   assert.deepEqual(byOrigin(body, "stripe"), { blue: ["pass", undefined], green: ["fail", undefined] });
   assert.deepEqual(byOrigin(body, "database"), { blue: ["pass", undefined], green: ["pass", undefined] });
-  assert.deepEqual(byOrigin(body, "origin:responseTime").green, ["warn", "the app reports warn"]);
+  assert.deepEqual(byOrigin(body, "origin:responseTime").green, ["warn", "the app reports `degraded`"]);
   // A dependency is shared by every origin: the edge does not drain the one that reports it.
   for (let i = 0; i < 4; i++) assert.equal(await servedBy("green"), "green");
 
@@ -88,7 +88,7 @@ test("one dependency failing: that check fails, the origin warns, overall warn (
   const down = await until((b) => b.checks.database?.some((c) => c.status === "fail"));
   assert.equal(down.code, 200);
   assert.equal(down.body.status, "warn");
-  assert.deepEqual(byOrigin(down.body, "origin:responseTime").green, ["warn", "the app reports fail"]);
+  assert.deepEqual(byOrigin(down.body, "origin:responseTime").green, ["warn", "the app reports `unhealthy`"]);
 });
 
 test("an origin slower than warn_after (100 ms) warns, with its latency", async () => {

@@ -415,7 +415,7 @@ fn health_report_reads_the_apps_answer() {
     assert_eq!((code, json["status"].as_str()), (200, Some("warn")));
     assert_eq!(json["checks"]["stripe"][0]["status"], "fail");
     assert_eq!(json["checks"]["origin:responseTime"][0]["status"], "warn");
-    assert_eq!(json["checks"]["origin:responseTime"][0]["output"], "the app reports warn");
+    assert_eq!(json["checks"]["origin:responseTime"][0]["output"], "the app reports `degraded`");
     let (code, json) = run(&[probe(0, 150, healthy), probe(1, 12, healthy)]);
     assert_eq!((code, json["status"].as_str()), (200, Some("warn")));
     assert_eq!(json["checks"]["origin:responseTime"][0]["output"], "answered in 150 ms, over the 100 ms threshold");

@@ -138,10 +138,10 @@ pub struct Dependency {
 /// What an origin's health answer says about itself.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AppHealth {
-    /// The app's top-level `status`, when it has one.
+    /// The app's top-level `status`, when it is a known word.
     pub status: Option<Status>,
-    /// A top-level `status` that is no known word (reported as `warn`).
-    pub unknown_status: Option<String>,
+    /// The top-level `status` as the app wrote it (cut at 64 characters).
+    pub status_word: Option<String>,
     pub dependencies: Vec<Dependency>,
     /// Dependency checks left out past [`MAX_DEPENDENCIES`].
     pub dropped: usize,
@@ -158,10 +158,8 @@ pub fn parse(body: &str) -> Result<AppHealth, BodyError> {
     let Value::Object(top) = value else { return Err(BodyError::NotAnObject) };
     let mut app = AppHealth::default();
     if let Some(v) = top.get("status") {
-        match status_of(v) {
-            Some(s) => app.status = Some(s),
-            None => app.unknown_status = Some(clip(&scalar_text(v), MAX_NAME_CHARS)),
-        }
+        app.status = status_of(v);
+        app.status_word = Some(clip(&scalar_text(v), MAX_NAME_CHARS));
     }
     if let Some(Value::Object(checks)) = top.get("checks") {
         for (key, value) in checks {
@@ -283,8 +281,8 @@ pub fn judge(probe: &Probe, warn_after_ms: u64) -> Judged {
                 Some(Err(e)) if ok => findings.push((Status::Fail, e.to_string())),
                 Some(Err(_)) | None => {}
                 Some(Ok(app)) => {
-                    match (app.status, &app.unknown_status) {
-                        (Some(s @ (Status::Warn | Status::Fail)), _) if ok => findings.push((Status::Warn, format!("the app reports {}", word(s)))),
+                    match (app.status, &app.status_word) {
+                        (Some(Status::Warn | Status::Fail), Some(w)) if ok => findings.push((Status::Warn, format!("the app reports `{w}`"))),
                         (None, Some(w)) if ok => findings.push((Status::Warn, format!("the app reports an unrecognized status `{w}`"))),
                         _ => {}
                     }
@@ -302,14 +300,6 @@ pub fn judge(probe: &Probe, warn_after_ms: u64) -> Judged {
     let status = findings.iter().map(|(s, _)| *s).max().unwrap_or(Status::Pass);
     let output = (!findings.is_empty()).then(|| findings.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "));
     Judged { status, output, dependencies }
-}
-
-fn word(s: Status) -> &'static str {
-    match s {
-        Status::Pass => "pass",
-        Status::Warn => "warn",
-        Status::Fail => "fail",
-    }
 }
 
 #[derive(Serialize)]
@@ -462,7 +452,7 @@ mod tests {
     #[test]
     fn unknown_words_warn_and_garbage_is_refused() {
         let app = parse(r#"{"status":"mostly fine","checks":{"db":"so-so"}}"#).unwrap();
-        assert_eq!((app.status, app.unknown_status.as_deref()), (None, Some("mostly fine")));
+        assert_eq!((app.status, app.status_word.as_deref()), (None, Some("mostly fine")));
         assert_eq!(app.dependencies[0].status, Status::Warn);
         assert_eq!(app.dependencies[0].output.as_deref(), Some("unrecognized status `so-so`"));
         for (body, err) in [
@@ -513,7 +503,9 @@ mod tests {
         let j = judge(&probe(Some(502), 5, Some("<html>bad gateway</html>")), 100);
         assert_eq!(j.output.as_deref(), Some("probe answered 502"));
         let j = judge(&probe(Some(200), 5, Some(r#"{"status":"degraded"}"#)), 100);
-        assert_eq!((j.status, j.output.as_deref()), (Status::Warn, Some("the app reports warn")));
+        assert_eq!((j.status, j.output.as_deref()), (Status::Warn, Some("the app reports `degraded`")));
+        let j = judge(&probe(Some(200), 5, Some(r#"{"status":42}"#)), 100);
+        assert_eq!((j.status, j.output.as_deref()), (Status::Warn, Some("the app reports an unrecognized status `42`")));
         // Not read, or a redirect: status and latency only.
         assert_eq!(judge(&probe(Some(200), 5, None), 100).status, Status::Pass);
         assert_eq!(judge(&probe(Some(308), 5, Some("")), 100).status, Status::Pass);

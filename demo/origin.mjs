@@ -58,8 +58,18 @@ function parseArgs(argv) {
 const opts = parseArgs(process.argv.slice(2));
 const NAME = opts.name;
 
-// What /api/health answers; changed by POST /__demo/health?status=N.
+// What /api/health answers, in QuoteKit's roadmap shape (`{status, checks: {database, stripe,
+// supabase}}`); changed by POST /__demo/health with any of: `status=N` (the HTTP status),
+// `fail=stripe,database` (those dependencies report `unhealthy`; `fail=` clears), `delay=MS`
+// (answer that late; 0 clears), `format=text` (a plain-text `OK`, not JSON), `format=big` (the
+// JSON padded past 1 MiB), `format=json`.
+const DEPENDENCIES = ['database', 'stripe', 'supabase'];
+const MAX_HEALTH_DELAY_MS = 10_000;
+const STARTED = Date.now();
 let healthStatus = 200;
+let healthFailing = new Set();
+let healthDelayMs = 0;
+let healthFormat = 'json';
 // When set, every request except /api/health and /__demo answers this status (a bad
 // deploy that still passes its health check); POST /__demo/fail?status=N, status=0 clears.
 let failStatus = 0;
@@ -410,15 +420,46 @@ async function demoControl(url, req, res) {
     await hashBody(req);
     return sendJson(res, 404, { error: 'unknown demo control', path: url.pathname });
   }
-  if (req.method === 'GET' || req.method === 'HEAD') return sendJson(res, 200, { health_status: healthStatus });
+  const state = () => ({ health_status: healthStatus, failing: [...healthFailing], delay_ms: healthDelayMs, format: healthFormat });
+  if (req.method === 'GET' || req.method === 'HEAD') return sendJson(res, 200, state());
   if (req.method !== 'POST') return methodNotAllowed(res, 'GET, HEAD, POST');
   await hashBody(req);
-  const raw = url.searchParams.get('status') ?? '';
+  const q = url.searchParams;
+  if (!['status', 'fail', 'delay', 'format'].some((k) => q.has(k))) return sendJson(res, 400, { error: 'give status, fail, delay or format' });
+  // Validate everything before changing anything.
+  const raw = q.get('status');
   const n = Number(raw);
-  if (!/^\d{3}$/.test(raw) || n < 200 || n > 599) return sendJson(res, 400, { error: 'status must be 200..599' });
-  healthStatus = n;
-  process.stderr.write(`demo-origin ${NAME}: /api/health now answers ${n}\n`);
-  return sendJson(res, 200, { health_status: healthStatus });
+  if (raw !== null && (!/^\d{3}$/.test(raw) || n < 200 || n > 599)) return sendJson(res, 400, { error: 'status must be 200..599' });
+  const fail = q.get('fail');
+  const failing = fail === null ? null : fail.split(',').map((d) => d.trim()).filter(Boolean);
+  if (failing && failing.some((d) => !DEPENDENCIES.includes(d))) return sendJson(res, 400, { error: `fail takes ${DEPENDENCIES.join(', ')}` });
+  const delay = q.get('delay');
+  if (delay !== null && !(/^\d+$/.test(delay) && Number(delay) <= MAX_HEALTH_DELAY_MS)) return sendJson(res, 400, { error: `delay must be 0..${MAX_HEALTH_DELAY_MS}` });
+  const format = q.get('format');
+  if (format !== null && !['json', 'text', 'big'].includes(format)) return sendJson(res, 400, { error: 'format must be json, text or big' });
+  if (raw !== null) healthStatus = n;
+  if (failing) healthFailing = new Set(failing);
+  if (delay !== null) healthDelayMs = Number(delay);
+  if (format !== null) healthFormat = format;
+  process.stderr.write(`demo-origin ${NAME}: /api/health now ${JSON.stringify(state())}\n`);
+  return sendJson(res, 200, state());
+}
+
+/** The roadmap's health answer: the database failing makes the app unhealthy, another dependency degraded. */
+function healthBody() {
+  const checks = Object.fromEntries(DEPENDENCIES.map((d) => [d, healthFailing.has(d) ? 'unhealthy' : 'healthy']));
+  let status = 'healthy';
+  if (healthStatus >= 400 || checks.database === 'unhealthy') status = 'unhealthy';
+  else if (healthFailing.size > 0) status = 'degraded';
+  return {
+    status,
+    timestamp: new Date().toISOString(),
+    version: '0.0.0-demo',
+    environment: 'demo',
+    uptime: Math.round((Date.now() - STARTED) / 1000),
+    origin: NAME,
+    checks,
+  };
 }
 
 async function handle(req, res) {
@@ -446,8 +487,11 @@ async function handle(req, res) {
     if (path === '/api/health') {
       if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
       sessionCookies(res);
-      const body = healthStatus < 400 ? { status: 'ok', origin: NAME } : { status: 'error', origin: NAME };
-      return sendJson(res, healthStatus, body, { 'Cache-Control': 'no-store' });
+      if (healthDelayMs) await new Promise((resolve) => setTimeout(resolve, healthDelayMs));
+      if (res.destroyed) return;
+      if (healthFormat === 'text') return send(res, healthStatus, 'text/plain; charset=utf-8', 'OK\n', { 'Cache-Control': 'no-store' });
+      if (healthFormat === 'big') return sendJson(res, healthStatus, { ...healthBody(), padding: 'x'.repeat(1024 * 1024) }, { 'Cache-Control': 'no-store' });
+      return sendJson(res, healthStatus, healthBody(), { 'Cache-Control': 'no-store' });
     }
     const pdf = /^\/api\/quotes\/([^/]+)\/pdf$/.exec(path);
     if (pdf) {

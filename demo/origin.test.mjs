@@ -52,7 +52,10 @@ test('GET /api/health answers ok with the Next.js-style headers', async () => {
   const res = await fetch(`${origin.base}/api/health`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type'), /^application\/json/);
-  assert.deepEqual(await res.json(), { status: 'ok', origin: 'blue' });
+  const body = await res.json();
+  assert.equal(body.status, 'healthy');
+  assert.equal(body.origin, 'blue');
+  assert.deepEqual(body.checks, { database: 'healthy', stripe: 'healthy', supabase: 'healthy' });
   assert.equal(res.headers.get('x-powered-by'), 'Next.js');
   assert.equal(res.headers.get('server'), 'demo-origin');
   assert.equal(res.headers.get('content-security-policy'), "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'");
@@ -145,6 +148,41 @@ test('POST /__demo/health toggles what /api/health returns', async () => {
     await fetch(`${origin.base}/__demo/health?status=200`, { method: 'POST' });
   }
   assert.equal((await fetch(`${origin.base}/api/health`)).status, 200);
+});
+
+test('POST /__demo/health fails dependencies, delays the answer, or answers plain text', async () => {
+  const post = (q) => fetch(`${origin.base}/__demo/health?${q}`, { method: 'POST' });
+  try {
+    assert.equal((await post('fail=stripe')).status, 200);
+    let body = await (await fetch(`${origin.base}/api/health`)).json();
+    assert.equal(body.status, 'degraded');
+    assert.deepEqual(body.checks, { database: 'healthy', stripe: 'unhealthy', supabase: 'healthy' });
+    await post('fail=database,stripe');
+    const res = await fetch(`${origin.base}/api/health`);
+    assert.equal(res.status, 200, 'a failing dependency leaves the HTTP status alone');
+    body = await res.json();
+    assert.equal(body.status, 'unhealthy');
+    assert.equal(body.checks.database, 'unhealthy');
+    await post('fail=&delay=250');
+    const t0 = performance.now();
+    body = await (await fetch(`${origin.base}/api/health`)).json();
+    assert.ok(performance.now() - t0 >= 245, 'answered too early');
+    assert.equal(body.status, 'healthy');
+    await post('delay=0&format=text');
+    const text = await fetch(`${origin.base}/api/health`);
+    assert.match(text.headers.get('content-type'), /^text\/plain/);
+    assert.equal(await text.text(), 'OK\n');
+    await post('format=big');
+    const big = await (await fetch(`${origin.base}/api/health`)).json();
+    assert.ok(big.padding.length >= 1024 * 1024 && big.status === 'healthy');
+    for (const bad of ['fail=redis', 'delay=-1', 'delay=10001', 'format=xml', 'nothing=1']) {
+      assert.equal((await post(bad)).status, 400, bad);
+    }
+  } finally {
+    await post('status=200&fail=&delay=0&format=json');
+  }
+  const state = await (await fetch(`${origin.base}/__demo/health`)).json();
+  assert.deepEqual(state, { health_status: 200, failing: [], delay_ms: 0, format: 'json' });
 });
 
 test('GET /__demo/requests counts what reached the origin, /__demo controls excluded', async () => {

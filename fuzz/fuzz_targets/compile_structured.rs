@@ -103,6 +103,7 @@ const HEALTH: Keys = &[
     ("probe_path", &["\"/api/health\"", "\"\"", "\"/x?y\""]),
     ("timeout", &["\"2s\"", "\"0s\"", "\"1d\""]),
     ("cache", &["\"10s\"", "\"0s\"", "\"-1s\""]),
+    ("warn_after", &["\"100ms\"", "\"0ms\"", "\"2s\"", "\"fast\""]),
 ];
 
 /// Tables: (header, whether it is a map of named entries, keys).

@@ -34,6 +34,7 @@ pub const HOST: &str = "E071";
 pub const ORIGIN_URL: &str = "E080";
 pub const DEPLOY: &str = "E081";
 pub const HEALTH: &str = "E090";
+pub const HEALTH_WARN_AFTER: &str = "E091";
 pub const OBSERVE: &str = "E100";
 // The edge cache, the fallback page, maintenance (compiler/src/cache.rs)
 pub const CACHE: &str = "E110";

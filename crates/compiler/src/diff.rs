@@ -1700,7 +1700,7 @@ fn diff_deploy(old: &Bundle, new: &Bundle, out: &mut Vec<Change>) {
 
 fn diff_health(old: &Bundle, new: &Bundle, out: &mut Vec<Change>) {
     let show = |b: &Bundle| {
-        b.health.as_ref().map(|h| format!("{} (probes {}, timeout {}, cache {})", h.path, h.probe_path, ms_text(h.timeout_ms), ms_text(h.cache_ms)))
+        b.health.as_ref().map(|h| format!("{} (probes {}, timeout {}, cache {}, warn after {})", h.path, h.probe_path, ms_text(h.timeout_ms), ms_text(h.cache_ms), ms_text(h.warn_after_ms)))
     };
     let (a, b) = (show(old), show(new));
     if a != b {

@@ -555,6 +555,10 @@ pub struct Health {
     /// How long a probe result is reused (default "10s").
     #[schemars(with = "Option<String>")]
     pub cache: Option<S<String>>,
+    /// A probe answered slower than this turns that origin's check to `warn` (default
+    /// "100ms"); more than zero and less than `timeout`.
+    #[schemars(with = "Option<String>")]
+    pub warn_after: Option<S<String>>,
 }
 
 /// The JSON Schema of the language, for editors.

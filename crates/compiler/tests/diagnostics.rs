@@ -319,6 +319,12 @@ fn e090_health_path() {
 }
 
 #[test]
+fn e091_health_warn_after() {
+    expect("[health]\nwarn_after = \"0ms\"\n", "E091", "\"0ms\"", 0);
+    expect("[health]\ntimeout = \"1s\"\nwarn_after = \"1s\"\n", "E091", "\"1s\"", 1);
+}
+
+#[test]
 fn e100_observe() {
     expect("[observe]\nsample = 2.0\n", "E100", "2.0", 0);
     expect("[observe.posthog]\nhost = \"http://us.i.posthog.com\"\n", "E100", "\"http://", 0);

@@ -369,7 +369,7 @@ fn health_report_follows_the_draft() {
     use edgeguard_core::health::{Probe, report};
     let edge = qk();
     let bundle = edge.engine.bundle();
-    let probe = |origin: u16, status: Option<u16>| Probe { origin, status, millis: 12, time: "2026-11-25T18:00:00Z".into(), error: None };
+    let probe = |origin: u16, status: Option<u16>| Probe { origin, status, millis: 12, time: "2026-11-25T18:00:00Z".into(), ..Probe::default() };
     let (code, body) = report(bundle, &[probe(0, Some(200)), probe(1, Some(200))]);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((code, json["status"].as_str()), (200, Some("pass")));
@@ -383,6 +383,45 @@ fn health_report_follows_the_draft() {
     let (code, body) = report(bundle, &[probe(0, None), probe(1, Some(503))]);
     assert_eq!(code, 503);
     assert!(body.contains("\"status\":\"fail\""));
+}
+
+/// The app's own health answer: each dependency its own check per origin; a failing one, or a
+/// slow origin, is `warn` overall while an origin answers.
+#[test]
+fn health_report_reads_the_apps_answer() {
+    use edgeguard_core::health::{Probe, report};
+    let edge = qk();
+    let bundle = edge.engine.bundle();
+    assert_eq!(bundle.health.as_ref().map(|h| h.warn_after_ms), Some(100), "QuoteKit's roadmap target is the default");
+    let probe = |origin: u16, millis: u64, body: &str| Probe {
+        origin,
+        status: Some(200),
+        millis,
+        time: "2026-12-07T10:00:00Z".into(),
+        body: Some(body.to_owned()),
+        ..Probe::default()
+    };
+    let healthy = r#"{"status":"healthy","checks":{"database":"healthy","stripe":"healthy","supabase":"healthy"}}"#;
+    let stripe_down = r#"{"status":"degraded","checks":{"database":"healthy","stripe":"unhealthy","supabase":"healthy"}}"#;
+    let run = |probes: &[Probe]| {
+        let (code, body) = report(bundle, probes);
+        (code, serde_json::from_str::<serde_json::Value>(&body).unwrap())
+    };
+    let (code, json) = run(&[probe(0, 10, healthy), probe(1, 12, healthy)]);
+    assert_eq!((code, json["status"].as_str()), (200, Some("pass")));
+    let ids: Vec<_> = json["checks"]["stripe"].as_array().unwrap().iter().map(|c| (c["componentId"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
+    assert_eq!(ids, [("blue", "pass"), ("green", "pass")]);
+    let (code, json) = run(&[probe(0, 10, stripe_down), probe(1, 12, healthy)]);
+    assert_eq!((code, json["status"].as_str()), (200, Some("warn")));
+    assert_eq!(json["checks"]["stripe"][0]["status"], "fail");
+    assert_eq!(json["checks"]["origin:responseTime"][0]["status"], "warn");
+    assert_eq!(json["checks"]["origin:responseTime"][0]["output"], "the app reports `degraded`");
+    let (code, json) = run(&[probe(0, 150, healthy), probe(1, 12, healthy)]);
+    assert_eq!((code, json["status"].as_str()), (200, Some("warn")));
+    assert_eq!(json["checks"]["origin:responseTime"][0]["output"], "answered in 150 ms, over the 100 ms threshold");
+    let (code, json) = run(&[probe(0, 10, "OK"), probe(1, 12, "<html></html>")]);
+    assert_eq!((code, json["status"].as_str()), (200, Some("warn")), "answering, so still routed to");
+    assert_eq!(json["checks"]["origin:responseTime"][1]["output"], "health answer is not JSON");
 }
 
 #[test]

@@ -311,6 +311,8 @@ pub struct Health {
     pub probe_path: String,
     pub timeout_ms: u64,
     pub cache_ms: u64,
+    /// A probe slower than this turns its origin's check to `warn` (`[health] warn_after`).
+    pub warn_after_ms: u64,
     /// Index into header sets used for the health answer.
     pub headers: u16,
 }

@@ -733,6 +733,12 @@ async function askLimiter(st, env, g) {
   return Promise.race([ask, timeout]);
 }
 
+/**
+ * Probe every origin's `probe_path` once per `health_cache_ms` (concurrent callers share a
+ * round). Each result carries the status, the time until the body was read, and at most
+ * `probe_max_bytes` of the body as text for the engine to judge; `probe_timeout_ms` bounds the
+ * whole probe, body included.
+ */
 async function probeOrigins(st) {
   const now = Date.now();
   if (st.probes && now - st.probes.at < st.info.health_cache_ms) return st.probes.results;
@@ -741,25 +747,68 @@ async function probeOrigins(st) {
     st.origins.map(async (origin, index) => {
       const began = Date.now();
       const time = new Date(began).toISOString();
+      const limit = st.info.probe_timeout_ms;
       try {
         const r = await fetch(origin.url + (st.info.probe_path ?? "/"), {
           method: "GET",
           redirect: "manual",
-          signal: AbortSignal.timeout(st.info.probe_timeout_ms),
+          signal: AbortSignal.timeout(limit),
         });
-        await r.body?.cancel();
-        return { origin: index, status: r.status, ms: Date.now() - began, time, error: null };
+        const { text, truncated } = await readBounded(r.body, st.info.probe_max_bytes, began + limit);
+        return { origin: index, status: r.status, ms: Date.now() - began, time, error: null, body: text, truncated };
       } catch (err) {
-        const error = err && err.name === "TimeoutError" ? `no answer within ${st.info.probe_timeout_ms} ms` : `unreachable: ${err?.message ?? err}`;
+        const error = err && (err.name === "TimeoutError" || err.name === "AbortError") ? `no answer within ${limit} ms` : `unreachable: ${err?.message ?? err}`;
         return { origin: index, status: null, ms: Date.now() - began, time, error };
       }
     }),
   );
   st.probes = { at: st.probes?.at ?? 0, results: st.probes?.results ?? null, pending };
   const results = await pending;
-  st.probes = { at: Date.now(), results, pending: null };
+  st.probes = { at: Date.now(), results, pending: null, answer: null };
   st.edge.set_health(JSON.stringify(results));
   return results;
+}
+
+/**
+ * At most `max` bytes of a body as text, and whether there was more; the rest is never read.
+ * A body still arriving at `deadline` (epoch ms) is a TimeoutError: a probe never hangs.
+ */
+async function readBounded(body, max, deadline) {
+  if (!body) return { text: "", truncated: false };
+  const reader = body.getReader();
+  const chunks = [];
+  let size = 0;
+  let truncated = false;
+  let timer;
+  const expired = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(null), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), expired]);
+      if (next === null) throw new DOMException("health answer still arriving at the timeout", "TimeoutError");
+      if (next.done) break;
+      const room = max - size;
+      if (next.value.byteLength > room) {
+        chunks.push(next.value.subarray(0, room));
+        size = max;
+        truncated = true;
+        break;
+      }
+      chunks.push(next.value);
+      size += next.value.byteLength;
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return { text: new TextDecoder().decode(bytes), truncated };
 }
 
 /** Keep probe results fresh in the background so routing can skip a failing origin. */
@@ -770,9 +819,14 @@ function refreshHealth(st, ctx, now) {
   ctx.waitUntil(probeOrigins(st).catch(() => {}));
 }
 
+/** The edge's health answer; rendered once per round of probes, then served from memory. */
 async function health(st, request, d, obs) {
   const probes = await probeOrigins(st);
-  const answer = JSON.parse(st.edge.health(JSON.stringify(probes)));
+  let answer = st.probes?.results === probes ? st.probes.answer : null;
+  if (!answer) {
+    answer = JSON.parse(st.edge.health(JSON.stringify(probes)));
+    if (st.probes?.results === probes) st.probes.answer = answer;
+  }
   const body = request.method === "HEAD" ? null : answer.body;
   return respond(st, d, body, answer.status, "", undefined, timing(obs));
 }

@@ -260,6 +260,8 @@ struct WireInfo<'a> {
     probe_path: Option<&'a str>,
     probe_timeout_ms: u64,
     health_cache_ms: u64,
+    /// Most of a probe's body the shell reads and passes on (the rest is not read).
+    probe_max_bytes: usize,
     /// Request headers the shell removes before forwarding: these names (the engine's and the
     /// policy's) and any starting with one of `strip_prefixes`.
     strip: Vec<&'a str>,
@@ -309,6 +311,18 @@ struct WireProbe {
     ms: u64,
     time: String,
     error: Option<String>,
+    /// The answer's text, at most `probe_max_bytes`; absent when the body was not read.
+    #[serde(default)]
+    body: Option<String>,
+    /// The body went on past `probe_max_bytes`.
+    #[serde(default)]
+    truncated: bool,
+}
+
+impl From<WireProbe> for Probe {
+    fn from(p: WireProbe) -> Probe {
+        Probe { origin: p.origin, status: p.status, millis: p.ms, time: p.time, error: p.error, body: p.body, truncated: p.truncated }
+    }
 }
 
 fn js_error(message: impl core::fmt::Display) -> JsError {
@@ -375,6 +389,7 @@ impl Edge {
             probe_path: b.health.as_ref().map(|h| h.probe_path.as_str()),
             probe_timeout_ms: b.health.as_ref().map_or(2_000, |h| h.timeout_ms),
             health_cache_ms: b.health.as_ref().map_or(10_000, |h| h.cache_ms),
+            probe_max_bytes: edgeguard_core::health::MAX_BODY_BYTES,
             strip: edgeguard_core::engine::STRIPPED_REQUEST_HEADERS.iter().copied().chain(b.sanitize.strip_headers.iter().map(String::as_str)).collect(),
             strip_prefixes: &edgeguard_core::engine::STRIPPED_REQUEST_PREFIXES,
             observe: WireObserve {
@@ -577,14 +592,14 @@ impl Edge {
         restored
     }
 
-    /// Probe results feed routing: an origin whose last probe failed gets no canary traffic,
-    /// and no active traffic while another origin is healthy.
+    /// Probe results feed routing: an origin whose last probe failed (no answer, or not
+    /// 2xx/3xx) gets no canary traffic, and no active traffic while another origin is healthy.
+    /// What its health answer says (dependencies, latency) is reported, not routed on.
     pub fn set_health(&mut self, probes_json: &str) {
         let probes: Vec<WireProbe> = serde_json::from_str(probes_json).unwrap_or_default();
         let mut mask = 0u64;
-        for p in &probes {
-            let passed = p.status.is_some_and(|s| (200..400).contains(&s));
-            if !passed {
+        for p in probes.into_iter().map(Probe::from) {
+            if !p.passed() {
                 mask |= 1u64 << (u32::from(p.origin) % 64);
             }
         }
@@ -594,14 +609,12 @@ impl Edge {
         }
     }
 
-    /// The health answer from probe results (`[{origin, status, ms, time, error}]`):
-    /// `{"status": 200|503, "body": "…"}`.
+    /// The health answer from probe results (`[{origin, status, ms, time, error, body,
+    /// truncated}]`): `{"status": 200|503, "body": "…"}`. The origins' health answers are
+    /// read here (edgeguard_core::health), not in the shell.
     pub fn health(&self, probes_json: &str) -> String {
         let probes: Vec<WireProbe> = serde_json::from_str(probes_json).unwrap_or_default();
-        let probes: Vec<Probe> = probes
-            .into_iter()
-            .map(|p| Probe { origin: p.origin, status: p.status, millis: p.ms, time: p.time, error: p.error })
-            .collect();
+        let probes: Vec<Probe> = probes.into_iter().map(Probe::from).collect();
         let (status, body) = report(self.engine.bundle(), &probes);
         serde_json::json!({ "status": status, "body": body }).to_string()
     }

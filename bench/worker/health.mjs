@@ -1,0 +1,129 @@
+// Latency of the edge's own health answer in workerd (docs/benchmarks.md, "The health endpoint").
+//
+//   make edges && node bench/worker/health.mjs [REQUESTS=2000]
+//
+// Starts two demo origins (blue, green: demo/origin.mjs, answering /api/health in QuoteKit's
+// roadmap shape) and `workerd serve` with build/edge (fixtures/quotekit.toml: `[health] cache =
+// "10s"`), then sends GET /__edge/health one request at a time over one keep-alive connection.
+// The first request waits for a round of probes; the timed ones (a few seconds, well within the
+// 10 s cache) are answered from it. Prints one JSON line.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const REQUESTS = Number(process.argv[2] ?? 2000);
+const WORKERD = path.join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+
+async function freePort() {
+  const server = net.createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address();
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+function startOrigin(name) {
+  const child = spawn(process.execPath, [path.join(ROOT, "demo/origin.mjs"), "--port", "0", "--name", name], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    child.stdout.on("data", (c) => {
+      seen += c;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
+      if (m) resolve({ child, url: m[1] });
+    });
+    child.once("exit", (code) => reject(new Error(`origin ${name} exited with ${code}`)));
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function get(port) {
+  return new Promise((resolve, reject) => {
+    const began = process.hrtime.bigint();
+    const req = http.request(
+      { host: "127.0.0.1", port, path: "/__edge/health", agent, headers: { host: "lawnquote.online", "x-forwarded-proto": "https" } },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString(), us: Number(process.hrtime.bigint() - began) / 1000 }));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+
+const [blue, green] = await Promise.all([startOrigin("blue"), startOrigin("green")]);
+const port = await freePort();
+const dir = path.join(ROOT, "build/bench-health");
+mkdirSync(dir, { recursive: true });
+const config = path.join(dir, "health.capnp");
+writeFileSync(
+  config,
+  `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "edge", worker = .edge), (name = "loopback", network = (allow = ["public", "private", "local"]))],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", service = "edge", http = (forwardedProtoHeader = "x-forwarded-proto"))],
+);
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "index.mjs", esModule = embed "../edge/index.mjs"),
+    (name = "shell.mjs", esModule = embed "../edge/shell.mjs"),
+    (name = "engine.js", esModule = embed "../edge/engine.js"),
+    (name = "engine_bg.wasm", wasm = embed "../edge/engine_bg.wasm"),
+    (name = "policy.egb", data = embed "../edge/policy.egb"),
+  ],
+  bindings = [(name = "EDGE_ORIGINS", text = "blue=${blue.url},green=${green.url}")],
+  compatibilityDate = "2025-09-01",
+  globalOutbound = "loopback",
+);
+`,
+);
+// Its request log lines (one per request, as in production) go nowhere.
+const workerd = spawn(WORKERD, ["serve", config], { stdio: ["ignore", "ignore", "inherit"] });
+try {
+  let first;
+  for (let i = 0; i < 500 && !first; i++) {
+    first = await get(port).catch(() => null);
+    if (!first) await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!first || first.status !== 200) throw new Error(`edge not ready: ${JSON.stringify(first)}`);
+  const checks = Object.keys(JSON.parse(first.body).checks);
+  const cached = [];
+  const started = Date.now();
+  for (let i = 0; i < REQUESTS; i++) {
+    const r = await get(port);
+    if (r.status !== 200) throw new Error(`status ${r.status}: ${r.body}`);
+    cached.push(r.us);
+  }
+  const secs = (Date.now() - started) / 1000;
+  if (secs >= 10) throw new Error(`took ${secs} s: past the 10 s probe cache, use fewer requests`);
+  cached.sort((a, b) => a - b);
+  const ms = (us) => Math.round(us) / 1000;
+  console.log(
+    JSON.stringify({
+      requests: REQUESTS,
+      first_ms: ms(first.us),
+      p50_ms: ms(pct(cached, 50)),
+      p90_ms: ms(pct(cached, 90)),
+      p99_ms: ms(pct(cached, 99)),
+      max_ms: ms(cached.at(-1)),
+      req_per_s: Math.round(REQUESTS / secs),
+      checks,
+      status: JSON.parse(first.body).status,
+    }),
+  );
+} finally {
+  workerd.kill("SIGTERM");
+  blue.child.kill("SIGTERM");
+  green.child.kill("SIGTERM");
+  agent.destroy();
+}

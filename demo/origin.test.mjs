@@ -68,7 +68,7 @@ test('GET /api/health answers ok with the Next.js-style headers', async () => {
 });
 
 test('responses carry the two session Set-Cookie headers', async () => {
-  for (const path of ['/', '/api/quotes', '/_next/static/css/app.css']) {
+  for (const path of ['/dashboard', '/api/quotes', '/_next/static/css/app.css']) {
     const res = await fetch(`${origin.base}${path}`);
     await res.arrayBuffer();
     assert.deepEqual(res.headers.getSetCookie(), [
@@ -246,4 +246,22 @@ test('exits cleanly on SIGTERM, even with a request in flight', async () => {
   assert.equal(signal, null);
   assert.ok(performance.now() - t0 < 1500, 'shutdown took too long');
   assert.equal(await pending, 'rejected');
+});
+
+test('prerendered pages: s-maxage, Next.js Vary, an RSC payload, and cookies only for a session', async () => {
+  const anon = await fetch(`${origin.base}/pricing`);
+  const html = await anon.text();
+  assert.equal(anon.headers.get('cache-control'), 's-maxage=31536000, stale-while-revalidate');
+  assert.match(anon.headers.get('vary'), /^RSC, Next-Router-State-Tree/);
+  assert.deepEqual(anon.headers.getSetCookie(), []);
+  assert.match(html, /<p id="serial">served \d+<\/p>/);
+  const rsc = await fetch(`${origin.base}/pricing`, { headers: { rsc: '1' } });
+  assert.equal(rsc.headers.get('content-type'), 'text/x-component');
+  assert.ok(Number(rsc.headers.get('x-demo-serial')) > Number(anon.headers.get('x-demo-serial')));
+  const signedIn = await fetch(`${origin.base}/pricing`, { headers: { cookie: 'sb-demo-auth-token=x' } });
+  await signedIn.arrayBuffer();
+  assert.equal(signedIn.headers.getSetCookie().length, 2);
+  const began = Date.now();
+  await (await fetch(`${origin.base}/features?delay=300`)).arrayBuffer();
+  assert.ok(Date.now() - began >= 290, 'delay holds the answer');
 });

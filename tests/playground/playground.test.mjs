@@ -393,3 +393,20 @@ test("sizes", () => {
   bench.wasm_gzip_bytes = Number(execFileSync("sh", ["-c", `gzip -9 -c '${join(DIST, "pkg/edgeguard_playground_bg.wasm")}' | wc -c`], { encoding: "utf8" }).trim());
   assert.ok(bench.wasm_gzip_bytes < 1 << 20);
 });
+
+test("edge cache: the decision says what is stored and for how long, as `edgeguard explain` does", async () => {
+  const n = await checks(page);
+  await paste(page, readFileSync(QUOTEKIT, "utf8"));
+  await waitForCheckAfter(page, n);
+  await page.selectOption("#method", "GET");
+  await page.fill("#url", "https://lawnquote.online/_next/static/chunks/app.js");
+  const d = Number((await data(page, "decisions")) ?? 0);
+  await page.click("#send");
+  await page.waitForFunction((k) => Number(document.documentElement.dataset.decisions) > k, d);
+  const facts = await page.textContent("#decision table.facts");
+  assert.match(facts, /edge cache\s*looked up and stored \(fresh 31536000 s\) under https:\/\/lawnquote\.online\/_next\/static\/chunks\/app\.js\?edgeguard-cache=1/);
+  const expected = JSON.parse(execFileSync(CLI, ["explain", QUOTEKIT, "--request", "GET https://lawnquote.online/_next/static/chunks/app.js"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+  const shown = JSON.parse(await page.textContent("#explain-json"));
+  assert.deepEqual(shown.cache, expected.cache);
+  assert.equal(shown.on_origin_failure, expected.on_origin_failure);
+});

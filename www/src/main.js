@@ -338,6 +338,16 @@ const CHANGE_TITLES = {
   removed: "removed by the edge",
 };
 
+/** The edge cache row: what explain's `cache` says, in a sentence (docs/caching.md). */
+function cacheText(c) {
+  if (!c) return null;
+  if (c.mode === "bypass") return `bypassed: ${c.bypass}`;
+  const parts = [`fresh ${c.edge} s`];
+  if (c.stale_while_revalidate) parts.push(`stale-while-revalidate ${c.stale_while_revalidate} s`);
+  if (c.stale_if_error) parts.push(`stale-if-error ${c.stale_if_error} s`);
+  return `looked up and stored (${parts.join(", ")}) under ${c.key}; stores ${c.stores}`;
+}
+
 function renderDecision(e, response) {
   const box = $("#decision");
   const statusText = e.status ?? `→ ${response.status}`;
@@ -352,6 +362,8 @@ function renderDecision(e, response) {
     ["rate limit", e.rate_limit ? `${e.rate_limit.name}: ${e.rate_limit.remaining} of ${e.rate_limit.limit} left, full again in ${e.rate_limit.reset} s` : null],
     ["shadow", e.shadow_refused ? "a shadow-mode rule would have refused this request" : null],
     ["strict CSP", e.csp_nonce ? `${e.csp_nonce.mode}: ${e.csp_nonce.applies_to} get ${e.csp_nonce.header} with a fresh nonce where 'nonce-{nonce}' stands; other responses get the policy as written` : null],
+    ["edge cache", cacheText(e.cache)],
+    ["origin down", e.on_origin_failure],
     ["detail", e.detail],
   ].filter(([, v]) => v !== null && v !== undefined);
   const children = [

@@ -16,6 +16,7 @@
 use core::cmp::Ordering;
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
+use edgeguard_core::cache::EdgeCache;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
@@ -74,6 +75,8 @@ pub enum Area {
     ClientIp,
     Sanitize,
     Limiter,
+    /// `[cache]`, `[fallback]`, `[maintenance]` (the subject names the table).
+    Cache,
 }
 
 impl Area {
@@ -94,6 +97,7 @@ impl Area {
             Area::ClientIp => "client_ip",
             Area::Sanitize => "sanitize",
             Area::Limiter => "limiter",
+            Area::Cache => "cache",
         }
     }
 
@@ -243,6 +247,7 @@ pub fn diff(old: &Bundle, new: &Bundle) -> Vec<Change> {
     diff_origins(old, new, &mut out);
     diff_deploy(old, new, &mut out);
     diff_health(old, new, &mut out);
+    diff_cache(old, new, &mut out);
     diff_client_ip(old, new, &mut out);
     diff_sanitize(old, new, &mut out);
     for (key, a, b) in [
@@ -331,6 +336,7 @@ impl<'b> Side<'b> {
             limit: route.limit.and_then(|l| b.limits.get(usize::from(l))),
             origin: route.origin.and_then(|o| b.origins.get(usize::from(o))).map(|o| o.name.as_str()),
             server_actions: route.server_actions,
+            edge_cache: route.edge_cache,
             params,
             headers: self.headers.get(usize::from(route.headers)).unwrap_or(&self.no_headers),
         }
@@ -449,6 +455,7 @@ struct RuleView<'a> {
     limit: Option<&'a Limit>,
     origin: Option<&'a str>,
     server_actions: bool,
+    edge_cache: Option<EdgeCache>,
     /// (parameter name, type) in path order.
     params: Vec<(String, String)>,
     headers: &'a HeaderView,
@@ -683,6 +690,11 @@ fn diff_rules(o: &RuleView, n: &RuleView, base: Option<(&RuleView, &RuleView)>, 
         } else {
             out.push(delta(facet, s, "Server Actions (Next-Action requests) now refused".to_owned(), ov, nv));
         }
+    }
+    if o.edge_cache != n.edge_cache && !is_inherited("edge_cache", &|a, b| a.edge_cache == b.edge_cache) {
+        let (ov, nv) = (o.edge_cache.map(edge_cache_text), n.edge_cache.map(edge_cache_text));
+        let text = format!("edge cache {} → {}", ov.as_deref().unwrap_or("off"), nv.as_deref().unwrap_or("off"));
+        out.push(delta(Facet::Rule("edge_cache"), edge_cache_verdict(o.edge_cache, n.edge_cache), text, ov, nv));
     }
     if o.max_body != n.max_body && !is_inherited("max_body", &|a, b| a.max_body == b.max_body) {
         let (ov, nv) = (o.max_body.map(size_text), n.max_body.map(size_text));
@@ -1698,6 +1710,86 @@ fn diff_deploy(old: &Bundle, new: &Bundle, out: &mut Vec<Change>) {
     }
 }
 
+/// A route's edge cache in a few words: `edge 1h, swr 60s, sie 1d, credentialed`.
+fn edge_cache_text(c: EdgeCache) -> String {
+    let secs = |s: u64| ms_text(s.saturating_mul(1000));
+    let mut text = format!("edge {}", secs(c.edge_secs));
+    if c.swr_secs > 0 {
+        text.push_str(&format!(", stale_while_revalidate {}", secs(c.swr_secs)));
+    }
+    if c.sie_secs > 0 {
+        text.push_str(&format!(", stale_if_error {}", secs(c.sie_secs)));
+    }
+    if c.credentialed {
+        text.push_str(", credentialed");
+    }
+    text
+}
+
+/// A longer or wider edge cache is weakened where it exposes personal data — answers to
+/// requests with credentials (`credentialed`) kept or shared longer — and neutral otherwise:
+/// what is not personal is the same for every client, however long it is kept.
+fn edge_cache_verdict(old: Option<EdgeCache>, new: Option<EdgeCache>) -> Verdict {
+    let personal = |c: Option<EdgeCache>| c.filter(|c| c.credentialed).map(|c| c.keep_secs().max(1));
+    match (personal(old), personal(new)) {
+        (None, Some(_)) => Verdict::Weakened,
+        (Some(a), Some(b)) if b > a => Verdict::Weakened,
+        (Some(_), None) => Verdict::Strengthened,
+        (Some(a), Some(b)) if b < a => Verdict::Strengthened,
+        _ => Verdict::Neutral,
+    }
+}
+
+/// `[cache]`, `[fallback]`, `[maintenance]`: fewer personal cookies or headers caches personal
+/// answers (weakened); the rest changes availability, not exposure (neutral), except an
+/// allow-list that grows past maintenance (weakened).
+fn diff_cache(old: &Bundle, new: &Bundle, out: &mut Vec<Change>) {
+    let (a, b) = (&old.cache, &new.cache);
+    let cookies = |c: &edgeguard_core::cache::CacheSettings| c.personal_cookies.iter().map(|g| g.source()).collect::<BTreeSet<String>>();
+    for (key, before, after) in [
+        ("personal_cookies", cookies(a), cookies(b)),
+        ("personal_headers", a.personal_headers.iter().cloned().collect(), b.personal_headers.iter().cloned().collect()),
+    ] {
+        // `*` lists every name: gaining it widens whatever else was dropped.
+        let dropped: Vec<&String> = if after.contains("*") { Vec::new() } else { before.difference(&after).collect() };
+        let added: Vec<&String> = after.difference(&before).collect();
+        let show = |set: &BTreeSet<String>| Some(set.iter().cloned().collect::<Vec<_>>().join(", "));
+        if !dropped.is_empty() {
+            // One change per key: a pattern swapped for a narrower one is a narrowing.
+            let list = dropped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            let text = format!("{key} no longer lists {list}: requests with it are cached like anyone's");
+            out.push(change(Area::Cache, "cache", key, Verdict::Weakened, text, show(&before), show(&after)));
+        } else if !added.is_empty() {
+            let list = added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            out.push(change(Area::Cache, "cache", key, Verdict::Strengthened, format!("{key} now lists {list}"), show(&before), show(&after)));
+        }
+    }
+    if a.version != b.version {
+        let text = format!("version {} → {}: every stored copy is missed", a.version, b.version);
+        out.push(change(Area::Cache, "cache", "version", Verdict::Neutral, text, Some(a.version.clone()), Some(b.version.clone())));
+    }
+    let page = |b: &Bundle| b.fallback.as_ref().map(|f| format!("{} bytes, retry after {}", f.html.len(), ms_text(f.retry_after_secs.saturating_mul(1000))));
+    let (pa, pb) = (page(old), page(new));
+    if pa != pb || old.fallback.as_ref().map(|f| &f.html) != new.fallback.as_ref().map(|f| &f.html) {
+        let text = format!("fallback page {} → {}", pa.as_deref().unwrap_or("none"), pb.as_deref().unwrap_or("none"));
+        out.push(change(Area::Cache, "fallback", "page", Verdict::Neutral, text, pa, pb));
+    }
+    let (ma, mb) = (&old.maintenance, &new.maintenance);
+    let ips = |m: &edgeguard_core::cache::Maintenance| canonical_cidrs(&m.allow_ips).iter().map(cidr_text).collect::<BTreeSet<String>>();
+    let (ia, ib) = (ips(ma), ips(mb));
+    if ia != ib {
+        let verdict = if ib.difference(&ia).next().is_some() { Verdict::Weakened } else { Verdict::Strengthened };
+        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+        let text = format!("allow_ips [{}] → [{}]", join(&ia), join(&ib));
+        out.push(change(Area::Cache, "maintenance", "allow_ips", verdict, text, Some(join(&ia)), Some(join(&ib))));
+    }
+    if ma.bypass_header != mb.bypass_header || ma.retry_after_secs != mb.retry_after_secs {
+        let show = |m: &edgeguard_core::cache::Maintenance| format!("bypass_header {}, retry after {}", m.bypass_header.as_deref().unwrap_or("none"), ms_text(m.retry_after_secs.saturating_mul(1000)));
+        let (x, y) = (show(ma), show(mb));
+        out.push(change(Area::Cache, "maintenance", "bypass_header", Verdict::Neutral, format!("{x} → {y}"), Some(x), Some(y)));
+    }
+}
+
 fn diff_health(old: &Bundle, new: &Bundle, out: &mut Vec<Change>) {
     let show = |b: &Bundle| {
         b.health.as_ref().map(|h| format!("{} (probes {}, timeout {}, cache {}, warn after {})", h.path, h.probe_path, ms_text(h.timeout_ms), ms_text(h.cache_ms), ms_text(h.warn_after_ms)))
@@ -1916,6 +2008,7 @@ pub fn locate(source: &str, change: &Change) -> Option<usize> {
         Area::ClientIp => key_or_header("client_ip", &change.key),
         Area::Sanitize => key_or_header("sanitize", &change.key),
         Area::Limiter => key_or_header("limiter", &change.key),
+        Area::Cache => key_or_header(&change.subject, &change.key),
     };
     found.map(|i| i.saturating_add(1))
 }
@@ -2071,6 +2164,30 @@ block = 404
         let c = changes(old, new);
         assert_eq!(c.len(), 1, "{c:#?}");
         c.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_cache_that_exposes_personal_answers_is_weakened_and_a_longer_one_is_not() {
+        let route = |cache: &str| format!("{BASE}[[routes]]\npath = \"/pricing\"\ncache = {cache}\n");
+        let short = route("{ edge = \"1m\" }");
+        let long = route("{ edge = \"1h\", stale_if_error = \"1d\" }");
+        let shared = route("{ edge = \"1m\", credentialed = true }");
+        let c = one(&short, &long);
+        assert_eq!((c.key.as_str(), c.verdict), ("edge_cache", Verdict::Neutral), "{c:?}");
+        assert_eq!(c.change, "edge cache edge 1m → edge 1h, stale_if_error 1d");
+        assert_eq!(one(&short, &shared).verdict, Verdict::Weakened);
+        assert_eq!(one(&shared, &short).verdict, Verdict::Strengthened);
+        let edge = changes(&route("\"no-store\""), &short).into_iter().find(|c| c.key == "edge_cache");
+        assert_eq!(edge.map(|c| c.verdict), Some(Verdict::Neutral), "caching what is not personal is neutral");
+        // Fewer personal cookies: requests with the dropped one are cached like anyone's.
+        let narrow = format!("{short}[cache]\npersonal_cookies = [\"sb-*\"]\n");
+        let c = one(&short, &narrow);
+        assert_eq!((c.area, c.key.as_str(), c.verdict), (Area::Cache, "personal_cookies", Verdict::Weakened), "{c:?}");
+        assert_eq!(one(&narrow, &short).verdict, Verdict::Strengthened);
+        let bumped = format!("{short}[cache]\nversion = \"2\"\npersonal_cookies = [\"*\"]\n");
+        assert_eq!(one(&short, &bumped).verdict, Verdict::Neutral);
+        let open = format!("{short}[maintenance]\nallow_ips = [\"198.51.100.0/24\"]\n");
+        assert_eq!(one(&short, &open).verdict, Verdict::Weakened);
     }
 
     #[test]

@@ -101,6 +101,7 @@ const EXPECT_KEYS: &[&str] = &[
     "detail_contains",
     "shadow_refused",
     "csp_nonce",
+    "cache",
     "headers",
     "headers_match",
     "headers_absent",
@@ -114,6 +115,8 @@ const EXPECT_KEYS: &[&str] = &[
 const RATE_LIMIT_KEYS: &[&str] = &["name", "limit", "remaining", "reset"];
 /// `csp_nonce`: the explanation's `csp_nonce.mode`, or "off" when it is `null`.
 const CSP_NONCE_MODES: &[&str] = &["enforce", "report-only", "off"];
+/// `cache`: the explanation's `cache.mode`, or "off" when it is `null` (docs/caching.md).
+const CACHE_MODES: &[&str] = &["lookup", "bypass", "off"];
 /// The `reason` codes of the explain contract.
 const REASONS: &[&str] = &[
     "ok",
@@ -214,6 +217,7 @@ struct Expect {
     shadow_refused: Option<bool>,
     /// `[csp] strict`: "enforce", "report-only" or "off" (no nonce-based policy here).
     csp_nonce: Option<String>,
+    cache: Option<String>,
     headers: Vec<(String, String)>,
     headers_match: Vec<(String, Pattern)>,
     headers_absent: Vec<String>,
@@ -238,6 +242,7 @@ impl Expect {
             && self.detail_contains.is_none()
             && self.shadow_refused.is_none()
             && self.csp_nonce.is_none()
+            && self.cache.is_none()
             && self.headers.is_empty()
             && self.headers_match.is_empty()
             && self.headers_absent.is_empty()
@@ -859,6 +864,7 @@ impl Parser {
                 "detail_contains" => e.detail_contains = self.string("detail_contains", value),
                 "shadow_refused" => e.shadow_refused = self.boolean("shadow_refused", value),
                 "csp_nonce" => e.csp_nonce = self.choice("csp_nonce", value, CSP_NONCE_MODES),
+                "cache" => e.cache = self.choice("cache", value, CACHE_MODES),
                 "headers" => {
                     e.headers = self.header_table("headers", value).into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
                 }
@@ -1188,6 +1194,12 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
         && want != csp_nonce
     {
         differ("csp_nonce".into(), json_str(want), json_str(csp_nonce));
+    }
+    let cache = e.cache.as_ref().map_or("off", |c| c.mode);
+    if let Some(want) = &x.cache
+        && want != cache
+    {
+        differ("cache".into(), json_str(want), json_str(cache));
     }
 
     let absent = || "(absent)".to_owned();

@@ -107,17 +107,17 @@ describe("edge cache", () => {
   });
 
   test("stale-while-revalidate: a stale copy answers at once and one refresh replaces it", async () => {
-    const first = await request(edge.url, "GET", "/pricing?swr=1", { headers: PAGE });
+    const first = await request(edge.url, "GET", "/pricing?swr=1&delay=400", { headers: PAGE });
     const serial = one(first, "x-demo-serial");
     const asked = await originCount(origin, "/pricing");
     await sleep(1300);
-    const stale = await Promise.all([0, 1, 2].map(() => request(edge.url, "GET", "/pricing?swr=1", { headers: PAGE })));
+    const stale = await Promise.all([0, 1, 2].map(() => request(edge.url, "GET", "/pricing?swr=1&delay=400", { headers: PAGE })));
     for (const res of stale) {
       assert.equal(one(res, "x-demo-serial"), serial, "the stale copy answers");
       assert.match(one(res, "cache-status"), /hit; ttl=-\d+; detail=stale/);
     }
-    await sleep(500);
-    const fresh = await request(edge.url, "GET", "/pricing?swr=1", { headers: PAGE });
+    await sleep(900); // the refresh: the origin holds its answer 400 ms
+    const fresh = await request(edge.url, "GET", "/pricing?swr=1&delay=400", { headers: PAGE });
     assert.notEqual(one(fresh, "x-demo-serial"), serial, "the refresh stored a new copy");
     assert.match(one(fresh, "cache-status"), /^edgeguard; hit/);
     // Three stale answers, one refresh behind them.

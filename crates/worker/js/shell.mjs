@@ -170,6 +170,9 @@ function setup(env, bundles) {
     // with a stale-while-revalidate refresh running, in this isolate.
     inflight: new Map(),
     refreshing: new Set(),
+    // Hot copies held in memory (MEMORY_TTL_S), by key, oldest first, and their bytes in all.
+    memory: new Map(),
+    memoryBytes: 0,
   };
 }
 
@@ -185,9 +188,10 @@ function headerSet(st, index) {
 // The response phase: header set (replace, never duplicate), defaults, removals, HSTS on
 // https only, cache on success, strict CSP on HTML, then the per-request headers the engine
 // computed.
-function respond(st, d, body, status, statusText, base, timing, head = false) {
+function respond(st, d, body, status, statusText, base, timing, head = false, own = false) {
   const set = headerSet(st, d.h);
-  const h = new Headers(base);
+  // `own`: `base` is a Headers object of this response's alone (a cache copy's), edited in place.
+  const h = own ? base : new Headers(base);
   for (const name of set.remove) h.delete(name);
   for (const [name, value] of set.default) if (!h.has(name)) h.set(name, value);
   for (const [name, value] of set.set) h.set(name, value);
@@ -379,6 +383,14 @@ const STORED_VARY = "x-edgeguard-vary";
 /** At a base key, in place of a copy: the request headers the answers vary on. */
 const VARIES_ON = "x-edgeguard-varies-on";
 
+/** Hot copies each isolate also holds in memory, so a hit on them needs no Cache API call: only
+ * answers that do not vary, of at most MEMORY_ENTRY_BYTES, while fresh and for at most
+ * MEMORY_TTL_S (a purge through Cloudflare's API reaches them within that), MEMORY_TOTAL_BYTES
+ * in all (the oldest go first). */
+const MEMORY_ENTRY_BYTES = 64 * 1024;
+const MEMORY_TOTAL_BYTES = 8 * 1024 * 1024;
+const MEMORY_TTL_S = 60;
+
 function edgeCache() {
   return typeof caches !== "undefined" && caches.default ? caches.default : null;
 }
@@ -392,15 +404,67 @@ async function variantKey(base, names, request) {
   return `${base}&edgeguard-vary=${hex}`;
 }
 
-/** The stored copy for this request: `{ response, age }` (age in seconds), or null. */
-async function lookup(cache, base, request) {
+/** A fresh copy this isolate holds in memory for `key`, or null. */
+function recall(st, key, fresh) {
+  const m = st.memory.get(key);
+  if (m === undefined) return null;
+  const age = (Date.now() - m.at) / 1000;
+  if (age >= fresh || Date.now() >= m.until) {
+    forget(st, key, m);
+    return null;
+  }
+  return { status: m.status, statusText: m.statusText, headers: new Headers(m.headers), body: m.body, age };
+}
+
+function forget(st, key, m) {
+  st.memory.delete(key);
+  st.memoryBytes -= m.body.byteLength;
+}
+
+/** Keep a fresh, small, non-varying copy in memory too (see MEMORY_TTL_S). */
+function remember(st, key, copy, body, fresh) {
+  const old = st.memory.get(key);
+  if (old !== undefined) forget(st, key, old);
+  while (st.memoryBytes + body.byteLength > MEMORY_TOTAL_BYTES && st.memory.size > 0) {
+    const [oldest, m] = st.memory.entries().next().value;
+    forget(st, oldest, m);
+  }
+  const at = Date.now() - copy.age * 1000;
+  const until = Math.min(at + fresh * 1000, Date.now() + MEMORY_TTL_S * 1000);
+  st.memory.set(key, { status: copy.status, statusText: copy.statusText, headers: [...copy.headers], body, at, until });
+  st.memoryBytes += body.byteLength;
+}
+
+/** The stored copy for this request, `{ status, statusText, headers, body, age }` (the origin's
+ * own headers restored, age in seconds), or null. A fresh, small copy that does not vary is
+ * read whole and kept in memory as well. */
+async function lookup(st, cache, base, request, fresh) {
+  const held = fresh > 0 ? recall(st, base, fresh) : null;
+  if (held !== null) return held;
   try {
     let found = await cache.match(base);
-    if (found && found.headers.has(VARIES_ON)) found = await cache.match(await variantKey(base, found.headers.get(VARIES_ON), request));
+    let varies = false;
+    if (found && found.headers.has(VARIES_ON)) {
+      varies = true;
+      found = await cache.match(await variantKey(base, found.headers.get(VARIES_ON), request));
+    }
     if (!found) return null;
-    const at = Number(found.headers.get(STORED_AT));
+    const h = new Headers(found.headers);
+    const at = Number(h.get(STORED_AT));
     if (!Number.isFinite(at)) return null;
-    return { response: found, age: Math.max(0, (Date.now() - at) / 1000) };
+    const cc = h.get(STORED_CACHE_CONTROL);
+    if (cc === null) h.delete("cache-control");
+    else h.set("cache-control", cc);
+    const vary = h.get(STORED_VARY);
+    if (vary !== null) h.set("vary", vary);
+    for (const name of [STORED_AT, STORED_CACHE_CONTROL, STORED_VARY]) h.delete(name);
+    const copy = { status: found.status, statusText: found.statusText, headers: h, body: found.body, age: Math.max(0, (Date.now() - at) / 1000) };
+    const length = Number(h.get("content-length") ?? NaN);
+    if (!varies && copy.age < fresh && length <= MEMORY_ENTRY_BYTES && request.method === "GET") {
+      copy.body = new Uint8Array(await found.arrayBuffer());
+      if (copy.body.byteLength <= MEMORY_ENTRY_BYTES) remember(st, base, copy, copy.body, fresh);
+    }
+    return copy;
   } catch {
     return null; // a cache that fails is a miss, never an error
   }
@@ -409,22 +473,15 @@ async function lookup(cache, base, request) {
 /** Serve a stored copy through the response phase, saying so (`Age`, `Cache-Status`). */
 function serveCopy(st, request, d, obs, copy, outcome) {
   obs.cache = outcome;
-  const stored = copy.response;
-  const h = new Headers(stored.headers);
-  const cc = h.get(STORED_CACHE_CONTROL);
-  if (cc === null) h.delete("cache-control");
-  else h.set("cache-control", cc);
-  const vary = h.get(STORED_VARY);
-  if (vary !== null) h.set("vary", vary);
-  for (const name of [STORED_AT, STORED_CACHE_CONTROL, STORED_VARY]) h.delete(name);
+  const h = copy.headers;
   const age = Math.floor(copy.age);
   const ttl = Math.floor(d.cl[0] - copy.age); // negative once stale
   h.set("age", String(age));
   const detail = outcome === "hit" || outcome === "collapsed" ? "" : `; detail=${outcome}`;
   h.set("cache-status", `edgeguard; hit; ttl=${ttl}${outcome === "collapsed" ? "; collapsed" : ""}${detail}`);
   const head = request.method === "HEAD";
-  if (head) stored.body?.cancel();
-  return respond(st, d, head ? null : stored.body, stored.status, stored.statusText, h, timing(obs, `cache;desc="${outcome}"`), head);
+  if (head && copy.body instanceof ReadableStream) copy.body.cancel();
+  return respond(st, d, head ? null : copy.body, copy.status, copy.statusText, h, timing(obs, `cache;desc="${outcome}"`), head, true);
 }
 
 /** Store an origin answer under the request's key when the engine says it may be: returns the
@@ -471,7 +528,7 @@ async function cached(st, request, d, obs, strip, ctx) {
   const cache = edgeCache();
   if (cache === null) return forward(st, request, d, obs, strip);
   const [fresh, swr, sie] = d.cl;
-  let copy = await lookup(cache, d.ck, request);
+  let copy = await lookup(st, cache, d.ck, request, fresh);
   if (copy && copy.age < fresh) return serveCopy(st, request, d, obs, copy, "hit");
   if (copy && copy.age < fresh + swr) {
     if (ctx && !st.refreshing.has(d.ck)) {
@@ -484,7 +541,7 @@ async function cached(st, request, d, obs, strip, ctx) {
   const pending = get ? st.inflight.get(d.ck) : undefined;
   if (pending) {
     await pending;
-    const stored = await lookup(cache, d.ck, request);
+    const stored = await lookup(st, cache, d.ck, request, fresh);
     if (stored && stored.age < fresh) return serveCopy(st, request, d, obs, stored, "collapsed");
     copy = stored ?? copy;
   }

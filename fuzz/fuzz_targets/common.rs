@@ -25,7 +25,7 @@ pub fn bundles() -> &'static [Vec<u8>] {
         POLICIES
             .iter()
             .map(|(name, source, env)| {
-                let out = compile(source, &Options { env: env.map(str::to_owned) });
+                let out = compile(source, &Options { env: env.map(str::to_owned), ..Options::default() });
                 let bundle = out.bundle.unwrap_or_else(|| panic!("fixture {name} does not compile: {:?}", out.diagnostics));
                 bundle.to_bytes().unwrap_or_else(|e| panic!("fixture {name} does not encode: {e}"))
             })

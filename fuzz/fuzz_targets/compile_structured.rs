@@ -241,7 +241,7 @@ fn render(p: &PolicyDesc) -> String {
 
 fuzz_target!(|desc: PolicyDesc| {
     let source = render(&desc);
-    let options = Options { env: desc.env.and_then(|e| pick(NAMES, e)).map(str::to_owned) };
+    let options = Options { env: desc.env.and_then(|e| pick(NAMES, e)).map(str::to_owned), ..Options::default() };
     let out = compile(&source, &options);
     common::check_output(source.as_bytes(), &out);
 });

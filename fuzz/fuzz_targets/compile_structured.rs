@@ -66,7 +66,7 @@ const RULES: Keys = &[
     ("ip_deny", &["[\"198.51.100.0/24\"]", "[\"::/0\"]", "[\"1.2.3.4\"]", "[\"x\"]"]),
     ("max_body", &["\"1MiB\"", "\"0\"", "\"10MiB\"", "\"18446744073709551615B\"", "\"99999999999TiB\"", "\"1.5MB\"", "1024"]),
     ("limit", &["\"api\"", "\"none\"", "\"pages\"", "\"missing\"", "{ rate = \"10/1m\", burst = 2, key = \"header:x-api-key\" }", "{ rate = \"0/1m\" }", "{ rate = \"1/0s\" }", "{ rate = \"18446744073709551615/1ns\" }"]),
-    ("cache", &["\"no-store\"", "\"public, max-age=31536000, immutable\"", "\"a\\r\\nb\"", "\"\""]),
+    ("cache", &["\"no-store\"", "\"public, max-age=31536000, immutable\"", "\"a\\r\\nb\"", "\"\"", "{ edge = \"1h\", stale_if_error = \"1d\" }", "{ stale_while_revalidate = \"1m\" }", "{ edge = \"1.5s\", credentialed = true }", "{ }", "{ edge = \"365d\", control = \"no-store\" }"]),
     ("origin", &["\"blue\"", "\"green\"", "\"missing\""]),
     ("headers", &["{ remove = [\"Set-Cookie\"] }", "{ set = { \"X-A\" = \"1\" } }", "{ preset = \"helmet\" }", "{ default = { \"X-B\" = \"2\" } }"]),
     ("csp", &["{ mode = \"report-only\" }", "{ directives = { script-src = [\"'none'\"] } }", "{ mode = \"off\" }"]),
@@ -106,6 +106,22 @@ const HEALTH: Keys = &[
     ("warn_after", &["\"100ms\"", "\"0ms\"", "\"2s\"", "\"fast\""]),
 ];
 
+const CACHE: Keys = &[
+    ("version", &["\"1\"", "\"\"", "\"a b\"", "1"]),
+    ("personal_cookies", &["[\"sb-*-auth-token*\"]", "[\"*\"]", "[]", "[\"a b\"]"]),
+    ("personal_headers", &["[\"x-tenant\"]", "[\"bad header\"]", "[]"]),
+];
+const FALLBACK: Keys = &[
+    ("page", &["\"<!doctype html><p>down</p>\"", "\"text\"", "\"<html><script></script>\"", "\"\""]),
+    ("page_file", &["\"fallback.html\"", "\"\"", "\"/etc/passwd\""]),
+    ("retry_after", &["\"1m\"", "\"0s\"", "\"soon\""]),
+];
+const MAINTENANCE: Keys = &[
+    ("allow_ips", &["[\"203.0.113.0/24\"]", "[\"x\"]", "[]"]),
+    ("bypass_header", &["\"x-maintenance-bypass\"", "\"bad header\"", "\"\""]),
+    ("retry_after", &["\"10m\"", "\"-1s\""]),
+];
+
 /// Tables: (header, whether it is a map of named entries, keys).
 const TABLES: &[(&str, bool, Keys)] = &[
     ("app", false, APP),
@@ -121,6 +137,9 @@ const TABLES: &[(&str, bool, Keys)] = &[
     ("origins", true, ORIGIN),
     ("deploy", false, DEPLOY),
     ("health", false, HEALTH),
+    ("cache", false, CACHE),
+    ("fallback", false, FALLBACK),
+    ("maintenance", false, MAINTENANCE),
 ];
 
 #[derive(Arbitrary, Debug)]

@@ -8,12 +8,14 @@
 //! `--force` or `build` will not replace). `compile` replaces its own output.
 
 mod build;
+mod catalog;
 mod check;
 mod compile;
 mod diff;
 mod doctor;
 mod engine;
 mod engine_section;
+mod envcheck;
 mod explain;
 mod import;
 mod init;

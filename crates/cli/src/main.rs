@@ -26,6 +26,7 @@ mod render;
 mod sarif;
 mod schema;
 mod test;
+mod verify;
 mod wrangler;
 
 use std::process::ExitCode;
@@ -112,6 +113,8 @@ enum Command {
     Import(import::Args),
     /// A page as the edge sends it under `[csp] strict = "nonce"` (nonce on every script and style).
     Nonce(nonce::Args),
+    /// A few requests to a deployed edge, each compared with what `explain` says (bounded).
+    Verify(verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Nonce(args) => nonce::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(status) => status.into(),

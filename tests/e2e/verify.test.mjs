@@ -152,3 +152,28 @@ describe("verify", () => {
     for (const c of report.checks) assert.match(c.error, /^no answer from https:\/\/127\.0\.0\.1:9\//);
   });
 });
+
+describe("ready --url", () => {
+  const inputs = ["--fly", "fixtures/deploy/fly.toml", "--wrangler", "fixtures/deploy/wrangler.toml", "--host", "lawnquote.online", "--insecure", "--format", "json"];
+  const criterion = (report, id) => report.gates.flatMap((g) => g.criteria).find((c) => c.id === id);
+
+  test("the live lines pass against QuoteKit's edge", async () => {
+    const { stdout } = await edgeguard("ready", POLICY, "--url", edge.url, "--http-url", plain.url, ...inputs);
+    const report = JSON.parse(stdout);
+    const live = criterion(report, "live");
+    assert.equal(live.status, "pass", live.why);
+    assert.equal(live.why, `12 requests to ${edge.url} (as lawnquote.online): every answer is what explain says`);
+    const health = criterion(report, "health-live");
+    assert.equal(health.status, "pass", health.why);
+    assert.deepEqual(health.at, [{ what: "GET https://lawnquote.online/__edge/health", line: null }]);
+  });
+
+  test("against the drifted edge: the live line fails and names the checks", async () => {
+    const { code, stdout } = await edgeguard("ready", POLICY, "--url", drifted.url, ...inputs);
+    assert.equal(code, 1);
+    const live = criterion(JSON.parse(stdout), "live");
+    assert.equal(live.status, "fail");
+    assert.match(live.why, /^11 of 11 checks differ — health: header strict-transport-security: max-age=86400; includeSubDomains, expected max-age=31536000; includeSubDomains/);
+    assert.ok(live.at.some((a) => a.what === "GET https://lawnquote.online/api/debug-x"), JSON.stringify(live.at));
+  });
+});

@@ -22,6 +22,7 @@ mod init;
 mod nonce;
 mod output;
 mod policy;
+mod ready;
 mod render;
 mod sarif;
 mod schema;
@@ -113,6 +114,8 @@ enum Command {
     Import(import::Args),
     /// A page as the edge sends it under `[csp] strict = "nonce"` (nonce on every script and style).
     Nonce(nonce::Args),
+    /// The deployment roadmap's gates as a go/no-go report (pass/fail/unknown, each with where).
+    Ready(ready::Args),
     /// A few requests to a deployed edge, each compared with what `explain` says (bounded).
     Verify(verify::Args),
 }
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Nonce(args) => nonce::run(&args),
+        Command::Ready(args) => ready::run(&args),
         Command::Verify(args) => verify::run(&args),
     };
     match result {

@@ -90,6 +90,7 @@ struct Probe {
     scheme: &'static str,
     host: String,
     path: String,
+    #[cfg_attr(target_os = "wasi", allow(dead_code, reason = "sent by the native client only"))]
     headers: Vec<(String, String)>,
     expect: Explanation,
 }
@@ -302,6 +303,7 @@ fn plan(engine: &Engine, host: &str) -> Result<(Vec<Probe>, Vec<&'static str>), 
 // ------------------------------------------------------------------------------------ sending
 
 /// Where requests go: scheme, host and port of `--url`.
+#[cfg_attr(target_os = "wasi", allow(dead_code, reason = "sent by the native client only"))]
 struct Base {
     scheme: &'static str,
     host: String,
@@ -328,6 +330,7 @@ impl Base {
         Ok(Base { scheme, host, port })
     }
 
+    #[cfg_attr(target_os = "wasi", allow(dead_code, reason = "sent by the native client only"))]
     fn url(&self, path: &str) -> String {
         match self.port {
             Some(p) => format!("{}://{}:{p}{path}", self.scheme, self.host),

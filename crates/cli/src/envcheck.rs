@@ -447,7 +447,7 @@ type Problem = (&'static str, Severity, String, String);
 /// The first problem with a value, if any: placeholder (D059), live/test mix (D055), format
 /// (D053). The value itself never enters the message.
 fn check_value(var: &Var, value: &str, env: &str, live: Option<bool>, canonical: &Canonical<'_>) -> Option<Problem> {
-    let set = format!("set {} to {}", var.name, describe(var, env, canonical));
+    let set = format!("set {} to {}", var.name, describe(var, env, live, canonical));
     if value.trim().is_empty() {
         return Some(("D053", Severity::Error, "it is empty".to_owned(), set));
     }
@@ -497,7 +497,7 @@ fn quoted(list: &[String]) -> String {
 }
 
 /// What the catalog asks of the value, for fixes.
-fn describe(var: &Var, env: &str, canonical: &Canonical<'_>) -> String {
+fn describe(var: &Var, env: &str, live: Option<bool>, canonical: &Canonical<'_>) -> String {
     if let Some(schemes) = &var.url_schemes {
         let host = var.url_host.as_ref().and_then(|h| h.get(env)).map(|h| if h == "canonical" { canonical(env).unwrap_or_else(|| "the policy's canonical host".to_owned()) } else { h.clone() });
         return format!("a {} URL{}", schemes.join("/"), host.map(|h| format!(" on {h}")).unwrap_or_default());
@@ -505,7 +505,12 @@ fn describe(var: &Var, env: &str, canonical: &Canonical<'_>) -> String {
     if let Some(allowed) = var.one_of.as_ref().and_then(|o| o.get(env)) {
         return format!("one of {}", quoted(allowed));
     }
-    let prefixes: Vec<&String> = var.prefixes.iter().chain(&var.live_prefixes).chain(&var.test_prefixes).collect();
+    let mode: Vec<&String> = match live {
+        Some(true) => var.live_prefixes.iter().collect(),
+        Some(false) => var.test_prefixes.iter().collect(),
+        None => var.live_prefixes.iter().chain(&var.test_prefixes).collect(),
+    };
+    let prefixes: Vec<&String> = var.prefixes.iter().chain(mode).collect();
     if !prefixes.is_empty() {
         return format!("the key that starts with `{}`", prefixes.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("` or `"));
     }

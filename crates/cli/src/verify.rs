@@ -561,6 +561,43 @@ mod tests {
         assert!(Base::parse("https://u:p@x").is_err());
     }
 
+    fn outcome() -> Outcome {
+        let check = |kind, status, mismatches: Vec<Mismatch>| Checked {
+            kind,
+            request: format!("GET https://lawnquote.online/{kind}"),
+            expected_status: Some(404),
+            expected_reason: "blocked",
+            status: Some(status),
+            reason: Some(if status == 404 { "blocked".to_owned() } else { "ok".to_owned() }),
+            headers_checked: 15,
+            mismatches,
+            error: None,
+        };
+        let m = Mismatch { field: "status".to_owned(), expected: "404".to_owned(), actual: "200".to_owned() };
+        Outcome {
+            ok: false,
+            url: "https://lawnquote.online".to_owned(),
+            host: "lawnquote.online".to_owned(),
+            requests: 2,
+            elapsed_ms: 1500,
+            not_applicable: vec![],
+            checks: vec![check("blocked", 200, vec![m]), check("param-type", 404, vec![])],
+        }
+    }
+
+    #[test]
+    fn markdown_and_annotations() {
+        let o = outcome();
+        assert_eq!(
+            markdown(&o),
+            "### edgeguard verify: mismatches\n\n| | check | request | answer | |\n|---|---|---|---|---|\n\
+             | ❌ | blocked | `GET https://lawnquote.online/blocked` | 200 ok | status: 200, expected 404 |\n\
+             | ✅ | param-type | `GET https://lawnquote.online/param-type` | 404 blocked | 15 headers match |\n\
+             \nverify: 1 passed, 1 failed — 2 requests to https://lawnquote.online in 1.5 s\n"
+        );
+        assert_eq!(github(&o), "::error title=verify blocked::GET https://lawnquote.online/blocked: status: 200, expected 404\n");
+    }
+
     #[test]
     fn quotekit_plan_is_bounded_and_safe() {
         let engine = explain::load_engine(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/quotekit.toml")), None).unwrap().unwrap();

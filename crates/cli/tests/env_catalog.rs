@@ -153,6 +153,28 @@ fn unexpected_names() {
 }
 
 #[test]
+fn worker_secrets_and_vars() {
+    let e = Env::quotekit();
+    // `wrangler secret list` without the origin secret, and the secret written into [vars].
+    e.write("wrangler-secrets.json", "[]");
+    let wrangler = edit(&e.read("wrangler.toml"), "EDGE_ORIGINS = \"\"\n", "EDGE_ORIGINS = \"\"\nEDGE_ORIGIN_AUTH = \"hunter2-origin\"\n");
+    e.write("wrangler.toml", &wrangler);
+    let (code, report) = e.doctor(&[]);
+    assert_eq!(code, 1);
+    let missing = only(&report, "D050");
+    assert_eq!(missing.len(), 1, "{report}");
+    assert!(missing[0]["message"].as_str().unwrap().starts_with("EDGE_ORIGIN_AUTH is missing from wrangler secrets for production"), "{}", missing[0]);
+    assert!(missing[0]["fix"].as_str().unwrap().contains("wrangler secret put EDGE_ORIGIN_AUTH"));
+    let plain = only(&report, "D052");
+    assert_eq!(plain.len(), 1, "{report}");
+    assert!(plain[0]["message"].as_str().unwrap().ends_with("written in plain text in wrangler.toml [vars]"), "{}", plain[0]);
+    // edgeguard's own levers need no catalog entry.
+    assert!(only(&report, "D051").is_empty(), "{report}");
+    let out = serde_json::to_string(&report).unwrap();
+    assert!(!out.contains("hunter2"), "{out}");
+}
+
+#[test]
 fn secret_in_plain_text() {
     let e = Env::quotekit();
     let fly = edit(&e.read("fly.toml"), "  PORT = \"3000\"\n", "  PORT = \"3000\"\n  STRIPE_SECRET_KEY = \"sk_live_plaintextvalue\"\n");

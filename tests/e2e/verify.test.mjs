@@ -67,6 +67,7 @@ before(async () => {
 after(async () => {
   await Promise.all([edge?.stop(), plain?.stop(), drifted?.stop(), origin?.stop()]);
   if (work) rmSync(work, { recursive: true, force: true });
+  rmSync(DRIFTED_DIR, { recursive: true, force: true });
 });
 
 const KINDS = [

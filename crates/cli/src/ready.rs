@@ -56,12 +56,16 @@ pub struct Args {
     /// The environment catalog (docs/env-catalog.md), and the inputs doctor checks against it.
     #[arg(long, value_name = "CATALOG")]
     pub catalog: Option<PathBuf>,
+    /// A .env-style file of an environment's variables (as for doctor).
     #[arg(long, value_name = "[ENV=]FILE", requires = "catalog")]
     pub dotenv: Vec<String>,
+    /// The output of `fly secrets list --json` for an environment.
     #[arg(long = "fly-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
     pub fly_secrets: Vec<String>,
+    /// Another environment's fly.toml, for its [env] and [build.args].
     #[arg(long = "fly-env", value_name = "[ENV=]FLY_TOML", requires = "catalog")]
     pub fly_env: Vec<String>,
+    /// The output of `wrangler secret list` for an environment.
     #[arg(long = "wrangler-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
     pub wrangler_secrets: Vec<String>,
     /// Policy test case files (`edgeguard test`): they must pass.

@@ -429,7 +429,20 @@ fn env_complete(i: &Inputs<'_>) -> Criterion {
     if errors.is_empty() {
         let unlisted = i.doctor(&["D051", "D060"]).len();
         let note = if unlisted > 0 { format!("; {unlisted} warning(s) (names the catalog does not list, or set twice)") } else { String::new() };
-        return crit(ID, TITLE, Verdict::Pass, format!("every variable the catalog requires is set where it lives, in the right format{note}"), vec![catalog_at]);
+        let default_env = &i.bundle.app.environment;
+        let named = i.args.dotenv.iter().chain(&i.args.fly_secrets).chain(&i.args.fly_env).chain(&i.args.wrangler_secrets).map(|a| crate::envcheck::split_env_arg(a, default_env));
+        let mut envs: BTreeSet<String> = BTreeSet::new();
+        let mut at = vec![catalog_at];
+        for (env, file) in named {
+            envs.insert(env);
+            at.push(At::file(&file, None));
+        }
+        for file in i.args.fly.iter().chain(&i.args.wrangler) {
+            envs.insert(default_env.clone());
+            at.push(At::file(&file.display().to_string(), None));
+        }
+        let envs = envs.into_iter().collect::<Vec<_>>().join(" and ");
+        return crit(ID, TITLE, Verdict::Pass, format!("every variable the catalog requires in {envs} is set where it lives, in the right format ({given} inputs){note}"), at);
     }
     crit(ID, TITLE, Verdict::Fail, findings_why(&errors), errors.iter().map(|f| finding_at(f)).collect())
 }

@@ -63,8 +63,8 @@ Gate 1 — Core infrastructure: unknown
            [[vm]] gives each Machine 1024 MB
            at fixtures/deploy/fly.toml:{}
   pass     env            All environment variables configured
-           every variable the catalog requires is set where it lives, in the right format
-           at fixtures/quotekit.env.toml
+           every variable the catalog requires in production and staging is set where it lives, in the right format (6 inputs)
+           at fixtures/quotekit.env.toml, fixtures/env/production.fly-secrets.json, fixtures/env/staging.fly-secrets.json, fixtures/deploy/fly.staging.toml, fixtures/env/production.wrangler-secrets.json, fixtures/deploy/fly.toml, fixtures/deploy/wrangler.toml
   pass     fly-config     Fly.io configuration validated
            edgeguard doctor finds no error in it
            at fixtures/deploy/fly.toml

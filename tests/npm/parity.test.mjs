@@ -114,6 +114,11 @@ test("schema, init, diff, doctor, import, nonce", () => {
   same(["diff", "fixtures/minimal.toml", "fixtures/quotekit.toml", "--format", "markdown"]);
   same(["doctor", "fixtures/quotekit.toml", "--wrangler", "fixtures/deploy/wrangler.toml", "--fly", "fixtures/deploy/fly.toml"]);
   same(["import", "next", "fixtures/nextjs-app", "--policy", "fixtures/quotekit.toml"]);
+  // The environment catalog and the readiness report read the same files the same way.
+  same(["schema", "--catalog"]);
+  const env = ["--catalog", "fixtures/quotekit.env.toml", "--fly", "fixtures/deploy/fly.toml", "--fly-secrets", "fixtures/env/production.fly-secrets.json", "--fly-env", "staging=fixtures/deploy/fly.staging.toml", "--fly-secrets", "staging=fixtures/env/staging.fly-secrets.json"];
+  same(["doctor", "fixtures/quotekit.toml", ...env, "--format", "json"]);
+  assert.equal(same(["ready", "fixtures/quotekit.toml", ...env, "--wrangler", "fixtures/deploy/wrangler.toml", "--cases", "fixtures/quotekit.cases.toml", "--runbook", "fixtures/deploy/RUNBOOK.md", "--format", "markdown"]).code, 1);
   same(["nonce", `${WORK}/page.html`, "--nonce", "R4nd0mN0nc3"]);
   // Standard input, read through WASI's fd 0 as natively.
   same(["nonce", "-", "--nonce", "R4nd0mN0nc3"], { input: readFileSync(path.join(ROOT, WORK, "page.html"), "utf8") });

@@ -29,6 +29,8 @@ use crate::{CmdResult, Failure, Status, output, policy};
 
 use crate::engine::{self, LIMITER_BINDING, LIMITER_CLASS};
 use crate::engine_section;
+use crate::{catalog, envcheck};
+use std::collections::BTreeMap;
 
 /// Where the docs' examples have `edgeguard build` write the worker.
 const BUILT_ENTRY: &str = "edge/index.mjs";
@@ -77,6 +79,24 @@ pub struct Args {
     /// `[env.NAME]` when it has one.
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
+    /// The app's environment catalog (docs/env-catalog.md): the inputs below, and `--fly`'s
+    /// [env]/[build.args] and `--wrangler`'s [vars], are checked against it.
+    #[arg(long, value_name = "CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// A .env-style file holding an environment's variables (repeatable; ENV= names the
+    /// environment, else the one doctor compiles for).
+    #[arg(long, value_name = "[ENV=]FILE", requires = "catalog")]
+    pub dotenv: Vec<String>,
+    /// The output of `fly secrets list --json` for an environment (names and digests).
+    #[arg(long = "fly-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
+    pub fly_secrets: Vec<String>,
+    /// Another environment's fly.toml, for its [env] and [build.args] (`--fly` is the one
+    /// doctor compiles for).
+    #[arg(long = "fly-env", value_name = "[ENV=]FLY_TOML", requires = "catalog")]
+    pub fly_env: Vec<String>,
+    /// The output of `wrangler secret list` for an environment (names).
+    #[arg(long = "wrangler-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
+    pub wrangler_secrets: Vec<String>,
     /// Treat warnings as errors for the exit code.
     #[arg(long)]
     pub deny_warnings: bool,
@@ -126,7 +146,39 @@ struct Report<'a> {
     findings: &'a [Finding],
 }
 
+/// What doctor found, and which files it read.
+pub struct Doctored {
+    pub findings: Vec<Finding>,
+    pub checked: Vec<String>,
+}
+
 pub fn run(args: &Args) -> CmdResult {
+    let Doctored { findings, checked } = match collect(args)? {
+        Ok(d) => d,
+        Err(status) => return Ok(status),
+    };
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let (errors, warnings, infos) = (count(Severity::Error), count(Severity::Warning), count(Severity::Info));
+    let failed = errors > 0 || (args.deny_warnings && warnings > 0);
+    let summary = summary(errors, warnings, infos, args.deny_warnings, &checked);
+    match args.format {
+        Format::Text => output::print(&format!("{}{summary}", text(&findings)))?,
+        Format::Json => {
+            let report = Report { ok: !failed, errors, warnings, infos, checked: &checked, findings: &findings };
+            let json = serde_json::to_string_pretty(&report).map_err(|e| Failure::failed(format!("cannot serialize the findings: {e}")))?;
+            output::print(&format!("{json}\n"))?;
+        }
+        Format::Github => {
+            output::print(&github(&findings))?;
+            output::eprint(&summary);
+        }
+    }
+    Ok(if failed { Status::Failed } else { Status::Success })
+}
+
+/// Every finding for `args`; `Err(Status::Failed)` when the policy (or the catalog) has errors,
+/// which are then printed on stderr the way `check` prints them.
+pub fn collect(args: &Args) -> Result<Result<Doctored, Status>, Failure> {
     // Every input is read before anything is checked: an unreadable one is a usage error.
     let wrangler = args.wrangler.as_deref().map(read_text).transpose()?;
     let fly = args.fly.as_deref().map(read_text).transpose()?;
@@ -137,10 +189,15 @@ pub fn run(args: &Args) -> CmdResult {
         render::text(Stream::Stderr, &compiled.file, &compiled.source, &errors)?;
         output::eprint(&render::summary(&compiled.file, counts, false));
         output::eprint("error: fix the policy first (`edgeguard check`); doctor needs it to compile\n");
-        return Ok(Status::Failed);
+        return Ok(Err(Status::Failed));
     }
     let Some(bundle) = compiled.output.bundle.as_ref() else {
         return Err(Failure::failed(format!("`{}` compiled without errors but no bundle was produced (a bug in edgeguard)", compiled.file)));
+    };
+    let catalog = match args.catalog.as_deref().map(load_catalog).transpose()? {
+        Some(Err(status)) => return Ok(Err(status)),
+        Some(Ok(c)) => Some(c),
+        None => None,
     };
     let scan = args.app.as_deref().map(import::scan).transpose()?;
 
@@ -171,25 +228,84 @@ pub fn run(args: &Args) -> CmdResult {
         checked.push(dir.display().to_string());
         check_app(&mut cx, dir, scan)?;
     }
+    let mut findings = cx.findings;
+    if let Some(catalog) = &catalog {
+        let env = bundle.app.environment.clone();
+        findings.extend(check_environment(args, catalog, &env, wrangler.as_deref(), fly.as_deref(), &mut checked)?);
+    }
+    Ok(Ok(Doctored { findings, checked }))
+}
 
-    let findings = cx.findings;
-    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-    let (errors, warnings, infos) = (count(Severity::Error), count(Severity::Warning), count(Severity::Info));
-    let failed = errors > 0 || (args.deny_warnings && warnings > 0);
-    let summary = summary(errors, warnings, infos, args.deny_warnings, &checked);
-    match args.format {
-        Format::Text => output::print(&format!("{}{summary}", text(&findings)))?,
-        Format::Json => {
-            let report = Report { ok: !failed, errors, warnings, infos, checked: &checked, findings: &findings };
-            let json = serde_json::to_string_pretty(&report).map_err(|e| Failure::failed(format!("cannot serialize the findings: {e}")))?;
-            output::print(&format!("{json}\n"))?;
-        }
-        Format::Github => {
-            output::print(&github(&findings))?;
-            output::eprint(&summary);
+/// Read and check a catalog; its errors are printed (as `check` prints a policy's) and fail.
+pub fn load_catalog(path: &Path) -> Result<Result<catalog::Catalog, Status>, Failure> {
+    let loaded = catalog::load(path)?;
+    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    match loaded.catalog {
+        Some(c) if errors.is_empty() => Ok(Ok(c)),
+        _ => {
+            render::text(Stream::Stderr, &loaded.file, &loaded.source, &errors)?;
+            output::eprint(&render::summary(&loaded.file, Counts::of(&errors), false));
+            output::eprint("error: fix the catalog first; doctor needs it to check the environment\n");
+            Ok(Err(Status::Failed))
         }
     }
-    Ok(if failed { Status::Failed } else { Status::Success })
+}
+
+/// Reads one input file: (environment, file name, text) → its inputs and findings.
+type ParseInput = dyn Fn(&str, &str, &str) -> (Vec<envcheck::Input>, Vec<Finding>);
+
+/// The environment's inputs against the catalog (D050–D061).
+fn check_environment(args: &Args, catalog: &catalog::Catalog, env: &str, wrangler: Option<&str>, fly: Option<&str>, checked: &mut Vec<String>) -> Result<Vec<Finding>, Failure> {
+    let mut inputs = Vec::new();
+    let mut findings = Vec::new();
+    if let (Some(path), Some(src)) = (&args.fly, fly) {
+        let (mut i, f) = envcheck::parse_fly(env, &path.display().to_string(), src);
+        inputs.append(&mut i);
+        // A fly.toml that does not parse is D020 already.
+        findings.extend(f.into_iter().filter(|f| f.id != "D061"));
+    }
+    if let (Some(path), Some(src)) = (&args.wrangler, wrangler) {
+        let is_json = path.extension().is_some_and(|e| e == "json" || e == "jsonc");
+        let tree = if is_json { parse_jsonc(src).ok() } else { DeTable::parse(src).ok() };
+        if let Some(tree) = tree {
+            inputs.push(envcheck::wrangler_vars(env, &path.display().to_string(), src, tree.get_ref(), args.env.as_deref()));
+        }
+    }
+    let mut read_each = |list: &[String], parse: &ParseInput| -> Result<(), Failure> {
+        for arg in list {
+            let (e, file) = envcheck::split_env_arg(arg, env);
+            let src = envcheck::read(&file)?;
+            checked.push(file.clone());
+            let (mut i, f) = parse(&e, &file, &src);
+            inputs.append(&mut i);
+            findings.extend(f);
+        }
+        Ok(())
+    };
+    read_each(&args.dotenv, &|e, f, s| {
+        let (i, f) = envcheck::parse_dotenv(e, f, s);
+        (vec![i], f)
+    })?;
+    read_each(&args.fly_secrets, &|e, f, s| {
+        let (i, f) = envcheck::parse_names_json(e, f, s, envcheck::Kind::FlySecrets);
+        (vec![i], f)
+    })?;
+    read_each(&args.fly_env, &|e, f, s| envcheck::parse_fly(e, f, s))?;
+    read_each(&args.wrangler_secrets, &|e, f, s| {
+        let (i, f) = envcheck::parse_names_json(e, f, s, envcheck::Kind::WranglerSecrets);
+        (vec![i], f)
+    })?;
+    checked.push(catalog.file.clone());
+    // The policy's canonical host in each environment the inputs are for.
+    let mut hosts: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for i in &inputs {
+        if !hosts.contains_key(&i.env) {
+            let host = policy::load(&args.policy, Some(&i.env))?.output.bundle.and_then(|b| b.app.canonical_host.clone().or_else(|| (b.app.hosts.len() == 1).then(|| b.app.hosts.first().cloned()).flatten()));
+            hosts.insert(i.env.clone(), host);
+        }
+    }
+    findings.extend(envcheck::check(catalog, &inputs, &|e: &str| hosts.get(e).cloned().flatten()));
+    Ok(findings)
 }
 
 fn read_text(path: &Path) -> Result<String, Failure> {

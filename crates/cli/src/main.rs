@@ -8,22 +8,26 @@
 //! `--force` or `build` will not replace). `compile` replaces its own output.
 
 mod build;
+mod catalog;
 mod check;
 mod compile;
 mod diff;
 mod doctor;
 mod engine;
 mod engine_section;
+mod envcheck;
 mod explain;
 mod import;
 mod init;
 mod nonce;
 mod output;
 mod policy;
+mod ready;
 mod render;
 mod sarif;
 mod schema;
 mod test;
+mod verify;
 mod wrangler;
 
 use std::process::ExitCode;
@@ -110,6 +114,10 @@ enum Command {
     Import(import::Args),
     /// A page as the edge sends it under `[csp] strict = "nonce"` (nonce on every script and style).
     Nonce(nonce::Args),
+    /// The deployment roadmap's gates as a go/no-go report (pass/fail/unknown, each with where).
+    Ready(ready::Args),
+    /// A few requests to a deployed edge, each compared with what `explain` says (bounded).
+    Verify(verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -136,6 +144,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Nonce(args) => nonce::run(&args),
+        Command::Ready(args) => ready::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(status) => status.into(),

@@ -994,6 +994,8 @@ struct Outcome {
     /// the case's environment.
     explanation: Option<Explanation>,
     time: Duration,
+    /// The route pattern the case's request matched (`None`: `[defaults]`, or not routed).
+    route: Option<String>,
 }
 
 impl Outcome {
@@ -1002,7 +1004,16 @@ impl Outcome {
     }
 }
 
-pub fn run(args: &Args) -> CmdResult {
+/// The case files parsed and every case run: what `run` reports and `ready` tallies.
+struct Ran {
+    files: Vec<CaseFile>,
+    outcomes: Vec<Outcome>,
+    elapsed: Duration,
+}
+
+/// Parse the case files and run every case; `Err(status)` when a case file is malformed (its
+/// diagnostics printed on stderr) or `--filter` selects nothing.
+fn execute(args: &Args) -> Result<Result<Ran, Status>, Failure> {
     let mut files = Vec::with_capacity(args.cases.len());
     let mut malformed = 0usize;
     for path in &args.cases {
@@ -1025,7 +1036,7 @@ pub fn run(args: &Args) -> CmdResult {
         }
     }
     if malformed > 0 {
-        return Ok(Status::Usage);
+        return Ok(Err(Status::Usage));
     }
     if let Some(filter) = &args.filter {
         let total: usize = files.iter().map(|f| f.cases.len()).sum();
@@ -1053,6 +1064,7 @@ pub fn run(args: &Args) -> CmdResult {
         for (ci, case) in f.cases.iter().enumerate() {
             let env = env_of(case);
             let t0 = Instant::now();
+            let mut route = None;
             let (explanation, mismatches) = match engines.get(&env).and_then(Option::as_ref) {
                 Some(engine) => {
                     let draw = |step: &Step| {
@@ -1067,6 +1079,7 @@ pub fn run(args: &Args) -> CmdResult {
                     let s = &case.step;
                     let evaluated = explain::evaluate(engine, s.request.clone(), s.client_ip, s.repeat, s.now, &mut limiter, draw(s))?;
                     let mismatches = compare(&case.expect, &evaluated.explanation);
+                    route = evaluated.explanation.route.clone();
                     // Kept for the report of a failure only: 10 000 passing explanations are
                     // tens of megabytes of header values nobody reads.
                     let explanation = (!mismatches.is_empty()).then_some(evaluated.explanation);
@@ -1082,10 +1095,17 @@ pub fn run(args: &Args) -> CmdResult {
                     (None, vec![m])
                 }
             };
-            outcomes.push(Outcome { file: fi, case: ci, mismatches, explanation, time: t0.elapsed() });
+            outcomes.push(Outcome { file: fi, case: ci, mismatches, explanation, time: t0.elapsed(), route });
         }
     }
-    let elapsed = started.elapsed();
+    Ok(Ok(Ran { elapsed: started.elapsed(), files, outcomes }))
+}
+
+pub fn run(args: &Args) -> CmdResult {
+    let Ran { files, outcomes, elapsed } = match execute(args)? {
+        Ok(ran) => ran,
+        Err(status) => return Ok(status),
+    };
     let failed = outcomes.iter().filter(|o| !o.passed()).count();
     let passed = outcomes.len().saturating_sub(failed);
     let summary = format!("{passed} passed, {failed} failed\n");
@@ -1111,6 +1131,38 @@ pub fn run(args: &Args) -> CmdResult {
         }
     }
     Ok(if failed > 0 { Status::Failed } else { Status::Success })
+}
+
+/// What `ready` reports of a policy's test cases.
+pub struct Tally {
+    pub passed: usize,
+    pub failed: usize,
+    /// `file:line name` of each failing case.
+    pub failures: Vec<String>,
+    /// The route patterns the cases' requests matched.
+    pub routes: std::collections::BTreeSet<String>,
+}
+
+/// Run the case files against the policy for `ready`; `Err(status)` as for [`execute`].
+pub fn tally(policy: &std::path::Path, cases: &[PathBuf], env: Option<&str>) -> Result<Result<Tally, Status>, Failure> {
+    let args = Args { policy: policy.to_path_buf(), cases: cases.to_vec(), env: env.map(str::to_owned), filter: None, format: Format::Text, verbose: false };
+    let ran = match execute(&args)? {
+        Ok(ran) => ran,
+        Err(status) => return Ok(Err(status)),
+    };
+    let mut t = Tally { passed: 0, failed: 0, failures: Vec::new(), routes: std::collections::BTreeSet::new() };
+    for o in &ran.outcomes {
+        t.routes.extend(o.route.clone());
+        if o.passed() {
+            t.passed = t.passed.saturating_add(1);
+        } else {
+            t.failed = t.failed.saturating_add(1);
+            if let Some(case) = ran.files.get(o.file).and_then(|f| f.cases.get(o.case).map(|c| (f, c))) {
+                t.failures.push(format!("{}:{} {}", case.0.file, case.1.at_line, case.1.name));
+            }
+        }
+    }
+    Ok(Ok(t))
 }
 
 /// A JSON rendering of a value in a diff (strings quoted and escaped).

@@ -570,6 +570,7 @@ function marketingPage(path, req, res) {
     'Cache-Control': 's-maxage=31536000, stale-while-revalidate',
     Vary: 'RSC, Next-Router-State-Tree, Next-Router-Prefetch, Next-Router-Segment-Prefetch, Accept-Encoding',
     'X-Demo-Serial': String(marketingServed),
+    ETag: `"page-${marketingServed}"`,
   };
   if (req.headers.rsc === '1') {
     return send(res, 200, 'text/x-component', `0:["$","main",null,{"path":${JSON.stringify(path)},"serial":${marketingServed}}]\n`, extra);

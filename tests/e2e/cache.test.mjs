@@ -66,7 +66,23 @@ describe("edge cache", () => {
     assert.equal(await originCount(origin, path), 1, "HEAD is answered from the GET's copy");
   });
 
+  test("a client holding the copy (If-None-Match) gets 304 from the cache", async () => {
+    const first = await request(edge.url, "GET", "/features?etag=1", { headers: PAGE });
+    const etag = one(first, "etag");
+    assert.match(etag, /^"page-\d+"$/);
+    const asked = await originCount(origin, "/features");
+    const same = await request(edge.url, "GET", "/features?etag=1", { headers: { ...PAGE, "if-none-match": `W/${etag}` } });
+    assert.equal(same.status, 304);
+    assert.equal(same.body.length, 0);
+    assert.match(one(same, "cache-status"), /^edgeguard; hit/);
+    assert.equal(one(same, "x-content-type-options"), "nosniff");
+    const other = await request(edge.url, "GET", "/features?etag=1", { headers: { ...PAGE, "if-none-match": '"page-0"' } });
+    assert.equal(other.status, 200, "another tag gets the copy");
+    assert.equal(await originCount(origin, "/features"), asked, "both answered from the cache");
+  });
+
   test("Vary: the HTML page and its RSC payload are separate copies of one URL", async () => {
+    const asked = await originCount(origin, "/features");
     const html = await request(edge.url, "GET", "/features", { headers: PAGE });
     const rsc = await request(edge.url, "GET", "/features", { headers: { ...HOST, rsc: "1" } });
     assert.match(one(html, "content-type"), /^text\/html/);
@@ -79,7 +95,7 @@ describe("edge cache", () => {
     assert.equal(one(rsc2, "content-type"), "text/x-component", "the RSC request gets the RSC copy");
     assert.equal(rsc2.body.toString(), rsc.body.toString());
     assert.equal(one(html2, "vary"), one(html, "vary"), "the origin's Vary reaches the client");
-    assert.equal(await originCount(origin, "/features"), 2);
+    assert.equal(await originCount(origin, "/features"), asked + 2);
   });
 
   test("never stored: a Set-Cookie answer, a private one, a request with a session cookie", async () => {

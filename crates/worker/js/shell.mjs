@@ -480,8 +480,22 @@ function serveCopy(st, request, d, obs, copy, outcome) {
   const detail = outcome === "hit" || outcome === "collapsed" ? "" : `; detail=${outcome}`;
   h.set("cache-status", `edgeguard; hit; ttl=${ttl}${outcome === "collapsed" ? "; collapsed" : ""}${detail}`);
   const head = request.method === "HEAD";
-  if (head && copy.body instanceof ReadableStream) copy.body.cancel();
+  // A client that holds this copy already (If-None-Match, weak comparison): 304, no body.
+  const unchanged = copy.status === 200 && notModified(request.headers.get("if-none-match"), h.get("etag"));
+  if ((head || unchanged) && copy.body instanceof ReadableStream) copy.body.cancel();
+  if (unchanged) {
+    for (const name of ["content-length", "content-type", "content-encoding"]) h.delete(name);
+    return respond(st, d, null, 304, "", h, timing(obs, `cache;desc="${outcome}"`), head, true);
+  }
   return respond(st, d, head ? null : copy.body, copy.status, copy.statusText, h, timing(obs, `cache;desc="${outcome}"`), head, true);
+}
+
+/** RFC 9110 13.1.2: `If-None-Match` matches the copy's ETag by weak comparison, or is `*`. */
+function notModified(ifNoneMatch, etag) {
+  if (!ifNoneMatch || !etag) return false;
+  const opaque = (tag) => tag.trim().replace(/^W\//, "");
+  const mine = opaque(etag);
+  return ifNoneMatch.split(",").some((tag) => tag.trim() === "*" || opaque(tag) === mine);
 }
 
 /** Store an origin answer under the request's key when the engine says it may be: returns the

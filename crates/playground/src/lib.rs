@@ -42,6 +42,21 @@ struct Checked {
     warnings: usize,
     /// More diagnostics than [`MAX_DIAGNOSTICS`] were found; the first ones are listed.
     truncated: bool,
+    /// The environments the policy knows: its own (`app.environment`, else "production") and
+    /// every `[env.NAME]` overlay. Any other name compiles as the base policy.
+    environments: Vec<String>,
+}
+
+/// The policy's own environment and its overlays' names (what the page checks `env` against).
+fn environments(source: &str) -> Vec<String> {
+    let (doc, _) = toml::de::DeTable::parse_recoverable(source);
+    let mut names = vec![edgeguard_compiler::env::declared(doc.get_ref()).unwrap_or_else(|| "production".to_owned())];
+    for name in edgeguard_compiler::env::overlay_names(doc.get_ref()) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// A failure to answer: the policy does not compile, or the request is not a request.
@@ -78,7 +93,13 @@ pub fn check(source: &str, env: &str) -> String {
     let warnings = output.diagnostics.len().saturating_sub(errors);
     let locator = locate::Locator::new(source);
     let diagnostics = output.diagnostics.iter().take(MAX_DIAGNOSTICS).map(|d| locator.locate(d, FILE)).collect();
-    to_json(&Checked { diagnostics, errors, warnings, truncated: output.diagnostics.len() > MAX_DIAGNOSTICS })
+    to_json(&Checked {
+        diagnostics,
+        errors,
+        warnings,
+        truncated: output.diagnostics.len() > MAX_DIAGNOSTICS,
+        environments: environments(source),
+    })
 }
 
 /// The policy compiled into an engine, or the JSON answer saying why not.
@@ -189,6 +210,7 @@ mod tests {
         let v = parse(&check(QUOTEKIT, ""));
         assert_eq!(v["errors"], 0);
         assert!(v["warnings"].as_u64().unwrap() > 0);
+        assert_eq!(v["environments"], json!(["production", "staging"]));
         let v = parse(&check("\u{0}\u{1}binary", ""));
         assert!(v["errors"].as_u64().unwrap() > 0);
     }

@@ -376,9 +376,21 @@ test("the report card: the CSP directive by directive, uncounted bonuses marked,
     assert.equal(await page.getAttribute(`#report-tests tr[data-test="${name}"]`, "data-counted"), "false", name);
   }
   assert.match(await page.textContent('#report-tests tr[data-test="referrer-policy"] td.mod'), /not counted/);
+  // Fixes name what is wrong, not what is already set (QuoteKit has object-src 'none').
+  const cspFix = await page.textContent('#report-tests tr[data-test="content-security-policy"] .fix');
+  assert.match(cspFix, /^fix: remove 'unsafe-inline' from script-src/);
+  assert.doesNotMatch(cspFix, /object-src/);
   for (const name of ["cookies", "cross-origin-resource-sharing", "subresource-integrity"]) {
     assert.equal(await page.getAttribute(`#report-tests tr[data-test="${name}"]`, "data-result"), "not-scored", name);
   }
+  // A host the policy does not serve: the redirect fix is not `[https] redirect = true`.
+  await page.fill("#url", "https://unknown.example/");
+  await page.click("#report-run");
+  await page.waitForFunction(() => document.querySelector('#report-tests tr[data-test="redirection"] .fix')?.textContent.includes("unknown.example"));
+  assert.equal(
+    await page.textContent('#report-tests tr[data-test="redirection"] .fix'),
+    'fix: the edge refuses http://unknown.example with 421 (host_not_allowed) before any redirect: add "unknown.example" to [app] hosts',
+  );
   // helmet: A+ with bonuses counted.
   await page.click('[data-preset="helmet"]');
   await page.click("#report-run");

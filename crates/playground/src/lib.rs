@@ -336,6 +336,14 @@ mod tests {
         // 100 - 20 (unsafe-inline): below 90, so no bonus.
         assert_eq!((v["score"].as_i64(), v["grade"].as_str()), (Some(80), Some("B+")), "{v}");
         assert!(v["csp_findings"].as_array().unwrap().iter().any(|f| f["code"] == "W010"));
+        // The fix names what is wrong, not what QuoteKit already has (object-src 'none').
+        let fix = |v: &Value, name: &str| v["tests"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["fix"].as_str().unwrap_or("").to_owned();
+        let csp_fix = fix(&v, "content-security-policy");
+        assert!(csp_fix.starts_with("remove 'unsafe-inline' from script-src"), "{csp_fix}");
+        assert!(!csp_fix.contains("object-src"), "{csp_fix}");
+        // A host the policy does not serve: the redirect is not what is missing.
+        let other = parse(&report_card(QUOTEKIT, "", r#"{"url":"https://unknown.example/"}"#));
+        assert_eq!(fix(&other, "redirection"), "the edge refuses http://unknown.example with 421 (host_not_allowed) before any redirect: add \"unknown.example\" to [app] hosts");
         assert_eq!(v["http_redirects"][1], "https://lawnquote.online/");
         let helmet = include_str!("../../../fixtures/helmet.toml");
         let v = parse(&report_card(helmet, "", r#"{"url":"https://example.com/"}"#));

@@ -397,3 +397,41 @@ test("the report card: the CSP directive by directive, uncounted bonuses marked,
   await page.waitForSelector('#grade[data-grade="A+"]');
   assert.equal(await page.getAttribute('#report-tests tr[data-test="referrer-policy"]', "data-counted"), "true");
 });
+
+test("header import: three real header sets graded, a policy proposed, the grades before and after", async () => {
+  await page.evaluate(() => (document.querySelector("#import-card").open = true));
+  for (const [file, before, after] of [
+    ["helmet.txt", ["A+", "120"], ["A+", "120"]],
+    ["quotekit.txt", ["B+", "80"], ["B+", "80"]],
+    ["bare.txt", ["D", "30"], ["A+", "120"]],
+  ]) {
+    const runs = await count(page, "imports");
+    await page.fill("#import-text", readFileSync(join(ROOT, "fixtures/headers", file), "utf8"));
+    await page.click("#import-run");
+    await page.waitForFunction((k) => Number(document.documentElement.dataset.imports ?? 0) > k, runs);
+    const grade = (id) => page.evaluate((sel) => [document.querySelector(sel).dataset.grade, document.querySelector(sel).dataset.score], id);
+    assert.deepEqual(await grade("#import-before"), before, `${file} today`);
+    assert.deepEqual(await grade("#import-after"), after, `${file} proposed`);
+  }
+  // The bare site's diff: CSP from missing to implemented, shown as better.
+  assert.match(await page.textContent('#import-diff tr[data-test="content-security-policy"] td.better'), /csp-implemented-with-unsafe-inline-in-style-src-only \(0\)/);
+  // Open the proposal: it compiles without errors.
+  const n = await count(page, "checks");
+  await page.click("#import-load");
+  await page.waitForFunction((k) => Number(document.documentElement.dataset.checks ?? 0) > k && !document.documentElement.dataset.checking, n);
+  assert.equal(await data(page, "errors"), "0");
+  assert.match(await page.evaluate(() => window.edgeguardPlayground.editor.state.doc.toString()), /^# Proposed from pasted response headers/);
+  // A HAR file, and something that is not headers.
+  const har = { log: { entries: [{ request: { url: "https://shop.example/" }, response: { status: 200, headers: [{ name: "Content-Type", value: "text/html" }, { name: "X-Frame-Options", value: "DENY" }] } }] } };
+  let runs = await count(page, "imports");
+  await page.fill("#import-text", JSON.stringify(har));
+  await page.click("#import-run");
+  await page.waitForFunction((k) => Number(document.documentElement.dataset.imports ?? 0) > k, runs);
+  assert.match(await page.textContent("#import-policy"), /hosts = \["shop\.example"\]/);
+  assert.match(await page.textContent("#import-kept"), /X-Frame-Options: DENY/);
+  await page.fill("#import-text", "<!doctype html><p>not headers</p>");
+  await page.click("#import-run");
+  await page.waitForSelector("#import-error");
+  assert.match(await page.textContent("#import-error"), /no response headers found/);
+  await quotekit(page);
+});

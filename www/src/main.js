@@ -795,6 +795,75 @@ function renderReport(r) {
   box.replaceChildren(...parts.filter(Boolean));
 }
 
+// ── Header import ─────────────────────────────────────────────────────────────────────────
+let proposed = null;
+
+$("#import-file").addEventListener("change", async (e) => {
+  const file = e.target.files?.[0];
+  if (!file) return;
+  $("#import-text").value = await file.text();
+  runImport();
+});
+$("#import-run").addEventListener("click", () => runImport());
+
+async function runImport() {
+  const { result } = await compiler.call("import_headers", $("#import-text").value);
+  renderImport(result);
+}
+
+function letter(grade, id, score) {
+  return h("div", { class: "grade", id, "data-grade": grade, "data-score": score }, h("div", { class: `letter small ${grade[0]}`, text: grade }), h("b", { text: `${score}` }));
+}
+
+function renderImport(r) {
+  const box = $("#import");
+  proposed = null;
+  if (r.error) {
+    box.replaceChildren(h("div", { class: "banner error", id: "import-error", text: r.error }));
+    return;
+  }
+  proposed = r.proposal.policy;
+  const after = r.after.error ? null : r.after;
+  const sign = (m) => (m > 0 ? `+${m}` : String(m));
+  const cell = (x) => (x ? `${x.result} (${sign(x.modifier)})` : "not in one response");
+  box.replaceChildren(
+    h("p", { class: "muted", text: `Read ${r.site.headers.length} headers (${r.site.format === "har" ? `HAR, ${r.site.url}` : "curl"}${r.site.status ? `, status ${r.site.status}` : ""}).` }),
+    h(
+      "div",
+      { class: "import-grades" },
+      h("span", { text: "the site today" }),
+      letter(r.before.grade, "import-before", r.before.score),
+      h("span", { class: "arrow", text: "→" }),
+      after ? letter(after.grade, "import-after", after.score) : h("span", { class: "banner error", text: r.after.error }),
+      h("span", { text: "with the proposed policy" }),
+    ),
+    h(
+      "table",
+      { class: "diff", id: "import-diff" },
+      h("tr", {}, h("th", { text: "test" }), h("th", { text: "today" }), h("th", { text: "proposed" })),
+      ...r.diff.map((d) => {
+        const delta = (d.after?.modifier ?? 0) - (d.before?.modifier ?? 0);
+        return h("tr", { "data-test": d.name }, h("th", { text: d.title }), h("td", { class: "v", text: cell(d.before) }), h("td", { class: `v ${delta > 0 ? "better" : delta < 0 ? "worse" : ""}`, text: cell(d.after) }));
+      }),
+    ),
+    h("h3", { text: "Kept from the site" }),
+    h("ul", { class: "notes", id: "import-kept" }, ...r.proposal.kept.map((k) => h("li", { text: k }))),
+    h("h3", { text: "Changed" }),
+    h("ul", { class: "notes", id: "import-changed" }, ...r.proposal.changed.map((k) => h("li", { text: k }))),
+    h("div", { class: "row" }, h("button", { type: "button", id: "import-load", class: "primary", text: "Open this policy in the editor" }), h("small", { class: "muted", text: "replace the placeholder origin with your app's address" })),
+    h("pre", { id: "import-policy", text: proposed }),
+  );
+  root.dataset.imports = String(Number(root.dataset.imports || 0) + 1);
+}
+
+$("#import").addEventListener("click", (e) => {
+  if (!e.target.closest("#import-load") || proposed === null) return;
+  hideLoadError();
+  setPolicy(proposed);
+  showExamples(null);
+  editorView.focus();
+});
+
 // ── Share ─────────────────────────────────────────────────────────────────────────────────
 function currentState() {
   return {

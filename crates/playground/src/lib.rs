@@ -184,6 +184,57 @@ pub fn report_card(source: &str, env: &str, request_json: &str) -> String {
     report::run(source, env, request_json).unwrap_or_else(|e| e)
 }
 
+/// A live site's response headers (`curl -sI` output or a HAR file): their grade, the policy
+/// that keeps what they do right and fixes the rest ([`edgeguard_compiler::site`]), that
+/// policy's report card, and the grades test by test before and after.
+///
+/// Returns `{site: {format, status, url, host, headers}, before: {score, grade, tests},
+/// proposal: {policy, kept, changed}, after: <report_card> | {error, diagnostics}, diff:
+/// [{name, title, before: {result, modifier, pass}, after: {...}}]}`.
+#[wasm_bindgen]
+pub fn import_headers(text: &str) -> String {
+    import_inner(text).unwrap_or_else(|e| e)
+}
+
+fn import_inner(text: &str) -> Result<String, String> {
+    use serde_json::json;
+    let site = edgeguard_compiler::site::parse(text).map_err(|e| error_json(&e))?;
+    let mut headers = std::collections::BTreeMap::new();
+    for (name, value) in &site.headers {
+        headers.entry(name.clone()).and_modify(|v: &mut String| {
+            v.push_str(", ");
+            v.push_str(value);
+        }).or_insert_with(|| value.clone());
+    }
+    let https = site.url.as_deref().is_none_or(|u| u.to_ascii_lowercase().starts_with("https://"));
+    let (before, score, grade) = report::grade_headers(&headers, https);
+    let proposal = edgeguard_compiler::site::propose(&site);
+    let url = format!("https://{}/", site.host.as_deref().unwrap_or("example.com"));
+    let request = json!({ "method": "GET", "url": url }).to_string();
+    let (after, diff) = match report::card(&proposal.policy, "", &request) {
+        Ok(card) => {
+            let row = |t: &report::Test| json!({ "result": t.result, "modifier": t.modifier, "pass": t.pass });
+            let diff: Vec<_> = card
+                .tests
+                .iter()
+                .map(|a| {
+                    let b = before.iter().find(|b| b.name == a.name);
+                    json!({ "name": a.name, "title": a.title, "before": b.map(row), "after": row(a) })
+                })
+                .collect();
+            (serde_json::to_value(&card).unwrap_or_default(), diff)
+        }
+        Err(e) => (serde_json::from_str(&e).unwrap_or_default(), Vec::new()),
+    };
+    Ok(to_json(&json!({
+        "site": site,
+        "before": { "score": score, "grade": grade, "tests": before },
+        "proposal": proposal,
+        "after": after,
+        "diff": diff,
+    })))
+}
+
 /// The crate version, for the page's footer.
 #[wasm_bindgen]
 pub fn version() -> String {
@@ -350,6 +401,35 @@ mod tests {
         assert_eq!(v["grade"], "A+", "{v}");
         let v = parse(&report_card(QUOTEKIT, "", r#"{"url":"https://lawnquote.online/api/debug-oauth"}"#));
         assert!(v["scan_aborts"].is_string());
+    }
+
+    #[test]
+    fn header_import_grades_three_real_header_sets() {
+        let grades = |text: &str| {
+            let v = parse(&import_headers(text));
+            assert!(v["error"].is_null(), "{v}");
+            let before = (v["before"]["score"].as_i64().unwrap(), v["before"]["grade"].as_str().unwrap().to_owned());
+            let after = (v["after"]["score"].as_i64().unwrap(), v["after"]["grade"].as_str().unwrap().to_owned());
+            eprintln!("{before:?} -> {after:?}\n{}", v["proposal"]["policy"].as_str().unwrap());
+            (before, after, v)
+        };
+        // helmet's defaults, as the edge sends them: A+ before and after.
+        let (before, after, _) = grades(include_str!("../../../fixtures/headers/helmet.txt"));
+        assert_eq!((before, after), ((120, "A+".to_owned()), (120, "A+".to_owned())));
+        // QuoteKit's: 'unsafe-inline' is kept (removing it would break the site): B+ stays B+,
+        // with its CSP kept directive by directive and its DENY, referrer and cross-origin choices.
+        let (before, after, v) = grades(include_str!("../../../fixtures/headers/quotekit.txt"));
+        assert_eq!((before, after), ((80, "B+".to_owned()), (80, "B+".to_owned())));
+        let policy = v["proposal"]["policy"].as_str().unwrap();
+        assert!(policy.contains("\"X-Frame-Options\" = \"DENY\""), "{policy}");
+        assert!(policy.contains("\"Referrer-Policy\" = \"strict-origin-when-cross-origin\""), "{policy}");
+        assert!(policy.contains("script-src = [\"'self'\", \"'unsafe-inline'\""), "{policy}");
+        // A site with no security headers: D before (30: no CSP, HSTS, framing or nosniff), A+ after.
+        let (before, after, v) = grades(include_str!("../../../fixtures/headers/bare.txt"));
+        assert_eq!((before, after), ((30, "D".to_owned()), (120, "A+".to_owned())));
+        let csp = v["diff"].as_array().unwrap().iter().find(|d| d["name"] == "content-security-policy").unwrap().clone();
+        assert_eq!((csp["before"]["result"].as_str(), csp["after"]["result"].as_str()), (Some("csp-not-implemented"), Some("csp-implemented-with-unsafe-inline-in-style-src-only")));
+        assert!(parse(&import_headers("not headers at all"))["error"].is_string());
     }
 
     #[test]

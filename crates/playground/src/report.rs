@@ -75,6 +75,27 @@ pub const SIX_MONTHS: u64 = 15_552_000;
 const MAX_REDIRECTS: usize = 10;
 
 pub fn run(source: &str, env: &str, request_json: &str) -> Result<String, String> {
+    card(source, env, request_json).map(|card| to_json(&card))
+}
+
+/// The header tests a single response can be scored on (all but redirection, which needs the
+/// http:// URL's answers), its score and grade.
+pub fn grade_headers(headers: &BTreeMap<String, String>, https: bool) -> (Vec<Test>, i32, &'static str) {
+    let csp = csp_test(headers, https);
+    let tests = vec![
+        csp.test.clone(),
+        hsts_test(headers.get("strict-transport-security"), https),
+        xfo_test(headers.get("x-frame-options"), csp.has_frame_ancestors),
+        xcto_test(headers.get("x-content-type-options")),
+        referrer_test(headers.get("referrer-policy")),
+        corp_test(headers.get("cross-origin-resource-policy")),
+    ];
+    let (score, _) = score(&tests);
+    (tests, score, grade(score))
+}
+
+/// [`run`]'s card, unserialized.
+pub fn card(source: &str, env: &str, request_json: &str) -> Result<Card, String> {
     let play = PlayRequest::parse(request_json).map_err(|e| error_json(&e))?;
     let (engine, diagnostics) = engine(source, env)?;
     let headers = play.header_list();
@@ -132,7 +153,7 @@ pub fn run(source: &str, env: &str, request_json: &str) -> Result<String, String
         scan_aborts,
         csp_findings,
     };
-    Ok(to_json(&card))
+    Ok(card)
 }
 
 /// `(authority, path and query)` of an absolute URL, or of a path with a Host header.

@@ -8,6 +8,7 @@
 // Screenshots: target/playground-400.png, -800.png, -1400.png and target/playground-stale.png.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -434,4 +435,20 @@ test("header import: three real header sets graded, a policy proposed, the grade
   await page.waitForSelector("#import-error");
   assert.match(await page.textContent("#import-error"), /no response headers found/);
   await quotekit(page);
+});
+
+test("download the compiled bundle: the bytes `edgeguard compile` writes, and only when the policy compiles", async () => {
+  await quotekit(page);
+  await page.waitForSelector("#download-bundle:not([disabled])");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-bundle")]);
+  assert.equal(download.suggestedFilename(), "policy.egb");
+  const mine = readFileSync(await download.path());
+  const out = join(profile, "quotekit.egb");
+  execFileSync(join(ROOT, "target/debug/edgeguard"), ["compile", join(ROOT, "fixtures/quotekit.toml"), "-o", out], { stdio: "ignore" });
+  assert.ok(mine.equals(readFileSync(out)), "byte for byte the CLI's bundle");
+  // A policy with errors has no bundle to download.
+  await setPolicy(page, QUOTEKIT.replace('rate = "600/5m"', 'rate = "600/5min"'));
+  assert.equal(await page.isDisabled("#download-bundle"), true);
+  assert.match(await page.getAttribute("#download-bundle", "title"), /fix the errors first/);
+  await setPolicy(page, QUOTEKIT);
 });

@@ -110,7 +110,7 @@ class Compiler {
             p.reject(new Error(m.error));
             // A trap leaves the instance in an unknown state: start a fresh one.
             this.start();
-          } else p.resolve({ result: JSON.parse(m.result), ms: m.ms, roundtrip: performance.now() - p.sent });
+          } else p.resolve({ result: typeof m.result === "string" ? JSON.parse(m.result) : m.result, ms: m.ms, roundtrip: performance.now() - p.sent });
         }
       };
       this.worker.onerror = (e) => reject(new Error(e.message || "the compiler's worker failed to start"));
@@ -186,6 +186,9 @@ async function lintSource(editor) {
   }
   renderDiagnostics(result, ms);
   showEnvNote(result.environments);
+  const download = $("#download-bundle");
+  download.disabled = result.errors > 0;
+  download.title = result.errors > 0 ? "fix the errors first: a policy with errors has no bundle" : "policy.egb: what `edgeguard compile -o policy.egb` writes and `edgeguard build` deploys";
   root.dataset.errors = String(result.errors);
   root.dataset.warnings = String(result.warnings);
   root.dataset.checks = String(checks);
@@ -862,6 +865,17 @@ $("#import").addEventListener("click", (e) => {
   setPolicy(proposed);
   showExamples(null);
   editorView.focus();
+});
+
+// ── Download ──────────────────────────────────────────────────────────────────────────────
+$("#download-bundle").addEventListener("click", async () => {
+  const { result } = await compiler.call("bundle", editorView.state.doc.toString(), env());
+  if (!result || result.length === 0) return;
+  const link = h("a", { href: URL.createObjectURL(new Blob([result], { type: "application/octet-stream" })), download: "policy.egb" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 });
 
 // ── Share ─────────────────────────────────────────────────────────────────────────────────

@@ -235,6 +235,17 @@ fn import_inner(text: &str) -> Result<String, String> {
     })))
 }
 
+/// The compiled bundle, byte for byte what `edgeguard compile POLICY -o policy.egb` writes
+/// and `edgeguard build` puts in its directory as `policy.egb`; empty when the policy has
+/// errors (the page offers the download only when it has none).
+#[wasm_bindgen]
+pub fn bundle(source: &str, env: &str) -> Vec<u8> {
+    match compile(source, &options(env)) {
+        output if output.has_errors() => Vec::new(),
+        output => output.bundle.and_then(|b| b.to_bytes().ok()).unwrap_or_default(),
+    }
+}
+
 /// The crate version, for the page's footer.
 #[wasm_bindgen]
 pub fn version() -> String {
@@ -430,6 +441,15 @@ mod tests {
         let csp = v["diff"].as_array().unwrap().iter().find(|d| d["name"] == "content-security-policy").unwrap().clone();
         assert_eq!((csp["before"]["result"].as_str(), csp["after"]["result"].as_str()), (Some("csp-not-implemented"), Some("csp-implemented-with-unsafe-inline-in-style-src-only")));
         assert!(parse(&import_headers("not headers at all"))["error"].is_string());
+    }
+
+    #[test]
+    fn bundle_bytes_load_and_errors_give_none() {
+        let bytes = bundle(QUOTEKIT, "");
+        assert!(Engine::load(&bytes).is_ok());
+        assert_eq!(bytes, bundle(QUOTEKIT, ""), "deterministic");
+        assert_ne!(bytes, bundle(QUOTEKIT, "staging"));
+        assert!(bundle("version = ", "").is_empty());
     }
 
     #[test]

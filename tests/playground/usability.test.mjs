@@ -452,3 +452,18 @@ test("download the compiled bundle: the bytes `edgeguard compile` writes, and on
   assert.match(await page.getAttribute("#download-bundle", "title"), /fix the errors first/);
   await setPolicy(page, QUOTEKIT);
 });
+
+test("pasted JSON, YAML or response headers are named for what they are, not only given TOML errors", async () => {
+  for (const [text, kind, said] of [
+    ['{"version": 1, "headers": {"preset": "helmet"}}', "json", /This is JSON, not a policy: a policy is TOML/],
+    ["version: 1\nheaders:\n  preset: helmet\n", "yaml", /This looks like YAML/],
+    [readFileSync(join(ROOT, "fixtures/headers/bare.txt"), "utf8"), "headers", /paste them into “Start from a live site's headers”/],
+  ]) {
+    await setPolicy(page, text);
+    await page.waitForSelector(`#input-warning[data-kind="${kind}"]`);
+    assert.match(await page.textContent("#input-warning"), said);
+    assert.ok(Number(await data(page, "errors")) >= 1, "the compiler's errors are still shown");
+  }
+  await setPolicy(page, QUOTEKIT);
+  await page.waitForSelector("#input-warning", { state: "hidden" });
+});

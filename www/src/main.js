@@ -10,7 +10,7 @@ import { searchKeymap, highlightSelectionMatches } from "@codemirror/search";
 import { toml } from "@codemirror/legacy-modes/mode/toml";
 import { linter, lintGutter, setDiagnostics } from "@codemirror/lint";
 import { decodeState, encodeState } from "./share.js";
-import { posOf, describeInput } from "./text.js";
+import { posOf, describeInput, otherFormat } from "./text.js";
 import helmet from "../../fixtures/helmet.toml";
 import strict from "../../fixtures/strict.toml";
 import quotekit from "../../fixtures/quotekit.toml";
@@ -283,7 +283,7 @@ function showInputWarning(source, ms) {
   const text = describeInput(source, ms);
   banner.hidden = !text;
   banner.textContent = text ?? "";
-  if (text) banner.dataset.kind = /binary/.test(text) ? "binary" : "size";
+  if (text) banner.dataset.kind = /binary/.test(text) ? "binary" : (otherFormat(source) ?? "size");
   else delete banner.dataset.kind;
 }
 

@@ -134,7 +134,7 @@ fn clip(s: &str) -> String {
 
 /// A TOML basic string.
 fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+    let mut out = String::with_capacity(s.len().saturating_add(2));
     out.push('"');
     for c in s.chars() {
         match c {

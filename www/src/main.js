@@ -8,19 +8,51 @@ import { StreamLanguage, bracketMatching } from "@codemirror/language";
 import { indentWithTab } from "@codemirror/commands";
 import { searchKeymap, highlightSelectionMatches } from "@codemirror/search";
 import { toml } from "@codemirror/legacy-modes/mode/toml";
-import { linter, lintGutter, forceLinting } from "@codemirror/lint";
+import { linter, lintGutter, setDiagnostics } from "@codemirror/lint";
 import { decodeState, encodeState } from "./share.js";
-import { posOf, describeInput } from "./text.js";
+import { posOf, describeInput, otherFormat } from "./text.js";
 import helmet from "../../fixtures/helmet.toml";
 import strict from "../../fixtures/strict.toml";
 import quotekit from "../../fixtures/quotekit.toml";
 
+const UUID = "123e4567-e89b-12d3-a456-426614174000";
+/// Example requests per preset: one click fills the request and decides it.
 const PRESETS = {
-  helmet: { policy: helmet, url: "https://example.com/" },
-  strict: { policy: strict, url: "https://example.com/" },
-  quotekit: { policy: quotekit, url: "https://lawnquote.online/" },
+  helmet: {
+    policy: helmet,
+    url: "https://example.com/",
+    examples: [
+      { label: "a page", method: "GET", url: "https://example.com/" },
+      { label: "plain http", method: "GET", url: "http://example.com/" },
+      { label: "TRACE", method: "TRACE", url: "https://example.com/" },
+    ],
+  },
+  strict: {
+    policy: strict,
+    url: "https://example.com/",
+    examples: [
+      { label: "a page", method: "GET", url: "https://example.com/" },
+      { label: "plain http → https", method: "GET", url: "http://example.com/login" },
+      { label: "unknown host", method: "GET", url: "https://evil.example/" },
+    ],
+  },
+  quotekit: {
+    policy: quotekit,
+    url: "https://lawnquote.online/",
+    examples: [
+      { label: "home page", method: "GET", url: "https://lawnquote.online/" },
+      { label: "blocked debug route", method: "GET", url: "https://lawnquote.online/api/debug-oauth" },
+      { label: "cached build asset", method: "GET", url: "https://lawnquote.online/_next/static/chunks/app.js" },
+      { label: "API, 21st request at once", method: "GET", url: "https://lawnquote.online/api/quotes", client_ip: "198.51.100.7", repeat: 21 },
+      { label: "email a quote", method: "POST", url: `https://lawnquote.online/api/quotes/${UUID}/email`, headers: "Content-Length: 2", client_ip: "198.51.100.7" },
+      { label: "bad quote id", method: "GET", url: "https://lawnquote.online/api/quotes/not-a-uuid/pdf" },
+    ],
+  },
 };
 const LINT_DELAY_MS = 150;
+/// Request and environment edits decide again this long after the last keystroke.
+const DECIDE_DELAY_MS = 120;
+const DOCS = "https://github.com/edgeguard/edgeguard/blob/main/docs/";
 const root = document.documentElement;
 const $ = (sel) => document.querySelector(sel);
 
@@ -78,7 +110,7 @@ class Compiler {
             p.reject(new Error(m.error));
             // A trap leaves the instance in an unknown state: start a fresh one.
             this.start();
-          } else p.resolve({ result: JSON.parse(m.result), ms: m.ms, roundtrip: performance.now() - p.sent });
+          } else p.resolve({ result: typeof m.result === "string" ? JSON.parse(m.result) : m.result, ms: m.ms, roundtrip: performance.now() - p.sent });
         }
       };
       this.worker.onerror = (e) => reject(new Error(e.message || "the compiler's worker failed to start"));
@@ -153,10 +185,16 @@ async function lintSource(editor) {
     return [];
   }
   renderDiagnostics(result, ms);
+  showEnvNote(result.environments);
+  const download = $("#download-bundle");
+  download.disabled = result.errors > 0;
+  download.title = result.errors > 0 ? "fix the errors first: a policy with errors has no bundle" : "policy.egb: what `edgeguard compile -o policy.egb` writes and `edgeguard build` deploys";
   root.dataset.errors = String(result.errors);
   root.dataset.warnings = String(result.warnings);
   root.dataset.checks = String(checks);
-  if (result.errors === 0 && decisionShown && doc === editorView.state.doc) send({ quiet: true });
+  // One update model: every edit decides again, and a policy with errors marks the decision
+  // on screen as not the current one.
+  if (started && doc === editorView.state.doc) send();
   return result.diagnostics.map((d) => {
     const from = posOf(doc, d.line, d.column);
     const to = Math.max(from, posOf(doc, d.end_line, d.end_column));
@@ -172,45 +210,80 @@ async function lintSource(editor) {
   });
 }
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/// Errors before warnings (the compiler's order within each): the first entry is the one to fix.
+function rootCausesFirst(diagnostics) {
+  const rank = (d) => (d.severity === "error" ? 0 : 1);
+  return diagnostics.map((d, i) => [d, i]).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([d]) => d);
+}
+
+/// One diagnostic: a button that jumps to its line (keyboard and mouse), its help and a link
+/// to where its code is documented.
+function diagnosticItem(d, helpLabel = "help") {
+  const section = d.severity === "error" ? "errors" : "warnings";
+  return h(
+    "li",
+    { class: d.severity, "data-line": d.line, "data-column": d.column, "data-code": d.code },
+    h(
+      "button",
+      { type: "button", class: "go", title: `go to line ${d.line}`, "aria-label": `${d.severity} ${d.code} at line ${d.line}, column ${d.column}: ${d.message}. Go to it.` },
+      h("span", { class: "pos", text: `${d.line}:${d.column} ` }),
+      h("span", { class: "code", text: `${d.code} ` }),
+      d.message,
+    ),
+    d.help ? h("span", { class: "help", text: `${helpLabel}: ${d.help}` }) : null,
+    h("a", { class: "docs", href: `${DOCS}diagnostics.md#${section}`, target: "_blank", rel: "noopener", text: `${d.code} in the docs` }),
+  );
+}
+
 function renderDiagnostics(result, ms) {
   const status = $("#check-status");
   status.replaceChildren();
   if (result.errors === 0 && result.warnings === 0) status.append("✓ no problems");
   else {
-    if (result.errors) status.append(h("span", { class: "errors", text: `${result.errors} error${result.errors === 1 ? "" : "s"}` }), " ");
-    if (result.warnings) status.append(h("span", { class: "warnings", text: `${result.warnings} warning${result.warnings === 1 ? "" : "s"}` }));
+    status.append(h("span", { class: "errors", id: "count-errors", text: plural(result.errors, "error") }), " · ");
+    status.append(h("span", { class: "warnings", id: "count-warnings", text: plural(result.warnings, "warning") }));
   }
   status.append(h("span", { class: "muted", text: ` · compiled in ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms` }));
   if (result.truncated) status.append(h("span", { class: "muted", text: ` · first ${result.diagnostics.length} shown` }));
-  const list = $("#diagnostics");
-  list.replaceChildren(
-    ...result.diagnostics.map((d) =>
-      h(
-        "li",
-        { class: d.severity, "data-line": d.line, "data-column": d.column, "data-code": d.code, title: "go to" },
-        h("span", { class: "pos", text: `${d.line}:${d.column} ` }),
-        h("span", { class: "code", text: `${d.code} ` }),
-        d.message,
-        d.help ? h("span", { class: "help", text: `help: ${d.help}` }) : null,
-      ),
-    ),
-  );
+  if (result.diagnostics.length) status.append(h("span", { class: "muted", text: " · errors first; drag the list's corner to resize it" }));
+  $("#diagnostics").replaceChildren(...rootCausesFirst(result.diagnostics).map((d) => diagnosticItem(d)));
 }
 
-$("#diagnostics").addEventListener("click", (e) => {
-  const li = e.target.closest("li");
-  if (!li) return;
-  const pos = posOf(editorView.state.doc, Number(li.dataset.line), Number(li.dataset.column));
+function goTo(line, column) {
+  const pos = posOf(editorView.state.doc, line, column);
   editorView.dispatch({ selection: { anchor: pos }, scrollIntoView: true });
   editorView.focus();
-});
+}
+
+for (const list of ["#diagnostics", "#report", "#decision-status", "#decision"]) {
+  $(list).addEventListener("click", (e) => {
+    const go = e.target.closest("[data-go-line], li[data-line] .go");
+    if (!go) return;
+    const at = go.dataset.goLine ? go : go.closest("li");
+    goTo(Number(at.dataset.goLine ?? at.dataset.line), Number(at.dataset.goColumn ?? at.dataset.column ?? 1));
+  });
+}
+
+/// An environment the policy does not know compiles as the base policy: say so.
+function showEnvNote(known) {
+  const note = $("#env-note");
+  const name = env();
+  const unknown = Boolean(name && Array.isArray(known) && !known.includes(name));
+  note.hidden = !unknown;
+  $("#env").setAttribute("aria-invalid", String(unknown));
+  if (unknown) {
+    note.textContent = `Environment "${name}" is not one of this policy's (${known.join(", ") || "none"}): there is no [env.${name}] overlay, so the base policy is compiled as if for "${name}".`;
+  }
+}
 
 function showInputWarning(source, ms) {
   const banner = $("#input-warning");
   const text = describeInput(source, ms);
   banner.hidden = !text;
   banner.textContent = text ?? "";
-  if (text) banner.dataset.kind = /binary/.test(text) ? "binary" : "size";
+  if (text) banner.dataset.kind = /binary/.test(text) ? "binary" : (otherFormat(source) ?? "size");
   else delete banner.dataset.kind;
 }
 
@@ -228,6 +301,8 @@ const editorView = new EditorView({
     highlightSelectionMatches(),
     keymap.of([...searchKeymap, indentWithTab]),
     StreamLanguage.define(toml),
+    EditorView.lineWrapping,
+    EditorView.contentAttributes.of({ "aria-label": "Policy (TOML)", "aria-describedby": "editor-hint" }),
     lintGutter(),
     linter(lintSource, { delay: LINT_DELAY_MS }),
   ],
@@ -237,15 +312,57 @@ function setPolicy(text) {
   editorView.dispatch({ changes: { from: 0, to: editorView.state.doc.length, insert: text } });
 }
 
-$("#env").addEventListener("input", () => forceLinting(editorView));
+// The linter runs on document changes only; an environment edit checks (and decides) itself.
+let envTimer = null;
+$("#env").addEventListener("input", () => {
+  clearTimeout(envTimer);
+  envTimer = setTimeout(async () => {
+    const doc = editorView.state.doc;
+    const diagnostics = await lintSource(editorView);
+    if (doc === editorView.state.doc) editorView.dispatch(setDiagnostics(editorView.state, diagnostics));
+  }, DECIDE_DELAY_MS);
+});
+
+function fillRequest(r) {
+  $("#method").value = r.method ?? "GET";
+  $("#url").value = r.url;
+  $("#headers").value = r.headers ?? "";
+  $("#cookies").value = r.cookies ?? "";
+  $("#client-ip").value = r.client_ip ?? "";
+  $("#repeat").value = String(r.repeat ?? 1);
+}
+
+function showExamples(name) {
+  const preset = PRESETS[name];
+  const box = $("#examples");
+  box.dataset.preset = name ?? "";
+  if (!preset) {
+    box.replaceChildren();
+    return;
+  }
+  box.replaceChildren(
+    h("span", { class: "label", text: "Try:" }),
+    ...preset.examples.map((x, i) => h("button", { type: "button", "data-example": i, title: `${x.method} ${x.url}${x.repeat > 1 ? ` ×${x.repeat}` : ""}`, text: x.label })),
+  );
+}
+
+$("#examples").addEventListener("click", (e) => {
+  const button = e.target.closest("[data-example]");
+  if (!button) return;
+  fillRequest(PRESETS[$("#examples").dataset.preset].examples[Number(button.dataset.example)]);
+  send();
+});
 
 for (const button of document.querySelectorAll("[data-preset]")) {
   button.addEventListener("click", () => {
-    const preset = PRESETS[button.dataset.preset];
+    const name = button.dataset.preset;
+    const preset = PRESETS[name];
+    hideLoadError();
     setPolicy(preset.policy);
-    $("#url").value = preset.url;
+    fillRequest({ url: preset.url });
     $("#env").value = "";
-    send();
+    showExamples(name);
+    scheduleDecide();
   });
 }
 
@@ -286,33 +403,66 @@ function originFromForm() {
   return { status: Number($("#origin-status").value || 200), headers: headerLines($("#origin-headers").value, "Origin response headers") };
 }
 
+/// The request's one problem, if it has one (always the current one: replaced on every edit).
 function showRequestError(message) {
   const el = $("#request-error");
   el.hidden = !message;
   el.textContent = message ?? "";
 }
 
-let decisionShown = false;
+/// A Host header next to an absolute URL is not what decides: the URL's host is.
+function showHostNote() {
+  const note = $("#host-note");
+  const url = $("#url").value.trim();
+  const host = /^\s*host\s*:(.*)$/im.exec($("#headers").value);
+  const absolute = /^https?:\/\//i.test(url);
+  note.hidden = !(host && absolute);
+  if (host && absolute) {
+    let named = url;
+    try {
+      named = new URL(url).host;
+    } catch {}
+    note.textContent = `The Host header (${host[1].trim()}) is ignored: the absolute URL names the host (${named}), as in \`edgeguard explain\`. Use a path (/…) to send this Host.`;
+  }
+}
 
-async function send({ quiet = false } = {}) {
+/// The decision on screen: what it was decided for, to say so when it is no longer current.
+let shown = null;
+let started = false;
+let decideTimer = null;
+
+function scheduleDecide() {
+  clearTimeout(decideTimer);
+  decideTimer = setTimeout(send, DECIDE_DELAY_MS);
+}
+
+async function send() {
+  clearTimeout(decideTimer);
+  showHostNote();
+  const source = editorView.state.doc.toString();
+  const environment = env();
   let request, origin;
   try {
     request = requestFromForm();
     origin = originFromForm();
   } catch (e) {
     showRequestError(e.message);
+    markStale(`The request is not valid: ${e.message}`);
+    return;
+  }
+  const answer = await view(source, environment, JSON.stringify(request), JSON.stringify(origin));
+  if (answer === null) return; // a newer edit is being decided
+  const { result } = answer;
+  if (result.error) {
+    const policy = Array.isArray(result.diagnostics) && result.diagnostics.length > 0;
+    showRequestError(policy ? null : result.error);
+    markStale(policy ? `${result.error}.` : `The request is not valid: ${result.error}`, policy ? result.diagnostics : []);
     return;
   }
   showRequestError(null);
-  const answer = await view(editorView.state.doc.toString(), env(), JSON.stringify(request), JSON.stringify(origin));
-  if (answer === null) return;
-  const { result } = answer;
-  if (result.error) {
-    if (!quiet) renderDecisionError(result);
-    return;
-  }
-  decisionShown = true;
+  shown = { method: request.method, url: request.url, env: environment, repeat: request.repeat };
   renderDecision(result.explanation, result.response);
+  renderDecisionStatus(result.explanation, result.response);
   root.dataset.decisions = String(Number(root.dataset.decisions || 0) + 1);
 }
 
@@ -320,13 +470,37 @@ $("#request").addEventListener("submit", (e) => {
   e.preventDefault();
   send();
 });
+// Every request field decides again as you type.
+for (const type of ["input", "change"]) $("#request").addEventListener(type, scheduleDecide);
 
-function renderDecisionError(result) {
-  const box = $("#decision");
-  box.replaceChildren(h("div", { class: "banner error", id: "decision-error", text: result.error }));
-  if (result.diagnostics?.length) {
-    box.append(h("ul", { class: "diagnostics" }, ...result.diagnostics.slice(0, 5).map((d) => h("li", { class: "error", text: `${d.line}:${d.column} ${d.code} ${d.message}` }))));
-  }
+function decidedFor(d) {
+  return `${d.method} ${d.url}${d.repeat > 1 ? ` (request ${d.repeat} of ${d.repeat} at once)` : ""}${d.env ? ` for environment ${d.env}` : ""}`;
+}
+
+/// The inputs cannot be decided: say why, and that what is shown (if anything) is an older answer.
+function markStale(reason, diagnostics = []) {
+  const status = $("#decision-status");
+  status.className = `decision-status ${shown ? "stale" : "none"}`;
+  const first = rootCausesFirst(diagnostics)[0];
+  status.replaceChildren(
+    h("span", { class: "why", id: "decision-error", text: reason }),
+    first ? h("button", { type: "button", class: "link", "data-go-line": first.line, "data-go-column": first.column, text: ` Go to line ${first.line}` }) : null,
+    h("br"),
+    shown
+      ? h("span", { id: "stale-note" }, "Not the current inputs — the decision below is for ", h("code", { text: decidedFor(shown) }), " with the last policy that compiled.")
+      : h("span", { id: "stale-note", text: "No decision yet." }),
+  );
+  $("#decision").classList.toggle("stale", Boolean(shown));
+  root.dataset.stale = "true";
+}
+
+function renderDecisionStatus(e, response) {
+  const status = $("#decision-status");
+  status.className = "decision-status";
+  const outcome = e.status === null ? `forward → origin (${response.status} assumed)` : `${e.action} → ${e.status}`;
+  status.replaceChildren(h("span", { id: "decided-for", text: `${decidedFor(shown)}: ${outcome} ${e.reason}` }));
+  $("#decision").classList.remove("stale");
+  delete root.dataset.stale;
 }
 
 const CHANGE_TITLES = {
@@ -348,18 +522,38 @@ function cacheText(c) {
   return `looked up and stored (${parts.join(", ")}) under ${c.key}; stores ${c.stores}`;
 }
 
+/// The 1-based line of the first line of the policy matching `re`, or null.
+function lineOf(re) {
+  const doc = editorView.state.doc;
+  for (let i = 1; i <= doc.lines; i++) if (re.test(doc.line(i).text)) return i;
+  return null;
+}
+const escapeRe = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/// A cell that links to the policy line defining it (when found).
+function linked(text, line) {
+  if (!line) return text;
+  return h("span", {}, text, " ", h("button", { type: "button", class: "link", "data-go-line": line, "data-go-column": 1, title: `go to line ${line} of the policy`, text: `(line ${line})` }));
+}
+
+function rateLimitText(r, headers) {
+  const w = /;w=(\d+)/.exec(headers?.["ratelimit-policy"] ?? "");
+  return `${r.name}: ${r.remaining} more may come at once now (the burst); quota ${r.limit} per ${w ? `${w[1]} s` : "window"}; back to a full burst in ${r.reset} s`;
+}
+
 function renderDecision(e, response) {
   const box = $("#decision");
   const statusText = e.status ?? `→ ${response.status}`;
+  const noOrigin = e.action === "forward" && !e.origin;
   const rows = [
     ["action", e.action],
-    ["status", e.status === null ? `forwarded; the origin answers (assumed ${response.status})` : String(e.status)],
+    ["status", e.status !== null ? String(e.status) : noOrigin ? "forwarded — but this policy defines no origin (W080): the worker has nowhere to send it; the headers below assume an origin answered" : `forwarded; the origin answers (assumed ${response.status})`],
     ["reason", e.reason],
-    ["route", e.route ?? "— ([defaults] or decided before routing)"],
+    ["route", e.route ? linked(e.route, lineOf(new RegExp(`^\\s*path\\s*=\\s*["']${escapeRe(e.route)}["']`))) : "— ([defaults] or decided before routing)"],
     ["origin", e.origin ? `${e.origin}${e.lane ? ` (${e.lane.reason}${e.lane.failover ? `; retried on ${e.lane.failover} if it fails` : ""})` : ""}` : null],
     ["location", e.location],
     ["path", e.path],
-    ["rate limit", e.rate_limit ? `${e.rate_limit.name}: ${e.rate_limit.remaining} of ${e.rate_limit.limit} left, full again in ${e.rate_limit.reset} s` : null],
+    ["rate limit", e.rate_limit ? linked(rateLimitText(e.rate_limit, e.response_headers), lineOf(new RegExp(`^\\s*\\[limits\\.${escapeRe(e.rate_limit.name)}\\]`))) : null],
     ["shadow", e.shadow_refused ? "a shadow-mode rule would have refused this request" : null],
     ["strict CSP", e.csp_nonce ? `${e.csp_nonce.mode}: ${e.csp_nonce.applies_to} get ${e.csp_nonce.header} with a fresh nonce where 'nonce-{nonce}' stands; other responses get the policy as written` : null],
     ["edge cache", cacheText(e.cache)],
@@ -375,7 +569,7 @@ function renderDecision(e, response) {
       h("span", { class: "reason", text: e.reason }),
       e.location ? h("span", { class: "muted", text: `→ ${e.location}` }) : null,
     ),
-    h("table", { class: "facts" }, ...rows.map(([k, v]) => h("tr", {}, h("th", { text: k }), h("td", { class: "v", text: v })))),
+    h("table", { class: "facts" }, ...rows.map(([k, v]) => h("tr", {}, h("th", { text: k }), h("td", { class: "v" }, v)))),
     h("h3", { text: `Response headers the client receives (${response.from_origin ? "origin's response through the edge" : "the edge's own answer"})` }),
     h(
       "table",
@@ -386,12 +580,12 @@ function renderDecision(e, response) {
           { class: x.change, "data-name": x.name, "data-change": x.change },
           h("th", { text: x.name }),
           h("td", { class: "v", text: x.value ?? x.origin ?? "", title: x.origin && x.change === "replaced" ? `origin sent: ${x.origin}` : null }),
-          h("td", {}, h("span", { class: `chg ${x.change}`, title: CHANGE_TITLES[x.change], text: x.change })),
+          h("td", { class: "chg-cell" }, h("span", { class: `chg ${x.change}`, title: CHANGE_TITLES[x.change], text: x.change })),
         ),
       ),
     ),
   ];
-  if (e.action === "forward") {
+  if (e.action === "forward" && !noOrigin) {
     children.push(
       h("h3", { text: "Headers forwarded to the origin" }),
       h("table", { class: "headers", id: "forward-headers" }, ...Object.entries(e.forward_headers).map(([n, v]) => h("tr", {}, h("th", { text: n }), h("td", { class: "v", text: v })))),
@@ -415,13 +609,27 @@ $("#sim-form").addEventListener("submit", async (ev) => {
   const count = Number($("#sim-count").value || 0);
   const rate = Number($("#sim-rate").value || 0);
   const { result } = await compiler.call("simulate", editorView.state.doc.toString(), env(), JSON.stringify(request), count, rate);
-  renderSimulation(result);
+  renderSimulation(result, request);
 });
 
-function renderSimulation(r) {
+function renderSimulation(r, request) {
   const box = $("#sim");
   if (r.error) {
     box.replaceChildren(h("div", { class: "banner error", text: r.error }));
+    return;
+  }
+  const otherwise = r.refused - r.rate_limited;
+  const firstOther = r.steps.find((st) => !st.allowed && st.reason !== "rate_limited");
+  if (otherwise === r.count && r.rate_limited === 0) {
+    // Not a rate-limit question: the policy refuses this request every time.
+    box.replaceChildren(
+      h(
+        "p",
+        { id: "sim-summary", class: "banner warn", "data-first-refused": "", "data-allowed": r.allowed, "data-refused": r.refused, "data-not-limited": "true" },
+        `Nothing to simulate: the policy answers ${request.method} ${request.url} with ${firstOther?.status ?? "a refusal"} ${firstOther?.reason ?? ""} every time, before any rate limit. Pick a request the edge forwards.`,
+      ),
+    );
+    root.dataset.simulations = String(Number(root.dataset.simulations || 0) + 1);
     return;
   }
   const last = r.steps.at(-1);
@@ -431,9 +639,10 @@ function renderSimulation(r) {
     "p",
     { id: "sim-summary", "data-first-refused": r.first_refused ?? "", "data-allowed": r.allowed, "data-refused": r.refused },
     `${r.count} requests ${r.rate_per_sec > 0 ? `at ${r.rate_per_sec}/s ` : ""}${span}: `,
-    h("b", { class: "legend" }, h("span", { class: "a", text: `${r.allowed} allowed` }), h("span", { class: "r", text: `${r.refused} refused` })),
-    r.rate_limited !== r.refused ? ` (${r.rate_limited} by the limit)` : "",
+    h("b", { class: "legend" }, h("span", { class: "a", text: `${r.allowed} allowed` }), h("span", { class: "r", text: `${r.rate_limited} rate-limited` })),
+    otherwise ? ` and ${otherwise} refused for another reason (${firstOther?.reason})` : "",
     r.first_refused ? ` — first refusal: request #${r.first_refused}` : " — none refused",
+    r.limit ? h("span", { class: "muted", text: ` (at most ${r.limit.burst} at once, then ${r.limit.count} per ${r.limit.window_secs} s)` }) : "",
     h("br"),
     h("small", { text: limit }),
   );
@@ -515,6 +724,30 @@ $("#report-run").addEventListener("click", async () => {
   renderReport(result);
 });
 
+/// A CSP header value as one row per directive, sources one per line.
+function cspTable(value) {
+  const directives = value
+    .split(";")
+    .map((d) => d.trim())
+    .filter(Boolean)
+    .map((d) => {
+      const [name, ...sources] = d.split(/\s+/);
+      return [name, sources];
+    });
+  return h(
+    "table",
+    { class: "csp-directives", "data-directives": directives.length },
+    ...directives.map(([name, sources]) => h("tr", { "data-directive": name.toLowerCase() }, h("th", { text: name }), h("td", { class: "v" }, ...sources.flatMap((x, i) => (i ? [h("br"), x] : [x]))))),
+  );
+}
+
+/// The Observatory tests this card cannot score, so that their absence is not a silent pass.
+const NOT_SCORED = [
+  ["cookies", "Cookies", "Secure, HttpOnly and SameSite on the origin's Set-Cookie headers: not scored here, they depend on what the origin sends (edgeguard does not rewrite cookies)"],
+  ["cross-origin-resource-sharing", "Cross-origin resource sharing", "Access-Control-Allow-Origin on the origin's responses: not scored here, it depends on what the origin sends"],
+  ["subresource-integrity", "Subresource integrity", "integrity= on the page's external scripts: not scored here, it depends on the HTML the origin sends"],
+];
+
 function renderReport(r) {
   const box = $("#report");
   if (r.error) {
@@ -522,6 +755,7 @@ function renderReport(r) {
     return;
   }
   const sign = (m) => (m > 0 ? `+${m}` : String(m));
+  const bonusesCount = r.score_without_bonus >= 90;
   const parts = [
     h(
       "div",
@@ -534,15 +768,23 @@ function renderReport(r) {
       "table",
       { class: "tests", id: "report-tests" },
       h("tr", {}, h("th", { text: "test" }), h("th", { text: "score" }), h("th", { text: "result and fix" })),
-      ...r.tests.map((t) =>
-        h(
+      ...r.tests.map((t) => {
+        const uncounted = t.modifier > 0 && !bonusesCount;
+        return h(
           "tr",
-          { "data-test": t.name, "data-result": t.result },
+          { "data-test": t.name, "data-result": t.result, "data-counted": String(!uncounted) },
           h("th", {}, h("span", { class: t.pass ? "pass" : "fail", text: t.pass ? "✓ " : "✗ " }), t.title),
-          h("td", { class: `mod ${t.modifier < 0 ? "neg" : t.modifier > 0 ? "pos" : ""}`, text: sign(t.modifier) }),
-          h("td", {}, t.description, t.value ? h("div", { class: "muted v", text: t.value }) : null, t.fix ? h("span", { class: "fix", text: `fix: ${t.fix}` }) : null),
-        ),
-      ),
+          h("td", { class: `mod ${t.modifier < 0 ? "neg" : t.modifier > 0 && !uncounted ? "pos" : ""}`, title: uncounted ? "bonuses count only when the score before them is at least 90" : null }, uncounted ? h("s", { text: sign(t.modifier) }) : sign(t.modifier), uncounted ? h("div", { class: "muted", text: "not counted" }) : null),
+          h(
+            "td",
+            {},
+            t.description,
+            t.value ? (t.name === "content-security-policy" && t.value.includes(";") ? cspTable(t.value) : h("div", { class: "muted v", text: t.value })) : null,
+            t.fix ? h("span", { class: "fix", text: `fix: ${t.fix}` }) : null,
+          ),
+        );
+      }),
+      ...NOT_SCORED.map(([name, title, why]) => h("tr", { "data-test": name, "data-result": "not-scored" }, h("th", { text: `– ${title}` }), h("td", { class: "mod", text: "—" }), h("td", { class: "muted", text: why }))),
     ),
     h("h3", { text: "http:// redirects" }),
     h("p", { class: "v", text: r.http_redirects.join("  →  ") }),
@@ -550,19 +792,90 @@ function renderReport(r) {
     h(
       "ul",
       { class: "diagnostics", id: "csp-findings" },
-      ...r.csp_findings.map((d) =>
-        h("li", { class: d.severity, "data-line": d.line, "data-column": d.column, "data-code": d.code }, h("span", { class: "pos", text: `${d.line}:${d.column} ` }), h("span", { class: "code", text: `${d.code} ` }), d.message, d.help ? h("span", { class: "help", text: `fix: ${d.help}` }) : null),
-      ),
+      ...r.csp_findings.map((d) => diagnosticItem(d, "fix")),
     ),
   ];
   box.replaceChildren(...parts.filter(Boolean));
 }
-$("#report").addEventListener("click", (e) => {
-  const li = e.target.closest("li[data-line]");
-  if (!li) return;
-  const pos = posOf(editorView.state.doc, Number(li.dataset.line), Number(li.dataset.column));
-  editorView.dispatch({ selection: { anchor: pos }, scrollIntoView: true });
+
+// ── Header import ─────────────────────────────────────────────────────────────────────────
+let proposed = null;
+
+$("#import-file").addEventListener("change", async (e) => {
+  const file = e.target.files?.[0];
+  if (!file) return;
+  $("#import-text").value = await file.text();
+  runImport();
+});
+$("#import-run").addEventListener("click", () => runImport());
+
+async function runImport() {
+  const { result } = await compiler.call("import_headers", $("#import-text").value);
+  renderImport(result);
+}
+
+function letter(grade, id, score) {
+  return h("div", { class: "grade", id, "data-grade": grade, "data-score": score }, h("div", { class: `letter small ${grade[0]}`, text: grade }), h("b", { text: `${score}` }));
+}
+
+function renderImport(r) {
+  const box = $("#import");
+  proposed = null;
+  if (r.error) {
+    box.replaceChildren(h("div", { class: "banner error", id: "import-error", text: r.error }));
+    return;
+  }
+  proposed = r.proposal.policy;
+  const after = r.after.error ? null : r.after;
+  const sign = (m) => (m > 0 ? `+${m}` : String(m));
+  const cell = (x) => (x ? `${x.result} (${sign(x.modifier)})` : "not in one response");
+  box.replaceChildren(
+    h("p", { class: "muted", text: `Read ${r.site.headers.length} headers (${r.site.format === "har" ? `HAR, ${r.site.url}` : "curl"}${r.site.status ? `, status ${r.site.status}` : ""}).` }),
+    h(
+      "div",
+      { class: "import-grades" },
+      h("span", { text: "the site today" }),
+      letter(r.before.grade, "import-before", r.before.score),
+      h("span", { class: "arrow", text: "→" }),
+      after ? letter(after.grade, "import-after", after.score) : h("span", { class: "banner error", text: r.after.error }),
+      h("span", { text: "with the proposed policy" }),
+    ),
+    h(
+      "table",
+      { class: "diff", id: "import-diff" },
+      h("tr", {}, h("th", { text: "test" }), h("th", { text: "today" }), h("th", { text: "proposed" })),
+      ...r.diff.map((d) => {
+        const delta = (d.after?.modifier ?? 0) - (d.before?.modifier ?? 0);
+        return h("tr", { "data-test": d.name }, h("th", { text: d.title }), h("td", { class: "v", text: cell(d.before) }), h("td", { class: `v ${delta > 0 ? "better" : delta < 0 ? "worse" : ""}`, text: cell(d.after) }));
+      }),
+    ),
+    h("h3", { text: "Kept from the site" }),
+    h("ul", { class: "notes", id: "import-kept" }, ...r.proposal.kept.map((k) => h("li", { text: k }))),
+    h("h3", { text: "Changed" }),
+    h("ul", { class: "notes", id: "import-changed" }, ...r.proposal.changed.map((k) => h("li", { text: k }))),
+    h("div", { class: "row" }, h("button", { type: "button", id: "import-load", class: "primary", text: "Open this policy in the editor" }), h("small", { class: "muted", text: "replace the placeholder origin with your app's address" })),
+    h("pre", { id: "import-policy", text: proposed }),
+  );
+  root.dataset.imports = String(Number(root.dataset.imports || 0) + 1);
+}
+
+$("#import").addEventListener("click", (e) => {
+  if (!e.target.closest("#import-load") || proposed === null) return;
+  hideLoadError();
+  setPolicy(proposed);
+  showExamples(null);
   editorView.focus();
+});
+
+// ── Download ──────────────────────────────────────────────────────────────────────────────
+$("#download-bundle").addEventListener("click", async () => {
+  const { result } = await compiler.call("bundle", editorView.state.doc.toString(), env());
+  if (!result || result.length === 0) return;
+  const link = h("a", { href: URL.createObjectURL(new Blob([result], { type: "application/octet-stream" })), download: "policy.egb" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 });
 
 // ── Share ─────────────────────────────────────────────────────────────────────────────────
@@ -608,6 +921,7 @@ function applyState(st) {
 }
 
 $("#share").addEventListener("click", async () => {
+  hideLoadError();
   const fragment = await encodeState(currentState());
   const url = `${location.origin}${location.pathname}#s=${fragment}`;
   history.replaceState(null, "", `#s=${fragment}`);
@@ -624,6 +938,17 @@ $("#share").addEventListener("click", async () => {
 });
 
 // ── Start ─────────────────────────────────────────────────────────────────────────────────
+function showLoadError(message) {
+  const banner = $("#load-error");
+  banner.hidden = false;
+  banner.replaceChildren(h("b", { text: "This share link is damaged and nothing from it was loaded: " }), message, ". Ask for the link again, or start from a preset above.");
+  root.dataset.shareError = "true";
+}
+
+function hideLoadError() {
+  $("#load-error").hidden = true;
+}
+
 async function start() {
   let restored = false;
   if (location.hash.startsWith("#s=")) {
@@ -631,11 +956,13 @@ async function start() {
       applyState(await decodeState(location.hash.slice(3)));
       restored = true;
     } catch (e) {
-      setPolicy(PRESETS.quotekit.policy);
-      showRequestError(`the share link could not be read (${e.message}); showing the QuoteKit policy instead`);
+      // Not QuoteKit in its place: an empty editor and a visible error, so nobody takes a
+      // preset for the policy they were sent.
+      showLoadError(e.message);
     }
   } else {
     setPolicy(PRESETS.quotekit.policy);
+    showExamples("quotekit");
   }
   try {
     const version = await compiler.ready;
@@ -649,7 +976,8 @@ async function start() {
   root.dataset.ready = performance.now().toFixed(1);
   const firstCheck = await check(editorView.state.doc.toString(), env());
   if (firstCheck) root.dataset.firstCheckMs = firstCheck.ms.toFixed(2);
-  await send({ quiet: !restored });
+  started = true;
+  await send();
   if (restored) root.dataset.restored = "true";
   // The first diagnostics and decision are on screen.
   root.dataset.settled = performance.now().toFixed(1);

@@ -26,9 +26,26 @@ export async function encodeState(state) {
   return toBase64url(await pipe(json, new CompressionStream("deflate-raw")));
 }
 
+/// The state in a link's fragment, or an error saying in words what is wrong with the link.
 export async function decodeState(fragment) {
-  const bytes = await pipe(fromBase64url(fragment), new DecompressionStream("deflate-raw"));
-  const state = JSON.parse(new TextDecoder().decode(bytes));
-  if (!state || typeof state !== "object" || state.v !== 1) throw new Error("not a playground link");
+  if (!fragment) throw new Error("the link ends at #s= with nothing after it");
+  if (!/^[A-Za-z0-9_-]+$/.test(fragment)) {
+    const bad = fragment.match(/[^A-Za-z0-9_-]/)[0];
+    throw new Error(`the link contains "${bad}", which share links never do (it was changed or cut while being copied)`);
+  }
+  let bytes;
+  try {
+    bytes = await pipe(fromBase64url(fragment), new DecompressionStream("deflate-raw"));
+  } catch {
+    throw new Error(`its ${fragment.length} characters do not decompress: the link was cut short or altered while being copied`);
+  }
+  let state;
+  try {
+    state = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new Error("it decompresses, but not to a playground state");
+  }
+  if (!state || typeof state !== "object" || typeof state.policy !== "string") throw new Error("it holds no policy");
+  if (state.v !== 1) throw new Error(`it was made by another version of the playground (format ${JSON.stringify(state.v)}, this page reads 1)`);
   return state;
 }

@@ -30,10 +30,35 @@ function size(n) {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`;
 }
 
-/// A sentence about input that is not what a policy looks like (binary data, a huge paste),
-/// or `null`. `ms`: the compile time once known.
+/// What else the text is, when it is plainly not TOML: "json", "yaml", "headers" or null.
+export function otherFormat(source) {
+  const text = source.trim();
+  if (/^HTTP\/[0-9.]+ \d{3}/.test(text) || (text.startsWith("{") && /"log"\s*:\s*\{[\s\S]*"entries"/.test(text.slice(0, 4096)))) return "headers";
+  if (/^[{[]/.test(text)) {
+    try {
+      JSON.parse(text);
+      return "json";
+    } catch {}
+  }
+  const lines = text.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#"));
+  const yamlish = lines.filter((l) => /^\s*(- )?["']?[A-Za-z_][\w.-]*["']?:(\s|$)/.test(l)).length;
+  const tomlish = lines.filter((l) => /^\s*(\[.*\]|["']?[\w.-]+["']?\s*=)/.test(l)).length;
+  if (lines.length && yamlish >= Math.max(2, lines.length / 2) && tomlish === 0) return "yaml";
+  return null;
+}
+
+const OTHER = {
+  json: "This is JSON, not a policy: a policy is TOML — `key = value` lines under `[table]` headers (docs/policy.md; `edgeguard schema` gives the JSON Schema of the same structure).",
+  yaml: "This looks like YAML (`key: value`), not a policy: a policy is TOML — `key = value` lines under `[table]` headers (docs/policy.md).",
+  headers: "These are HTTP response headers, not a policy: paste them into “Start from a live site's headers” to grade them and get a policy.",
+};
+
+/// A sentence about input that is not what a policy looks like (binary data, JSON, YAML,
+/// response headers, a huge paste), or `null`. `ms`: the compile time once known.
 export function describeInput(source, ms) {
   const parts = [];
+  const other = otherFormat(source);
+  if (other) parts.push(OTHER[other]);
   const m = BINARY.exec(source);
   if (m) {
     const cp = m[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");

@@ -683,6 +683,40 @@ fn init_refuses_to_overwrite_without_force() {
 }
 
 #[test]
+fn init_from_headers_keeps_the_sites_choices_and_compiles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/headers");
+    for (file, kept, not_kept) in [
+        // QuoteKit's headers: its CSP directive by directive, its DENY, referrer and reports.
+        ("quotekit.txt", &["\"X-Frame-Options\" = \"DENY\"", "script-src = [\"'self'\", \"'unsafe-inline'\"", "report_to = \"/__edge/csp-report\""][..], &["report-uri"][..]),
+        // helmet's own headers: nothing to keep beyond the preset, HSTS as sent.
+        ("helmet.txt", &["preset = \"helmet\"", "hsts = { max_age = 31536000, include_subdomains = true, preload = false }"][..], &["[headers.set]"][..]),
+        // No security headers at all: helmet's, and a year of HSTS.
+        ("bare.txt", &["preset = \"helmet\"", "hsts = { max_age = \"1y\", include_subdomains = true }"][..], &["[csp]", "[headers.set]"][..]),
+    ] {
+        let dir = Dir::new();
+        let path = dir.path().join("policy.toml");
+        let out = edgeguard().args(["init", "--from-headers"]).arg(root.join(file)).arg("-o").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        let notes = String::from_utf8(out.stderr).unwrap();
+        assert!(notes.lines().all(|l| l.starts_with("kept: ") || l.starts_with("changed: ")), "{file}: {notes}");
+        let source = std::fs::read_to_string(&path).unwrap();
+        for want in kept {
+            assert!(source.contains(want), "{file}: `{want}` in\n{source}");
+        }
+        for unwanted in not_kept {
+            assert!(!source.contains(unwanted), "{file}: no `{unwanted}` in\n{source}");
+        }
+        let v = stdout_json(&edgeguard().arg("check").arg(&path).args(["--format", "json"]).output().unwrap());
+        assert_eq!(v["errors"], 0, "{file}: {v}");
+    }
+    // Not headers: exit 2, saying what is wrong.
+    let dir = Dir::new();
+    let html = dir.write("page.html", "<!doctype html><p>hi</p>\n");
+    edgeguard().args(["init", "--from-headers"]).arg(&html).assert().code(2).stderr(predicate::str::contains("no response headers found"));
+    edgeguard().args(["init", "--from-headers", "/nonexistent/headers.txt"]).assert().code(2);
+}
+
+#[test]
 fn init_usage_errors_exit_2() {
     edgeguard().args(["init"]).assert().code(2);
     edgeguard().args(["init", "--preset", "rails"]).assert().code(2);

@@ -21,6 +21,7 @@ pub mod origins;
 pub mod routes;
 pub mod sanitize;
 pub mod shape;
+pub mod site;
 pub mod units;
 
 use std::collections::BTreeSet;

@@ -475,3 +475,22 @@ fn every_enum_word_is_accepted() {
     }
     expect("[limits.api]\nrate = \"10/1m\"\nmode = \"shadw\"\n", "E004", "\"shadw\"", 0);
 }
+
+#[test]
+fn a_bad_rate_is_the_one_error_not_its_references() {
+    // QuoteKit's `pages` limit is used by three routes above its definition. A malformed rate
+    // is one error at the rate; the three references are not "limit `pages` is not defined".
+    let quotekit = include_str!("../../../fixtures/quotekit.toml");
+    let src = quotekit.replacen("rate = \"600/5m\"", "rate = \"600/5min\"", 1);
+    assert_ne!(src, quotekit);
+    let out = compile(&src, &Options::default());
+    let errors: Vec<_> = out.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| (d.code, line_col(&src, d.span.start).0)).collect();
+    let rate_line = src.lines().position(|l| l.contains("600/5min")).unwrap() + 1;
+    assert_eq!(errors, [("E012", rate_line)]);
+    assert_eq!(src.matches("limit = \"pages\"").count(), 3);
+    // An inline limit with the same rate: one error, and the route is not reported again.
+    let src = quotekit.replacen("limit = \"pages\"", "limit = { rate = \"600/5min\" }", 1);
+    let out = compile(&src, &Options::default());
+    let codes: Vec<_> = out.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code).collect();
+    assert_eq!(codes, ["E012"]);
+}

@@ -42,6 +42,21 @@ struct Checked {
     warnings: usize,
     /// More diagnostics than [`MAX_DIAGNOSTICS`] were found; the first ones are listed.
     truncated: bool,
+    /// The environments the policy knows: its own (`app.environment`, else "production") and
+    /// every `[env.NAME]` overlay. Any other name compiles as the base policy.
+    environments: Vec<String>,
+}
+
+/// The policy's own environment and its overlays' names (what the page checks `env` against).
+fn environments(source: &str) -> Vec<String> {
+    let (doc, _) = toml::de::DeTable::parse_recoverable(source);
+    let mut names = vec![edgeguard_compiler::env::declared(doc.get_ref()).unwrap_or_else(|| "production".to_owned())];
+    for name in edgeguard_compiler::env::overlay_names(doc.get_ref()) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// A failure to answer: the policy does not compile, or the request is not a request.
@@ -78,7 +93,13 @@ pub fn check(source: &str, env: &str) -> String {
     let warnings = output.diagnostics.len().saturating_sub(errors);
     let locator = locate::Locator::new(source);
     let diagnostics = output.diagnostics.iter().take(MAX_DIAGNOSTICS).map(|d| locator.locate(d, FILE)).collect();
-    to_json(&Checked { diagnostics, errors, warnings, truncated: output.diagnostics.len() > MAX_DIAGNOSTICS })
+    to_json(&Checked {
+        diagnostics,
+        errors,
+        warnings,
+        truncated: output.diagnostics.len() > MAX_DIAGNOSTICS,
+        environments: environments(source),
+    })
 }
 
 /// The policy compiled into an engine, or the JSON answer saying why not.
@@ -163,6 +184,68 @@ pub fn report_card(source: &str, env: &str, request_json: &str) -> String {
     report::run(source, env, request_json).unwrap_or_else(|e| e)
 }
 
+/// A live site's response headers (`curl -sI` output or a HAR file): their grade, the policy
+/// that keeps what they do right and fixes the rest ([`edgeguard_compiler::site`]), that
+/// policy's report card, and the grades test by test before and after.
+///
+/// Returns `{site: {format, status, url, host, headers}, before: {score, grade, tests},
+/// proposal: {policy, kept, changed}, after: <report_card> | {error, diagnostics}, diff:
+/// [{name, title, before: {result, modifier, pass}, after: {...}}]}`.
+#[wasm_bindgen]
+pub fn import_headers(text: &str) -> String {
+    import_inner(text).unwrap_or_else(|e| e)
+}
+
+fn import_inner(text: &str) -> Result<String, String> {
+    use serde_json::json;
+    let site = edgeguard_compiler::site::parse(text).map_err(|e| error_json(&e))?;
+    let mut headers = std::collections::BTreeMap::new();
+    for (name, value) in &site.headers {
+        headers.entry(name.clone()).and_modify(|v: &mut String| {
+            v.push_str(", ");
+            v.push_str(value);
+        }).or_insert_with(|| value.clone());
+    }
+    let https = site.url.as_deref().is_none_or(|u| u.to_ascii_lowercase().starts_with("https://"));
+    let (before, score, grade) = report::grade_headers(&headers, https);
+    let proposal = edgeguard_compiler::site::propose(&site);
+    let url = format!("https://{}/", site.host.as_deref().unwrap_or("example.com"));
+    let request = json!({ "method": "GET", "url": url }).to_string();
+    let (after, diff) = match report::card(&proposal.policy, "", &request) {
+        Ok(card) => {
+            let row = |t: &report::Test| json!({ "result": t.result, "modifier": t.modifier, "pass": t.pass });
+            let diff: Vec<_> = card
+                .tests
+                .iter()
+                .map(|a| {
+                    let b = before.iter().find(|b| b.name == a.name);
+                    json!({ "name": a.name, "title": a.title, "before": b.map(row), "after": row(a) })
+                })
+                .collect();
+            (serde_json::to_value(&card).unwrap_or_default(), diff)
+        }
+        Err(e) => (serde_json::from_str(&e).unwrap_or_default(), Vec::new()),
+    };
+    Ok(to_json(&json!({
+        "site": site,
+        "before": { "score": score, "grade": grade, "tests": before },
+        "proposal": proposal,
+        "after": after,
+        "diff": diff,
+    })))
+}
+
+/// The compiled bundle, byte for byte what `edgeguard compile POLICY -o policy.egb` writes
+/// and `edgeguard build` puts in its directory as `policy.egb`; empty when the policy has
+/// errors (the page offers the download only when it has none).
+#[wasm_bindgen]
+pub fn bundle(source: &str, env: &str) -> Vec<u8> {
+    match compile(source, &options(env)) {
+        output if output.has_errors() => Vec::new(),
+        output => output.bundle.and_then(|b| b.to_bytes().ok()).unwrap_or_default(),
+    }
+}
+
 /// The crate version, for the page's footer.
 #[wasm_bindgen]
 pub fn version() -> String {
@@ -189,6 +272,7 @@ mod tests {
         let v = parse(&check(QUOTEKIT, ""));
         assert_eq!(v["errors"], 0);
         assert!(v["warnings"].as_u64().unwrap() > 0);
+        assert_eq!(v["environments"], json!(["production", "staging"]));
         let v = parse(&check("\u{0}\u{1}binary", ""));
         assert!(v["errors"].as_u64().unwrap() > 0);
     }
@@ -314,12 +398,58 @@ mod tests {
         // 100 - 20 (unsafe-inline): below 90, so no bonus.
         assert_eq!((v["score"].as_i64(), v["grade"].as_str()), (Some(80), Some("B+")), "{v}");
         assert!(v["csp_findings"].as_array().unwrap().iter().any(|f| f["code"] == "W010"));
+        // The fix names what is wrong, not what QuoteKit already has (object-src 'none').
+        let fix = |v: &Value, name: &str| v["tests"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["fix"].as_str().unwrap_or("").to_owned();
+        let csp_fix = fix(&v, "content-security-policy");
+        assert!(csp_fix.starts_with("remove 'unsafe-inline' from script-src"), "{csp_fix}");
+        assert!(!csp_fix.contains("object-src"), "{csp_fix}");
+        // A host the policy does not serve: the redirect is not what is missing.
+        let other = parse(&report_card(QUOTEKIT, "", r#"{"url":"https://unknown.example/"}"#));
+        assert_eq!(fix(&other, "redirection"), "the edge refuses http://unknown.example with 421 (host_not_allowed) before any redirect: add \"unknown.example\" to [app] hosts");
         assert_eq!(v["http_redirects"][1], "https://lawnquote.online/");
         let helmet = include_str!("../../../fixtures/helmet.toml");
         let v = parse(&report_card(helmet, "", r#"{"url":"https://example.com/"}"#));
         assert_eq!(v["grade"], "A+", "{v}");
         let v = parse(&report_card(QUOTEKIT, "", r#"{"url":"https://lawnquote.online/api/debug-oauth"}"#));
         assert!(v["scan_aborts"].is_string());
+    }
+
+    #[test]
+    fn header_import_grades_three_real_header_sets() {
+        let grades = |text: &str| {
+            let v = parse(&import_headers(text));
+            assert!(v["error"].is_null(), "{v}");
+            let before = (v["before"]["score"].as_i64().unwrap(), v["before"]["grade"].as_str().unwrap().to_owned());
+            let after = (v["after"]["score"].as_i64().unwrap(), v["after"]["grade"].as_str().unwrap().to_owned());
+            eprintln!("{before:?} -> {after:?}\n{}", v["proposal"]["policy"].as_str().unwrap());
+            (before, after, v)
+        };
+        // helmet's defaults, as the edge sends them: A+ before and after.
+        let (before, after, _) = grades(include_str!("../../../fixtures/headers/helmet.txt"));
+        assert_eq!((before, after), ((120, "A+".to_owned()), (120, "A+".to_owned())));
+        // QuoteKit's: 'unsafe-inline' is kept (removing it would break the site): B+ stays B+,
+        // with its CSP kept directive by directive and its DENY, referrer and cross-origin choices.
+        let (before, after, v) = grades(include_str!("../../../fixtures/headers/quotekit.txt"));
+        assert_eq!((before, after), ((80, "B+".to_owned()), (80, "B+".to_owned())));
+        let policy = v["proposal"]["policy"].as_str().unwrap();
+        assert!(policy.contains("\"X-Frame-Options\" = \"DENY\""), "{policy}");
+        assert!(policy.contains("\"Referrer-Policy\" = \"strict-origin-when-cross-origin\""), "{policy}");
+        assert!(policy.contains("script-src = [\"'self'\", \"'unsafe-inline'\""), "{policy}");
+        // A site with no security headers: D before (30: no CSP, HSTS, framing or nosniff), A+ after.
+        let (before, after, v) = grades(include_str!("../../../fixtures/headers/bare.txt"));
+        assert_eq!((before, after), ((30, "D".to_owned()), (120, "A+".to_owned())));
+        let csp = v["diff"].as_array().unwrap().iter().find(|d| d["name"] == "content-security-policy").unwrap().clone();
+        assert_eq!((csp["before"]["result"].as_str(), csp["after"]["result"].as_str()), (Some("csp-not-implemented"), Some("csp-implemented-with-unsafe-inline-in-style-src-only")));
+        assert!(parse(&import_headers("not headers at all"))["error"].is_string());
+    }
+
+    #[test]
+    fn bundle_bytes_load_and_errors_give_none() {
+        let bytes = bundle(QUOTEKIT, "");
+        assert!(Engine::load(&bytes).is_ok());
+        assert_eq!(bytes, bundle(QUOTEKIT, ""), "deterministic");
+        assert_ne!(bytes, bundle(QUOTEKIT, "staging"));
+        assert!(bundle("version = ", "").is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! plain http. The Observatory's cookie, CORS and SRI tests depend on what the origin sends and
 //! are not scored here; neither is the HSTS preload list (no network).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use edgeguard_compiler::diagnostics::Located;
@@ -32,8 +33,9 @@ pub struct Test {
     pub modifier: i32,
     pub description: &'static str,
     /// The one-line change to the policy that fixes (or improves) the result; `null` when
-    /// there is nothing to gain.
-    pub fix: Option<&'static str>,
+    /// there is nothing to gain. Names only what the scored headers get wrong (never a
+    /// directive or setting they already have right).
+    pub fix: Option<Cow<'static, str>>,
     /// The header value the test looked at.
     pub value: Option<String>,
 }
@@ -73,6 +75,27 @@ pub const SIX_MONTHS: u64 = 15_552_000;
 const MAX_REDIRECTS: usize = 10;
 
 pub fn run(source: &str, env: &str, request_json: &str) -> Result<String, String> {
+    card(source, env, request_json).map(|card| to_json(&card))
+}
+
+/// The header tests a single response can be scored on (all but redirection, which needs the
+/// http:// URL's answers), its score and grade.
+pub fn grade_headers(headers: &BTreeMap<String, String>, https: bool) -> (Vec<Test>, i32, &'static str) {
+    let csp = csp_test(headers, https);
+    let tests = vec![
+        csp.test.clone(),
+        hsts_test(headers.get("strict-transport-security"), https),
+        xfo_test(headers.get("x-frame-options"), csp.has_frame_ancestors),
+        xcto_test(headers.get("x-content-type-options")),
+        referrer_test(headers.get("referrer-policy")),
+        corp_test(headers.get("cross-origin-resource-policy")),
+    ];
+    let (score, _) = score(&tests);
+    (tests, score, grade(score))
+}
+
+/// [`run`]'s card, unserialized.
+pub fn card(source: &str, env: &str, request_json: &str) -> Result<Card, String> {
     let play = PlayRequest::parse(request_json).map_err(|e| error_json(&e))?;
     let (engine, diagnostics) = engine(source, env)?;
     let headers = play.header_list();
@@ -82,7 +105,7 @@ pub fn run(source: &str, env: &str, request_json: &str) -> Result<String, String
     let https_url = format!("https://{authority}{rest}");
     let http_url = format!("http://{authority}{rest}");
     let (auto, auto_url, _) = follow(&engine, &play, &https_url)?;
-    let (_, _, mut chain) = follow(&engine, &play, &http_url)?;
+    let (http_answer, _, mut chain) = follow(&engine, &play, &http_url)?;
     chain.insert(0, http_url);
 
     let response_headers = &auto.response_headers;
@@ -95,7 +118,7 @@ pub fn run(source: &str, env: &str, request_json: &str) -> Result<String, String
         xcto_test(response_headers.get("x-content-type-options")),
         referrer_test(response_headers.get("referrer-policy")),
         corp_test(response_headers.get("cross-origin-resource-policy")),
-        redirection_test(&chain),
+        redirection_test(&chain, http_answer.status.filter(|_| http_answer.action == Action::Reject).map(|s| (s, http_answer.reason.code())), &authority),
     ];
     let (score, score_without_bonus) = score(&tests);
     let scan_aborts = match auto.status {
@@ -130,7 +153,7 @@ pub fn run(source: &str, env: &str, request_json: &str) -> Result<String, String
         scan_aborts,
         csp_findings,
     };
-    Ok(to_json(&card))
+    Ok(card)
 }
 
 /// `(authority, path and query)` of an absolute URL, or of a path with a Host header.
@@ -381,7 +404,7 @@ const REDIRECTION: &[Row] = &[
 fn test(name: &'static str, title: &'static str, rows: &[Row], result: &'static str, pass: bool, value: Option<String>) -> Test {
     let (modifier, description, fix) =
         rows.iter().find(|r| r.0 == result).map_or((0, "", None), |r| (r.1, r.2, r.3));
-    Test { name, title, result, pass, modifier, description, fix, value }
+    Test { name, title, result, pass, modifier, description, fix: fix.map(Cow::Borrowed), value }
 }
 
 /// A parsed CSP: directive → sources (lowercase), as the Observatory's `parseCsp`.
@@ -541,7 +564,35 @@ fn csp_test(headers: &BTreeMap<String, String>, https: bool) -> CspResult {
     if pass && duplicates {
         result = "csp-implemented-but-duplicate-directives";
     }
-    done(result, pass, header, csp.contains_key("frame-ancestors"))
+    let mut answer = done(result, pass, header, csp.contains_key("frame-ancestors"));
+    if result == "csp-implemented-with-unsafe-inline" {
+        answer.test.fix = Some(Cow::Owned(unsafe_inline_fix(script_key, &script, &object)));
+    }
+    answer
+}
+
+/// What makes a CSP "unsafe-inline" for the Observatory, in policy terms: only the sources and
+/// directives that are actually at fault.
+fn unsafe_inline_fix(script_key: Option<&str>, script: &BTreeSet<String>, object: &BTreeSet<String>) -> String {
+    let mut parts = Vec::new();
+    match script_key {
+        None => parts.push("add script-src (or default-src) to [csp.directives]: scripts are unrestricted".to_owned()),
+        Some(key) => {
+            let bad: Vec<&str> = script.iter().filter(|s| broad_or_unsafe_inline(s)).map(String::as_str).collect();
+            if !bad.is_empty() {
+                let inline = bad.iter().any(|s| UNSAFE_INLINE.contains(s));
+                parts.push(format!(
+                    "remove {} from {key} in [csp.directives]{}",
+                    bad.join(" "),
+                    if inline { " and move inline scripts to files, nonces or hashes" } else { "" }
+                ));
+            }
+        }
+    }
+    if object.iter().any(|s| broad(s)) {
+        parts.push("set object-src = [\"'none'\"]".to_owned());
+    }
+    parts.join("; ")
 }
 
 /// `strictTransportSecurityTest` (without the preload list).
@@ -653,7 +704,8 @@ fn corp_test(value: Option<&String>) -> Test {
 }
 
 /// `redirectionTest` over the chain [http URL, redirect 1, redirect 2, ...].
-fn redirection_test(route: &[String]) -> Test {
+/// `refused`: the status and reason the edge answers the http:// URL with, when it refuses it.
+fn redirection_test(route: &[String], refused: Option<(u16, &str)>, authority: &str) -> Test {
     let scheme = |u: &String| if u.to_ascii_lowercase().starts_with("https://") { "https" } else { "http" };
     let host = |u: &String| {
         let after = u.split_once("://").map_or(u.as_str(), |(_, a)| a);
@@ -674,7 +726,19 @@ fn redirection_test(route: &[String]) -> Test {
         (Some(first), Some(second), _) if scheme(first) == "http" && host(first) != host(second) => "redirection-off-host-from-http",
         _ => "redirection-to-https",
     };
-    test("redirection", "Redirection", REDIRECTION, result, result == "redirection-to-https", route.get(1).cloned())
+    let mut t = test("redirection", "Redirection", REDIRECTION, result, result == "redirection-to-https", route.get(1).cloned());
+    // http refused before any redirect: `[https] redirect = true` is not the fix (it may be set
+    // already); what refuses it is.
+    if result == "redirection-missing"
+        && let Some((status, reason)) = refused
+    {
+        let host = authority.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(authority, |(h, _)| h);
+        t.fix = Some(Cow::Owned(match reason {
+            "host_not_allowed" => format!("the edge refuses http://{authority} with {status} ({reason}) before any redirect: add \"{host}\" to [app] hosts"),
+            _ => format!("the edge refuses http://{authority} with {status} ({reason}) before any redirect: score a URL the edge serves"),
+        }));
+    }
+    t
 }
 
 #[cfg(test)]
@@ -683,6 +747,20 @@ mod tests {
 
     fn h(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn csp_fixes_name_only_what_is_wrong() {
+        let fix = |csp: &str| csp_test(&h(&[("content-security-policy", csp)]), true).test.fix.map(Cow::into_owned);
+        assert_eq!(
+            fix("default-src 'self'; script-src 'self' 'unsafe-inline' https://js.example; object-src 'none'").as_deref(),
+            Some("remove 'unsafe-inline' from script-src in [csp.directives] and move inline scripts to files, nonces or hashes")
+        );
+        assert_eq!(fix("default-src 'self' https:").as_deref(), Some("remove https: from default-src in [csp.directives]; set object-src = [\"'none'\"]"));
+        assert_eq!(
+            fix("img-src 'self'").as_deref(),
+            Some("add script-src (or default-src) to [csp.directives]: scripts are unrestricted; set object-src = [\"'none'\"]")
+        );
     }
 
     #[test]
@@ -737,15 +815,21 @@ mod tests {
     #[test]
     fn redirections() {
         let chain = |urls: &[&str]| urls.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
-        assert_eq!(redirection_test(&chain(&["http://a.example/"])).result, "redirection-missing");
-        assert_eq!(redirection_test(&chain(&["http://a.example/", "https://a.example/"])).result, "redirection-to-https");
+        assert_eq!(redirection_test(&chain(&["http://a.example/"]), None, "a.example").result, "redirection-missing");
+        assert_eq!(redirection_test(&chain(&["http://a.example/"]), None, "a.example").fix.as_deref(), Some(FIX_REDIRECT));
+        let refused = redirection_test(&chain(&["http://a.example:8080/"]), Some((421, "host_not_allowed")), "a.example:8080");
         assert_eq!(
-            redirection_test(&chain(&["http://www.a.example/", "https://www.a.example/", "https://a.example/"])).result,
+            refused.fix.as_deref(),
+            Some("the edge refuses http://a.example:8080 with 421 (host_not_allowed) before any redirect: add \"a.example\" to [app] hosts")
+        );
+        assert_eq!(redirection_test(&chain(&["http://a.example/", "https://a.example/"]), None, "a.example").result, "redirection-to-https");
+        assert_eq!(
+            redirection_test(&chain(&["http://www.a.example/", "https://www.a.example/", "https://a.example/"]), None, "a.example").result,
             "redirection-to-https"
         );
-        assert_eq!(redirection_test(&chain(&["http://www.a.example/", "https://a.example/"])).modifier, -5);
-        assert_eq!(redirection_test(&chain(&["http://a.example/", "http://b.example/", "https://b.example/"])).modifier, -10);
-        assert_eq!(redirection_test(&chain(&["http://a.example/", "http://b.example/"])).modifier, -20);
+        assert_eq!(redirection_test(&chain(&["http://www.a.example/", "https://a.example/"]), None, "a.example").modifier, -5);
+        assert_eq!(redirection_test(&chain(&["http://a.example/", "http://b.example/", "https://b.example/"]), None, "a.example").modifier, -10);
+        assert_eq!(redirection_test(&chain(&["http://a.example/", "http://b.example/"]), None, "a.example").modifier, -20);
     }
 
     #[test]

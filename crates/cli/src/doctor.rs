@@ -79,24 +79,8 @@ pub struct Args {
     /// `[env.NAME]` when it has one.
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
-    /// The app's environment catalog (docs/env-catalog.md): the inputs below, and `--fly`'s
-    /// [env]/[build.args] and `--wrangler`'s [vars], are checked against it.
-    #[arg(long, value_name = "CATALOG")]
-    pub catalog: Option<PathBuf>,
-    /// A .env-style file holding an environment's variables (repeatable; ENV= names the
-    /// environment, else the one doctor compiles for).
-    #[arg(long, value_name = "[ENV=]FILE", requires = "catalog")]
-    pub dotenv: Vec<String>,
-    /// The output of `fly secrets list --json` for an environment (names and digests).
-    #[arg(long = "fly-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
-    pub fly_secrets: Vec<String>,
-    /// Another environment's fly.toml, for its [env] and [build.args] (`--fly` is the one
-    /// doctor compiles for).
-    #[arg(long = "fly-env", value_name = "[ENV=]FLY_TOML", requires = "catalog")]
-    pub fly_env: Vec<String>,
-    /// The output of `wrangler secret list` for an environment (names).
-    #[arg(long = "wrangler-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
-    pub wrangler_secrets: Vec<String>,
+    #[command(flatten)]
+    pub inputs: crate::envcheck::CatalogArgs,
     /// Treat warnings as errors for the exit code.
     #[arg(long)]
     pub deny_warnings: bool,
@@ -194,7 +178,7 @@ pub fn collect(args: &Args) -> Result<Result<Doctored, Status>, Failure> {
     let Some(bundle) = compiled.output.bundle.as_ref() else {
         return Err(Failure::failed(format!("`{}` compiled without errors but no bundle was produced (a bug in edgeguard)", compiled.file)));
     };
-    let catalog = match args.catalog.as_deref().map(load_catalog).transpose()? {
+    let catalog = match args.inputs.catalog.as_deref().map(load_catalog).transpose()? {
         Some(Err(status)) => return Ok(Err(status)),
         Some(Ok(c)) => Some(c),
         None => None,
@@ -282,16 +266,16 @@ fn check_environment(args: &Args, catalog: &catalog::Catalog, env: &str, wrangle
         }
         Ok(())
     };
-    read_each(&args.dotenv, &|e, f, s| {
+    read_each(&args.inputs.dotenv, &|e, f, s| {
         let (i, f) = envcheck::parse_dotenv(e, f, s);
         (vec![i], f)
     })?;
-    read_each(&args.fly_secrets, &|e, f, s| {
+    read_each(&args.inputs.fly_secrets, &|e, f, s| {
         let (i, f) = envcheck::parse_names_json(e, f, s, envcheck::Kind::FlySecrets);
         (vec![i], f)
     })?;
-    read_each(&args.fly_env, &|e, f, s| envcheck::parse_fly(e, f, s))?;
-    read_each(&args.wrangler_secrets, &|e, f, s| {
+    read_each(&args.inputs.fly_env, &|e, f, s| envcheck::parse_fly(e, f, s))?;
+    read_each(&args.inputs.wrangler_secrets, &|e, f, s| {
         let (i, f) = envcheck::parse_names_json(e, f, s, envcheck::Kind::WranglerSecrets);
         (vec![i], f)
     })?;

@@ -63,6 +63,31 @@ impl Kind {
     }
 }
 
+/// The environment catalog and the inputs checked against it (docs/env-catalog.md): the same
+/// flags for `doctor --catalog` and `ready`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CatalogArgs {
+    /// The app's environment catalog: the inputs below, and `--fly`'s [env]/[build.args] and
+    /// `--wrangler`'s [vars], are checked against it.
+    #[arg(long, value_name = "CATALOG")]
+    pub catalog: Option<std::path::PathBuf>,
+    /// A .env-style file holding an environment's variables (repeatable; ENV= names the
+    /// environment, else the one compiled for).
+    #[arg(long, value_name = "[ENV=]FILE", requires = "catalog")]
+    pub dotenv: Vec<String>,
+    /// The output of `fly secrets list --json` for an environment (names and digests).
+    #[arg(long = "fly-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
+    pub fly_secrets: Vec<String>,
+    /// Another environment's fly.toml, for its [env] and [build.args] (`--fly` is the one
+    /// compiled for).
+    #[arg(long = "fly-env", value_name = "[ENV=]FLY_TOML", requires = "catalog")]
+    pub fly_env: Vec<String>,
+    /// The output of `wrangler secret list` for an environment (names).
+    #[arg(long = "wrangler-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
+    pub wrangler_secrets: Vec<String>,
+}
+
+
 /// One name an input sets.
 #[derive(Debug, Clone)]
 pub struct Entry {

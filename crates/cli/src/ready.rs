@@ -53,21 +53,8 @@ pub struct Args {
     /// Compile for this environment (overrides `app.environment`).
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
-    /// The environment catalog (docs/env-catalog.md), and the inputs doctor checks against it.
-    #[arg(long, value_name = "CATALOG")]
-    pub catalog: Option<PathBuf>,
-    /// A .env-style file of an environment's variables (as for doctor).
-    #[arg(long, value_name = "[ENV=]FILE", requires = "catalog")]
-    pub dotenv: Vec<String>,
-    /// The output of `fly secrets list --json` for an environment.
-    #[arg(long = "fly-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
-    pub fly_secrets: Vec<String>,
-    /// Another environment's fly.toml, for its [env] and [build.args].
-    #[arg(long = "fly-env", value_name = "[ENV=]FLY_TOML", requires = "catalog")]
-    pub fly_env: Vec<String>,
-    /// The output of `wrangler secret list` for an environment.
-    #[arg(long = "wrangler-secrets", value_name = "[ENV=]JSON", requires = "catalog")]
-    pub wrangler_secrets: Vec<String>,
+    #[command(flatten)]
+    pub inputs: crate::envcheck::CatalogArgs,
     /// Policy test case files (`edgeguard test`): they must pass.
     #[arg(long, value_name = "CASES")]
     pub cases: Vec<PathBuf>,
@@ -225,11 +212,7 @@ pub fn run(args: &Args) -> CmdResult {
         app: None,
         worker: None,
         env: args.env.clone(),
-        catalog: args.catalog.clone(),
-        dotenv: args.dotenv.clone(),
-        fly_secrets: args.fly_secrets.clone(),
-        fly_env: args.fly_env.clone(),
-        wrangler_secrets: args.wrangler_secrets.clone(),
+        inputs: args.inputs.clone(),
         deny_warnings: false,
         format: doctor::Format::Text,
     };
@@ -417,11 +400,11 @@ const ENV_ERRORS: [&str; 8] = ["D050", "D052", "D053", "D054", "D055", "D057", "
 fn env_complete(i: &Inputs<'_>) -> Criterion {
     const ID: &str = "env";
     const TITLE: &str = "All environment variables configured";
-    let Some(catalog) = &i.args.catalog else {
+    let Some(catalog) = &i.args.inputs.catalog else {
         return crit(ID, TITLE, Verdict::Unknown, "no --catalog: the app's variables were not checked", vec![]);
     };
     let catalog_at = At::file(&catalog.display().to_string(), None);
-    let given = i.args.dotenv.len() + i.args.fly_secrets.len() + i.args.fly_env.len() + i.args.wrangler_secrets.len() + usize::from(i.args.fly.is_some()) + usize::from(i.args.wrangler.is_some());
+    let given = i.args.inputs.dotenv.len() + i.args.inputs.fly_secrets.len() + i.args.inputs.fly_env.len() + i.args.inputs.wrangler_secrets.len() + usize::from(i.args.fly.is_some()) + usize::from(i.args.wrangler.is_some());
     if given == 0 {
         return crit(ID, TITLE, Verdict::Unknown, "a catalog but no inputs (--dotenv, --fly-secrets, --fly, …): nothing to check it against", vec![catalog_at]);
     }
@@ -430,7 +413,7 @@ fn env_complete(i: &Inputs<'_>) -> Criterion {
         let unlisted = i.doctor(&["D051", "D060"]).len();
         let note = if unlisted > 0 { format!("; {unlisted} warning(s) (names the catalog does not list, or set twice)") } else { String::new() };
         let default_env = &i.bundle.app.environment;
-        let named = i.args.dotenv.iter().chain(&i.args.fly_secrets).chain(&i.args.fly_env).chain(&i.args.wrangler_secrets).map(|a| crate::envcheck::split_env_arg(a, default_env));
+        let named = i.args.inputs.dotenv.iter().chain(&i.args.inputs.fly_secrets).chain(&i.args.inputs.fly_env).chain(&i.args.inputs.wrangler_secrets).map(|a| crate::envcheck::split_env_arg(a, default_env));
         let mut envs: BTreeSet<String> = BTreeSet::new();
         let mut at = vec![catalog_at];
         for (env, file) in named {
@@ -609,14 +592,14 @@ fn gate3(i: &Inputs<'_>) -> Vec<Criterion> {
 fn env_parity(i: &Inputs<'_>) -> Criterion {
     const ID: &str = "parity";
     const TITLE: &str = "Staging/production parity";
-    let Some(catalog) = &i.args.catalog else {
+    let Some(catalog) = &i.args.inputs.catalog else {
         return crit(ID, TITLE, Verdict::Unknown, "no --catalog", vec![]);
     };
     let text = std::fs::read_to_string(catalog).unwrap_or_default();
     if !text.contains("mirrors") {
         return crit(ID, TITLE, Verdict::Unknown, "no environment of the catalog `mirrors` another", vec![At::file(&catalog.display().to_string(), None)]);
     }
-    let envs: BTreeSet<String> = i.args.dotenv.iter().chain(&i.args.fly_secrets).chain(&i.args.fly_env).chain(&i.args.wrangler_secrets).map(|a| crate::envcheck::split_env_arg(a, &i.bundle.app.environment).0).chain(std::iter::once(i.bundle.app.environment.clone())).collect();
+    let envs: BTreeSet<String> = i.args.inputs.dotenv.iter().chain(&i.args.inputs.fly_secrets).chain(&i.args.inputs.fly_env).chain(&i.args.inputs.wrangler_secrets).map(|a| crate::envcheck::split_env_arg(a, &i.bundle.app.environment).0).chain(std::iter::once(i.bundle.app.environment.clone())).collect();
     if envs.len() < 2 {
         return crit(ID, TITLE, Verdict::Unknown, "inputs for one environment only: give the other's as ENV=FILE", vec![At::file(&catalog.display().to_string(), None)]);
     }

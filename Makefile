@@ -101,7 +101,7 @@ fuzz-smoke:
 	./scripts/fuzz.sh 10
 
 ## The browser playground (crates/playground + www/) built into www/dist: wasm, page, presets.
-playground: setup-rust node-deps
+playground: setup-rust node-deps engine
 	./scripts/build-playground.sh
 
 ## Build the playground and serve it on http://127.0.0.1:8788/ (PORT=N to change; loopback only).

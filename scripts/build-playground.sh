@@ -20,6 +20,15 @@ node_modules/.bin/esbuild www/src/main.js www/src/worker.js --bundle --format=es
   --target=es2022 --outdir="$out" --log-level=warning --loader:.toml=text
 node_modules/.bin/esbuild www/src/boot.js --minify --target=es2017 --outfile="$out/boot.js" --log-level=warning
 cp www/index.html www/style.css "$out/"
+# The worker directory the page offers for download: the prebuilt engine and the entry and
+# manifest `edgeguard build` writes (the page puts the policy's bundle and facts in).
+[ -f crates/cli/engine/.built ] || ./scripts/build-engine.sh
+cargo build -p edgeguard-cli
+worker_tmp=$(mktemp -d)
+target/debug/edgeguard build fixtures/minimal.toml -o "$worker_tmp/edge" > /dev/null
+mkdir -p "$out/engine"
+cp "$worker_tmp"/edge/{index.mjs,shell.mjs,engine.js,engine_bg.wasm,edgeguard.json} "$out/engine/"
+rm -rf "$worker_tmp"
 wasm_bytes=$(wc -c < "$out/pkg/edgeguard_playground_bg.wasm")
 wasm_gzip=$(gzip -9 -c "$out/pkg/edgeguard_playground_bg.wasm" | wc -c)
 js_bytes=$(cat "$out"/boot.js "$out"/main.js "$out"/worker.js | wc -c)

@@ -9,11 +9,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { unzipSync } from "fflate";
+import { one, request, startEdge, startOrigin } from "../e2e/harness.mjs";
 import { serve } from "../../scripts/serve-playground.mjs";
 import { CHROMIUM, CHROMIUM_ARGS } from "../chromium.mjs";
 
@@ -451,6 +453,48 @@ test("download the compiled bundle: the bytes `edgeguard compile` writes, and on
   assert.equal(await page.isDisabled("#download-bundle"), true);
   assert.match(await page.getAttribute("#download-bundle", "title"), /fix the errors first/);
   await setPolicy(page, QUOTEKIT);
+});
+
+test("download the worker: what `edgeguard build` writes, and it serves in workerd", async () => {
+  await quotekit(page);
+  await page.waitForSelector("#download-worker:not([disabled])");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-worker")]);
+  assert.equal(download.suggestedFilename(), "edge.zip");
+  const files = unzipSync(readFileSync(await download.path()));
+  const names = Object.keys(files).sort();
+  assert.deepEqual(names, ["edge/edgeguard.json", "edge/engine.js", "edge/engine_bg.wasm", "edge/index.mjs", "edge/policy.egb", "edge/shell.mjs"]);
+  // The CLI's directory for the same policy: every file byte for byte, the manifest but for
+  // the source path it names.
+  const built = join(ROOT, "build/playground-cli-worker");
+  rmSync(built, { recursive: true, force: true });
+  execFileSync(join(ROOT, "target/debug/edgeguard"), ["build", join(ROOT, "fixtures/quotekit.toml"), "-o", built], { stdio: "ignore" });
+  for (const name of ["engine.js", "engine_bg.wasm", "index.mjs", "policy.egb", "shell.mjs"]) {
+    assert.ok(Buffer.from(files[`edge/${name}`]).equals(readFileSync(join(built, name))), `${name} is the CLI's`);
+  }
+  const mine = JSON.parse(Buffer.from(files["edge/edgeguard.json"]).toString());
+  const cli = JSON.parse(readFileSync(join(built, "edgeguard.json"), "utf8"));
+  assert.equal(mine.policy.source, "policy.toml");
+  assert.deepEqual({ ...mine, policy: { ...mine.policy, source: cli.policy.source } }, cli);
+  // And it runs: the unzipped directory served by workerd in front of the demo origin.
+  const dir = join(ROOT, "build/playground-worker");
+  rmSync(dir, { recursive: true, force: true });
+  for (const [name, bytes] of Object.entries(files)) {
+    mkdirSync(join(dir, "edge"), { recursive: true });
+    writeFileSync(join(dir, name), bytes);
+  }
+  const origin = await startOrigin("blue");
+  const edge = await startEdge({ main: "build/playground-worker/edge/index.mjs", vars: { EDGE_ORIGINS: `*=${origin.url}` } });
+  try {
+    const res = await request(edge.url, "GET", "/dashboard", { headers: { host: "lawnquote.online" } });
+    assert.equal(res.status, 200);
+    assert.equal(one(res, "x-frame-options"), "DENY");
+    assert.equal(one(res, "x-origin-name"), "blue");
+  } finally {
+    await edge.stop();
+    await origin.stop();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(built, { recursive: true, force: true });
+  }
 });
 
 test("pasted JSON, YAML or response headers are named for what they are, not only given TOML errors", async () => {

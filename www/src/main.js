@@ -9,6 +9,7 @@ import { indentWithTab } from "@codemirror/commands";
 import { searchKeymap, highlightSelectionMatches } from "@codemirror/search";
 import { toml } from "@codemirror/legacy-modes/mode/toml";
 import { linter, lintGutter, setDiagnostics } from "@codemirror/lint";
+import { strToU8, zipSync } from "fflate";
 import { decodeState, encodeState } from "./share.js";
 import { posOf, describeInput, otherFormat } from "./text.js";
 import helmet from "../../fixtures/helmet.toml";
@@ -188,6 +189,9 @@ async function lintSource(editor) {
   showEnvNote(result.environments);
   const download = $("#download-bundle");
   download.disabled = result.errors > 0;
+  const worker = $("#download-worker");
+  worker.disabled = result.errors > 0;
+  worker.title = result.errors > 0 ? "fix the errors first" : "edge.zip: the directory `edgeguard build policy.toml -o edge` writes, ready for `wrangler deploy`";
   download.title = result.errors > 0 ? "fix the errors first: a policy with errors has no bundle" : "policy.egb: what `edgeguard compile -o policy.egb` writes and `edgeguard build` deploys";
   root.dataset.errors = String(result.errors);
   root.dataset.warnings = String(result.warnings);
@@ -871,11 +875,44 @@ $("#import").addEventListener("click", (e) => {
 $("#download-bundle").addEventListener("click", async () => {
   const { result } = await compiler.call("bundle", editorView.state.doc.toString(), env());
   if (!result || result.length === 0) return;
-  const link = h("a", { href: URL.createObjectURL(new Blob([result], { type: "application/octet-stream" })), download: "policy.egb" });
+  save(result, "policy.egb", "application/octet-stream");
+});
+
+/** Offer `bytes` as a file named `name`. */
+function save(bytes, name, type) {
+  const link = h("a", { href: URL.createObjectURL(new Blob([bytes], { type })), download: name });
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+/** What `edgeguard build policy.toml -o edge` writes, zipped: the prebuilt engine and entry the
+ * page was built with (www/dist/engine), this policy's bundle, and the manifest with its facts. */
+$("#download-worker").addEventListener("click", async () => {
+  const source = editorView.state.doc.toString();
+  const [{ result: bundle }, { result: facts }] = await Promise.all([compiler.call("bundle", source, env()), compiler.call("bundle_facts", source, env())]);
+  if (!bundle || bundle.length === 0 || !facts) return;
+  const files = {};
+  for (const name of ["index.mjs", "shell.mjs", "engine.js", "engine_bg.wasm", "edgeguard.json"]) {
+    const res = await fetch(new URL(`./engine/${name}`, document.baseURI));
+    if (!res.ok) {
+      // A page served without its engine (not built by scripts/build-playground.sh): say so.
+      const button = $("#download-worker");
+      button.textContent = "Download worker (engine missing)";
+      button.title = `cannot fetch the engine's ${name}: ${res.status}`;
+      return;
+    }
+    files[name] = new Uint8Array(await res.arrayBuffer());
+  }
+  const manifest = JSON.parse(new TextDecoder().decode(files["edgeguard.json"]));
+  const { app, environment, revision } = facts; // the worker hands JSON answers over parsed
+  manifest.policy = { ...manifest.policy, source: "policy.toml", app, environment, revision };
+  files["edgeguard.json"] = strToU8(`${JSON.stringify(manifest, null, 2)}\n`);
+  files["policy.egb"] = bundle;
+  const entries = {};
+  for (const [name, bytes] of Object.entries(files)) entries[`edge/${name}`] = bytes;
+  save(zipSync(entries, { level: 6 }), "edge.zip", "application/zip");
 });
 
 // ── Share ─────────────────────────────────────────────────────────────────────────────────

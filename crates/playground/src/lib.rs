@@ -246,6 +246,22 @@ pub fn bundle(source: &str, env: &str) -> Vec<u8> {
     }
 }
 
+/// What `edgeguard build` records of the policy in `edgeguard.json` (`app`, `environment`,
+/// `revision`), as JSON; "" when the policy has errors. The page writes the worker directory
+/// around the bundle with it.
+#[wasm_bindgen]
+pub fn bundle_facts(source: &str, env: &str) -> String {
+    match compile(source, &options(env)) {
+        output if output.has_errors() => String::new(),
+        output => output.bundle.map_or_else(String::new, |mut b| {
+            if b.revision.is_empty() {
+                b.revision = b.digest_hex().unwrap_or_default();
+            }
+            serde_json::json!({ "app": b.app.name, "environment": b.app.environment, "revision": b.revision }).to_string()
+        }),
+    }
+}
+
 /// The crate version, for the page's footer.
 #[wasm_bindgen]
 pub fn version() -> String {

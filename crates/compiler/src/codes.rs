@@ -48,6 +48,7 @@ pub const HSTS_SHORT: &str = "W004";
 pub const HSTS_WITHOUT_REDIRECT: &str = "W005";
 pub const UNKNOWN_ENV: &str = "W030";
 pub const UNBLOCKED_ON_SHARED_ORIGIN: &str = "W031";
+pub const UNKNOWN_TARGET_ENV: &str = "W032";
 pub const LIMIT_TOO_HIGH: &str = "W040";
 pub const LIMIT_TOO_LOW: &str = "W041";
 pub const BURST_OVER_QUOTA: &str = "W042";

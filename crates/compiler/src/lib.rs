@@ -169,6 +169,26 @@ fn compile_into(ctx: &mut Ctx, source: &str, options: &Options) -> Option<Compil
     let own_env = declared.clone().unwrap_or_else(|| "production".to_owned());
     let env = options.env.clone().unwrap_or_else(|| own_env.clone());
     let overlays = env::overlay_names(doc.get_ref());
+    // `--env prod` for a policy whose environments are production and staging compiles the base
+    // policy under a name no `only_in`/`except_in` list uses: production-only blocks would not
+    // apply. Said once, at the top: the name came from the command line, not the file.
+    if options.env.is_some() && env != own_env && !overlays.contains(&env) {
+        let mut names: Vec<&str> = vec![own_env.as_str()];
+        names.extend(overlays.iter().map(String::as_str));
+        let listed = names.join(", ");
+        let help = match diagnostics::suggest(&env, names.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`? this policy's environments: {listed}"),
+            None => format!("this policy's environments: {listed}; add an [env.{env}] overlay to make it one"),
+        };
+        ctx.push(
+            Diagnostic::warning(
+                codes::UNKNOWN_TARGET_ENV,
+                0..0,
+                format!("compiling for environment `{env}`, which is neither app.environment (`{own_env}`) nor an [env.*] overlay: routes blocked `only_in` other environments are forwarded"),
+            )
+            .help(help),
+        );
+    }
     env::apply(doc.get_mut(), &env);
     schema().check(ctx, doc.get_mut());
     let policy = match Policy::deserialize(toml::de::Deserializer::from(doc)) {

@@ -368,6 +368,22 @@ fn w030_unknown_environment() {
 
 // Issue #15: an overlay that unblocks a production-only route but keeps production's origins.
 #[test]
+fn w032_an_environment_the_policy_does_not_have() {
+    let body = "[app]\nenvironment = \"production\"\n[env.staging.app]\nhosts = [\"s.example\"]\n";
+    let src = format!("{PRELUDE}{body}");
+    let warned = |env: &str| {
+        let out = compile(&src, &Options { env: Some(env.into()), ..Options::default() });
+        out.diagnostics.into_iter().find(|d| d.code == "W032")
+    };
+    let d = warned("prod").unwrap();
+    assert!(d.message.contains("`prod`") && d.message.contains("`production`"), "{}", d.message);
+    assert_eq!(d.help.as_deref(), Some("this policy's environments: production, staging; add an [env.prod] overlay to make it one"));
+    assert_eq!(warned("stagin").and_then(|d| d.help), Some("did you mean `staging`? this policy's environments: production, staging".into()));
+    assert!(warned("staging").is_none() && warned("production").is_none(), "its own environments");
+    assert!(compile(&src, &Options::default()).diagnostics.iter().all(|d| d.code != "W032"), "no --env: nothing to say");
+}
+
+#[test]
 fn w031_unblocked_route_on_an_origin_the_own_environment_uses() {
     let debug = "[app]\nenvironment = \"production\"\n[[routes]]\npath = \"/debug/**\"\nblock = 404\nonly_in = [\"production\"]\n";
     let w031 = |body: &str, env: &str| -> Vec<usize> {

@@ -39,6 +39,11 @@ edge on $PROTOCOL://127.0.0.1:$PORT — try (-k: the local certificate is self-s
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/api/debug-oauth     # 404 problem+json: blocked in production
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/api/admin/users     # 401: no Supabase session cookie
   curl -ski -H 'Host: evil.example' $PROTOCOL://127.0.0.1:$PORT/             # 421
+  curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/_next/static/chunks/app.js   # twice: Cache-Status says hit (docs/caching.md)
+  origin down: curl / once, stop the demo origin (kill ${pids[0]:-its pid}), then
+    curl -ski -H 'Host: $host' -H 'Accept: text/html' $PROTOCOL://127.0.0.1:$PORT/          # the stored page, Cache-Status stale-if-error
+    curl -ski -H 'Host: $host' -H 'Accept: text/html' $PROTOCOL://127.0.0.1:$PORT/dashboard # the fallback page, 503
+  maintenance: EDGE_MAINTENANCE=1 in wrangler.toml [vars] (or --var EDGE_MAINTENANCE:1) → 503 for all but [maintenance]'s allow-list
   PROTOCOL=http make run, then: curl -si -H 'Host: $host' http://127.0.0.1:$PORT/pricing   # 301 to https
   edgeguard explain $POLICY --request "GET https://$host/api/admin/users"         # the same decision, offline
   strict CSP (docs/strict-csp.md): POLICY=tests/e2e/strict.toml make run, then open in a browser

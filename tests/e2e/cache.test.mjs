@@ -304,3 +304,36 @@ describe("maintenance mode", () => {
     assert.notEqual(health.status, 503, "monitors still reach the edge's own endpoints");
   });
 });
+
+describe("QuoteKit's policy, as `make run` serves it, with the demo origin stopped", () => {
+  test("the front page it served is served again, other pages get the fallback page, APIs problem+json", async () => {
+    const origin = await startOrigin("blue");
+    const edge = await startEdge({ vars: { EDGE_ORIGINS: `*=${origin.url}` } });
+    const QK = { host: "lawnquote.online", accept: "text/html" };
+    try {
+      const first = await request(edge.url, "GET", "/", { headers: QK });
+      assert.equal(first.status, 200);
+      assert.match(one(first, "cache-status"), /stored/);
+      const asset = await request(edge.url, "GET", "/_next/static/chunks/app.js", { headers: QK });
+      assert.equal(asset.status, 200);
+      await origin.stop();
+      const page = await request(edge.url, "GET", "/", { headers: QK });
+      assert.equal(page.status, 200);
+      assert.match(one(page, "cache-status"), /stale-if-error/);
+      assert.equal(one(page, "x-frame-options"), "DENY", "QuoteKit's headers on the stored page");
+      const again = await request(edge.url, "GET", "/_next/static/chunks/app.js", { headers: QK });
+      assert.equal(again.status, 200);
+      assert.match(one(again, "cache-status"), /^edgeguard; hit/);
+      const dashboard = await request(edge.url, "GET", "/dashboard", { headers: QK });
+      assert.equal(dashboard.status, 503);
+      assert.match(dashboard.body.toString(), /LawnQuote is not answering right now/);
+      assert.equal(one(dashboard, "retry-after"), "60");
+      const api = await request(edge.url, "GET", "/api/quotes", { headers: { host: "lawnquote.online", accept: "application/json" } });
+      assert.equal(api.status, 502);
+      assert.equal(one(api, "content-type"), "application/problem+json");
+    } finally {
+      await edge.stop();
+      await origin.stop().catch(() => {});
+    }
+  });
+});

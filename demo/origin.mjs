@@ -414,7 +414,7 @@ async function demoControl(url, req, res) {
   }
   if (url.pathname === '/__demo/requests') {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD');
-    return sendJson(res, 200, { total: requestCount, paths: Object.fromEntries(pathCounts) });
+    return sendJson(res, 200, { total: requestCount, paths: Object.fromEntries(pathCounts), not_modified: notModified });
   }
   if (url.pathname !== '/__demo/health') {
     await hashBody(req);
@@ -553,6 +553,8 @@ async function handle(req, res) {
 // new one.
 const MARKETING_PAGES = new Set(['/', '/pricing', '/features']);
 let marketingServed = 0;
+// 304s answered to If-None-Match (GET /__demo/requests: `not_modified`).
+let notModified = 0;
 function marketingPage(path, req, res) {
   // ?delay=MS holds the answer (at most 5 s): concurrent requests for one page overlap.
   const delay = intParam(new URL(req.url, 'http://127.0.0.1'), 'delay', 5000);
@@ -566,6 +568,18 @@ function marketingPage(path, req, res) {
   }
   marketingServed++;
   if (/(^|;\s*)sb-[^=]*-auth-token/.test(String(req.headers.cookie ?? ''))) sessionCookies(res);
+  // ?stable=1: the same bytes every time, with an ETag that says so, and 304 to If-None-Match.
+  if (new URL(req.url, 'http://127.0.0.1').searchParams.get('stable') === '1') {
+    const etag = `"stable-${path.slice(1) || 'home'}"`;
+    res.setHeader('Cache-Control', 's-maxage=31536000, stale-while-revalidate');
+    res.setHeader('ETag', etag);
+    if (String(req.headers['if-none-match'] ?? '').split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) {
+      notModified++;
+      res.statusCode = 304;
+      return res.end();
+    }
+    return send(res, 200, 'text/html; charset=utf-8', pageHtml(path));
+  }
   const extra = {
     'Cache-Control': 's-maxage=31536000, stale-while-revalidate',
     Vary: 'RSC, Next-Router-State-Tree, Next-Router-Prefetch, Next-Router-Segment-Prefetch, Accept-Encoding',

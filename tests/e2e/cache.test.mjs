@@ -140,6 +140,26 @@ describe("edge cache", () => {
     assert.equal(await originCount(origin, "/pricing"), asked + 1);
   });
 
+  test("stale-while-revalidate asks the origin conditionally: a 304 keeps the copy, fresh again", async () => {
+    const url = "/pricing?stable=1";
+    const first = await request(edge.url, "GET", url, { headers: PAGE });
+    assert.match(one(first, "cache-status"), /stored/);
+    const body = first.body.toString();
+    const asked = await originCount(origin, "/pricing");
+    const notModified = async () => (await (await fetch(`${origin.url}/__demo/requests`)).json()).not_modified;
+    const before = await notModified();
+    await sleep(1300);
+    const stale = await request(edge.url, "GET", url, { headers: { ...PAGE, "if-none-match": '"the-client-s-own"' } });
+    assert.match(one(stale, "cache-status"), /detail=stale/);
+    await sleep(600);
+    assert.equal(await originCount(origin, "/pricing"), asked + 1, "one refresh");
+    assert.equal(await notModified(), before + 1, "sent with the copy's ETag, not the client's: answered 304");
+    const fresh = await request(edge.url, "GET", url, { headers: PAGE });
+    assert.match(one(fresh, "cache-status"), /^edgeguard; hit; ttl=[01]$/, "renewed by the 304: fresh again");
+    assert.equal(fresh.body.toString(), body);
+    assert.equal(await originCount(origin, "/pricing"), asked + 1);
+  });
+
   test("concurrent misses for one key make one origin request", async () => {
     // The origin holds its answer 400 ms, so all five requests arrive while the first waits.
     const before = await originCount(origin, "/features");

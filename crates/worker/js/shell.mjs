@@ -547,7 +547,7 @@ async function cached(st, request, d, obs, strip, ctx) {
   if (copy && copy.age < fresh + swr) {
     if (ctx && !st.refreshing.has(d.ck)) {
       st.refreshing.add(d.ck);
-      ctx.waitUntil(refresh(st, cache, request, d, strip, ctx).finally(() => st.refreshing.delete(d.ck)));
+      ctx.waitUntil(refresh(st, cache, request, d, strip, ctx, copy.headers.get("etag")).finally(() => st.refreshing.delete(d.ck)));
     }
     return serveCopy(st, request, d, obs, copy, "stale");
   }
@@ -606,12 +606,23 @@ async function cached(st, request, d, obs, strip, ctx) {
   }
 }
 
-/** stale-while-revalidate: fetch the answer again behind a stale copy and store it. */
-async function refresh(st, cache, request, d, strip, ctx) {
-  const get = new Request(request.url, { method: "GET", headers: request.headers });
+/** stale-while-revalidate: ask the origin again behind a stale copy — conditionally, with the
+ * copy's ETag, so an unchanged answer costs a 304 and the copy is kept with a new age — and
+ * store what it answers. The client's own conditional headers are not sent: they are about the
+ * client's copy, not the edge's. */
+async function refresh(st, cache, request, d, strip, ctx, etag) {
+  const headers = new Headers(request.headers);
+  for (const name of ["if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"]) headers.delete(name);
+  if (etag) headers.set("if-none-match", etag);
+  const get = new Request(request.url, { method: "GET", headers });
   const obs = { start: Date.now(), end: 0, originMs: null, originError: "", failover: "", edgeMs: 0, cache: "" };
   const reached = await reach(st, get, { ...d, fo: undefined }, obs, strip);
   if (reached.answer || typeof reached.response === "string") return;
+  if (reached.response.status === 304 && etag) {
+    await reached.response.body?.cancel();
+    await renew(cache, d.ck, get);
+    return;
+  }
   const stored = await store(st, cache, get, d, reached.response, ctx);
   if (stored.why) await reached.response.body?.cancel();
   else {
@@ -619,6 +630,24 @@ async function refresh(st, cache, request, d, strip, ctx) {
     const reader = stored.body?.getReader();
     if (reader) while (!(await reader.read()).done);
     await stored.put;
+  }
+}
+
+/** The origin says the stored copy is still current (304): store it again, fresh from now. */
+async function renew(cache, base, request) {
+  try {
+    let key = base;
+    let found = await cache.match(base);
+    if (found && found.headers.has(VARIES_ON)) {
+      key = await variantKey(base, found.headers.get(VARIES_ON), request);
+      found = await cache.match(key);
+    }
+    if (!found) return;
+    const h = new Headers(found.headers);
+    h.set(STORED_AT, String(Date.now()));
+    await cache.put(key, new Response(found.body, { status: found.status, statusText: found.statusText, headers: h }));
+  } catch {
+    // the copy stays stale; the next request past it asks again
   }
 }
 

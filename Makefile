@@ -87,7 +87,12 @@ dist: npm-package
 
 ## The crates as crates.io would take them (core, compiler, and cli carrying the engine).
 publish-dry-run: engine
-	$(CARGO) publish --dry-run --allow-dirty -p edgeguard-core -p edgeguard-compiler -p edgeguard-cli
+	# cargo verifies each crate against the others packaged into a temporary registry, treats
+	# what it extracts and builds from there as immutable (by version), and keeps the sources in
+	# CARGO_HOME: an earlier run of another commit would hand this one stale crates. So each run
+	# starts from nothing (never a crates.io copy: those live under registry/src/index.crates.io-*).
+	rm -rf target/publish "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/edgeguard-* "$${CARGO_HOME:-$$HOME/.cargo}"/registry/cache/-*/edgeguard-*
+	$(CARGO) publish --dry-run --allow-dirty --target-dir target/publish -p edgeguard-core -p edgeguard-compiler -p edgeguard-cli
 
 ## What `make dist` wrote, checked; and the crates packaged.
 release-test: dist publish-dry-run

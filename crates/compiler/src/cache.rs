@@ -9,7 +9,7 @@ use edgeguard_core::glob::Glob;
 use crate::diagnostics::Diagnostic;
 use crate::headers::validate_name;
 use crate::model::{CacheDef, CacheSettingsDef, FallbackDef, MaintenanceDef, S};
-use crate::units::{DURATION_HELP, duration_ms};
+use crate::units::duration;
 use crate::{Ctx, access, codes};
 
 /// Largest fallback page: it travels in every bundle, and a page that needs more than this is
@@ -18,17 +18,13 @@ pub const MAX_PAGE_BYTES: usize = 64 * 1024;
 
 /// Whole seconds of a duration value, `default` when absent; an error for anything else.
 fn seconds(ctx: &mut Ctx, value: Option<&S<String>>, default: u64) -> u64 {
-    let Some(v) = value else { return default };
-    match duration_ms(v.get_ref()) {
-        Ok(ms) if ms % 1000 == 0 => ms / 1000,
-        Ok(_) => {
+    let ms = duration(ctx, value, default.saturating_mul(1000));
+    match value {
+        Some(v) if !ms.is_multiple_of(1000) => {
             ctx.push(Diagnostic::error(codes::DURATION, v.span(), format!("`{}` is not a whole number of seconds", v.get_ref())).help("cache lifetimes are in whole seconds: \"30s\", \"5m\", \"1h\", \"1d\""));
             default
         }
-        Err(e) => {
-            ctx.push(Diagnostic::error(codes::DURATION, v.span(), e).help(DURATION_HELP));
-            default
-        }
+        _ => ms / 1000,
     }
 }
 

@@ -4,7 +4,7 @@ use edgeguard_core::bundle::Health;
 use edgeguard_core::health::DEFAULT_WARN_AFTER_MS;
 
 use crate::diagnostics::Diagnostic;
-use crate::units::{DURATION_HELP, duration_ms};
+use crate::units::duration;
 use crate::{Ctx, codes, model};
 
 /// Everything but the header set index, which the caller fills in.
@@ -20,16 +20,6 @@ pub fn compile(ctx: &mut Ctx, h: Option<&model::Health>) -> Option<Health> {
                         .help("write a path such as \"/__edge/health\""),
                 );
                 default.to_owned()
-            }
-        }
-    };
-    let duration = |ctx: &mut Ctx, v: Option<&model::S<String>>, default: u64| -> u64 {
-        let Some(v) = v else { return default };
-        match duration_ms(v.get_ref()) {
-            Ok(ms) => ms,
-            Err(e) => {
-                ctx.push(Diagnostic::error(codes::DURATION, v.span(), e).help(DURATION_HELP));
-                default
             }
         }
     };

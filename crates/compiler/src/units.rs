@@ -24,6 +24,19 @@ pub fn duration_ms(text: &str) -> Result<u64, String> {
     n.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// Milliseconds of an optional duration value, `default_ms` when absent; a value that does not
+/// parse is reported (E010) and gives the default, so one mistake is one diagnostic.
+pub fn duration(ctx: &mut crate::Ctx, value: Option<&crate::model::S<String>>, default_ms: u64) -> u64 {
+    let Some(v) = value else { return default_ms };
+    match duration_ms(v.get_ref()) {
+        Ok(ms) => ms,
+        Err(e) => {
+            ctx.push(crate::diagnostics::Diagnostic::error(crate::codes::DURATION, v.span(), e).help(DURATION_HELP));
+            default_ms
+        }
+    }
+}
+
 pub const DURATION_HELP: &str = "write a whole number and a unit: ms, s, m, h, d, w or y (e.g. \"30s\", \"15m\", \"1y\")";
 
 /// Bytes in a size string.

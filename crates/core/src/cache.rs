@@ -188,9 +188,10 @@ pub fn storable(status: u16, cache_control: &str, set_cookie: bool, vary: &str) 
 }
 
 /// Whether a request is for a page (a browser navigation: `GET`/`HEAD` accepting `text/html`),
-/// the requests the fallback page answers; API calls keep problem+json.
+/// the requests the fallback page answers; API calls keep problem+json. It runs for every
+/// request of a policy with a fallback page, so it allocates nothing.
 pub fn wants_page(req: &RequestFacts) -> bool {
-    matches!(req.method, "GET" | "HEAD") && req.header("accept").is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
+    matches!(req.method, "GET" | "HEAD") && req.header("accept").is_some_and(|a| a.as_bytes().windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
 }
 
 /// Whether a request may reach the app during maintenance: from an allowed address, or with
@@ -234,6 +235,20 @@ mod tests {
     fn key_carries_host_path_query_and_an_escaped_version() {
         assert_eq!(key("1", "a.example", "/p?x=1"), "https://a.example/p?x=1&edgeguard-cache=1");
         assert_eq!(key("v 2&", "a.example", "/p"), "https://a.example/p?edgeguard-cache=v%202%26");
+    }
+
+    #[test]
+    fn a_page_request_accepts_html_in_any_case() {
+        let req = |method, accept| {
+            let headers: &'static [(&str, &str)] = match accept {
+                Some("html") => &[("accept", "Text/HTML,application/xhtml+xml")],
+                Some(_) => &[("accept", "application/json")],
+                None => &[],
+            };
+            wants_page(&RequestFacts { method, url: "/", headers, peer_ip: None })
+        };
+        assert!(req("GET", Some("html")) && req("HEAD", Some("html")));
+        assert!(!req("POST", Some("html")) && !req("GET", Some("json")) && !req("GET", None));
     }
 
     #[test]

@@ -244,6 +244,11 @@ function strict(st, policy, h, body, status, head) {
   return rewriter.transform(new Response(body)).body;
 }
 
+/** What the shell sees of one request for its log line and `Server-Timing`, from `start`. */
+function observation(start) {
+  return { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0, cache: "" };
+}
+
 /** `Server-Timing`; the same durations go into the request's log line (obs.edgeMs, obs.originMs). */
 function timing(obs, extra) {
   obs.end = Date.now();
@@ -435,6 +440,15 @@ function remember(st, key, copy, body, fresh) {
   st.memoryBytes += body.byteLength;
 }
 
+/** The Cache API entry for this request under `base`: the copy itself, or — for an answer that
+ * varies — the variant the request's header values pick. `{ key, found, varies }`. */
+async function match(cache, base, request) {
+  const found = await cache.match(base);
+  if (!found || !found.headers.has(VARIES_ON)) return { key: base, found, varies: false };
+  const key = await variantKey(base, found.headers.get(VARIES_ON), request);
+  return { key, found: await cache.match(key), varies: true };
+}
+
 /** The stored copy for this request, `{ status, statusText, headers, body, age }` (the origin's
  * own headers restored, age in seconds), or null. A fresh, small copy that does not vary is
  * read whole and kept in memory as well. */
@@ -442,12 +456,7 @@ async function lookup(st, cache, base, request, fresh) {
   const held = fresh > 0 ? recall(st, base, fresh) : null;
   if (held !== null) return held;
   try {
-    let found = await cache.match(base);
-    let varies = false;
-    if (found && found.headers.has(VARIES_ON)) {
-      varies = true;
-      found = await cache.match(await variantKey(base, found.headers.get(VARIES_ON), request));
-    }
+    const { found, varies } = await match(cache, base, request);
     if (!found) return null;
     const h = new Headers(found.headers);
     const at = Number(h.get(STORED_AT));
@@ -615,7 +624,7 @@ async function refresh(st, cache, request, d, strip, ctx, etag) {
   for (const name of ["if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"]) headers.delete(name);
   if (etag) headers.set("if-none-match", etag);
   const get = new Request(request.url, { method: "GET", headers });
-  const obs = { start: Date.now(), end: 0, originMs: null, originError: "", failover: "", edgeMs: 0, cache: "" };
+  const obs = observation(Date.now());
   const reached = await reach(st, get, { ...d, fo: undefined }, obs, strip);
   if (reached.answer || typeof reached.response === "string") return;
   if (reached.response.status === 304 && etag) {
@@ -636,12 +645,7 @@ async function refresh(st, cache, request, d, strip, ctx, etag) {
 /** The origin says the stored copy is still current (304): store it again, fresh from now. */
 async function renew(cache, base, request) {
   try {
-    let key = base;
-    let found = await cache.match(base);
-    if (found && found.headers.has(VARIES_ON)) {
-      key = await variantKey(base, found.headers.get(VARIES_ON), request);
-      found = await cache.match(key);
-    }
+    const { key, found } = await match(cache, base, request);
     if (!found) return;
     const h = new Headers(found.headers);
     h.set(STORED_AT, String(Date.now()));
@@ -956,7 +960,7 @@ async function handle(st, request, env, ctx) {
   }
   if (d.shadowed) log(st, { level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
   if (d.x && !st.quiet) console.log(d.x);
-  const obs = { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0, cache: "" };
+  const obs = observation(start);
   let response;
   switch (d.a) {
     case "forward":

@@ -646,6 +646,30 @@ fn check_distinct(catalog: &Catalog, inputs: &[Input], out: &mut Vec<Finding>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The deployment files doctor reads are whatever a team has: every reader answers any
+        /// text (findings, never a panic), and no finding quotes a value it read.
+        #[test]
+        fn any_input_file_is_read_without_panic_or_leak(
+            text in "\\PC{0,300}",
+            pairs in proptest::collection::vec(("[A-Z_]{1,12}", "[a-z0-9]{12,20}"), 0..8),
+        ) {
+            let _ = parse_dotenv("production", ".env", &text);
+            let _ = parse_names_json("production", "secrets.json", &text, Kind::FlySecrets);
+            let _ = parse_fly("production", "fly.toml", &text);
+            let _ = crate::catalog::check("env.toml", &text);
+            let dotenv: String = pairs.iter().map(|(n, v)| format!("{n}=secret-{v}\n")).collect();
+            let (_, findings) = parse_dotenv("production", ".env", &dotenv);
+            for f in &findings {
+                let shown = format!("{f:?}");
+                for (_, v) in &pairs {
+                    prop_assert!(!shown.contains(&format!("secret-{v}")), "{shown}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn dotenv_syntax() {

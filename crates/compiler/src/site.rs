@@ -350,6 +350,31 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
     use crate::{Options, compile};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever is pasted — text, a broken HAR, header lines with odd names and values — the
+        /// import answers (a proposal or why not) and never panics; a proposal always compiles.
+        #[test]
+        fn any_paste_is_answered(
+            text in "\\PC{0,400}",
+            lines in proptest::collection::vec(("[A-Za-z-]{1,24}", "[ -~]{0,60}"), 0..12),
+            har in proptest::bool::ANY,
+        ) {
+            let _ = parse(&text);
+            let headers: Vec<String> = lines.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+            let pasted = if har {
+                let list: Vec<String> = lines.iter().map(|(n, v)| format!("{{\"name\":{},\"value\":{}}}", serde_json::json!(n), serde_json::json!(v))).collect();
+                format!("{{\"log\":{{\"entries\":[{{\"request\":{{\"url\":\"https://a.example/\"}},\"response\":{{\"status\":200,\"headers\":[{}]}}}}]}}}}", list.join(","))
+            } else {
+                format!("HTTP/2 200\r\n{}\r\n", headers.join("\r\n"))
+            };
+            if let Ok(site) = parse(&pasted) {
+                let proposal = propose(&site);
+                prop_assert!(!compile(&proposal.policy, &Options::default()).has_errors(), "{}", proposal.policy);
+            }
+        }
+    }
 
     #[test]
     fn curl_output_after_redirects() {

@@ -450,6 +450,9 @@ test("download the compiled bundle: the bytes `edgeguard compile` writes, and on
   assert.ok(mine.equals(readFileSync(out)), "byte for byte the CLI's bundle");
   // A policy with errors has no bundle to download.
   await setPolicy(page, QUOTEKIT.replace('rate = "600/5m"', 'rate = "600/5min"'));
+  // setPolicy can return on an earlier check that lands late; the errored policy's own check
+  // disables the button.
+  await page.waitForSelector("#download-bundle[disabled]", { timeout: 30000 });
   assert.equal(await page.isDisabled("#download-bundle"), true);
   assert.match(await page.getAttribute("#download-bundle", "title"), /fix the errors first/);
   await setPolicy(page, QUOTEKIT);

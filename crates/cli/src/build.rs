@@ -135,7 +135,7 @@ pub fn run(args: &Args) -> CmdResult {
         None => {
             let main = relative_to(Path::new("."), &dir.join(engine::ENTRY));
             let env = wrangler_env(args, &active)?;
-            let needs = wrangler::Needs { main: &main, env: env.as_deref(), limiter: has_global_limits(&active.bundle), app: &active.bundle.app.name };
+            let needs = wrangler::Needs { main: &main, env: env.as_deref(), limiter: has_global_limits(&active.bundle), stats: active.bundle.stats.enabled, app: &active.bundle.app.name };
             let _ = write!(out, "\nwrangler.toml needs (or pass --wrangler-toml wrangler.toml):\n\n{}", wrangler::snippet(&needs));
         }
     }
@@ -168,7 +168,7 @@ fn plan_wrangler(path: &Path, args: &Args, active: &Built) -> Result<(PathBuf, S
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
     let main = relative_to(base, &args.output.join(engine::ENTRY));
     let env = wrangler_env(args, active)?;
-    let needs = wrangler::Needs { main: &main, env: env.as_deref(), limiter: has_global_limits(&active.bundle), app: &active.bundle.app.name };
+    let needs = wrangler::Needs { main: &main, env: env.as_deref(), limiter: has_global_limits(&active.bundle), stats: active.bundle.stats.enabled, app: &active.bundle.app.name };
     let (merged, changes) = wrangler::merge(path, text.as_deref(), &needs)?;
     Ok((path.to_path_buf(), merged, changes))
 }

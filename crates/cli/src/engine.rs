@@ -31,6 +31,11 @@ pub const LIMITER_CLASS: &str = "EdgeguardLimiter";
 /// The binding name the shell looks the limiter up by.
 pub const LIMITER_BINDING: &str = "EDGEGUARD_LIMITER";
 
+/// The Durable Object class that merges the fleet statistics (`[stats]`, `[slo]`), exported
+/// by the shell, and its binding.
+pub const STATS_CLASS: &str = "EdgeguardStats";
+pub const STATS_BINDING: &str = "EDGEGUARD_STATS";
+
 /// The compatibility date the worker is tested with.
 pub const COMPATIBILITY_DATE: &str = "2025-09-01";
 
@@ -62,8 +67,8 @@ pub fn entry_module(shadow: bool) -> String {
     if shadow {
         out.push_str(&format!("import shadow from \"./{SHADOW}\";\n"));
     }
-    out.push_str(&format!("import {{ edgeguard, {LIMITER_CLASS} }} from \"./{SHELL}\";\n\n"));
-    out.push_str(&format!("export {{ {LIMITER_CLASS} }};\n"));
+    out.push_str(&format!("import {{ edgeguard, {LIMITER_CLASS}, {STATS_CLASS} }} from \"./{SHELL}\";\n\n"));
+    out.push_str(&format!("export {{ {LIMITER_CLASS}, {STATS_CLASS} }};\n"));
     out.push_str(if shadow { "export default edgeguard({ policy, shadow });\n" } else { "export default edgeguard({ policy });\n" });
     out
 }

@@ -140,6 +140,7 @@ const REASONS: &[&str] = &[
     "metrics",
     "unsupported_media_type",
     "maintenance",
+    "dashboard",
 ];
 const ACTIONS: &[&str] = &["forward", "redirect", "respond", "reject"];
 /// The most `repeat` allows, as `explain --repeat`.
@@ -1797,6 +1798,7 @@ repeat = 2
             Reason::Metrics,
             Reason::UnsupportedMediaType,
             Reason::Maintenance,
+            Reason::Dashboard,
         ];
         assert_eq!(all.map(Reason::code).to_vec(), REASONS.to_vec());
     }

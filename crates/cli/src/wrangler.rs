@@ -24,6 +24,8 @@ pub struct Needs<'a> {
     pub env: Option<&'a str>,
     /// The policy has `scope = "global"` limits: the limiter's binding and migration.
     pub limiter: bool,
+    /// The policy has `[stats]` or `[slo]`: the fleet statistics object's binding and migration.
+    pub stats: bool,
     /// For a new file's `name`.
     pub app: &'a str,
 }
@@ -36,22 +38,26 @@ pub fn snippet(needs: &Needs) -> String {
         engine::COMPATIBILITY_DATE,
         engine::DATA_RULE_GLOB
     );
-    if needs.limiter {
-        out.push_str(&format!("\n[[migrations]]\ntag = \"edgeguard-v1\"\nnew_sqlite_classes = [\"{}\"]\n", engine::LIMITER_CLASS));
+    for (_, class, _, tag) in classes(needs) {
+        out.push_str(&format!("\n[[migrations]]\ntag = \"{tag}\"\nnew_sqlite_classes = [\"{class}\"]\n"));
     }
     match needs.env {
         None => out.insert_str(0, &format!("main = \"{}\"\n", needs.main)),
         Some(_) => out.push_str(&format!("\n{env_table}main = \"{}\"\n", needs.main)),
     }
-    if needs.limiter {
+    for (_, class, binding, _) in classes(needs) {
         let prefix = needs.env.map(|e| format!("env.{e}.")).unwrap_or_default();
-        out.push_str(&format!(
-            "\n[[{prefix}durable_objects.bindings]]\nname = \"{}\"\nclass_name = \"{}\"\n",
-            engine::LIMITER_BINDING,
-            engine::LIMITER_CLASS
-        ));
+        out.push_str(&format!("\n[[{prefix}durable_objects.bindings]]\nname = \"{binding}\"\nclass_name = \"{class}\"\n"));
     }
     out
+}
+
+/// The Durable Object classes a worker needs: (needed, class, binding, migration tag).
+fn classes(needs: &Needs) -> Vec<(bool, &'static str, &'static str, &'static str)> {
+    [(needs.limiter, engine::LIMITER_CLASS, engine::LIMITER_BINDING, "edgeguard-v1"), (needs.stats, engine::STATS_CLASS, engine::STATS_BINDING, "edgeguard-stats-v1")]
+        .into_iter()
+        .filter(|c| c.0)
+        .collect()
 }
 
 /// `text` (a wrangler.toml, or `None` for a new one) with the needs merged in, and what
@@ -84,12 +90,15 @@ pub fn merge(path: &Path, text: Option<&str>, needs: &Needs) -> Result<(String, 
         push_entry(&mut doc, "rules", rule).ok_or_else(|| bad("rules"))?;
         changes.push(format!("a Data rule for {}", engine::DATA_RULE_GLOB));
     }
-    if needs.limiter && !lists_class(doc.get("migrations")) {
+    for (_, class, _, tag) in classes(needs) {
+        if lists_class(doc.get("migrations"), class) {
+            continue;
+        }
         let mut migration = InlineTable::new();
-        migration.insert("tag", "edgeguard-v1".into());
-        migration.insert("new_sqlite_classes", Value::Array(Array::from_iter([engine::LIMITER_CLASS])));
+        migration.insert("tag", tag.into());
+        migration.insert("new_sqlite_classes", Value::Array(Array::from_iter([class])));
         push_entry(&mut doc, "migrations", migration).ok_or_else(|| bad("migrations"))?;
-        changes.push(format!("a migration creating {}", engine::LIMITER_CLASS));
+        changes.push(format!("a migration creating {class}"));
     }
     let (target, at): (&mut Table, String) = match needs.env {
         None => (doc.as_table_mut(), String::new()),
@@ -104,20 +113,20 @@ pub fn merge(path: &Path, text: Option<&str>, needs: &Needs) -> Result<(String, 
         set_keeping_decor(target, "main", needs.main);
         changes.push(format!("{at}main = \"{}\"", needs.main));
     }
-    if needs.limiter {
+    for (_, class, name, _) in classes(needs) {
         let durable = target.entry("durable_objects").or_insert(Item::Table(Table::new()));
         if let Some(t) = durable.as_table_mut() {
             t.set_implicit(true);
         }
-        let bound = binds_class(durable.get("bindings"));
+        let bound = binds_class(durable.get("bindings"), class);
         if !bound {
             let mut binding = InlineTable::new();
-            binding.insert("name", engine::LIMITER_BINDING.into());
-            binding.insert("class_name", engine::LIMITER_CLASS.into());
+            binding.insert("name", name.into());
+            binding.insert("class_name", class.into());
             let durable = durable.as_table_like_mut().ok_or_else(|| bad("durable_objects"))?;
             let bindings = durable.entry("bindings").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
             push_item(bindings, binding).ok_or_else(|| bad("durable_objects.bindings"))?;
-            changes.push(format!("{at}the {} Durable Object binding", engine::LIMITER_BINDING));
+            changes.push(format!("{at}the {name} Durable Object binding"));
         }
     }
     Ok((doc.to_string(), changes))
@@ -165,14 +174,14 @@ pub fn is_bundle_rule<'g>(kind: Option<&str>, mut globs: impl Iterator<Item = &'
     kind == Some("Data") && globs.any(|g| g.ends_with(".egb"))
 }
 
-/// Whether some migration creates the limiter's class.
-fn lists_class(migrations: Option<&Item>) -> bool {
-    entries(migrations).iter().any(|m| ["new_sqlite_classes", "new_classes"].iter().any(|k| strings(m.get(k)).contains(&engine::LIMITER_CLASS)))
+/// Whether some migration creates `class`.
+fn lists_class(migrations: Option<&Item>, class: &str) -> bool {
+    entries(migrations).iter().any(|m| ["new_sqlite_classes", "new_classes"].iter().any(|k| strings(m.get(k)).contains(&class)))
 }
 
-/// Whether some binding binds the limiter's class.
-fn binds_class(bindings: Option<&Item>) -> bool {
-    entries(bindings).iter().any(|b| b.get("class_name").and_then(Item::as_str) == Some(engine::LIMITER_CLASS))
+/// Whether some binding binds `class`.
+fn binds_class(bindings: Option<&Item>, class: &str) -> bool {
+    entries(bindings).iter().any(|b| b.get("class_name").and_then(Item::as_str) == Some(class))
 }
 
 /// Append an entry to the top-level list `key`, in the shape the file already uses.
@@ -198,7 +207,7 @@ fn push_item(item: &mut Item, entry: InlineTable) -> Option<()> {
 mod tests {
     use super::*;
 
-    const NEEDS: Needs = Needs { main: "edge/index.mjs", env: None, limiter: true, app: "Shop Front" };
+    const NEEDS: Needs = Needs { main: "edge/index.mjs", env: None, limiter: true, stats: false, app: "Shop Front" };
 
     fn merged(text: Option<&str>, needs: &Needs) -> (toml::Table, String, Vec<String>) {
         let (out, changes) = merge(Path::new("wrangler.toml"), text, needs).unwrap_or_else(|e| panic!("{}", e.message));

@@ -51,7 +51,7 @@ fn two_policies_share_the_engine_bytes_and_differ_in_the_bundle() {
     // The entry imports the bundle and hands it to the shell.
     let entry = String::from_utf8(read(tmp.path().join("a/index.mjs"))).unwrap();
     assert!(entry.contains("import policy from \"./policy.egb\";") && entry.contains("export default edgeguard({ policy });"), "{entry}");
-    assert!(entry.contains("export { EdgeguardLimiter };"));
+    assert!(entry.contains("export { EdgeguardLimiter, EdgeguardStats };"));
     // The manifest names what was built; the summary and wrangler lines are printed.
     let manifest: Value = serde_json::from_slice(&read(tmp.path().join("a/edgeguard.json"))).unwrap();
     assert_eq!(manifest["policy"]["revision"], bundle.revision.as_str());

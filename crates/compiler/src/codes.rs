@@ -39,6 +39,11 @@ pub const OBSERVE: &str = "E100";
 // The edge cache, the fallback page, maintenance (compiler/src/cache.rs)
 pub const CACHE: &str = "E110";
 pub const FALLBACK: &str = "E111";
+// SLOs, fleet statistics and alerts (compiler/src/slo.rs)
+pub const SLO: &str = "E120";
+pub const SLO_ROUTE: &str = "E121";
+pub const STATS: &str = "E122";
+pub const ALERTS: &str = "E123";
 
 pub const NO_VERSION: &str = "W000";
 pub const HSTS_PRELOAD_INELIGIBLE: &str = "W001";
@@ -63,6 +68,8 @@ pub const STRICT_STYLE_UNSAFE_INLINE: &str = "W103";
 pub const CACHE_STORES_NOTHING: &str = "W110";
 pub const CACHE_CREDENTIALED: &str = "W111";
 pub const FALLBACK_EXTERNAL: &str = "W112";
+pub const SLO_NOBODY_ALERTED: &str = "W120";
+pub const SLO_NO_METRICS_KEY: &str = "W121";
 
 // CSP (compiler/src/csp.rs)
 pub const UNKNOWN_DIRECTIVE: &str = "E030";

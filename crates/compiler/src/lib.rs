@@ -22,6 +22,7 @@ pub mod routes;
 pub mod sanitize;
 pub mod shape;
 pub mod site;
+pub mod slo;
 pub mod units;
 
 use std::collections::BTreeSet;
@@ -556,6 +557,13 @@ fn lower(
     );
     let mut reserved: Vec<(String, &str)> = health.iter().map(|h| (h.path.clone(), "the edge's health endpoint")).collect();
     reserved.extend(observe::reserved(&observe));
+    let route_patterns: Vec<String> = routes.iter().filter_map(|r: &edgeguard_core::bundle::Route| r.pattern.clone()).collect();
+    let operate = slo::compile(
+        ctx,
+        policy,
+        &slo::Context { routes: &route_patterns, metrics: observe.metrics.as_ref(), taken: &reserved, posthog: observe.posthog.as_ref().map(|p| p.host.as_str()) },
+    );
+    reserved.extend(slo::reserved(&operate.stats));
     routes::check_conflicts(ctx, &pattern_refs, &regexes, &reserved);
 
     if ctx.has_errors() {
@@ -585,6 +593,9 @@ fn lower(
         cache: cache_settings,
         fallback,
         maintenance,
+        stats: operate.stats,
+        slos: operate.slos,
+        alerts: operate.alerts,
     };
     // The revision names the compiled bytes, environment overlay included: staging and
     // production differ, and a comment-only edit of the source keeps the revision.

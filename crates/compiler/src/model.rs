@@ -50,6 +50,15 @@ pub struct Policy {
     pub fallback: Option<FallbackDef>,
     /// Who still reaches the app while maintenance mode (`EDGE_MAINTENANCE=1`) is on.
     pub maintenance: Option<MaintenanceDef>,
+    /// Fleet-wide statistics: every isolate's numbers merged in one Durable Object, and the
+    /// dashboard that shows them.
+    pub stats: Option<StatsDef>,
+    /// Service level objectives over sets of routes, by name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SloDef>")]
+    pub slo: Map<SloDef>,
+    /// Where SLO burn-rate alerts go: worker variables (secrets) holding webhook URLs.
+    pub alerts: Option<AlertsDef>,
     /// Overlays merged over the rest when `app.environment` names them.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Policy>")]
@@ -660,4 +669,104 @@ pub struct PostHogDef {
     /// Most events one isolate sends per window (default "600/1m"); the rest are dropped and counted.
     #[schemars(with = "Option<String>")]
     pub rate: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatsDef {
+    /// Least time between two flushes of one isolate's numbers to the fleet object (default "5s", at least "1s").
+    #[schemars(with = "Option<String>")]
+    pub flush: Option<S<String>>,
+    /// Length of the finest bucket (default "1m"); every window (retention, alert windows)
+    /// counts in these. Tests shorten it ("500ms") to run the alert rules faster.
+    #[schemars(with = "Option<String>")]
+    pub minute: Option<S<String>>,
+    /// Path of the fleet dashboard, guarded by `observe.metrics.api_key` (default
+    /// "/__edge/dashboard"; `false`: none).
+    #[schemars(with = "Option<DashboardSchema>")]
+    pub dashboard: Option<S<DashboardDef>>,
+}
+
+/// `dashboard = "/path"` or `dashboard = false`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum DashboardDef {
+    Path(String),
+    On(bool),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum DashboardSchema {
+    Path(String),
+    On(bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyOfDef {
+    /// Time to the origin's response headers.
+    Origin,
+    /// Time spent in the edge itself.
+    Edge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeverityDef {
+    /// 14.4× over 1h and 5m, or 6× over 6h and 30m.
+    Page,
+    /// 1× over 3d and 6h.
+    Ticket,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloDef {
+    /// Route patterns (as written in `[[routes]] path`) whose requests count toward it.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub routes: Option<Vec<S<String>>>,
+    /// Percent of requests answered without a 5xx, e.g. 99.9.
+    #[schemars(with = "Option<f64>")]
+    pub availability: Option<S<f64>>,
+    /// A latency objective: `{ percentile = 95, max = "200ms", of = "origin" }`.
+    pub latency: Option<LatencyDef>,
+    /// The window the error budget spans (default "30d").
+    #[schemars(with = "Option<String>")]
+    pub window: Option<S<String>>,
+    /// Which burn-rate alerts it raises (default ["page", "ticket"]; [] for none).
+    #[schemars(with = "Option<Vec<SeverityDef>>")]
+    pub alerts: Option<Vec<S<SeverityDef>>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyDef {
+    /// Which percentile of requests must be at most `max`: 50 to 99.99.
+    #[schemars(with = "Option<f64>")]
+    pub percentile: Option<S<f64>>,
+    /// The threshold, e.g. "200ms".
+    #[schemars(with = "Option<String>")]
+    pub max: Option<S<String>>,
+    /// Which time: "origin" (default) or "edge".
+    #[schemars(with = "Option<LatencyOfDef>")]
+    pub of: Option<S<LatencyOfDef>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsDef {
+    /// Worker variable (a secret) holding a Slack incoming-webhook URL.
+    #[schemars(with = "Option<String>")]
+    pub slack: Option<S<String>>,
+    /// Worker variable (a secret) holding a URL that receives the generic JSON body.
+    #[schemars(with = "Option<String>")]
+    pub webhook: Option<S<String>>,
+    /// Worker variable (a secret) holding a bearer token sent to `webhook`.
+    #[schemars(with = "Option<String>")]
+    pub webhook_token: Option<S<String>>,
+    /// Send an `edgeguard_alert` event to `[observe.posthog]` with the `POSTHOG_KEY` secret.
+    #[schemars(with = "Option<bool>")]
+    pub posthog: Option<S<bool>>,
 }

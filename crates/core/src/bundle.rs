@@ -16,7 +16,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 /// Magic, format version and digest: the bytes before the postcard body.
 const HEADER_LEN: usize = 4 + 4 + 32;
@@ -82,6 +82,12 @@ pub struct Bundle {
     pub fallback: Option<crate::cache::Fallback>,
     /// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
     pub maintenance: crate::cache::Maintenance,
+    /// `[stats]`: fleet-wide statistics flushed to the `EDGEGUARD_STATS` Durable Object.
+    pub stats: crate::stats::StatsSettings,
+    /// `[slo.<name>]`, by name.
+    pub slos: Vec<crate::slo::Slo>,
+    /// `[alerts]`: where SLO alerts are sent.
+    pub alerts: crate::slo::Alerts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -501,6 +507,9 @@ impl Bundle {
         }
         if observe.csp.as_ref().and_then(|c| c.limit).is_some_and(|l| usize::from(l) >= self.limits.len()) {
             return bad("csp report limit");
+        }
+        if self.slos.iter().any(|s| s.routes.iter().any(|r| *r as usize >= self.routes.len())) {
+            return bad("slo route");
         }
         self.matcher.check(self.routes.len()).map_err(LoadError::Corrupt)
     }

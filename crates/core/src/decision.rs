@@ -57,6 +57,8 @@ pub enum Reason {
     UnsupportedMediaType,
     /// Maintenance mode (`EDGE_MAINTENANCE`) is on and the client is not on its allow-list.
     Maintenance,
+    /// Answered by the fleet dashboard (`[stats] dashboard`).
+    Dashboard,
 }
 
 impl Reason {
@@ -83,6 +85,7 @@ impl Reason {
             Reason::Metrics => "metrics",
             Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::Maintenance => "maintenance",
+            Reason::Dashboard => "dashboard",
         }
     }
 
@@ -117,6 +120,7 @@ impl Reason {
             Reason::Metrics => "Metrics",
             Reason::UnsupportedMediaType => "Unsupported media type",
             Reason::Maintenance => "Maintenance",
+            Reason::Dashboard => "Dashboard",
         }
     }
 }
@@ -136,6 +140,8 @@ pub enum Endpoint {
     /// The CSP report intake; the body's format once the content type was accepted.
     CspReport(Option<crate::observe::ReportFormat>),
     Metrics,
+    /// The fleet dashboard (`[stats] dashboard`): HTML with a Content-Security-Policy of its own.
+    Dashboard,
 }
 
 /// A limit's verdict, carried to the response phase for the `RateLimit` headers.

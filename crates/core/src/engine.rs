@@ -268,7 +268,10 @@ impl Engine {
             return self.csp_report_step(req, limiter, now, intake, d);
         }
         if let Some(metrics) = b.observe.metrics.as_ref().filter(|m| m.path == target.path) {
-            return self.metrics_step(req, limiter, now, metrics, d);
+            return self.metrics_step(req, limiter, now, metrics, d, false);
+        }
+        if let Some(metrics) = b.observe.metrics.as_ref().filter(|_| b.stats.dashboard.as_deref() == Some(target.path.as_str())) {
+            return self.metrics_step(req, limiter, now, metrics, d, true);
         }
 
         // 3c. maintenance mode: after the edge's own endpoints (monitors still see its health)

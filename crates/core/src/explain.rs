@@ -53,6 +53,9 @@ pub struct Explanation {
     /// For `forward`: what the client gets when no origin can answer (`"stale, else fallback
     /// page"`…), see docs/caching.md.
     pub on_origin_failure: Option<&'static str>,
+    /// The `[slo.<name>]` objectives this request counts toward (by its route), in policy
+    /// order; empty when none does.
+    pub slo: Vec<String>,
 }
 
 /// The edge cache for one forwarded request (docs/caching.md).
@@ -196,5 +199,9 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
         strip_request_headers: Vec::new(),
         cache: d.cache.as_ref().filter(|_| d.action == Action::Forward).map(cache_report),
         on_origin_failure: (d.action == Action::Forward).then(|| on_origin_failure(d, bundle.fallback.is_some())),
+        slo: match d.rule {
+            crate::decision::RuleRef::Route(i) => crate::slo::slos_for(&bundle.slos, Some(i)).into_iter().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        },
     }
 }

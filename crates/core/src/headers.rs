@@ -67,6 +67,10 @@ pub fn dynamic<'a>(bundle: &'a Bundle, d: &Decision) -> Vec<(&'static str, Cow<'
         Action::Respond => {
             match d.endpoint {
                 Some(Endpoint::Metrics) => out.push(("content-type", Cow::Borrowed(crate::observe::METRICS_CONTENT_TYPE))),
+                Some(Endpoint::Dashboard) => {
+                    out.push(("content-type", Cow::Borrowed("text/html; charset=utf-8")));
+                    out.push(("content-security-policy", Cow::Owned(crate::dashboard::csp())));
+                }
                 // 204: no body, no content type.
                 Some(Endpoint::CspReport(_)) => {}
                 _ => out.push(("content-type", Cow::Borrowed("application/health+json"))),

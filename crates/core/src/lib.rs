@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod cache;
 pub mod cidr;
 pub mod csp;
+pub mod dashboard;
 pub mod decision;
 pub mod engine;
 pub mod explain;
@@ -24,6 +25,8 @@ pub mod routes;
 pub mod sanitize;
 pub mod scan;
 pub mod shadow;
+pub mod slo;
+pub mod stats;
 
 pub use bundle::{Bundle, FORMAT_VERSION, LoadError};
 pub use decision::{Action, Decision, Reason};

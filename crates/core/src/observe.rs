@@ -141,13 +141,15 @@ impl Engine {
     }
 
     /// Step 3c: the metrics endpoint. GET and HEAD (405), with the policy's API key (401).
-    pub(crate) fn metrics_step(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, metrics: &MetricsEndpoint, mut d: Decision) -> Decision {
+    /// The metrics endpoint, or with `dashboard` the fleet dashboard: the same API key guards both.
+    pub(crate) fn metrics_step(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, metrics: &MetricsEndpoint, mut d: Decision, dashboard: bool) -> Decision {
         let b = self.bundle();
         d.headers = b.observe.headers;
-        d.endpoint = Some(Endpoint::Metrics);
+        d.endpoint = Some(if dashboard { Endpoint::Dashboard } else { Endpoint::Metrics });
         if !matches!(req.method, "GET" | "HEAD") {
             d.allow = Some(method::GET | method::HEAD);
-            return reject(d, Reason::MethodNotAllowed, 405, Cow::Borrowed("the metrics endpoint answers GET and HEAD"));
+            let what = if dashboard { "the dashboard answers GET and HEAD" } else { "the metrics endpoint answers GET and HEAD" };
+            return reject(d, Reason::MethodNotAllowed, 405, Cow::Borrowed(what));
         }
         let checked = match b.api_keys.get(usize::from(metrics.api_key)) {
             Some(key) => self.key_gate(key, req, d.client_ip, limiter, now, &mut d.rate_limit),
@@ -158,8 +160,13 @@ impl Engine {
         }
         d.action = Action::Respond;
         d.status = Some(200);
-        d.reason = Reason::Metrics;
-        d.detail = Cow::Borrowed("answered by the edge's metrics endpoint (this isolate's counters)");
+        if dashboard {
+            d.reason = Reason::Dashboard;
+            d.detail = Cow::Borrowed("answered by the edge's fleet dashboard");
+        } else {
+            d.reason = Reason::Metrics;
+            d.detail = Cow::Borrowed("answered by the edge's metrics endpoint (this isolate's counters)");
+        }
         d
     }
 }
@@ -537,6 +544,15 @@ fn rule_key(rule: RuleRef) -> u32 {
         RuleRef::None => RULE_NONE,
         RuleRef::Defaults => RULE_DEFAULTS,
         RuleRef::Route(i) => i.min(RULE_DEFAULTS.saturating_sub(1)),
+    }
+}
+
+/// The rule key of a route label ([`rule_label`]'s inverse); `None` for a route this policy lacks.
+fn label_rule(bundle: &Bundle, label: &str) -> Option<u32> {
+    match label {
+        "(none)" => Some(RULE_NONE),
+        "(defaults)" => Some(RULE_DEFAULTS),
+        pattern => bundle.routes.iter().position(|r| r.pattern.as_deref() == Some(pattern)).and_then(|i| u32::try_from(i).ok()),
     }
 }
 
@@ -930,6 +946,10 @@ pub struct Observer {
     /// The shell has the Analytics Engine binding (and the policy allows it).
     analytics: bool,
     started_ms: u64,
+    /// The fleet statistics since the last flush (`[stats]`/`[slo]`); `None` when off.
+    stats: Option<crate::stats::Recorder>,
+    /// When the shell last took them, Unix ms.
+    stats_taken_ms: u64,
 }
 
 impl Observer {
@@ -943,7 +963,37 @@ impl Observer {
             posthog: false,
             analytics: false,
             started_ms: now / NANOS_PER_MS,
+            stats: bundle.stats.enabled.then(crate::stats::Recorder::default),
+            stats_taken_ms: now / NANOS_PER_MS,
         }
+    }
+
+    /// The statistics to flush to the fleet object as JSON, when `[stats] flush` has passed
+    /// since the last take and there is something to send; `None` otherwise. Starts afresh.
+    pub fn take_stats(&mut self, bundle: &Bundle, now: Nanos) -> Option<String> {
+        let now_ms = now / NANOS_PER_MS;
+        let rec = self.stats.as_mut()?;
+        if rec.is_empty() || now_ms.saturating_sub(self.stats_taken_ms) < bundle.stats.flush_ms {
+            return None;
+        }
+        self.stats_taken_ms = now_ms;
+        let head = crate::stats::FlushHead {
+            revision: short_revision(bundle).to_owned(),
+            app: bundle.app.name.clone(),
+            environment: bundle.app.environment.clone(),
+            bucket_ms: bundle.stats.bucket_ms,
+            dashboard: bundle.stats.dashboard.clone(),
+            slos: bundle.slos.clone(),
+            alerts: bundle.alerts.clone(),
+        };
+        let flush = rec.take(head, |key| rule_label(bundle, key))?;
+        serde_json::to_string(&flush).ok()
+    }
+
+    /// Put back a flush the fleet object did not take (its JSON): the next flush carries it.
+    pub fn restore_stats(&mut self, bundle: &Bundle, flush: &str) {
+        let (Some(rec), Ok(flush)) = (self.stats.as_mut(), serde_json::from_str::<crate::stats::Flush>(flush)) else { return };
+        rec.put_back(flush.rows, |label| label_rule(bundle, label));
     }
 
     /// What the shell can do: send to PostHog (it has the key), write data points (it has the
@@ -1041,6 +1091,9 @@ impl Observer {
         let d = &flight.decision;
         let facts = Facts::new(engine, flight, seen);
         self.count(flight, seen, &facts);
+        if self.stats.is_some() {
+            self.record_stats(bundle, flight, seen, &facts, now);
+        }
 
         let mut out = Finished::default();
         let level = facts.level;
@@ -1097,6 +1150,39 @@ impl Observer {
             out.point = Some(facts.point(bundle, flight, seen));
         }
         out
+    }
+
+    /// One request into the fleet statistics' aggregate (one map entry and two histogram
+    /// buckets: no allocation once its route's row exists).
+    fn record_stats(&mut self, bundle: &Bundle, flight: &Flight, seen: &Observed, facts: &Facts, now: Nanos) {
+        let Some(rec) = self.stats.as_mut() else { return };
+        let d = &flight.decision;
+        let failed_first = match (d.origin, seen.failover) {
+            (Some(first), Some(_)) => Some(origin_name(bundle, first)),
+            _ => None,
+        };
+        let failed_last = match (facts.origin_name, seen.origin_error) {
+            (Some(name), Some(_)) => Some(name),
+            (Some(name), None) if d.action == Action::Forward && seen.status >= 500 => Some(name),
+            _ => None,
+        };
+        let sample = crate::stats::Sample {
+            status: seen.status,
+            reason: facts.reason,
+            refused: d.action == Action::Reject,
+            limited: if seen.status == 429 { facts.limit.map(|(name, _)| name) } else { None },
+            origin_failures: [failed_first, failed_last],
+            failover: seen.failover.is_some(),
+            cache: seen.cache,
+            edge_ms: seen.edge_ms,
+            origin_ms: seen.origin_ms,
+        };
+        let now_ms = now / NANOS_PER_MS;
+        let route = rule_key(d.rule);
+        rec.record(bundle.stats.bucket_ms, now_ms, route, &sample);
+        if !flight.violations.is_empty() {
+            rec.record_csp(bundle.stats.bucket_ms, now_ms, route, flight.violations.iter().map(|v| v.effective_directive.as_str()));
+        }
     }
 
     fn count(&mut self, flight: &Flight, seen: &Observed, facts: &Facts) {

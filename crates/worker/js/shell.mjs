@@ -32,7 +32,8 @@
 //   EDGE_POSTHOG_HOST      PostHog host instead of [observe.posthog] host (a proxy, or tests)
 //
 // Bindings: EDGEGUARD_LIMITER (Durable Object namespace of class EdgeguardLimiter) for
-// `scope = "global"` limits; EDGEGUARD_RL_<LIMIT NAME> (Workers Rate Limiting) for
+// `scope = "global"` limits; EDGEGUARD_STATS (class EdgeguardStats) for the fleet statistics,
+// SLO alerts and the dashboard (`[stats]`, `[slo.*]`, docs/operate.md); EDGEGUARD_RL_<LIMIT NAME> (Workers Rate Limiting) for
 // `scope = "cloudflare"` limits; EDGEGUARD_ANALYTICS (Workers Analytics Engine dataset) for
 // one data point per request when [observe] analytics is on (the default).
 
@@ -40,6 +41,13 @@
 const LIMITER_TIMEOUT_MS = 500;
 /** How long a PostHog batch may take; it runs after the response, in waitUntil. */
 const POSTHOG_TIMEOUT_MS = 2000;
+/** How long a flush to the fleet statistics object, or a read of it, may take. */
+const STATS_TIMEOUT_MS = 3000;
+/** How long one alert notification may take. */
+const NOTIFY_TIMEOUT_MS = 5000;
+/** Retries of a failed notification: 2 s, 4 s, … doubling up to 5 min, for about a day. */
+const NOTIFY_MAX_ATTEMPTS = 300;
+const NOTIFY_MAX_BACKOFF_MS = 5 * 60 * 1000;
 /** How much of an oversized body is read (and dropped) before its 413. */
 const DRAIN_CAP_BYTES = 1024 * 1024;
 /** Most of a request body held before the first attempt at the origin: what failover can send
@@ -48,7 +56,7 @@ const DRAIN_CAP_BYTES = 1024 * 1024;
 const BUFFER_BYTES = 1024 * 1024;
 
 import { DurableObject } from "cloudflare:workers";
-import { initSync, Edge, misconfigured } from "./engine.js";
+import { initSync, Edge, Fleet, misconfigured } from "./engine.js";
 import wasmModule from "./engine_bg.wasm";
 
 initSync({ module: wasmModule });
@@ -146,7 +154,13 @@ function setup(env, bundles) {
   const posthogKey = env.POSTHOG_KEY ? String(env.POSTHOG_KEY) : null;
   const analytics = env.EDGEGUARD_ANALYTICS && typeof env.EDGEGUARD_ANALYTICS.writeDataPoint === "function" ? env.EDGEGUARD_ANALYTICS : null;
   edge.observe_setup(Boolean(posthogKey && posthogHost), analytics !== null, Date.now());
+  const statsInfo = JSON.parse(edge.stats_info());
   return {
+    // The fleet statistics object's namespace when the policy keeps statistics, and whether a
+    // flush is already due (one timer per isolate: at most one flush per `[stats] flush`).
+    stats: statsInfo.stats && env.EDGEGUARD_STATS ? env.EDGEGUARD_STATS : null,
+    statsFlushMs: statsInfo.flush_ms,
+    statsArmed: false,
     broken: null,
     edge,
     info,
@@ -782,6 +796,10 @@ function observe(st, ctx, d, response, obs) {
   if (d.k === undefined) return;
   const type = st.wantsHtml && d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
   const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), obs.cache, obs.end);
+  if (st.stats !== null && !st.statsArmed && ctx) {
+    st.statsArmed = true;
+    ctx.waitUntil(flushLater(st));
+  }
   if (!raw) return;
   // Usually just the log line; "+{l, e, p}" when there are events or a data point too.
   if (raw.charCodeAt(0) !== 43) {
@@ -799,6 +817,63 @@ function observe(st, ctx, d, response, obs) {
     }
   }
   if (out.e && st.posthogUrl && ctx) ctx.waitUntil(sendEvents(st, out.e));
+}
+
+/** The fleet statistics object (one for the whole fleet). */
+function statsStub(st) {
+  return st.stats.get(st.stats.idFromName("fleet"));
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolve with `promise`, or reject after `ms`. */
+function within(promise, ms) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error("timeout")), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** `[stats] flush` after the first request it has not sent: hand the isolate's aggregate to
+ * the fleet object in one RPC. A flush that fails is merged back and goes with the next. */
+async function flushLater(st) {
+  await sleep(st.statsFlushMs);
+  st.statsArmed = false;
+  await flushStats(st, false);
+}
+
+async function flushStats(st, now) {
+  const flush = st.edge.stats_take(now ? Date.now() + st.statsFlushMs : Date.now());
+  if (!flush) return;
+  try {
+    await within(statsStub(st).merge(flush), STATS_TIMEOUT_MS);
+  } catch {
+    st.edge.stats_restore(flush);
+  }
+}
+
+/** The dashboard or `?scope=fleet`: this isolate's numbers first, then the fleet object's answer. */
+async function fleetAnswer(st, request, d, obs, what) {
+  let body;
+  let status = d.s;
+  if (st.stats === null) {
+    status = 503;
+    body = "the fleet statistics object is not bound (EDGEGUARD_STATS); see docs/operate.md\n";
+  } else {
+    try {
+      await flushStats(st, true);
+      body = await within(what === "dashboard" ? statsStub(st).dashboard() : statsStub(st).prometheus(), STATS_TIMEOUT_MS);
+    } catch {
+      status = 503;
+      body = "the fleet statistics object did not answer\n";
+    }
+  }
+  const response = respond(st, d, request.method === "HEAD" ? null : body, status, "", undefined, timing(obs));
+  if (status !== 200) response.headers.set("content-type", "text/plain; charset=utf-8");
+  return response;
 }
 
 /** One PostHog batch, after the response: one attempt, bounded by a timeout, counted, never retried. */
@@ -941,7 +1016,10 @@ function edgeAnswer(st, request, d, obs) {
     case "csp_report":
       return cspReport(st, request, d, obs);
     case "metrics":
+      if (new URL(request.url).searchParams.get("scope") === "fleet") return fleetAnswer(st, request, d, obs, "metrics");
       return respond(st, d, request.method === "HEAD" ? null : st.edge.metrics(), d.s, "", undefined, timing(obs));
+    case "dashboard":
+      return fleetAnswer(st, request, d, obs, "dashboard");
     default:
       return health(st, request, d, obs);
   }
@@ -1063,5 +1141,153 @@ export class EdgeguardLimiter extends DurableObject {
     for (const [name, state] of await this.ctx.storage.list()) if (recovered(state, now)) over.push(name);
     for (let i = 0; i < over.length; i += 128) await this.ctx.storage.delete(over.slice(i, i + 128));
     if ((await this.ctx.storage.list({ limit: 1 })).size > 0) this.schedule();
+  }
+}
+
+/** How often the statistics object evaluates alerts at most: once per bucket, at least once a minute. */
+function evaluationMs(fleet) {
+  return Math.max(100, Math.min(fleet.bucket_ms(), 60_000));
+}
+
+/**
+ * The fleet statistics: every isolate's aggregate merged exactly (edgeguard_core::stats). Rows
+ * and totals live in this object's storage (per bucket for 7 days, per hour for 90), so a
+ * restart keeps the history. An alarm evaluates the SLO burn-rate alerts once per bucket; each
+ * alert that fires or resolves becomes one notification per destination, written to an outbox
+ * in storage in the same turn as the alert's new state, and sent until it is taken: a
+ * destination that fails is retried with backoff and counted, never dropped silently.
+ */
+export class EdgeguardStats extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.fleet = null;
+    this.loading = null;
+    this.armed = false;
+  }
+
+  /** The fleet state, read back from storage on the object's first call. */
+  ready() {
+    if (this.fleet !== null) return Promise.resolve(this.fleet);
+    this.loading ??= (async () => {
+      const fleet = new Fleet();
+      for (const [key, value] of await this.ctx.storage.list()) {
+        if (!key.startsWith("outbox:")) fleet.restore(key, value);
+      }
+      this.fleet = fleet;
+      return fleet;
+    })();
+    return this.loading;
+  }
+
+  /** Write what changed; the runtime coalesces the puts of a turn and holds the answer until they are durable. */
+  save(fleet) {
+    const entries = Object.entries(JSON.parse(fleet.take_dirty()));
+    for (let i = 0; i < entries.length; i += 128) this.ctx.storage.put(Object.fromEntries(entries.slice(i, i + 128)));
+  }
+
+  arm(fleet, at) {
+    if (this.armed && at === undefined) return;
+    this.armed = true;
+    const when = at ?? Date.now() + evaluationMs(fleet);
+    this.ctx.storage.getAlarm().then((current) => {
+      if (current === null || current > when) return this.ctx.storage.setAlarm(when);
+    });
+  }
+
+  /** One isolate's aggregate (edgeguard_core::stats::Flush as JSON). */
+  async merge(flush) {
+    const fleet = await this.ready();
+    const ok = fleet.merge(flush);
+    this.save(fleet);
+    this.arm(fleet);
+    return ok;
+  }
+
+  async prometheus() {
+    return (await this.ready()).prometheus(Date.now());
+  }
+
+  async dashboard() {
+    return (await this.ready()).dashboard(Date.now());
+  }
+
+  async alarm() {
+    this.armed = false;
+    const fleet = await this.ready();
+    const now = Date.now();
+    const alerts = JSON.parse(fleet.alerts());
+    for (const notice of JSON.parse(fleet.evaluate(now))) {
+      const out = {};
+      if (alerts.slack_env) out[`outbox:${notice.id}:slack`] = { destination: "slack", body: notice.slack, attempts: 0, next: now };
+      if (alerts.webhook_env) out[`outbox:${notice.id}:webhook`] = { destination: "webhook", body: notice.webhook, attempts: 0, next: now };
+      if (alerts.posthog) out[`outbox:${notice.id}:posthog`] = { destination: "posthog", body: notice.posthog, attempts: 0, next: now };
+      console.log(JSON.stringify({ level: notice.status === "firing" ? "error" : "info", msg: `slo alert ${notice.status}`, ...notice.webhook }));
+      if (Object.keys(out).length > 0) this.ctx.storage.put(out);
+    }
+    this.save(fleet);
+    const retryAt = await this.deliver(fleet, alerts, now);
+    const gone = JSON.parse(fleet.prune(now));
+    for (let i = 0; i < gone.length; i += 128) await this.ctx.storage.delete(gone.slice(i, i + 128));
+    this.save(fleet);
+    if (fleet.active(now)) this.arm(fleet);
+    if (retryAt !== null) this.arm(fleet, Math.max(retryAt, now + 100));
+  }
+
+  /** Send every notification that is due; returns when the next retry is due, or null. */
+  async deliver(fleet, alerts, now) {
+    let next = null;
+    for (const [key, item] of await this.ctx.storage.list({ prefix: "outbox:" })) {
+      if (item.next > now) {
+        next = next === null ? item.next : Math.min(next, item.next);
+        continue;
+      }
+      const result = await this.send(alerts, item);
+      if (result === "ok" || result === "unconfigured") {
+        fleet.notified(item.destination, result);
+        await this.ctx.storage.delete(key);
+        if (result === "unconfigured") console.error(JSON.stringify({ level: "error", msg: "alert not sent: its destination's worker variable is not set", destination: item.destination }));
+        continue;
+      }
+      fleet.notified(item.destination, "failed");
+      item.attempts += 1;
+      if (item.attempts >= NOTIFY_MAX_ATTEMPTS) {
+        fleet.notified(item.destination, "dropped");
+        await this.ctx.storage.delete(key);
+        console.error(JSON.stringify({ level: "error", msg: "alert notification given up", destination: item.destination, attempts: item.attempts }));
+        continue;
+      }
+      item.next = now + Math.min(1000 * 2 ** item.attempts, NOTIFY_MAX_BACKOFF_MS);
+      await this.ctx.storage.put(key, item);
+      console.error(JSON.stringify({ level: "warn", msg: "alert notification failed; retrying", destination: item.destination, attempts: item.attempts, result }));
+      next = next === null ? item.next : Math.min(next, item.next);
+    }
+    return next;
+  }
+
+  /** One notification: "ok", "status" (not 2xx), "error", or "unconfigured" (no URL or key). */
+  async send(alerts, item) {
+    let url;
+    const headers = { "content-type": "application/json" };
+    let body = item.body;
+    if (item.destination === "slack") url = this.env[alerts.slack_env];
+    else if (item.destination === "webhook") {
+      url = this.env[alerts.webhook_env];
+      const token = alerts.webhook_token_env ? this.env[alerts.webhook_token_env] : null;
+      if (token) headers.authorization = `Bearer ${token}`;
+    } else {
+      const host = String(this.env.EDGE_POSTHOG_HOST || alerts.posthog_host || "").replace(/\/+$/, "");
+      const key = this.env.POSTHOG_KEY;
+      if (!host || !key) return "unconfigured";
+      url = `${host}/batch/`;
+      body = { api_key: String(key), batch: [item.body] };
+    }
+    if (!url) return "unconfigured";
+    try {
+      const res = await fetch(String(url), { method: "POST", headers, body: JSON.stringify(body), signal: AbortSignal.timeout(NOTIFY_TIMEOUT_MS) });
+      await res.body?.cancel();
+      return res.ok ? "ok" : "status";
+    } catch {
+      return "error";
+    }
   }
 }

@@ -655,9 +655,135 @@ impl Edge {
         self.engine.bundle().fallback.as_ref().map(|f| f.html.clone()).unwrap_or_default()
     }
 
+    /// The fleet statistics to flush (JSON for `EdgeguardStats.merge`), when `[stats] flush`
+    /// has passed since the last take and requests were counted; "" otherwise.
+    pub fn stats_take(&mut self, now_ms: f64) -> String {
+        self.observer.take_stats(self.engine.bundle(), nanos(now_ms)).unwrap_or_default()
+    }
+
+    /// A flush the fleet object did not take: merged back, so the next flush carries it.
+    pub fn stats_restore(&mut self, flush: &str) {
+        self.observer.restore_stats(self.engine.bundle(), flush);
+    }
+
+    /// The `[alerts]` and `[stats]` settings the shell needs: `{stats, flush_ms}`.
+    pub fn stats_info(&self) -> String {
+        let b = self.engine.bundle();
+        serde_json::json!({ "stats": b.stats.enabled, "flush_ms": b.stats.flush_ms, "dashboard": b.stats.dashboard }).to_string()
+    }
+
     /// Number of client keys the limiter holds (for metrics and soak tests).
     pub fn limiter_keys(&self) -> u32 {
         u32::try_from(self.limiter.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// The fleet statistics object's state (`EdgeguardStats`, one Durable Object for the whole
+/// fleet): the merged numbers, the SLO alerts, Prometheus text and the dashboard. The object's
+/// JS only moves bytes between this and its storage, and sends the notifications it is handed.
+#[wasm_bindgen]
+pub struct Fleet {
+    fleet: edgeguard_core::stats::Fleet,
+}
+
+#[wasm_bindgen]
+impl Fleet {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Fleet {
+        Fleet { fleet: edgeguard_core::stats::Fleet::new() }
+    }
+
+    /// Merge one isolate's flush; false when it is not one.
+    pub fn merge(&mut self, flush: &str) -> bool {
+        match serde_json::from_str(flush) {
+            Ok(f) => {
+                self.fleet.merge(f);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Put back one stored entry (`take_dirty` wrote it).
+    pub fn restore(&mut self, key: &str, value: &str) -> bool {
+        self.fleet.restore(key, value)
+    }
+
+    /// The storage entries changed since the last call, as a JSON object `{key: value}`.
+    pub fn take_dirty(&mut self) -> String {
+        serde_json::to_string(&self.fleet.take_dirty()).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Rows past their retention: the storage keys to delete, as a JSON array.
+    pub fn prune(&mut self, now_ms: f64) -> String {
+        serde_json::to_string(&self.fleet.prune(nanos(now_ms) / 1_000_000)).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Evaluate the alerts: `[{notice, slack, webhook, posthog}]` for each that fired or
+    /// resolved, with the three bodies ready to send (the shell adds URLs, token and key).
+    pub fn evaluate(&mut self, now_ms: f64) -> String {
+        let now = nanos(now_ms) / 1_000_000;
+        let out: Vec<serde_json::Value> = self
+            .fleet
+            .evaluate(now)
+            .into_iter()
+            .map(|n| {
+                let color = if n.status == "firing" { "#cf222e" } else { "#2da44e" };
+                let slack = serde_json::json!({
+                    "text": n.summary,
+                    "attachments": [{ "color": color, "fields": [
+                        { "title": "SLO", "value": format!("{} ({})", n.slo, n.objective), "short": true },
+                        { "title": "Severity", "value": n.severity, "short": true },
+                        { "title": "Burn rate", "value": format!("{}× over {}, {}× over {}", n.burn_rate_long, n.long_window, n.burn_rate_short, n.short_window), "short": false },
+                    ]}],
+                });
+                let posthog = serde_json::json!({
+                    "event": "edgeguard_alert",
+                    "distinct_id": format!("edgeguard:{}:{}", n.app, n.environment),
+                    "timestamp": n.at,
+                    "properties": serde_json::to_value(&n).unwrap_or_default(),
+                });
+                let webhook = serde_json::to_value(&n).unwrap_or_default();
+                serde_json::json!({ "id": n.id, "status": n.status, "slack": slack, "webhook": webhook, "posthog": posthog })
+            })
+            .collect();
+        serde_json::to_string(&out).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// A notification was sent (`ok`) or failed (`failed`), or given up (`dropped`).
+    pub fn notified(&mut self, destination: &str, result: &str) {
+        self.fleet.notified(destination, result);
+    }
+
+    /// Whether the alarm should keep running: recent data, or an alert still firing.
+    pub fn active(&self, now_ms: f64) -> bool {
+        self.fleet.active(nanos(now_ms) / 1_000_000)
+    }
+
+    /// The bucket length the newest policy set (the alarm runs once per bucket, at most once a minute).
+    pub fn bucket_ms(&self) -> f64 {
+        self.fleet.head.as_ref().map_or(60_000.0, |h| h.bucket_ms as f64)
+    }
+
+    /// The fleet's numbers in Prometheus text.
+    pub fn prometheus(&self, now_ms: f64) -> String {
+        self.fleet.prometheus(nanos(now_ms) / 1_000_000)
+    }
+
+    /// The dashboard page.
+    pub fn dashboard(&self, now_ms: f64) -> String {
+        edgeguard_core::dashboard::render(&self.fleet, nanos(now_ms) / 1_000_000)
+    }
+
+    /// `[alerts]` of the newest policy: `{slack_env, webhook_env, webhook_token_env, posthog}`.
+    pub fn alerts(&self) -> String {
+        self.fleet.head.as_ref().map(|h| serde_json::to_string(&h.alerts).unwrap_or_default()).unwrap_or_else(|| "{}".into())
+    }
+}
+
+impl Default for Fleet {
+    fn default() -> Fleet {
+        Fleet::new()
     }
 }
 

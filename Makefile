@@ -53,7 +53,7 @@ cli: engine
 
 ## A worker directory per policy the end-to-end tests serve: the one engine and that policy's
 ## bundle, written by `edgeguard build` (QuoteKit; short timeouts, IP rules and a dead origin;
-## [observe]; strict CSP).
+## [observe]; strict CSP; fleet statistics, SLOs and alerts).
 EDGEGUARD := target/debug/edgeguard
 edges: cli
 	$(EDGEGUARD) build fixtures/quotekit.toml -o build/edge > /dev/null
@@ -61,6 +61,7 @@ edges: cli
 	$(EDGEGUARD) build tests/e2e/observe.toml -o build/edge-observe > /dev/null
 	$(EDGEGUARD) build tests/e2e/strict.toml -o build/edge-strict > /dev/null
 	$(EDGEGUARD) build tests/e2e/cache.toml -o build/edge-cache > /dev/null
+	$(EDGEGUARD) build tests/e2e/operate.toml -o build/edge-operate > /dev/null
 
 e2e: node-deps edges chromium
 	node --test --test-concurrency=1 tests/e2e/ demo/ tests/csp-parity/ tests/sarif/ tests/observatory/

@@ -7,9 +7,9 @@
 //
 //   GET /__h2/send?method=POST&path=/__echo/x&size=N → {"status", "body", "headers", "request_headers"}
 //   anything else → the edge itself
-import edge, { EdgeguardLimiter } from "../../build/edge-test/index.mjs";
+import edge, { EdgeguardLimiter, EdgeguardStats } from "../../build/edge-test/index.mjs";
 
-export { EdgeguardLimiter };
+export { EdgeguardLimiter, EdgeguardStats };
 
 export default {
   async fetch(request, env, ctx) {

@@ -10,7 +10,9 @@ source scripts/wasm-tools.sh
 cargo build -p edgeguard-worker --target wasm32-unknown-unknown --profile worker
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-wasm-bindgen --target web --no-typescript --out-name engine --out-dir "$tmp" target/wasm32-unknown-unknown/worker/edgeguard_worker.wasm
+# No name section: function names are for debuggers (the engine never panics), and they were a fifth of
+# the upload.
+wasm-bindgen --target web --no-typescript --remove-name-section --out-name engine --out-dir "$tmp" target/wasm32-unknown-unknown/worker/edgeguard_worker.wasm
 cp crates/worker/js/shell.mjs "$tmp/shell.mjs"
 mkdir -p "$out"
 # Replace only what changed, so the CLI's build script (which watches these files) reruns only

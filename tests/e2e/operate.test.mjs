@@ -67,8 +67,8 @@ before(async () => {
     POSTHOG_KEY: "phc_e2e_operate",
     EDGE_POSTHOG_HOST: receiver.url,
   };
-  a = await startEdge({ protocol: "http", main: MAIN, vars, persistTo: persist });
-  b = await startEdge({ protocol: "http", main: MAIN, vars: { EDGE_ORIGINS: `app=${origin.url}` }, config: PEER });
+  a = await startEdge({ main: MAIN, vars, persistTo: persist });
+  b = await startEdge({ main: MAIN, vars: { EDGE_ORIGINS: `app=${origin.url}` }, config: PEER });
 });
 
 after(async () => {
@@ -209,6 +209,7 @@ test("the dashboard in Chromium: data, no console error, no CSP violation, one r
     executablePath: CHROMIUM,
     args: [...CHROMIUM_ARGS, `--host-resolver-rules=MAP ${HOST} 127.0.0.1`],
     extraHTTPHeaders: { "x-api-key": METRICS_KEY },
+    ignoreHTTPSErrors: true,
     viewport: { width: 400, height: 900 },
   });
   try {
@@ -218,7 +219,7 @@ test("the dashboard in Chromium: data, no console error, no CSP violation, one r
     page.on("console", (m) => (m.type() === "error" || m.type() === "warning") && problems.push(`${m.type()}: ${m.text()}`));
     page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
     page.on("request", (r) => requests.push(r.url()));
-    const res = await page.goto(`http://${HOST}:${port}/__edge/dashboard`);
+    const res = await page.goto(`https://${HOST}:${port}/__edge/dashboard`);
     assert.equal(res.status(), 200);
     const violations = await page.evaluate(
       () =>
@@ -230,7 +231,7 @@ test("the dashboard in Chromium: data, no console error, no CSP violation, one r
     );
     assert.deepEqual(violations, []);
     assert.deepEqual(problems, [], "no console errors or CSP reports");
-    assert.deepEqual(requests, [`http://${HOST}:${port}/__edge/dashboard`], "the page loads nothing else");
+    assert.deepEqual(requests, [`https://${HOST}:${port}/__edge/dashboard`], "the page loads nothing else");
     const status = await page.textContent("#status");
     assert.match(status, /SLO|budget|Alerting/);
     assert.equal(await page.locator('tr[data-route="/slow"]').count(), 1, "the data is on the page");
@@ -306,7 +307,7 @@ test("restarting the runtime keeps the history", async () => {
   await b.stop();
   b = null;
   await a.stop();
-  a = await startEdge({ protocol: "http", main: MAIN, vars, persistTo: persist });
+  a = await startEdge({ main: MAIN, vars, persistTo: persist });
   const again = await fleet(a);
   for (const s of series) {
     assert.ok(sample(before, s) > 0, s);

@@ -25,7 +25,8 @@ small,.muted{color:#57606a}table{border-collapse:collapse;width:100%;font-size:1
 td,th{border-bottom:1px solid #eaeef2;padding:3px 4px;text-align:left}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 .status{font-size:17px;font-weight:600;padding:8px;border-radius:6px;margin:6px 0}\
 .ok{background:#dafbe1;color:#116329}.warn{background:#fff8c5;color:#7d4e00}.bad{background:#ffebe9;color:#a40e26}\
-svg{width:100%;height:auto;display:block}.legend span{margin-right:10px;white-space:nowrap}.wrap{overflow-x:auto}";
+svg{width:100%;height:auto;display:block}svg.sw{width:10px;height:10px;display:inline-block;margin-right:3px}\
+.legend span{margin-right:10px;white-space:nowrap}h3{font-size:14px;margin:10px 0 2px}.wrap{overflow-x:auto}";
 
 /// The page's Content-Security-Policy: nothing but its own style element.
 pub fn csp() -> String {
@@ -195,7 +196,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     p.push_str(&svg.finish());
     p.push_str("<p class=\"legend\">");
     for (_, name, color) in CLASS_COLORS {
-        let _ = write!(p, "<span><svg width=\"10\" height=\"10\" viewBox=\"0 0 10 10\"><rect width=\"10\" height=\"10\" fill=\"{color}\"/></svg> {name}</span>");
+        let _ = write!(p, "<span>{}{name}</span>", swatch(color));
     }
     p.push_str("<span>┆ policy revision</span></p></section>");
 
@@ -220,7 +221,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     }
     p.push_str("</table></div>");
     let mut by_traffic: Vec<(&String, &Agg)> = hour.iter().filter(|(_, a)| !a.origin.is_empty()).collect();
-    by_traffic.sort_by(|x, y| y.1.origin.count().cmp(&x.1.origin.count()));
+    by_count(&mut by_traffic, |x| x.1.origin.count());
     for (route, _) in by_traffic.into_iter().take(6) {
         let series: Vec<[Option<f64>; 3]> = per_slot
             .iter()
@@ -243,7 +244,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
         }
         svg.markers(&markers);
         p.push_str(&svg.finish());
-        p.push_str("<p class=\"legend\"><span>— p50</span><span>— p95</span><span>— p99</span><span>- - SLO</span></p>");
+        let _ = write!(p, "<p class=\"legend\"><span>{}p50</span><span>{}p95</span><span>{}p99</span><span>- - SLO</span></p>", swatch("#0969da"), swatch("#bf8700"), swatch("#cf222e"));
     }
     p.push_str("</section>");
 
@@ -278,7 +279,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     svg.line(fails.iter().map(|f| Some(f.1 as f64)), "#8250df");
     svg.markers(&markers);
     p.push_str(&svg.finish());
-    p.push_str("<p class=\"legend\"><span>— failed attempts</span><span>— failovers</span></p>");
+    let _ = write!(p, "<p class=\"legend\"><span>{}failed attempts</span><span>{}failovers</span></p>", swatch("#cf222e"), swatch("#8250df"));
     if !all.origin_failures.is_empty() {
         p.push_str("<table><tr><th>origin</th><th class=\"n\">failed attempts</th></tr>");
         for (o, n) in &all.origin_failures {
@@ -290,14 +291,14 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
 
     p.push_str("<section><h2>Policy revisions</h2><table><tr><th>revision</th><th>first answered</th></tr>");
     let mut revs: Vec<(&String, &u64)> = fleet.revisions.iter().collect();
-    revs.sort_by(|a, b| b.1.cmp(a.1));
+    by_count(&mut revs, |r| *r.1);
     for (rev, t) in revs.into_iter().take(10) {
         let _ = write!(p, "<tr><td><code>{}</code></td><td>{}</td></tr>", esc(rev), crate::observe::rfc3339_millis(*t));
     }
     p.push_str("</table></section>");
 
     let mut csp: Vec<(&String, &u64)> = all.csp.iter().collect();
-    csp.sort_by(|a, b| b.1.cmp(a.1));
+    by_count(&mut csp, |c| *c.1);
     p.push_str("<section><h2>Top CSP violations (last hour)</h2>");
     if csp.is_empty() {
         p.push_str("<p class=\"muted\">None reported.</p>");
@@ -310,6 +311,26 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     }
     p.push_str("</section></body></html>");
     p
+}
+
+/// A legend's colour square.
+fn swatch(color: &str) -> String {
+    format!("<svg class=\"sw\" viewBox=\"0 0 10 10\"><rect width=\"10\" height=\"10\" fill=\"{color}\"/></svg>")
+}
+
+/// Largest first, ties in their order. An insertion sort: the lists are a few dozen entries,
+/// and the standard library's sorts add kilobytes of wasm per element type.
+fn by_count<T>(v: &mut [T], key: impl Fn(&T) -> u64) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while let Some(prev) = j.checked_sub(1) {
+            if v.get(prev).map(&key) >= v.get(j).map(&key) {
+                break;
+            }
+            v.swap(prev, j);
+            j = prev;
+        }
+    }
 }
 
 fn rules_text(sev: u8) -> String {
@@ -338,7 +359,7 @@ fn bars(p: &mut String, title: &str, what: &str, counts: &BTreeMap<String, u64>)
         return;
     }
     let mut rows: Vec<(&String, &u64)> = counts.iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(a.1));
+    by_count(&mut rows, |r| *r.1);
     let max = rows.first().map_or(1, |r| (*r.1).max(1)) as f64;
     let _ = write!(p, "<table><tr><th>{what}</th><th class=\"n\">requests</th><th></th></tr>");
     for (k, n) in rows.into_iter().take(12) {
@@ -478,6 +499,13 @@ mod tests {
         assert!(!html.contains("http://") && !html.contains("https://"), "no outside request");
         assert!(html.contains(STYLE));
         assert!(csp().starts_with("default-src 'none'; style-src 'sha256-"));
+    }
+
+    #[test]
+    fn by_count_sorts_largest_first_and_keeps_ties_in_order() {
+        let mut v = vec![("a", 1), ("b", 5), ("c", 1), ("d", 9), ("e", 5)];
+        by_count(&mut v, |x| x.1);
+        assert_eq!(v, [("d", 9), ("b", 5), ("e", 5), ("a", 1), ("c", 1)]);
     }
 
     #[test]

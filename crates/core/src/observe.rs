@@ -968,9 +968,9 @@ impl Observer {
         }
     }
 
-    /// The statistics to flush to the fleet object as JSON, when `[stats] flush` has passed
+    /// The statistics to flush to the fleet object (postcard bytes), when `[stats] flush` has passed
     /// since the last take and there is something to send; `None` otherwise. Starts afresh.
-    pub fn take_stats(&mut self, bundle: &Bundle, now: Nanos) -> Option<String> {
+    pub fn take_stats(&mut self, bundle: &Bundle, now: Nanos) -> Option<Vec<u8>> {
         let now_ms = now / NANOS_PER_MS;
         let rec = self.stats.as_mut()?;
         if rec.is_empty() || now_ms.saturating_sub(self.stats_taken_ms) < bundle.stats.flush_ms {
@@ -987,12 +987,12 @@ impl Observer {
             alerts: bundle.alerts.clone(),
         };
         let flush = rec.take(head, |key| rule_label(bundle, key))?;
-        serde_json::to_string(&flush).ok()
+        postcard::to_allocvec(&flush).ok()
     }
 
-    /// Put back a flush the fleet object did not take (its JSON): the next flush carries it.
-    pub fn restore_stats(&mut self, bundle: &Bundle, flush: &str) {
-        let (Some(rec), Ok(flush)) = (self.stats.as_mut(), serde_json::from_str::<crate::stats::Flush>(flush)) else { return };
+    /// Put back a flush the fleet object did not take: the next flush carries it.
+    pub fn restore_stats(&mut self, bundle: &Bundle, flush: &[u8]) {
+        let (Some(rec), Ok(flush)) = (self.stats.as_mut(), postcard::from_bytes::<crate::stats::Flush>(flush)) else { return };
         rec.put_back(flush.rows, |label| label_rule(bundle, label));
     }
 

@@ -158,39 +158,27 @@ impl Hist {
 // One bucket of one route
 // ---------------------------------------------------------------------------------------------
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
 /// What one route's requests did in one bucket, in one isolate or merged over the fleet.
+/// Flushes and the object's storage carry it as postcard, like the bundle: compact, and far
+/// less code in the wasm than JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Agg {
     /// Requests answered.
     pub n: u64,
     /// By status class: index 1–5 for 1xx–5xx, 0 for anything else.
     pub class: [u64; 6],
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub reasons: BTreeMap<String, u64>,
     /// Requests the edge refused (its own 4xx/5xx answers, 429s included).
-    #[serde(skip_serializing_if = "is_zero")]
     pub refused: u64,
     /// 429s by the limit that refused.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub limited: BTreeMap<String, u64>,
     /// Failed origin attempts by origin (a failed-over first attempt included).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub origin_failures: BTreeMap<String, u64>,
-    #[serde(skip_serializing_if = "is_zero")]
     pub failovers: u64,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub cache: BTreeMap<String, u64>,
     /// Accepted CSP violations by effective directive.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub csp: BTreeMap<String, u64>,
-    #[serde(skip_serializing_if = "Hist::is_empty")]
     pub edge: Hist,
-    #[serde(skip_serializing_if = "Hist::is_empty")]
     pub origin: Hist,
 }
 
@@ -363,6 +351,13 @@ pub struct Flush {
     pub rows: Vec<Row>,
 }
 
+impl Flush {
+    /// A flush as [`crate::observe::Observer::take_stats`] encoded it; `None` for other bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Flush> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     /// Bucket start, Unix ms.
@@ -438,7 +433,6 @@ pub struct Fleet {
 const KEY_META: &str = "meta";
 
 #[derive(Serialize, Deserialize, Default)]
-#[serde(default)]
 struct Meta {
     head: Option<FlushHead>,
     totals: BTreeMap<String, Agg>,
@@ -529,8 +523,8 @@ impl Fleet {
         self.dirty.insert(KEY_META.to_owned());
     }
 
-    /// Storage entries changed since the last call: `{key: value}` (values are JSON text).
-    pub fn take_dirty(&mut self) -> BTreeMap<String, String> {
+    /// Storage entries changed since the last call: `{key: value}` (values are postcard bytes).
+    pub fn take_dirty(&mut self) -> BTreeMap<String, Vec<u8>> {
         let mut out = BTreeMap::new();
         for key in core::mem::take(&mut self.dirty) {
             let value = if key == KEY_META {
@@ -543,11 +537,11 @@ impl Fleet {
                     notifications: self.notifications.clone(),
                     flushes: self.flushes,
                 };
-                serde_json::to_string(&meta).ok()
+                postcard::to_allocvec(&meta).ok()
             } else if let Some(t) = key.strip_prefix("m:").and_then(|t| t.parse::<u64>().ok()) {
-                self.minutes.get(&t).and_then(|r| serde_json::to_string(r).ok())
+                self.minutes.get(&t).and_then(|r| postcard::to_allocvec(r).ok())
             } else if let Some(t) = key.strip_prefix("h:").and_then(|t| t.parse::<u64>().ok()) {
-                self.hours.get(&t).and_then(|r| serde_json::to_string(r).ok())
+                self.hours.get(&t).and_then(|r| postcard::to_allocvec(r).ok())
             } else {
                 None
             };
@@ -559,9 +553,9 @@ impl Fleet {
     }
 
     /// Put back one storage entry written by [`Fleet::take_dirty`]; false when unreadable.
-    pub fn restore(&mut self, key: &str, value: &str) -> bool {
+    pub fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         if key == KEY_META {
-            let Ok(meta) = serde_json::from_str::<Meta>(value) else { return false };
+            let Ok(meta) = postcard::from_bytes::<Meta>(value) else { return false };
             self.head = meta.head;
             self.totals = meta.totals;
             self.slo_totals = meta.slo_totals;
@@ -571,7 +565,7 @@ impl Fleet {
             self.flushes = meta.flushes;
             return true;
         }
-        let parsed = serde_json::from_str::<BTreeMap<String, Agg>>(value).ok();
+        let parsed = postcard::from_bytes::<BTreeMap<String, Agg>>(value).ok();
         match (key.split_once(':'), parsed) {
             (Some(("m", t)), Some(rows)) => t.parse().map(|t| self.minutes.insert(t, rows)).is_ok(),
             (Some(("h", t)), Some(rows)) => t.parse().map(|t| self.hours.insert(t, rows)).is_ok(),
@@ -699,7 +693,7 @@ impl Fleet {
                     };
                     let summary = format!(
                         "[{}] {} SLO `{}` ({what}) {status}: burn rate {:.1}× over {} and {:.1}× over {} (threshold {}×) — {} {}",
-                        severity_name(sev).to_uppercase(),
+                        if sev == severity::TICKET { "TICKET" } else { "PAGE" },
                         head.app,
                         slo.name,
                         report.0,
@@ -849,10 +843,7 @@ impl Fleet {
                     let t = self.slo_totals.get(&objective_key(&slo.name, objective)).copied().unwrap_or_default();
                     sample(&mut p, "edgeguard_slo_requests_total", &l, t.all.to_string());
                     sample(&mut p, "edgeguard_slo_bad_total", &l, t.bad.to_string());
-                    let mut windows: Vec<u64> = BURN_RULES.iter().flat_map(|r| [r.long_minutes, r.short_minutes]).collect();
-                    windows.sort_unstable();
-                    windows.dedup();
-                    for w in windows {
+                    for w in WINDOWS {
                         let label = window_label(w);
                         let burn = self.burn_rate(slo, objective, target, now_ms, w);
                         sample(&mut p, "edgeguard_slo_burn_rate", &[l[0], l[1], ("window", &label)], format!("{}", round3(burn)));
@@ -890,6 +881,9 @@ impl Fleet {
         out
     }
 }
+
+/// Every alert window, shortest first ([`BURN_RULES`]' long and short windows).
+const WINDOWS: [u64; 5] = [5, 30, 60, 360, 4320];
 
 fn merge_route(rows: &mut BTreeMap<String, Agg>, route: &str, a: &Agg) {
     if let Some(r) = rows.get_mut(route) {
@@ -1008,7 +1002,8 @@ mod tests {
             for i in 0..10u64 {
                 rec.record(1000, 5_000 + i * 100, (i % 2) as u32, &sample(if i == 3 { 503 } else { 200 }, Some(50 + isolate)));
             }
-            fleet.merge(rec.take(head(vec![slo()]), label).unwrap());
+            let bytes = postcard::to_allocvec(&rec.take(head(vec![slo()]), label).unwrap()).unwrap();
+            fleet.merge(postcard::from_bytes(&bytes).unwrap());
             assert!(rec.is_empty());
         }
         let all = fleet.window(6_000, 5, None);
@@ -1065,6 +1060,14 @@ mod tests {
         let text = fleet.prometheus(1_500);
         assert!(text.contains("edgeguard_slo_bad_total{slo=\"api\",objective=\"latency\"} 10"), "{text}");
         assert!(text.contains("edgeguard_fleet_requests_total{route=\"/api/**\",class=\"2xx\"} 100"));
+    }
+
+    #[test]
+    fn windows_are_the_burn_rules_windows() {
+        let mut w: Vec<u64> = BURN_RULES.iter().flat_map(|r| [r.long_minutes, r.short_minutes]).collect();
+        w.sort_unstable();
+        w.dedup();
+        assert_eq!(w, WINDOWS);
     }
 
     #[test]

@@ -847,7 +847,7 @@ async function flushLater(st) {
 
 async function flushStats(st, now) {
   const flush = st.edge.stats_take(now ? Date.now() + st.statsFlushMs : Date.now());
-  if (!flush) return;
+  if (flush.length === 0) return;
   try {
     await within(statsStub(st).merge(flush), STATS_TIMEOUT_MS);
   } catch {
@@ -1171,7 +1171,7 @@ export class EdgeguardStats extends DurableObject {
     this.loading ??= (async () => {
       const fleet = new Fleet();
       for (const [key, value] of await this.ctx.storage.list()) {
-        if (!key.startsWith("outbox:")) fleet.restore(key, value);
+        if (!key.startsWith("outbox:")) fleet.restore(key, new Uint8Array(value));
       }
       this.fleet = fleet;
       return fleet;
@@ -1181,7 +1181,9 @@ export class EdgeguardStats extends DurableObject {
 
   /** Write what changed; the runtime coalesces the puts of a turn and holds the answer until they are durable. */
   save(fleet) {
-    const entries = Object.entries(JSON.parse(fleet.take_dirty()));
+    const keys = fleet.take_dirty();
+    if (keys === "") return;
+    const entries = keys.split("\n").map((key, i) => [key, fleet.value(i)]);
     for (let i = 0; i < entries.length; i += 128) this.ctx.storage.put(Object.fromEntries(entries.slice(i, i + 128)));
   }
 
@@ -1194,7 +1196,7 @@ export class EdgeguardStats extends DurableObject {
     });
   }
 
-  /** One isolate's aggregate (edgeguard_core::stats::Flush as JSON). */
+  /** One isolate's aggregate (edgeguard_core::stats::Flush, postcard bytes). */
   async merge(flush) {
     const fleet = await this.ready();
     const ok = fleet.merge(flush);

@@ -655,14 +655,14 @@ impl Edge {
         self.engine.bundle().fallback.as_ref().map(|f| f.html.clone()).unwrap_or_default()
     }
 
-    /// The fleet statistics to flush (JSON for `EdgeguardStats.merge`), when `[stats] flush`
-    /// has passed since the last take and requests were counted; "" otherwise.
-    pub fn stats_take(&mut self, now_ms: f64) -> String {
+    /// The fleet statistics to flush (bytes for `EdgeguardStats.merge`), when `[stats] flush`
+    /// has passed since the last take and requests were counted; empty otherwise.
+    pub fn stats_take(&mut self, now_ms: f64) -> Vec<u8> {
         self.observer.take_stats(self.engine.bundle(), nanos(now_ms)).unwrap_or_default()
     }
 
     /// A flush the fleet object did not take: merged back, so the next flush carries it.
-    pub fn stats_restore(&mut self, flush: &str) {
+    pub fn stats_restore(&mut self, flush: &[u8]) {
         self.observer.restore_stats(self.engine.bundle(), flush);
     }
 
@@ -684,34 +684,43 @@ impl Edge {
 #[wasm_bindgen]
 pub struct Fleet {
     fleet: edgeguard_core::stats::Fleet,
+    /// The entries the last `take_dirty` collected, for `value`.
+    dirty: Vec<(String, Vec<u8>)>,
 }
 
 #[wasm_bindgen]
 impl Fleet {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Fleet {
-        Fleet { fleet: edgeguard_core::stats::Fleet::new() }
+        Fleet { fleet: edgeguard_core::stats::Fleet::new(), dirty: Vec::new() }
     }
 
     /// Merge one isolate's flush; false when it is not one.
-    pub fn merge(&mut self, flush: &str) -> bool {
-        match serde_json::from_str(flush) {
-            Ok(f) => {
+    pub fn merge(&mut self, flush: &[u8]) -> bool {
+        match edgeguard_core::stats::Flush::from_bytes(flush) {
+            Some(f) => {
                 self.fleet.merge(f);
                 true
             }
-            Err(_) => false,
+            None => false,
         }
     }
 
     /// Put back one stored entry (`take_dirty` wrote it).
-    pub fn restore(&mut self, key: &str, value: &str) -> bool {
+    pub fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         self.fleet.restore(key, value)
     }
 
-    /// The storage entries changed since the last call, as a JSON object `{key: value}`.
+    /// Collect the storage entries changed since the last call; returns their keys, one a
+    /// line; `value(i)` hands the i-th entry's bytes.
     pub fn take_dirty(&mut self) -> String {
-        serde_json::to_string(&self.fleet.take_dirty()).unwrap_or_else(|_| "{}".into())
+        self.dirty = self.fleet.take_dirty().into_iter().collect();
+        self.dirty.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The bytes of the i-th entry `take_dirty` collected.
+    pub fn value(&self, i: u32) -> Vec<u8> {
+        self.dirty.get(i as usize).map(|(_, v)| v.clone()).unwrap_or_default()
     }
 
     /// Rows past their retention: the storage keys to delete, as a JSON array.

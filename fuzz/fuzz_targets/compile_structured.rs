@@ -121,6 +121,24 @@ const MAINTENANCE: Keys = &[
     ("bypass_header", &["\"x-maintenance-bypass\"", "\"bad header\"", "\"\""]),
     ("retry_after", &["\"10m\"", "\"-1s\""]),
 ];
+const STATS: Keys = &[
+    ("flush", &["\"5s\"", "\"0s\"", "\"1h\"", "\"soon\""]),
+    ("minute", &["\"1m\"", "\"500ms\"", "\"1ms\""]),
+    ("dashboard", &["\"/__edge/dashboard\"", "false", "true", "\"/__edge/metrics\"", "\"relative\""]),
+];
+const SLO: Keys = &[
+    ("routes", &["[\"/api/**\"]", "[]", "[\"/nope\"]", "[\"/**\"]"]),
+    ("availability", &["99.9", "100", "-1", "nan"]),
+    ("latency", &["{ percentile = 95, max = \"200ms\" }", "{ percentile = 101, max = \"0ms\" }", "{ max = \"1s\", of = \"edge\" }", "{}"]),
+    ("window", &["\"30d\"", "\"1m\"", "\"1y\""]),
+    ("alerts", &["[\"page\"]", "[]", "[\"page\", \"ticket\"]"]),
+];
+const ALERTS: Keys = &[
+    ("slack", &["\"EDGE_ALERT_SLACK_URL\"", "\"https://hooks.slack.com/x\"", "\"\""]),
+    ("webhook", &["\"EDGE_ALERT_WEBHOOK_URL\"", "\"1BAD\""]),
+    ("webhook_token", &["\"EDGE_ALERT_WEBHOOK_TOKEN\""]),
+    ("posthog", &["true", "false"]),
+];
 
 /// Tables: (header, whether it is a map of named entries, keys).
 const TABLES: &[(&str, bool, Keys)] = &[
@@ -140,6 +158,9 @@ const TABLES: &[(&str, bool, Keys)] = &[
     ("cache", false, CACHE),
     ("fallback", false, FALLBACK),
     ("maintenance", false, MAINTENANCE),
+    ("stats", false, STATS),
+    ("slo", true, SLO),
+    ("alerts", false, ALERTS),
 ];
 
 #[derive(Arbitrary, Debug)]

@@ -8,11 +8,11 @@ WASM_TARGET := wasm32-unknown-unknown
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: test run setup-rust node-deps lint unit check-wasm bench-build engine cli edges e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test npm-package npm-test dist publish-dry-run release-test
+.PHONY: monitoring-test test run setup-rust node-deps lint unit check-wasm bench-build engine cli edges e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test npm-package npm-test dist publish-dry-run release-test
 
 ## Every test: unit, property, integration, clippy's no-panic policy, the wasm32 build,
 ## end-to-end tests in workerd in front of a real origin, and the deploy artifact.
-test: setup-rust engine lint unit check-wasm fuzz-smoke e2e deploy-dry-run npm-test release-test playground-test
+test: setup-rust engine lint unit check-wasm fuzz-smoke e2e deploy-dry-run npm-test release-test playground-test monitoring-test
 	@echo "edgeguard: all checks passed"
 
 ## The edge in workerd in front of the demo QuoteKit origin (POLICY=, ENV=, ORIGIN=, PORT=, PROTOCOL=).
@@ -121,6 +121,14 @@ chromium:
 ## The playground in headless Chromium, and its decisions against `edgeguard explain`.
 playground-test: playground chromium
 	node --test --test-concurrency=1 tests/playground/
+
+## The Prometheus rules in docs/monitoring: `promtool check rules` and their unit tests
+## (a breach pages, an SLO within budget does not). promtool comes with Debian's `prometheus`.
+monitoring-test:
+	command -v promtool >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+	promtool check rules docs/monitoring/edgeguard-rules.yml
+	(cd docs/monitoring && promtool test rules edgeguard-rules.test.yml)
+	node -e 'JSON.parse(require("fs").readFileSync("docs/monitoring/grafana-dashboard.json","utf8"))'
 
 ## Load through `workerd serve`: wrk sends from each of 1 000 000 client addresses, then 60 s with
 ## origin faults (~6 min on 2 quiet cores, ~10 busy; SOAK_SWEEP=60: a 60 s sweep; not part of `test`; docs/security.md).

@@ -38,8 +38,9 @@ alerts = ["ticket"]
 slack = "EDGE_ALERT_SLACK_URL"
 "#;
 
+/// Every diagnostic but W062 (the metrics key's hash is the e2e tests' well-known one).
 fn codes(src: &str) -> Vec<(&'static str, String, Option<String>)> {
-    compile(src, &Options::default()).diagnostics.into_iter().map(|d| (d.code, d.message, d.help)).collect()
+    compile(src, &Options::default()).diagnostics.into_iter().filter(|d| d.code != "W062").map(|d| (d.code, d.message, d.help)).collect()
 }
 
 fn has(src: &str, code: &str, words: &str) -> String {
@@ -51,9 +52,8 @@ fn has(src: &str, code: &str, words: &str) -> String {
 
 #[test]
 fn slos_compile_into_the_bundle() {
+    assert!(codes(&format!("{BASE}{METRICS}{SLOS}")).is_empty());
     let out = compile(&format!("{BASE}{METRICS}{SLOS}"), &Options::default());
-    assert!(!out.has_errors(), "{:#?}", out.diagnostics);
-    assert_eq!(out.warnings(), 0, "{:#?}", out.diagnostics);
     let b = out.bundle.unwrap();
     assert!(b.stats.enabled);
     assert_eq!((b.stats.flush_ms, b.stats.bucket_ms), (5_000, 60_000));

@@ -82,7 +82,7 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 [ -x "$WORKERD" ] || npm ci --no-audit --no-fund
 
 # QuoteKit's policy without the per-request log line, for the edgeguard-nolog variant.
-nolog_policy() { { cat fixtures/quotekit.toml; printf '\n[observe]\nlog = "off"\n'; } > "$tmp/quotekit-nolog.toml"; }
+nolog_policy() { sed 's/^\[observe\]$/[observe]\nlog = "off"/' fixtures/quotekit.toml > "$tmp/quotekit-nolog.toml"; grep -q '^log = "off"' "$tmp/quotekit-nolog.toml"; }
 
 # ── build and bundle ─────────────────────────────────────────────────────────────────────
 # The worker is written into (or copied to) a private directory: build/edge is shared with

@@ -4,6 +4,10 @@
 //
 //   node bench/worker/decide-in-v8.mjs [build/edge] [CANDIDATE.egb]
 //
+// With a policy that keeps fleet statistics ([stats] or [slo.*], like QuoteKit's), finish_wasm_call
+// includes adding the request to the aggregate, and the shell's flush is taken once `[stats]
+// flush` of simulated time has passed; compare with a build of the policy without them.
+//
 // The directory is one `edgeguard build` wrote (engine.js, engine_bg.wasm, policy.egb). Prints
 // one JSON line: microseconds of CPU time (process.cpuUsage: robust to other load on the
 // machine) per request for each step. With a candidate bundle, the decide call is also timed
@@ -66,6 +70,9 @@ function time(label, iterations, fn) {
 }
 
 const N = 300_000;
+// `[stats]`: finish also adds each request to the isolate's aggregate (docs/operate.md).
+const stats = JSON.parse(edge.stats_info()).stats;
+let flushBytes = 0;
 let now = Date.now();
 let current = edge;
 function decideOne(i) {
@@ -75,7 +82,7 @@ function decideOne(i) {
 for (let i = 0; i < IPS; i += 1) {
   const w = decideOne(i);
   wires.push(w);
-  edge.finish(JSON.parse(w).k, 200, 1, 2, "", "", true, now);
+  edge.finish(JSON.parse(w).k, 200, 1, 2, "", "", true, "", now);
 }
 // decide, then finish the batch: a flight lives from one to the other, as in the shell.
 function decideThenFinish(label, batches) {
@@ -89,7 +96,9 @@ function decideThenFinish(label, batches) {
     let used = process.cpuUsage(began);
     if (round >= 0) decideUs += used.user + used.system;
     began = process.cpuUsage();
-    for (const k of tokens) edge.finish(k, 200, 1, 2, "", "", true, now);
+    for (const k of tokens) edge.finish(k, 200, 1, 2, "", "", true, "", now);
+    // The shell's flush, when `[stats] flush` has passed (empty otherwise): timed with finish.
+    if (stats) flushBytes = Math.max(flushBytes, edge.stats_take(now).length);
     used = process.cpuUsage(began);
     if (round >= 0) finishUs += used.user + used.system;
   }
@@ -132,6 +141,8 @@ const out = Object.fromEntries(steps.map(([k, v]) => [k + "_us", Math.round(v * 
 out.decide_total_us = Math.round(steps.slice(0, 4).reduce((sum, [, v]) => sum + v, 0) * 1000) / 1000;
 if (candidate) out.decide_shadow_ratio = Math.round((out.decide_with_shadow_us / out.decide_one_policy_us) * 100) / 100;
 out.wire_bytes = wires[0].length;
-out.log_line_bytes = edge.finish(JSON.parse(decideOne(1)).k, 200, 1, 2, "", "", true, now).length;
+out.log_line_bytes = edge.finish(JSON.parse(decideOne(1)).k, 200, 1, 2, "", "", true, "", now).length;
+out.fleet_stats = stats;
+if (stats) out.largest_flush_bytes = flushBytes;
 out.node = process.version;
 console.log(JSON.stringify(out));

@@ -450,7 +450,7 @@ fn fly_config(i: &Inputs<'_>) -> Criterion {
 // ------------------------------------------------------------------------------------- gate 2
 
 fn gate2(i: &Inputs<'_>) -> Vec<Criterion> {
-    vec![https(i), headers(i), rate_limits(i), api_keys(i), slo(), tests(i)]
+    vec![https(i), headers(i), rate_limits(i), api_keys(i), slo(i), tests(i)]
 }
 
 /// The edge's answer to a GET of the canonical host's front page over https.
@@ -559,8 +559,29 @@ fn api_keys(i: &Inputs<'_>) -> Criterion {
     crit(ID, TITLE, Verdict::Pass, format!("{} key(s), stored as SHA-256 hashes, guard {routes} route(s)", i.bundle.api_keys.len()), i.policy_at(&["api_keys"]).into_iter().collect())
 }
 
-fn slo() -> Criterion {
-    crit("slo", "Performance targets (API p95 < 200 ms)", Verdict::Unknown, "the policy language has no latency objectives yet, and a config cannot show latency: measure p95 with the edge's metrics ([observe]) or your monitoring", vec![])
+/// Whether latency holds is a property of the running edge, never of a config: the verdict stays
+/// unknown, and says whether the policy measures it ([slo.*] with a p95 ≤ 200 ms objective).
+fn slo(i: &Inputs<'_>) -> Criterion {
+    const ID: &str = "slo";
+    const TITLE: &str = "Performance targets (API p95 < 200 ms)";
+    let target = i.bundle.slos.iter().find(|s| s.latency.is_some_and(|l| l.percentile_ppm >= 950_000 && l.threshold_ms <= 200));
+    match target {
+        Some(s) => crit(
+            ID,
+            TITLE,
+            Verdict::Unknown,
+            format!(
+                "[slo.{}] sets p95 ≤ {} ms over {} route(s), measured fleet-wide{}; a config cannot show whether it holds: see the edge's dashboard ({})",
+                s.name,
+                s.latency.map_or(0, |l| l.threshold_ms),
+                s.routes.len(),
+                if s.alerts != 0 { " and paged on" } else { "" },
+                i.bundle.stats.dashboard.as_deref().unwrap_or("?scope=fleet"),
+            ),
+            i.policy_at(&["slo", &s.name]).into_iter().collect(),
+        ),
+        None => crit(ID, TITLE, Verdict::Unknown, "no [slo.*] with a p95 ≤ 200 ms latency objective, and a config cannot show latency: add one (docs/operate.md) to measure it fleet-wide and be paged when it burns", vec![]),
+    }
 }
 
 fn tests(i: &Inputs<'_>) -> Criterion {

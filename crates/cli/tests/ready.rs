@@ -83,7 +83,8 @@ Gate 2 — Production readiness: fail
            this hash is of a key printed in edgeguard's own docs or fixtures: anyone can send it (W062): make a key of your own (`openssl rand -hex 32`) and put its SHA-256 here
            at fixtures/quotekit.toml:{}
   unknown  slo            Performance targets (API p95 < 200 ms)
-           the policy language has no latency objectives yet, and a config cannot show latency: measure p95 with the edge's metrics ([observe]) or your monitoring
+           [slo.api-latency] sets p95 ≤ 200 ms over 8 route(s), measured fleet-wide and paged on; a config cannot show whether it holds: see the edge's dashboard (/__edge/dashboard)
+           at fixtures/quotekit.toml:{}
   fail     tests          Routes tested (policy test cases)
            74 cases pass, but the cases reach 20 of the policy's 24 routes (not reached: /api/webhooks, /api/quotes/bulk-delete, /api/quotes/bulk-status, /api/formbricks/test): the roadmap asks for every route tested
            at fixtures/quotekit.cases.toml
@@ -116,6 +117,7 @@ ready: NO-GO — 11 pass, 2 fail, 3 unknown (gate 1 unknown, gate 2 fail, gate 3
         policy("[csp]"),
         policy("[limits.api]"),
         policy("sha256 = ["),
+        policy("[slo.api-latency]"),
         policy("[deploy]"),
         line_of("fixtures/deploy/wrangler.toml", "EDGE_ACTIVE_ORIGIN ="),
         runbook("## Rollback"),

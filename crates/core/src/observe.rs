@@ -990,6 +990,11 @@ impl Observer {
         postcard::to_allocvec(&flush).ok()
     }
 
+    /// The shell has no `EDGEGUARD_STATS` binding: nothing would ever flush, so nothing is kept.
+    pub fn stats_unbound(&mut self) {
+        self.stats = None;
+    }
+
     /// Put back a flush the fleet object did not take: the next flush carries it.
     pub fn restore_stats(&mut self, bundle: &Bundle, flush: &[u8]) {
         let (Some(rec), Ok(flush)) = (self.stats.as_mut(), postcard::from_bytes::<crate::stats::Flush>(flush)) else { return };

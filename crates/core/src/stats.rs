@@ -35,6 +35,9 @@ pub const HOURS_KEPT: u64 = 90 * 24;
 /// Most routes one bucket holds (a policy has a few dozen); beyond it requests count under
 /// `(other)`.
 const MAX_ROUTES: usize = 256;
+/// Most rows an isolate holds while its flushes fail (256 routes for 16 buckets); beyond it the
+/// oldest buckets are dropped and counted in [`Recorder::overflow`].
+const MAX_ROWS: usize = 4096;
 /// Most keys one of an aggregate's maps holds (reasons, limits, origins…); beyond it `other`.
 const MAX_KEYS: usize = 64;
 
@@ -309,6 +312,10 @@ impl Recorder {
         for row in rows {
             let route = key(&row.route).unwrap_or(ROUTE_OTHER);
             self.rows.entry((row.t, route)).or_default().merge(&row.a);
+        }
+        while self.rows.len() > MAX_ROWS {
+            let Some((_, dropped)) = self.rows.pop_first() else { break };
+            self.overflow = self.overflow.saturating_add(dropped.n);
         }
     }
 

@@ -155,6 +155,7 @@ function setup(env, bundles) {
   const analytics = env.EDGEGUARD_ANALYTICS && typeof env.EDGEGUARD_ANALYTICS.writeDataPoint === "function" ? env.EDGEGUARD_ANALYTICS : null;
   edge.observe_setup(Boolean(posthogKey && posthogHost), analytics !== null, Date.now());
   const statsInfo = JSON.parse(edge.stats_info());
+  if (statsInfo.stats && !env.EDGEGUARD_STATS) edge.stats_unbound();
   return {
     // The fleet statistics object's namespace when the policy keeps statistics, and whether a
     // flush is already due (one timer per isolate: at most one flush per `[stats] flush`).

@@ -661,6 +661,11 @@ impl Edge {
         self.observer.take_stats(self.engine.bundle(), nanos(now_ms)).unwrap_or_default()
     }
 
+    /// The worker has no `EDGEGUARD_STATS` binding: keep no statistics (nothing would flush them).
+    pub fn stats_unbound(&mut self) {
+        self.observer.stats_unbound();
+    }
+
     /// A flush the fleet object did not take: merged back, so the next flush carries it.
     pub fn stats_restore(&mut self, flush: &[u8]) {
         self.observer.restore_stats(self.engine.bundle(), flush);

@@ -69,6 +69,12 @@ export async function startOrigin(name, port = 0) {
  * environment for wrangler (PATH, for a run without the Rust toolchain); `persistTo` a local
  * state directory to reuse across starts (kept on stop).
  */
+/** wrangler's dev registry (how a worker finds another's Durable Objects by `script_name`) for
+ * this test process alone: the machine-wide default would connect an edge to a worker of the
+ * same name that another test run, or another checkout, serves at the same time. */
+const REGISTRY = mkdtempSync(path.join(tmpdir(), "edgeguard-registry-"));
+process.on("exit", () => rmSync(REGISTRY, { recursive: true, force: true }));
+
 export async function startEdge({ protocol = "https", main = "build/edge/index.mjs", vars = {}, config = null, cwd = ROOT, env = {}, persistTo = null } = {}) {
   const port = await freePort();
   const inspector = await freePort();
@@ -97,7 +103,7 @@ export async function startEdge({ protocol = "https", main = "build/edge/index.m
   const child = spawn(process.execPath, args, {
     cwd,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1", ...env },
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1", WRANGLER_REGISTRY_PATH: REGISTRY, ...env },
   });
   // Everything wrangler prints: the worker's console.log lines on stdout, console.error on stderr.
   let stdout = "";

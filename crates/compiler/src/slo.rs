@@ -159,10 +159,11 @@ fn env_name(ctx: &mut Ctx, v: Option<&S<String>>, key: &str) -> Option<String> {
 fn alerts(ctx: &mut Ctx, def: Option<&model::AlertsDef>, cx: &Context) -> Alerts {
     let Some(def) = def else { return Alerts::default() };
     let posthog = def.posthog.as_ref().is_some_and(|p| *p.get_ref());
-    if posthog && cx.posthog.is_none() {
-        if let Some(p) = &def.posthog {
-            ctx.push(Diagnostic::error(codes::ALERTS, p.span(), "[alerts] posthog = true, but the policy has no [observe.posthog]").help("add [observe.posthog] (its host; the key is the POSTHOG_KEY secret), or remove the key"));
-        }
+    if posthog
+        && cx.posthog.is_none()
+        && let Some(p) = &def.posthog
+    {
+        ctx.push(Diagnostic::error(codes::ALERTS, p.span(), "[alerts] posthog = true, but the policy has no [observe.posthog]").help("add [observe.posthog] (its host; the key is the POSTHOG_KEY secret), or remove the key"));
     }
     let webhook_env = env_name(ctx, def.webhook.as_ref(), "webhook");
     let webhook_token_env = env_name(ctx, def.webhook_token.as_ref(), "webhook_token");

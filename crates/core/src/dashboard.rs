@@ -156,7 +156,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     }
 
     // The last hour, bucket by bucket.
-    let start = now_ms / bucket_ms * bucket_ms;
+    let start = now_ms.checked_div(bucket_ms).unwrap_or(0).saturating_mul(bucket_ms);
     let first = start.saturating_sub(59u64.saturating_mul(bucket_ms));
     let slots: Vec<u64> = (0..60u64).map(|i| first.saturating_add(i.saturating_mul(bucket_ms))).collect();
     let per_slot: Vec<Option<&BTreeMap<String, Agg>>> = slots.iter().map(|t| fleet.minutes.get(t)).collect();
@@ -171,7 +171,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
         .iter()
         .map(|routes| {
             let mut c = [0u64; 6];
-            for a in routes.into_iter().flat_map(|r| r.values()) {
+            for a in routes.iter().flat_map(|r| r.values()) {
                 for (x, y) in c.iter_mut().zip(a.class) {
                     *x = x.saturating_add(y);
                 }
@@ -269,8 +269,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     let fails: Vec<(u64, u64)> = per_slot
         .iter()
         .map(|r| {
-            let f = r.into_iter().flat_map(|r| r.values()).fold((0u64, 0u64), |(x, y), a| (x.saturating_add(a.origin_failures.values().fold(0u64, |s, n| s.saturating_add(*n))), y.saturating_add(a.failovers)));
-            f
+            r.iter().flat_map(|r| r.values()).fold((0u64, 0u64), |(x, y), a| (x.saturating_add(a.origin_failures.values().fold(0u64, |s, n| s.saturating_add(*n))), y.saturating_add(a.failovers)))
         })
         .collect();
     let top = fails.iter().map(|(a, b)| (*a).max(*b)).max().unwrap_or(0);
@@ -345,7 +344,7 @@ fn rules_text(sev: u8) -> String {
 fn duration_label(ms: u64) -> String {
     if ms == 60_000 {
         "minute".to_owned()
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")

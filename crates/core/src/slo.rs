@@ -115,9 +115,9 @@ pub fn severity_name(bit: u8) -> &'static str {
 
 /// A window of `minutes` buckets as an operator reads it: "5m", "1h", "3d".
 pub fn window_label(minutes: u64) -> String {
-    if minutes >= 1440 && minutes % 1440 == 0 {
+    if minutes >= 1440 && minutes.is_multiple_of(1440) {
         format!("{}d", minutes / 1440)
-    } else if minutes >= 60 && minutes % 60 == 0 {
+    } else if minutes >= 60 && minutes.is_multiple_of(60) {
         format!("{}h", minutes / 60)
     } else {
         format!("{minutes}m")

@@ -335,7 +335,7 @@ impl Recorder {
 
 fn floor(now_ms: u64, bucket_ms: u64) -> u64 {
     let b = bucket_ms.max(1);
-    now_ms / b * b
+    now_ms.checked_div(b).unwrap_or(0).saturating_mul(b)
 }
 
 /// What a flush says about the policy that produced it: the fleet object keeps the newest.
@@ -518,7 +518,7 @@ impl Fleet {
             merge_route(self.hours.entry(h).or_default(), &row.route, &row.a);
             self.dirty.insert(format!("h:{h}"));
             merge_route(&mut self.totals, &row.route, &row.a);
-            for slo in slos.iter().filter(|s| s.route_patterns.iter().any(|p| *p == row.route)) {
+            for slo in slos.iter().filter(|s| s.route_patterns.contains(&row.route)) {
                 for (objective, _) in objectives(slo) {
                     let (all, bad) = slo_events(slo, objective, &row.a);
                     let t = self.slo_totals.entry(objective_key(&slo.name, objective)).or_default();
@@ -789,7 +789,7 @@ impl Fleet {
                 }
             }
         }
-        let maps: [(&str, &str, &str, fn(&Agg) -> &BTreeMap<String, u64>); 5] = [
+        let maps: [CountMap; 5] = [
             ("edgeguard_fleet_reasons_total", "reason", "Requests by the decision's reason code, by route.", |a| &a.reasons),
             ("edgeguard_fleet_rate_limited_total", "limit", "429s by the limit that refused, by route.", |a| &a.limited),
             ("edgeguard_fleet_origin_failures_total", "origin", "Failed origin attempts (timeout, unreachable, 5xx), by route and origin.", |a| &a.origin_failures),
@@ -901,6 +901,9 @@ fn merge_route(rows: &mut BTreeMap<String, Agg>, route: &str, a: &Agg) {
         rows.entry("(other)".to_owned()).or_default().merge(a);
     }
 }
+
+/// A counter family drawn from one of [`Agg`]'s maps: (name, label, help, the map).
+type CountMap = (&'static str, &'static str, &'static str, fn(&Agg) -> &BTreeMap<String, u64>);
 
 /// Prometheus `le` buckets (ms, label in seconds): the isolate endpoint's.
 const PROM_BUCKETS: [(u64, &str); 14] = [

@@ -24,7 +24,7 @@ initSync({ module: new WebAssembly.Module(readFileSync(join(dir, "engine_bg.wasm
 const policy = readFileSync(join(dir, "policy.egb"));
 
 const edge = new Edge(12345, policy);
-edge.configure("", "", false);
+edge.configure("", "", false, false, "");
 
 const IPS = 8192;
 const requests = [];
@@ -119,7 +119,7 @@ const steps = [
 // both see the same machine state; the ratio is of the decide call alone.
 if (candidate) {
   const shadowed = new Edge(12345, policy);
-  shadowed.configure("", "", false);
+  shadowed.configure("", "", false, false, "");
   shadowed.load_shadow(candidate);
   const one = [];
   const both = [];

@@ -162,6 +162,11 @@ function setup(env, bundles) {
     stats: statsInfo.stats && env.EDGEGUARD_STATS ? env.EDGEGUARD_STATS : null,
     statsFlushMs: statsInfo.flush_ms,
     statsArmed: false,
+    // This isolate's flushes: its name for the object, their sequence, those not yet taken.
+    statsIsolate: crypto.randomUUID(),
+    statsSeq: 0,
+    statsUnsent: [],
+    statsSending: false,
     broken: null,
     edge,
     info,
@@ -839,20 +844,40 @@ function within(promise, ms) {
 }
 
 /** `[stats] flush` after the first request it has not sent: hand the isolate's aggregate to
- * the fleet object in one RPC. A flush that fails is merged back and goes with the next. */
+ * the fleet object in one RPC. */
 async function flushLater(st) {
   await sleep(st.statsFlushMs);
   st.statsArmed = false;
   await flushStats(st, false);
 }
 
+/** Unsent flushes an isolate keeps (each is `[stats] flush` of its requests); past them the
+ * oldest goes back into the aggregate and out again with a new sequence number. */
+const MAX_UNSENT = 16;
+
+/**
+ * Send what the isolate counted. Each flush gets a sequence number and stays in `statsUnsent`
+ * until the object acknowledges it; one that fails or times out is sent again with the same
+ * number, and the object skips numbers it has merged: a merge that landed after its timeout is
+ * never counted twice, and a failed one is never lost.
+ */
 async function flushStats(st, now) {
-  const flush = st.edge.stats_take(now ? Date.now() + st.statsFlushMs : Date.now());
-  if (flush.length === 0) return;
+  const bytes = st.edge.stats_take(now ? Date.now() + st.statsFlushMs : Date.now());
+  if (bytes.length > 0) {
+    st.statsSeq += 1;
+    st.statsUnsent.push({ seq: st.statsSeq, bytes });
+    if (st.statsUnsent.length > MAX_UNSENT) st.edge.stats_restore(st.statsUnsent.shift().bytes);
+  }
+  if (st.statsUnsent.length === 0 || st.statsSending) return;
+  st.statsSending = true;
+  const batch = st.statsUnsent.slice();
   try {
-    await within(statsStub(st).merge(flush), STATS_TIMEOUT_MS);
+    await within(statsStub(st).merge(st.statsIsolate, batch.map((u) => u.seq), batch.map((u) => u.bytes)), STATS_TIMEOUT_MS);
+    st.statsUnsent = st.statsUnsent.filter((u) => !batch.includes(u));
   } catch {
-    st.edge.stats_restore(flush);
+    // kept in statsUnsent: the next flush sends them again
+  } finally {
+    st.statsSending = false;
   }
 }
 
@@ -1164,6 +1189,8 @@ export class EdgeguardStats extends DurableObject {
     this.fleet = null;
     this.loading = null;
     this.armed = false;
+    /** Sequence numbers merged lately, by isolate (flushes are resent until acknowledged). */
+    this.seen = new Map();
   }
 
   /** The fleet state, read back from storage on the object's first call. */
@@ -1197,13 +1224,26 @@ export class EdgeguardStats extends DurableObject {
     });
   }
 
-  /** One isolate's aggregate (edgeguard_core::stats::Flush, postcard bytes). */
-  async merge(flush) {
+  /** Flushes of one isolate (edgeguard_core::stats::Flush, postcard bytes) by sequence number;
+   * a number merged before (a flush sent again after its answer was lost) is skipped. */
+  async merge(isolate, seqs, flushes) {
     const fleet = await this.ready();
-    const ok = fleet.merge(flush);
+    let seen = this.seen.get(isolate);
+    if (seen === undefined) {
+      seen = new Set();
+      this.seen.set(isolate, seen);
+      if (this.seen.size > 10_000) this.seen.delete(this.seen.keys().next().value);
+    }
+    let merged = 0;
+    for (let i = 0; i < seqs.length; i += 1) {
+      if (seen.has(seqs[i])) continue;
+      if (fleet.merge(flushes[i])) merged += 1;
+      seen.add(seqs[i]);
+      if (seen.size > 4 * MAX_UNSENT) seen.delete(seen.values().next().value);
+    }
     this.save(fleet);
     this.arm(fleet);
-    return ok;
+    return merged;
   }
 
   async prometheus() {

@@ -25,7 +25,7 @@ small,.muted{color:#57606a}table{border-collapse:collapse;width:100%;font-size:1
 td,th{border-bottom:1px solid #eaeef2;padding:3px 4px;text-align:left}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 .status{font-size:17px;font-weight:600;padding:8px;border-radius:6px;margin:6px 0}\
 .ok{background:#dafbe1;color:#116329}.warn{background:#fff8c5;color:#7d4e00}.bad{background:#ffebe9;color:#a40e26}\
-svg{width:100%;height:auto;display:block}svg.sw{width:10px;height:10px;display:inline-block;margin-right:3px}\
+svg{width:100%;max-width:720px;height:auto;display:block}svg.sw{width:10px;height:10px;display:inline-block;margin-right:3px}\
 .legend span{margin-right:10px;white-space:nowrap}h3{font-size:14px;margin:10px 0 2px}.wrap{overflow-x:auto}";
 
 /// The page's Content-Security-Policy: nothing but its own style element.
@@ -256,7 +256,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     let refusals: BTreeMap<String, u64> = hour
         .values()
         .flat_map(|a| a.reasons.iter())
-        .filter(|(r, _)| !matches!(r.as_str(), "ok" | "health" | "metrics" | "csp_report" | "https_redirect" | "canonical_host" | "origin_timeout" | "origin_unreachable"))
+        .filter(|(r, _)| !matches!(r.as_str(), "ok" | "health" | "metrics" | "dashboard" | "csp_report" | "https_redirect" | "canonical_host" | "origin_timeout" | "origin_unreachable"))
         .fold(BTreeMap::new(), |mut m, (r, n)| {
             let c = m.entry(r.clone()).or_insert(0u64);
             *c = c.saturating_add(*n);
@@ -420,18 +420,22 @@ impl Chart {
     fn line(&mut self, points: impl Iterator<Item = Option<f64>>, color: &str) {
         let half = (W - LEFT) / 120.0;
         let mut d = String::new();
+        let mut dots = String::new();
         let mut pen = false;
         for (i, v) in points.enumerate() {
             match v {
                 Some(v) => {
-                    let _ = write!(d, "{}{:.1},{:.1} ", if pen { "L" } else { "M" }, self.x(i) + half, self.y(v));
+                    let (x, y) = (self.x(i) + half, self.y(v));
+                    let _ = write!(d, "{}{x:.1},{y:.1} ", if pen { "L" } else { "M" });
+                    // A dot per bucket: a lone bucket between gaps has no line to show it.
+                    let _ = write!(dots, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"1.6\" fill=\"{color}\"/>");
                     pen = true;
                 }
                 None => pen = false,
             }
         }
         if !d.is_empty() {
-            let _ = write!(self.out, "<path d=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>", d.trim_end());
+            let _ = write!(self.out, "<path d=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>{dots}", d.trim_end());
         }
     }
 

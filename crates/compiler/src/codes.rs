@@ -39,6 +39,11 @@ pub const OBSERVE: &str = "E100";
 // The edge cache, the fallback page, maintenance (compiler/src/cache.rs)
 pub const CACHE: &str = "E110";
 pub const FALLBACK: &str = "E111";
+// Verified sessions (compiler/src/sessions.rs)
+pub const SESSION: &str = "E140";
+pub const UNDEFINED_SESSION: &str = "E141";
+pub const SESSION_CLAIMS: &str = "E142";
+pub const SESSION_LIMIT_KEY: &str = "E143";
 
 pub const NO_VERSION: &str = "W000";
 pub const HSTS_PRELOAD_INELIGIBLE: &str = "W001";
@@ -63,6 +68,8 @@ pub const STRICT_STYLE_UNSAFE_INLINE: &str = "W103";
 pub const CACHE_STORES_NOTHING: &str = "W110";
 pub const CACHE_CREDENTIALED: &str = "W111";
 pub const FALLBACK_EXTERNAL: &str = "W112";
+pub const SESSION_USER_CLAIM: &str = "W140";
+pub const SESSION_JWKS_HTTP: &str = "W141";
 
 // CSP (compiler/src/csp.rs)
 pub const UNKNOWN_DIRECTIVE: &str = "E030";

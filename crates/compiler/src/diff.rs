@@ -329,6 +329,7 @@ impl<'b> Side<'b> {
             block: route.block,
             require_headers: route.require_headers.iter().map(String::as_str).collect(),
             require_cookie: route.require_cookie.as_ref().map(|g| g.source()),
+            require_session: route.require_session.as_ref().map(|r| session_text(b, r)),
             ip_allow: canonical_cidrs(&route.ip_allow),
             ip_deny: canonical_cidrs(&route.ip_deny),
             api_key: route.api_key.and_then(|k| b.api_keys.get(usize::from(k))),
@@ -448,6 +449,8 @@ struct RuleView<'a> {
     block: Option<u16>,
     require_headers: BTreeSet<&'a str>,
     require_cookie: Option<String>,
+    /// `require_session` as text: the source, then each claim rule.
+    require_session: Option<String>,
     ip_allow: Vec<Cidr>,
     ip_deny: Vec<Cidr>,
     api_key: Option<&'a ApiKey>,
@@ -626,6 +629,19 @@ fn diff_rules(o: &RuleView, n: &RuleView, base: Option<(&RuleView, &RuleView)>, 
             (None, None) => (neutral, String::new()),
         };
         out.push(delta(Facet::Rule("require_cookie"), verdict, text, ov, nv));
+    }
+
+    if o.require_session != n.require_session && !is_inherited("require_session", &|a, b| a.require_session == b.require_session) {
+        let (ov, nv) = (o.require_session.clone(), n.require_session.clone());
+        let (verdict, text) = match (&o.require_session, &n.require_session) {
+            (Some(a), None) => (w, format!("require_session {a} removed")),
+            (None, Some(b)) => (s, format!("require_session {b} added")),
+            // Another source or other claim values: which one lets more sessions in is not
+            // decidable from the text, so the change is shown for review, not judged.
+            (Some(a), Some(b)) => (neutral, format!("require_session {a} → {b}")),
+            (None, None) => (neutral, String::new()),
+        };
+        out.push(delta(Facet::Rule("require_session"), verdict, text, ov, nv));
     }
 
     if o.ip_allow != n.ip_allow && !is_inherited("ip_allow", &|a, b| a.ip_allow == b.ip_allow) {
@@ -1396,6 +1412,21 @@ fn limit_values(l: &Limit) -> LimitValues<'_> {
     (l.count, l.window_secs, l.burst, l.key, l.key_name.as_deref(), l.scope, l.shadow, l.on_error_deny)
 }
 
+/// `"supabase" { app_metadata.role = admin|owner }`.
+fn session_text(b: &Bundle, r: &edgeguard_core::sessions::Requirement) -> String {
+    let source = b.sessions.get(usize::from(r.source));
+    let name = source.map_or("?", |s| s.name.as_str());
+    if r.claims.is_empty() {
+        return format!("\"{name}\"");
+    }
+    let claims: Vec<String> = r
+        .claims
+        .iter()
+        .map(|c| format!("{} = {}", source.and_then(|s| s.claims.get(usize::from(c.claim))).map_or("?", String::as_str), c.any_of.join("|")))
+        .collect();
+    format!("\"{name}\" {{ {} }}", claims.join(", "))
+}
+
 fn limit_key_text(l: &Limit) -> String {
     let name = l.key_name.as_deref().unwrap_or("");
     match l.key {
@@ -1403,6 +1434,7 @@ fn limit_key_text(l: &Limit) -> String {
         LimitKey::IpRoute => "ip+route".to_owned(),
         LimitKey::Header => format!("header:{name}"),
         LimitKey::Cookie => format!("cookie:{name}"),
+        LimitKey::Session => format!("session:{name}"),
     }
 }
 
@@ -1469,8 +1501,10 @@ fn limit_deltas(a: &Limit, b: &Limit) -> Vec<LimitDelta> {
     if ka != kb {
         // The client address is the one key a client cannot choose; `ip+route` counts each
         // route separately, which allows more than one count shared by all of them.
+        // A verified session's claim cannot be chosen either (a client without one counts by
+        // address), though one person can hold several accounts: as strong as the address.
         let strength = |k: LimitKey| match k {
-            LimitKey::Ip => 2,
+            LimitKey::Ip | LimitKey::Session => 2,
             LimitKey::IpRoute => 1,
             LimitKey::Header | LimitKey::Cookie => 0,
         };

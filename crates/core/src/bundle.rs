@@ -16,7 +16,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 /// Magic, format version and digest: the bytes before the postcard body.
 const HEADER_LEN: usize = 4 + 4 + 32;
@@ -82,6 +82,8 @@ pub struct Bundle {
     pub fallback: Option<crate::cache::Fallback>,
     /// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
     pub maintenance: crate::cache::Maintenance,
+    /// `[sessions.<name>]`: where verified sessions come from.
+    pub sessions: Vec<crate::sessions::Source>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +208,8 @@ pub struct Route {
     pub server_actions: bool,
     /// Edge caching of this route's GET/HEAD answers (`cache = { edge = … }`).
     pub edge_cache: Option<crate::cache::EdgeCache>,
+    /// `require_session`: a verified session (and claims) this route requires.
+    pub require_session: Option<crate::sessions::Requirement>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +218,8 @@ pub enum LimitKey {
     Header,
     Cookie,
     IpRoute,
+    /// `session:<claim>`: a verified session's claim; the address without one.
+    Session,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +248,14 @@ pub struct Limit {
     pub on_error_deny: bool,
     /// `RateLimit-Policy` item, rendered by the compiler.
     pub policy_header: String,
+    /// For `session:<claim>` keys: the source and the claim (index into its `claims`).
+    pub session: Option<SessionKey>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionKey {
+    pub source: u16,
+    pub claim: u16,
 }
 
 impl Limit {
@@ -259,6 +273,7 @@ impl Limit {
             shadow: false,
             on_error_deny: false,
             policy_header: crate::limits::policy_header(name, count, window_secs),
+            session: None,
         }
     }
 }

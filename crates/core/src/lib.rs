@@ -23,6 +23,7 @@ pub mod request;
 pub mod routes;
 pub mod sanitize;
 pub mod scan;
+pub mod sessions;
 pub mod shadow;
 
 pub use bundle::{Bundle, FORMAT_VERSION, LoadError};

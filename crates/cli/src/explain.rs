@@ -65,6 +65,13 @@ pub struct Args {
     /// Decide as the edge does with maintenance mode on (the worker var `EDGE_MAINTENANCE=1`).
     #[arg(long)]
     pub maintenance: bool,
+    /// Send a test session with these claims (a JSON object, e.g. '{"sub":"u-1","app_metadata":{"role":"admin"}}'),
+    /// signed with the session source's `test_secret`, valid for an hour.
+    #[arg(long, value_name = "CLAIMS")]
+    pub session: Option<String>,
+    /// The `[sessions.<name>]` source `--session` signs for (needed when the policy has several).
+    #[arg(long, value_name = "NAME", requires = "session")]
+    pub session_source: Option<String>,
 }
 
 /// A request as `explain` and `test` hand it to the engine: a method token, a request target
@@ -145,7 +152,43 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
             compiled.file
         )));
     };
-    Engine::new(bundle).map(Some).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))
+    let mut engine = Engine::new(bundle).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))?;
+    // Test tokens (`--session`, a case's `session`) are signed with the source's test_secret;
+    // `exp` counts from now, as a token the app issued would.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    engine.sessions().accept_test_tokens(now);
+    Ok(Some(engine))
+}
+
+/// A test session for `request`: a token with `claims` for `source` (the policy's only
+/// `[sessions]` source when `None`), valid for `expires_in` seconds from `at` (negative:
+/// expired), signed with its `test_secret` (another key when `forged`), in the header the
+/// source reads.
+pub(crate) fn add_session(
+    engine: &mut Engine,
+    request: &mut Request,
+    source: Option<&str>,
+    claims: &serde_json::Value,
+    at: u64,
+    expires_in: i64,
+    forged: bool,
+) -> Result<(), Failure> {
+    let now = engine.sessions().clock_base().saturating_add(at);
+    let sources = &engine.bundle().sessions;
+    let chosen = match source {
+        Some(name) => sources.iter().find(|s| s.name == name).ok_or_else(|| Failure::usage(format!("the policy has no session source `{name}`")))?,
+        None => match sources.as_slice() {
+            [only] => only,
+            [] => return Err(Failure::usage("the policy has no [sessions.<name>] source to sign a test session for")),
+            _ => return Err(Failure::usage("the policy has several session sources: name one with --session-source (`source` in a case)")),
+        },
+    };
+    let (name, value) = edgeguard_core::sessions::test_header(chosen, claims, now, expires_in, forged).map_err(Failure::usage)?;
+    if name == "authorization" {
+        request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+    }
+    request.headers.push((name, value));
+    Ok(())
 }
 
 /// What `explain` does with one request, shared with `test` so the two can never disagree: the
@@ -187,7 +230,7 @@ pub(crate) fn evaluate(
 }
 
 pub fn run(args: &Args) -> CmdResult {
-    let request = parse_request(&args.request, &args.headers)?;
+    let mut request = parse_request(&args.request, &args.headers)?;
     let now = nanos(args.at)
         .ok_or_else(|| Failure::usage(format!("--at {} is too large (at most {} seconds)", args.at, u64::MAX / 1_000_000_000)))?;
     let Some(mut engine) = load_engine(&args.policy, args.env.as_deref())? else {
@@ -195,6 +238,10 @@ pub fn run(args: &Args) -> CmdResult {
     };
     if args.maintenance {
         engine.set_overrides(edgeguard_core::Overrides { maintenance: true, ..engine.overrides() });
+    }
+    if let Some(claims) = &args.session {
+        let claims: serde_json::Value = serde_json::from_str(claims).map_err(|e| Failure::usage(format!("--session must be a JSON object of claims: {e}")))?;
+        add_session(&mut engine, &mut request, args.session_source.as_deref(), &claims, args.at, 3600, false)?;
     }
     let mut limiter = engine.new_limiter(random_u64()?);
     let evaluated = evaluate(&engine, request, args.client_ip, args.repeat, now, &mut limiter, draw)?;

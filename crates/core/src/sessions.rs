@@ -307,6 +307,11 @@ impl Sessions {
         self.remember(p.material, outcome, now_secs);
     }
 
+    /// The test clock's Unix time at engine time 0 ([`Sessions::accept_test_tokens`]).
+    pub fn clock_base(&self) -> u64 {
+        self.clock_base
+    }
+
     /// Tokens remembered now (metrics, tests).
     pub fn remembered(&self) -> usize {
         self.tokens.len()
@@ -698,4 +703,37 @@ fn parse_jwks(text: &str) -> Option<Vec<Key>> {
 /// A stable seed for the token map's hasher from the engine's.
 pub fn seed(engine_seed: u64) -> u64 {
     foldhash::quality::FixedState::with_seed(engine_seed).hash_one(0x5e55_1045u64)
+}
+
+/// A test session for `explain --session`, `edgeguard test` and the playground: a token with
+/// `claims` (a JSON object; `exp`, `iat`, `aud` and `iss` filled in from the source unless
+/// given), signed with the source's `test_secret` — or with another key when `forged` — and
+/// placed where the source reads it: `Authorization: Bearer`, else its cookie as supabase-js
+/// writes it (`base64-` JSON, the `*` of the name read as `test`). `now_secs` is the test
+/// clock ([`Sessions::accept_test_tokens`]); `expires_in` may be negative (an expired token).
+/// `Err` says why no token can be made.
+pub fn test_header(source: &Source, claims: &serde_json::Value, now_secs: u64, expires_in: i64, forged: bool) -> Result<(String, String), String> {
+    let Some(secret) = source.test_secret.as_deref() else {
+        return Err(format!("session source `{}` has no `test_secret` to sign test tokens with", source.name));
+    };
+    let Some(given) = claims.as_object() else { return Err("the session claims must be a JSON object".into()) };
+    let mut claims = given.clone();
+    let exp = i128::from(now_secs).saturating_add(i128::from(expires_in)).max(0);
+    claims.entry("exp").or_insert_with(|| serde_json::Value::from(u64::try_from(exp).unwrap_or(0)));
+    claims.entry("iat").or_insert_with(|| serde_json::Value::from(now_secs));
+    if let Some(aud) = source.audience.first() {
+        claims.entry("aud").or_insert_with(|| serde_json::Value::from(aud.as_str()));
+    }
+    if let Some(iss) = &source.issuer {
+        claims.entry("iss").or_insert_with(|| serde_json::Value::from(iss.as_str()));
+    }
+    let key: &[u8] = if forged { b"not the test secret: a forged token" } else { secret.as_bytes() };
+    let token = hs256_sign(key, &serde_json::Value::Object(claims));
+    if source.bearer {
+        return Ok(("authorization".into(), format!("Bearer {token}")));
+    }
+    let Some(glob) = &source.cookie else { return Err(format!("session source `{}` reads no token", source.name)) };
+    let session = serde_json::json!({ "access_token": token, "token_type": "bearer", "refresh_token": "test" });
+    let value = format!("base64-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(session.to_string()));
+    Ok(("cookie".into(), format!("{}={value}", glob.parts.join("test"))))
 }

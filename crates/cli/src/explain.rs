@@ -165,15 +165,16 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
 /// expired), signed with its `test_secret` (another key when `forged`), in the header the
 /// source reads.
 pub(crate) fn add_session(
-    engine: &mut Engine,
+    engine: &Engine,
     request: &mut Request,
     source: Option<&str>,
     claims: &serde_json::Value,
     at: u64,
     expires_in: i64,
     forged: bool,
+    cookie_chunks: Option<usize>,
 ) -> Result<(), Failure> {
-    let now = engine.sessions().clock_base().saturating_add(at);
+    let now = engine.session_clock_base().saturating_add(at);
     let sources = &engine.bundle().sessions;
     let chosen = match source {
         Some(name) => sources.iter().find(|s| s.name == name).ok_or_else(|| Failure::usage(format!("the policy has no session source `{name}`")))?,
@@ -183,7 +184,7 @@ pub(crate) fn add_session(
             _ => return Err(Failure::usage("the policy has several session sources: name one with --session-source (`source` in a case)")),
         },
     };
-    let (name, value) = edgeguard_core::sessions::test_header(chosen, claims, now, expires_in, forged).map_err(Failure::usage)?;
+    let (name, value) = edgeguard_core::sessions::test_header(chosen, claims, now, expires_in, forged, cookie_chunks).map_err(Failure::usage)?;
     if name == "authorization" {
         request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
     }
@@ -241,7 +242,7 @@ pub fn run(args: &Args) -> CmdResult {
     }
     if let Some(claims) = &args.session {
         let claims: serde_json::Value = serde_json::from_str(claims).map_err(|e| Failure::usage(format!("--session must be a JSON object of claims: {e}")))?;
-        add_session(&mut engine, &mut request, args.session_source.as_deref(), &claims, args.at, 3600, false)?;
+        add_session(&engine, &mut request, args.session_source.as_deref(), &claims, args.at, 3600, false, None)?;
     }
     let mut limiter = engine.new_limiter(random_u64()?);
     let evaluated = evaluate(&engine, request, args.client_ip, args.repeat, now, &mut limiter, draw)?;

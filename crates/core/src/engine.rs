@@ -81,6 +81,11 @@ impl Engine {
         self.sessions.get_mut()
     }
 
+    /// The test clock's Unix time at engine time 0 (`Sessions::accept_test_tokens`).
+    pub fn session_clock_base(&self) -> u64 {
+        self.sessions.try_borrow().map_or(0, |s| s.clock_base())
+    }
+
     /// The index of a `[sessions.<name>]` source.
     pub fn session_source(&self, name: &str) -> Option<u16> {
         self.bundle.sessions.iter().position(|s| s.name == name).and_then(|i| u16::try_from(i).ok())

@@ -708,11 +708,12 @@ pub fn seed(engine_seed: u64) -> u64 {
 /// A test session for `explain --session`, `edgeguard test` and the playground: a token with
 /// `claims` (a JSON object; `exp`, `iat`, `aud` and `iss` filled in from the source unless
 /// given), signed with the source's `test_secret` — or with another key when `forged` — and
-/// placed where the source reads it: `Authorization: Bearer`, else its cookie as supabase-js
-/// writes it (`base64-` JSON, the `*` of the name read as `test`). `now_secs` is the test
+/// placed where the source reads it: `Authorization: Bearer`, else (or with `cookie_chunks`)
+/// its cookie as supabase-js writes it — `base64-` JSON, the `*` of the name read as `test`,
+/// split into `cookie_chunks` chunks `.0`, `.1`… when more than one. `now_secs` is the test
 /// clock ([`Sessions::accept_test_tokens`]); `expires_in` may be negative (an expired token).
 /// `Err` says why no token can be made.
-pub fn test_header(source: &Source, claims: &serde_json::Value, now_secs: u64, expires_in: i64, forged: bool) -> Result<(String, String), String> {
+pub fn test_header(source: &Source, claims: &serde_json::Value, now_secs: u64, expires_in: i64, forged: bool, cookie_chunks: Option<usize>) -> Result<(String, String), String> {
     let Some(secret) = source.test_secret.as_deref() else {
         return Err(format!("session source `{}` has no `test_secret` to sign test tokens with", source.name));
     };
@@ -729,11 +730,18 @@ pub fn test_header(source: &Source, claims: &serde_json::Value, now_secs: u64, e
     }
     let key: &[u8] = if forged { b"not the test secret: a forged token" } else { secret.as_bytes() };
     let token = hs256_sign(key, &serde_json::Value::Object(claims));
-    if source.bearer {
+    if source.bearer && cookie_chunks.is_none() {
         return Ok(("authorization".into(), format!("Bearer {token}")));
     }
-    let Some(glob) = &source.cookie else { return Err(format!("session source `{}` reads no token", source.name)) };
+    let Some(glob) = &source.cookie else { return Err(format!("session source `{}` reads no cookie", source.name)) };
     let session = serde_json::json!({ "access_token": token, "token_type": "bearer", "refresh_token": "test" });
     let value = format!("base64-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(session.to_string()));
-    Ok(("cookie".into(), format!("{}={value}", glob.parts.join("test"))))
+    let name = glob.parts.join("test");
+    let chunks = cookie_chunks.unwrap_or(1).clamp(1, 9);
+    if chunks == 1 {
+        return Ok(("cookie".into(), format!("{name}={value}")));
+    }
+    let size = value.len().div_ceil(chunks).max(1);
+    let parts: Vec<String> = value.as_bytes().chunks(size).enumerate().map(|(i, c)| format!("{name}.{i}={}", String::from_utf8_lossy(c))).collect();
+    Ok(("cookie".into(), parts.join("; ")))
 }

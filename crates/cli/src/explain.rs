@@ -160,20 +160,22 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
     Ok(Some(engine))
 }
 
-/// A test session for `request`: a token with `claims` for `source` (the policy's only
-/// `[sessions]` source when `None`), valid for `expires_in` seconds from `at` (negative:
-/// expired), signed with its `test_secret` (another key when `forged`), in the header the
-/// source reads.
-pub(crate) fn add_session(
-    engine: &Engine,
-    request: &mut Request,
-    source: Option<&str>,
-    claims: &serde_json::Value,
-    at: u64,
-    expires_in: i64,
-    forged: bool,
-    cookie_chunks: Option<usize>,
-) -> Result<(), Failure> {
+/// A test session (`explain --session`, a case's `session`): a token with `claims` for
+/// `source` (the policy's only `[sessions]` source when `None`), valid for `expires_in` seconds
+/// from the request's `at` (negative: expired), signed with the source's `test_secret` (another
+/// key when `forged`), in the header the source reads (its cookie, in `cookie_chunks` chunks,
+/// when given).
+pub(crate) struct TestSession<'a> {
+    pub source: Option<&'a str>,
+    pub claims: &'a serde_json::Value,
+    pub expires_in: i64,
+    pub forged: bool,
+    pub cookie_chunks: Option<usize>,
+}
+
+/// Sign `session` and add it to `request`.
+pub(crate) fn add_session(engine: &Engine, request: &mut Request, at: u64, session: &TestSession) -> Result<(), Failure> {
+    let TestSession { source, claims, expires_in, forged, cookie_chunks } = *session;
     let now = engine.session_clock_base().saturating_add(at);
     let sources = &engine.bundle().sessions;
     let chosen = match source {
@@ -242,7 +244,8 @@ pub fn run(args: &Args) -> CmdResult {
     }
     if let Some(claims) = &args.session {
         let claims: serde_json::Value = serde_json::from_str(claims).map_err(|e| Failure::usage(format!("--session must be a JSON object of claims: {e}")))?;
-        add_session(&engine, &mut request, args.session_source.as_deref(), &claims, args.at, 3600, false, None)?;
+        let session = TestSession { source: args.session_source.as_deref(), claims: &claims, expires_in: 3600, forged: false, cookie_chunks: None };
+        add_session(&engine, &mut request, args.at, &session)?;
     }
     let mut limiter = engine.new_limiter(random_u64()?);
     let evaluated = evaluate(&engine, request, args.client_ip, args.repeat, now, &mut limiter, draw)?;

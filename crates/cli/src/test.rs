@@ -932,7 +932,7 @@ impl Parser {
 
     /// A case's `session = { claims = { … }, expires_in = "1h", expired, forged, source }`.
     fn session(&mut self, value: &Value<'_>) -> Option<SessionSpec> {
-        let Some(table) = self.table("session", value) else { return None };
+        let table = self.table("session", value)?;
         let mut spec = SessionSpec { claims: serde_json::Value::Object(serde_json::Map::new()), expires_in: 3600, forged: false, source: None, cookie_chunks: None };
         let mut expired = false;
         for (key, v) in table {
@@ -1173,7 +1173,8 @@ fn execute(args: &Args) -> Result<Result<Ran, Status>, Failure> {
 fn with_session(engine: &Engine, step: &Step) -> Result<Request, Failure> {
     let mut request = step.request.clone();
     if let Some(spec) = &step.session {
-        explain::add_session(engine, &mut request, spec.source.as_deref(), &spec.claims, step.at, spec.expires_in, spec.forged, spec.cookie_chunks)?;
+        let session = explain::TestSession { source: spec.source.as_deref(), claims: &spec.claims, expires_in: spec.expires_in, forged: spec.forged, cookie_chunks: spec.cookie_chunks };
+        explain::add_session(engine, &mut request, step.at, &session)?;
     }
     Ok(request)
 }
@@ -1909,6 +1910,11 @@ repeat = 2
             Reason::Metrics,
             Reason::UnsupportedMediaType,
             Reason::Maintenance,
+            Reason::SessionMissing,
+            Reason::SessionInvalid,
+            Reason::SessionExpired,
+            Reason::SessionClaims,
+            Reason::SessionUnavailable,
         ];
         assert_eq!(all.map(Reason::code).to_vec(), REASONS.to_vec());
     }

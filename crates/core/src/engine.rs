@@ -72,18 +72,18 @@ impl Engine {
             .collect::<Result<Vec<_>, _>>()?;
         let seed = bundle.revision.bytes().take(16).fold(0u64, |acc, b| acc.rotate_left(5) ^ u64::from(b));
         let global_hasher = foldhash::quality::FixedState::with_seed(seed);
-        let sessions = core::cell::RefCell::new(crate::sessions::Sessions::new(bundle.sessions.len(), crate::sessions::seed(seed)));
+        let sessions = std::sync::Mutex::new(crate::sessions::Sessions::new(bundle.sessions.len(), crate::sessions::seed(seed)));
         Ok(Engine { bundle, regexes, overrides: Overrides::default(), unhealthy: 0, global_hasher, maintenance_secret: None, sessions })
     }
 
     /// The session state, for the host's answers (`set_secret`, `set_jwks`, `verified`).
     pub fn sessions(&mut self) -> &mut crate::sessions::Sessions {
-        self.sessions.get_mut()
+        self.sessions.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The test clock's Unix time at engine time 0 (`Sessions::accept_test_tokens`).
     pub fn session_clock_base(&self) -> u64 {
-        self.sessions.try_borrow().map_or(0, |s| s.clock_base())
+        self.sessions.lock().map_or(0, |s| s.clock_base())
     }
 
     /// The index of a `[sessions.<name>]` source.
@@ -94,7 +94,7 @@ impl Engine {
     /// Hand the host's answer to a signature ask to the session state.
     pub fn session_verified(&mut self, id: u32, valid: bool, now: Nanos) {
         let secs = now / 1_000_000_000;
-        self.sessions.get_mut().verified(id, valid, &self.bundle.sessions, secs);
+        self.sessions.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).verified(id, valid, &self.bundle.sessions, secs);
     }
 
     /// The session a route (or its limit) reads, resolved against the request.
@@ -103,10 +103,8 @@ impl Engine {
         let source = route.require_session.as_ref().map(|r| r.source).or_else(|| {
             route.limit.and_then(|i| b.limits.get(usize::from(i))).and_then(|l| l.session).map(|k| k.source)
         })?;
-        let resolved = match self.sessions.try_borrow_mut() {
-            Ok(mut state) => state.resolve(&b.sessions, source, req, now / 1_000_000_000),
-            Err(_) => crate::sessions::Resolved::Unavailable,
-        };
+        let mut state = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let resolved = state.resolve(&b.sessions, source, req, now / 1_000_000_000);
         Some(crate::decision::SessionFact { source, resolved })
     }
 
@@ -366,7 +364,7 @@ impl Engine {
             return reject(d, reason, status, Cow::Owned(detail));
         }
         let session = match &d.session {
-            Some(crate::decision::SessionFact { resolved: crate::sessions::Resolved::Verified(s), .. }) => Some(std::rc::Rc::clone(s)),
+            Some(crate::decision::SessionFact { resolved: crate::sessions::Resolved::Verified(s), .. }) => Some(std::sync::Arc::clone(s)),
             _ => None,
         };
 
@@ -532,7 +530,7 @@ impl Engine {
         let mut d = self.decide(req, limiter, now, draw);
         for _ in 0..2 {
             let Some(ask) = d.session_ask() else { break };
-            let Ok(mut sessions) = self.sessions.try_borrow_mut() else { break };
+            let mut sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match ask {
                 crate::sessions::Ask::Jwks { source, .. } => {
                     sessions.set_jwks(*source, None, now / 1_000_000_000);

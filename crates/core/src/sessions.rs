@@ -18,7 +18,6 @@
 //! verification per token per isolate, and every later request only a lookup. Only the claims
 //! the policy reads are kept, and none is ever written to a log line.
 
-use core::cell::RefCell;
 use core::hash::BuildHasher;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -160,7 +159,7 @@ impl Invalid {
 pub enum Resolved {
     /// No token for this source in the request.
     Absent,
-    Verified(std::rc::Rc<Session>),
+    Verified(std::sync::Arc<Session>),
     Invalid(Invalid),
     /// Verified, but past `exp` (or before `nbf`) with the leeway.
     Expired,
@@ -223,7 +222,7 @@ struct Entry {
 
 #[derive(Clone)]
 enum Outcome {
-    Verified(std::rc::Rc<Session>),
+    Verified(std::sync::Arc<Session>),
     Invalid(Invalid),
 }
 
@@ -235,7 +234,8 @@ struct Pending {
 }
 
 /// The per-isolate verification state: keys, remembered tokens, asks in flight. Held by the
-/// [`crate::Engine`] in a `RefCell`: deciding reads and remembers through `&Engine`.
+/// [`crate::Engine`] in a `Mutex` (uncontended: an isolate runs one request at a time): deciding
+/// reads and remembers through `&Engine`.
 pub struct Sessions {
     keys: Vec<KeySet>,
     /// HS256 keys by source, from the worker secret named in [`Source::secret`].
@@ -326,7 +326,7 @@ impl Sessions {
         let (outcome, until) = match outcome {
             Ok(s) => {
                 let until = s.expires;
-                (Outcome::Verified(std::rc::Rc::new(s)), until)
+                (Outcome::Verified(std::sync::Arc::new(s)), until)
             }
             Err(why) => (Outcome::Invalid(why), now.saturating_add(INVALID_MEMORY_SECS)),
         };
@@ -431,8 +431,9 @@ impl Sessions {
     }
 }
 
-/// The engine's session state, behind a `RefCell` so that `decide(&self)` can remember.
-pub type Shared = RefCell<Sessions>;
+/// The engine's session state, behind a `Mutex` so that `decide(&self)` can remember (and an
+/// engine can be shared by threads, as tests do).
+pub type Shared = std::sync::Mutex<Sessions>;
 
 /// The session material `source` reads from `req`: the Bearer token, else the cookie's value
 /// with its chunks joined. `None` when absent or larger than [`MAX_TOKEN_BYTES`].

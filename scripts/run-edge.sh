@@ -52,6 +52,6 @@ Ctrl-C stops both.
 
 MSG
 WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false node_modules/.bin/wrangler dev --local \
-  --ip 127.0.0.1 --port "$PORT" --local-protocol "$PROTOCOL" --var "EDGE_ORIGINS:*=$origin" &
+  --ip 127.0.0.1 --port "$PORT" --local-protocol "$PROTOCOL" --var "EDGE_ORIGINS:*=$origin" --var "EDGE_JWKS_URLS:supabase=$origin/auth/v1/.well-known/jwks.json" &
 pids+=($!)
 wait "${pids[-1]}"

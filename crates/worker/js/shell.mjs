@@ -125,6 +125,14 @@ function setup(env, bundles) {
   }
   const info = JSON.parse(edge.info());
   const revision = info.revision.slice(0, 12);
+  // EDGE_JWKS_URLS ("name=url,…"): a session source's key set from elsewhere than the policy
+  // says (a local Supabase, a staging project), as EDGE_ORIGINS does for origins.
+  const jwksUrls = new Map();
+  for (const pair of String(env.EDGE_JWKS_URLS ?? "").split(",")) {
+    const at = pair.indexOf("=");
+    if (at > 0) jwksUrls.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim());
+  }
+  const jwks = info.sessions.map((source) => jwksUrls.get(source.name) ?? null);
   for (const source of info.sessions) {
     if (source.secret === null) continue;
     const value = String(env[source.secret] ?? "");
@@ -179,6 +187,8 @@ function setup(env, bundles) {
     // Hot copies held in memory (MEMORY_TTL_S), by key, oldest first, and their bytes in all.
     memory: new Map(),
     memoryBytes: 0,
+    // Session sources' JWKS URLs from EDGE_JWKS_URLS (by source index; null: the policy's).
+    jwksUrls: jwks,
   };
 }
 
@@ -1016,7 +1026,7 @@ function fetchJwks(st, ask) {
       let text;
       let error = "";
       try {
-        const r = await fetch(ask.url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
+        const r = await fetch(st.jwksUrls[ask.source] ?? ask.url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
         if (r.ok) text = await readBounded(r.body, JWKS_MAX_BYTES, Date.now() + JWKS_TIMEOUT_MS).then((b) => (b.truncated ? undefined : b.text));
         else error = `status ${r.status}`;
         if (r.ok && text === undefined) error = "larger than 64 KiB";
@@ -1024,7 +1034,7 @@ function fetchJwks(st, ask) {
         error = String(err?.name === "TimeoutError" ? "timeout" : err?.message ?? err);
       }
       const keys = st.edge.session_jwks(ask.source, text, Date.now());
-      if (text === undefined || keys === 0) log(st, { level: "error", msg: "session key set unavailable", url: ask.url, error: error || "no usable key" });
+      if (text === undefined || keys === 0) log(st, { level: "error", msg: "session key set unavailable", url: st.jwksUrls[ask.source] ?? ask.url, error: error || "no usable key" });
     })().finally(() => inflight.delete(ask.source));
     inflight.set(ask.source, pending);
   }

@@ -407,7 +407,9 @@ impl Sessions {
         match key {
             None if may_refetch || set.fetched.is_none() => Err(Resolved::Ask(Box::new(Ask::Jwks { source: index, url: url.to_owned() }))),
             None if set.failed => Err(Resolved::Unavailable),
-            None => Ok(self.remember(material.into(), Err(Invalid::UnknownKey), now_secs)),
+            // Not remembered: after a key rotation the set is fetched again within
+            // JWKS_RETRY_SECS, and this token may verify then.
+            None => Ok(Outcome::Invalid(Invalid::UnknownKey)),
             Some(_) if stale && may_refetch => Err(Resolved::Ask(Box::new(Ask::Jwks { source: index, url: url.to_owned() }))),
             Some(key) => {
                 if self.pending.len() >= MAX_PENDING {
@@ -745,4 +747,214 @@ pub fn test_header(source: &Source, claims: &serde_json::Value, now_secs: u64, e
     let size = value.len().div_ceil(chunks).max(1);
     let parts: Vec<String> = value.as_bytes().chunks(size).enumerate().map(|(i, c)| format!("{name}.{i}={}", String::from_utf8_lossy(c))).collect();
     Ok(("cookie".into(), parts.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SECRET: &[u8] = b"a-test-secret-of-some-length";
+
+    fn source(algorithms: u8) -> Source {
+        Source {
+            name: "s".into(),
+            cookie: Some(Glob::new("sb-*-auth-token")),
+            bearer: true,
+            secret: Some("SECRET".into()),
+            jwks_url: Some("https://auth.test/jwks.json".into()),
+            algorithms,
+            issuer: None,
+            audience: vec!["authenticated".into()],
+            leeway_secs: 30,
+            jwks_ttl_secs: 600,
+            claims: vec!["sub".into(), "app_metadata.role".into()],
+            test_secret: None,
+        }
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn resolve(state: &mut Sessions, src: &Source, auth: &str, now: u64) -> Resolved {
+        let headers = [("authorization", auth)];
+        let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+        state.resolve(std::slice::from_ref(src), 0, &req, now)
+    }
+
+    fn hs_state() -> Sessions {
+        let mut state = Sessions::new(1, 7);
+        state.set_secret(0, SECRET);
+        state
+    }
+
+    fn claims(exp: u64) -> serde_json::Value {
+        serde_json::json!({ "sub": "u-1", "aud": "authenticated", "exp": exp, "app_metadata": { "role": "admin" } })
+    }
+
+    #[test]
+    fn hs256_verifies_and_keeps_only_the_claims_read() {
+        let src = source(alg::HS256);
+        let token = hs256_sign(SECRET, &claims(2_000));
+        let Resolved::Verified(s) = resolve(&mut hs_state(), &src, &format!("Bearer {token}"), 1_000) else { panic!() };
+        assert_eq!(s.claims, vec![vec!["u-1".to_owned()], vec!["admin".to_owned()]]);
+        assert_eq!(s.expires, 2_000);
+    }
+
+    #[test]
+    fn expiry_counts_the_leeway_and_a_remembered_token_expires_too() {
+        let src = source(alg::HS256);
+        let mut state = hs_state();
+        let auth = format!("Bearer {}", hs256_sign(SECRET, &claims(2_000)));
+        assert!(matches!(resolve(&mut state, &src, &auth, 2_029), Resolved::Verified(_)));
+        assert_eq!(resolve(&mut state, &src, &auth, 2_030), Resolved::Expired);
+    }
+
+    #[test]
+    fn wrong_secret_audience_and_missing_exp_are_refused() {
+        let src = source(alg::HS256);
+        let mut state = hs_state();
+        let forged = hs256_sign(b"another secret", &claims(2_000));
+        assert_eq!(resolve(&mut state, &src, &format!("Bearer {forged}"), 1_000), Resolved::Invalid(Invalid::Signature));
+        let anon = hs256_sign(SECRET, &serde_json::json!({ "sub": "u", "aud": "anon", "exp": 2_000 }));
+        assert_eq!(resolve(&mut state, &src, &format!("Bearer {anon}"), 1_000), Resolved::Invalid(Invalid::Audience));
+        let forever = hs256_sign(SECRET, &serde_json::json!({ "sub": "u", "aud": "authenticated" }));
+        assert_eq!(resolve(&mut state, &src, &format!("Bearer {forever}"), 1_000), Resolved::Invalid(Invalid::NoExpiry));
+    }
+
+    #[test]
+    fn without_the_secret_hs256_is_unavailable_not_accepted() {
+        let src = source(alg::HS256);
+        let token = hs256_sign(SECRET, &claims(2_000));
+        assert_eq!(resolve(&mut Sessions::new(1, 7), &src, &format!("Bearer {token}"), 1_000), Resolved::Unavailable);
+    }
+
+    #[test]
+    fn es256_asks_for_the_key_set_then_the_signature() {
+        let src = source(alg::ES256 | alg::RS256);
+        let mut state = Sessions::new(1, 7);
+        let header = b64(br#"{"alg":"ES256","kid":"k1"}"#);
+        let token = format!("{header}.{}.{}", b64(claims(2_000).to_string().as_bytes()), b64(&[7u8; 64]));
+        let auth = format!("Bearer {token}");
+        assert!(matches!(resolve(&mut state, &src, &auth, 1_000), Resolved::Ask(a) if matches!(*a, Ask::Jwks { source: 0, .. })));
+        let xy = b64(&[1u8; 32]);
+        let jwks = format!(r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{xy}","y":"{xy}","kid":"k1","alg":"ES256","use":"sig"}}]}}"#);
+        assert_eq!(state.set_jwks(0, Some(&jwks), 1_000), 1);
+        let Resolved::Ask(ask) = resolve(&mut state, &src, &auth, 1_000) else { panic!() };
+        let Ask::Signature(sig) = *ask else { panic!() };
+        assert_eq!((sig.alg, sig.kid.as_str()), ("ES256", "k1"));
+        assert_eq!(sig.input, token.rsplit_once('.').unwrap().0);
+        state.verified(sig.id, true, std::slice::from_ref(&src), 1_000);
+        assert!(matches!(resolve(&mut state, &src, &auth, 1_001), Resolved::Verified(_)));
+    }
+
+    #[test]
+    fn a_key_set_that_cannot_be_fetched_makes_sessions_unavailable_until_a_retry() {
+        let src = source(alg::ES256);
+        let mut state = Sessions::new(1, 7);
+        let token = format!("{}.{}.{}", b64(br#"{"alg":"ES256","kid":"k1"}"#), b64(claims(5_000).to_string().as_bytes()), b64(&[7u8; 64]));
+        let auth = format!("Bearer {token}");
+        assert!(matches!(resolve(&mut state, &src, &auth, 1_000), Resolved::Ask(_)));
+        state.set_jwks(0, None, 1_000);
+        assert_eq!(resolve(&mut state, &src, &auth, 1_010), Resolved::Unavailable);
+        assert!(matches!(resolve(&mut state, &src, &auth, 1_000 + JWKS_RETRY_SECS), Resolved::Ask(_)), "asked again after the retry interval");
+    }
+
+    #[test]
+    fn supabase_cookies_whole_chunked_and_wrapped() {
+        let src = Source { bearer: false, ..source(alg::HS256) };
+        let token = hs256_sign(SECRET, &claims(2_000));
+        let session = serde_json::json!({ "access_token": token, "refresh_token": "r" }).to_string();
+        let wrapped = format!("base64-{}", b64(session.as_bytes()));
+        let (a, b) = wrapped.split_at(wrapped.len() / 2);
+        for cookie in [
+            format!("sb-ref-auth-token={wrapped}"),
+            format!("x=1; sb-ref-auth-token.1={b}; sb-ref-auth-token.0={a}"),
+            format!("sb-ref-auth-token={}", session.replace('"', "%22").replace('{', "%7B").replace('}', "%7D").replace(':', "%3A").replace(',', "%2C")),
+            format!("sb-ref-auth-token={token}"),
+        ] {
+            let headers = [("cookie", cookie.as_str())];
+            let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+            assert!(matches!(hs_state().resolve(std::slice::from_ref(&src), 0, &req, 1_000), Resolved::Verified(_)), "{cookie}");
+        }
+        // A missing chunk is no session.
+        let headers = [("cookie", format!("sb-ref-auth-token.1={b}"))];
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+        assert_eq!(hs_state().resolve(std::slice::from_ref(&src), 0, &req, 1_000), Resolved::Absent);
+    }
+
+    #[test]
+    fn jwks_keys_of_the_wrong_kind_size_or_use_are_skipped() {
+        let xy = b64(&[1u8; 32]);
+        let short = b64(&[1u8; 16]);
+        let n2048 = b64(&[0xc5u8; 256]);
+        let n1024 = b64(&[0xc5u8; 128]);
+        let jwks = format!(
+            r#"{{"keys":[
+            {{"kty":"EC","crv":"P-256","x":"{xy}","y":"{xy}","kid":"ok-ec"}},
+            {{"kty":"EC","crv":"P-384","x":"{xy}","y":"{xy}","kid":"p384"}},
+            {{"kty":"EC","crv":"P-256","x":"{short}","y":"{xy}","kid":"short"}},
+            {{"kty":"EC","crv":"P-256","x":"{xy}","y":"{xy}","kid":"enc","use":"enc"}},
+            {{"kty":"RSA","n":"{n2048}","e":"AQAB","kid":"ok-rsa"}},
+            {{"kty":"RSA","n":"{n1024}","e":"AQAB","kid":"weak"}},
+            {{"kty":"RSA","n":"{n2048}","e":"AQAB","kid":"mislabelled","alg":"ES256"}},
+            {{"kty":"oct","k":"c2VjcmV0","kid":"hmac"}}
+        ]}}"#
+        );
+        let keys = parse_jwks(&jwks).unwrap();
+        let kids: Vec<_> = keys.iter().map(|k| k.kid.as_deref().unwrap()).collect();
+        assert_eq!(kids, ["ok-ec", "ok-rsa"]);
+        // An ES256 token never gets the RSA key, nor the other way round; HS256 never a JWKS key.
+        assert!(select(&keys, alg::ES256, Some("ok-rsa")).is_none());
+        assert!(select(&keys, alg::RS256, Some("ok-ec")).is_none());
+        assert!(select(&keys, alg::HS256, Some("hmac")).is_none());
+        assert!(select(&keys, alg::HS256, None).is_none());
+    }
+
+    proptest! {
+        /// Any bytes as a Bearer token or a session cookie: no panic, and nothing verified
+        /// unless it is a token signed with the secret.
+        #[test]
+        fn arbitrary_material_never_panics_or_verifies(text in "\\PC{0,400}", cookie in any::<bool>()) {
+            let src = source(alg::HS256 | alg::ES256 | alg::RS256);
+            let mut state = hs_state();
+            let value = if cookie { format!("sb-x-auth-token={text}") } else { format!("Bearer {text}") };
+            let headers = [(if cookie { "cookie" } else { "authorization" }, value.as_str())];
+            let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+            let r = state.resolve(std::slice::from_ref(&src), 0, &req, 1_000);
+            prop_assert!(!matches!(r, Resolved::Verified(_)), "{}", text);
+        }
+
+        /// A token with any header and payload: `alg: none`, an empty or altered signature, and
+        /// an HS256 signature presented under another algorithm are never accepted.
+        #[test]
+        fn unsigned_altered_or_relabelled_tokens_are_refused(
+            sub in "[a-z0-9-]{1,20}",
+            alg_name in prop::sample::select(vec!["none", "None", "NONE", "HS384", "HS512", "RS256", "ES256", "PS256", "EdDSA", ""]),
+            flip in 0usize..32,
+        ) {
+            let src = source(alg::HS256 | alg::ES256 | alg::RS256);
+            let mut state = hs_state();
+            let body = serde_json::json!({ "sub": sub, "aud": "authenticated", "exp": 5_000 });
+            let good = hs256_sign(SECRET, &body);
+            let (input, sig) = good.rsplit_once('.').unwrap();
+            let payload = input.split('.').nth(1).unwrap();
+            // alg: none (and friends) with no signature, or with the HS256 signature.
+            let relabelled = b64(format!(r#"{{"alg":"{alg_name}","typ":"JWT"}}"#).as_bytes());
+            for token in [format!("{relabelled}.{payload}."), format!("{relabelled}.{payload}.{sig}")] {
+                let r = resolve(&mut state, &src, &format!("Bearer {token}"), 1_000);
+                prop_assert!(!matches!(r, Resolved::Verified(_)), "{}", token);
+            }
+            // One bit of the signature flipped.
+            let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).unwrap();
+            if let Some(b) = raw.get_mut(flip) { *b ^= 1; }
+            let altered = format!("{input}.{}", b64(&raw));
+            prop_assert_eq!(resolve(&mut state, &src, &format!("Bearer {altered}"), 1_000), Resolved::Invalid(Invalid::Signature));
+            // The genuine one passes.
+            let genuine = resolve(&mut state, &src, &format!("Bearer {good}"), 1_000);
+            prop_assert!(matches!(genuine, Resolved::Verified(_)));
+        }
+    }
 }

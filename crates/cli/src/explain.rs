@@ -330,9 +330,18 @@ fn text(e: &Explanation, routed: bool) -> String {
     field(
         "rate limit",
         e.rate_limit.as_ref().map_or_else(none, |r| {
-            format!("`{}`: {} of {} remaining, resets in {} s", r.name, r.remaining, r.limit, r.reset)
+            format!("`{}`: {} of {} remaining, resets in {} s, counted by {}", r.name, r.remaining, r.limit, r.reset, r.key)
         }),
     );
+    if let Some(s) = &e.session {
+        let claims: Vec<String> = s.claims.iter().map(|(k, v)| format!("{k} = {}", v.join("|"))).collect();
+        let text = match (s.state, s.detail) {
+            ("verified", _) => format!("`{}` verified ({})", s.source, claims.join(", ")),
+            (state, Some(why)) => format!("`{}` {state}: {why}", s.source),
+            (state, None) => format!("`{}` {state}", s.source),
+        };
+        field("session", text);
+    }
     if e.shadow_refused {
         field("shadow", "a shadow-mode limit would have refused this request".to_owned());
     }

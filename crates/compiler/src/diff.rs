@@ -1428,14 +1428,7 @@ fn session_text(b: &Bundle, r: &edgeguard_core::sessions::Requirement) -> String
 }
 
 fn limit_key_text(l: &Limit) -> String {
-    let name = l.key_name.as_deref().unwrap_or("");
-    match l.key {
-        LimitKey::Ip => "ip".to_owned(),
-        LimitKey::IpRoute => "ip+route".to_owned(),
-        LimitKey::Header => format!("header:{name}"),
-        LimitKey::Cookie => format!("cookie:{name}"),
-        LimitKey::Session => format!("session:{name}"),
-    }
+    l.key_text()
 }
 
 fn rate_text(l: &Limit) -> String {

@@ -259,6 +259,19 @@ pub struct SessionKey {
 }
 
 impl Limit {
+    /// The key as the policy writes it: `ip`, `ip+route`, `header:<name>`, `cookie:<name>`,
+    /// `session:<claim>`.
+    pub fn key_text(&self) -> String {
+        let name = self.key_name.as_deref().unwrap_or("");
+        match self.key {
+            LimitKey::Ip => "ip".to_owned(),
+            LimitKey::IpRoute => "ip+route".to_owned(),
+            LimitKey::Header => format!("header:{name}"),
+            LimitKey::Cookie => format!("cookie:{name}"),
+            LimitKey::Session => format!("session:{name}"),
+        }
+    }
+
     /// A per-isolate limit keyed on the client address, enforced (the shape of the edge's own
     /// limits, such as the CSP report intake's default).
     pub fn local_per_ip(name: &str, count: u64, window_secs: u64, burst: u64) -> Limit {

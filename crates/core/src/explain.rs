@@ -59,18 +59,11 @@ fn session_report(bundle: &crate::Bundle, fact: &crate::decision::SessionFact) -
 
 /// [`RateLimitReport::key`].
 fn limit_key_report(limit: &crate::bundle::Limit, d: &Decision) -> String {
-    use crate::bundle::LimitKey;
-    let name = limit.key_name.as_deref().unwrap_or("");
-    match limit.key {
-        LimitKey::Ip => "ip".to_owned(),
-        LimitKey::IpRoute => "ip+route".to_owned(),
-        LimitKey::Header => format!("header:{name}"),
-        LimitKey::Cookie => format!("cookie:{name}"),
-        LimitKey::Session => match limit.session.zip(d.verified_session()).and_then(|(k, s)| s.claim(k.claim).first()) {
-            Some(_) => format!("session:{name}"),
-            None => "ip (no verified session)".to_owned(),
-        },
+    let by_session = limit.session.zip(d.verified_session()).and_then(|(k, s)| s.claim(k.claim).first()).is_some();
+    if limit.key == crate::bundle::LimitKey::Session && !by_session {
+        return "ip (no verified session)".to_owned();
     }
+    limit.key_text()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -9,7 +9,7 @@
 // Diagnostics go to stderr. It binds the loopback address only.
 
 import http from 'node:http';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign as signWith } from 'node:crypto';
 import zlib from 'node:zlib';
 
 const MAX_SLOW_MS = 60_000;
@@ -403,7 +403,52 @@ function drop(req) {
   else socket.destroy();
 }
 
+// Supabase Auth's stand-in: an ES256 key made at start, its JWKS where Supabase publishes it
+// (GET /auth/v1/.well-known/jwks.json; `jwks_fetches` in /__demo/requests counts the reads), and
+// POST /__demo/session?sub=…&role=…&expires_in=S&aud=… minting an access token signed with it
+// (`{ token, cookie }`: the Bearer token and supabase-js's `sb-demo-auth-token` cookie).
+// POST /__demo/jwks?rotate=1 makes a new key (old tokens then name an unknown key).
+let authKey = newAuthKey();
+let jwksFetches = 0;
+function newAuthKey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const kid = createHash('sha256').update(JSON.stringify(publicKey.export({ format: 'jwk' }))).digest('hex').slice(0, 16);
+  return { privateKey, kid, jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' } };
+}
+
+function base64url(data) {
+  return Buffer.from(data).toString('base64url');
+}
+
+function mintSession(q) {
+  const now = Math.floor(Date.now() / 1000);
+  const expiresIn = Number(q.get('expires_in') ?? 3600);
+  const claims = {
+    sub: q.get('sub') ?? 'demo-user',
+    aud: q.get('aud') ?? 'authenticated',
+    role: 'authenticated',
+    iat: now,
+    exp: now + (Number.isFinite(expiresIn) ? expiresIn : 3600),
+    app_metadata: { provider: 'email', ...(q.has('role') ? { role: q.get('role') } : {}) },
+  };
+  const header = base64url(JSON.stringify({ alg: 'ES256', kid: authKey.kid, typ: 'JWT' }));
+  const input = `${header}.${base64url(JSON.stringify(claims))}`;
+  const signature = signWith('sha256', Buffer.from(input), { key: authKey.privateKey, dsaEncoding: 'ieee-p1363' });
+  const token = `${input}.${base64url(signature)}`;
+  const session = { access_token: token, token_type: 'bearer', expires_in: expiresIn, refresh_token: 'demo', user: { id: claims.sub } };
+  return { token, cookie: `sb-demo-auth-token=base64-${base64url(JSON.stringify(session))}` };
+}
+
 async function demoControl(url, req, res) {
+  if (url.pathname === '/__demo/session' && req.method === 'POST') {
+    await hashBody(req);
+    return sendJson(res, 200, mintSession(url.searchParams));
+  }
+  if (url.pathname === '/__demo/jwks' && req.method === 'POST') {
+    await hashBody(req);
+    if (url.searchParams.get('rotate') === '1') authKey = newAuthKey();
+    return sendJson(res, 200, { kid: authKey.kid, jwks_fetches: jwksFetches });
+  }
   if (url.pathname === '/__demo/fail' && req.method === 'POST') {
     await hashBody(req);
     const n = Number(url.searchParams.get('status') ?? '');
@@ -414,7 +459,7 @@ async function demoControl(url, req, res) {
   }
   if (url.pathname === '/__demo/requests') {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD');
-    return sendJson(res, 200, { total: requestCount, paths: Object.fromEntries(pathCounts), not_modified: notModified });
+    return sendJson(res, 200, { total: requestCount, paths: Object.fromEntries(pathCounts), not_modified: notModified, jwks_fetches: jwksFetches });
   }
   if (url.pathname !== '/__demo/health') {
     await hashBody(req);
@@ -475,6 +520,10 @@ async function handle(req, res) {
   const isGet = method === 'GET' || method === 'HEAD';
 
   if (path === '/__demo' || path.startsWith('/__demo/')) return demoControl(url, req, res);
+  if (path === '/auth/v1/.well-known/jwks.json' && isGet) {
+    jwksFetches++;
+    return sendJson(res, 200, { keys: [authKey.jwk] }, { 'Cache-Control': 'public, max-age=600' });
+  }
   requestCount++;
   if (pathCounts.has(path) || pathCounts.size < MAX_COUNTED_PATHS) pathCounts.set(path, (pathCounts.get(path) ?? 0) + 1);
   if (failStatus && path !== '/api/health') {

@@ -189,7 +189,7 @@ test('GET /__demo/requests counts what reached the origin, /__demo controls excl
   const o = await start(['--name', 'counter']);
   try {
     const zero = await (await fetch(`${o.base}/__demo/requests`)).json();
-    assert.deepEqual(zero, { total: 0, paths: {}, not_modified: 0 });
+    assert.deepEqual(zero, { total: 0, paths: {}, not_modified: 0, jwks_fetches: 0 });
     await (await fetch(`${o.base}/page?x=1`)).text();
     await (await fetch(`${o.base}/page`)).text();
     await (await fetch(`${o.base}/api/echo`, { method: 'POST', body: '{}' })).text();
@@ -200,7 +200,7 @@ test('GET /__demo/requests counts what reached the origin, /__demo controls excl
     const again = await fetch(`${o.base}/pricing?stable=1`, { headers: { 'if-none-match': stable.headers.get('etag') } });
     assert.equal(again.status, 304);
     const counts = await (await fetch(`${o.base}/__demo/requests`)).json();
-    assert.deepEqual(counts, { total: 5, paths: { '/page': 2, '/api/echo': 1, '/pricing': 2 }, not_modified: 1 });
+    assert.deepEqual(counts, { total: 5, paths: { '/page': 2, '/api/echo': 1, '/pricing': 2 }, not_modified: 1, jwks_fetches: 0 });
     assert.equal((await fetch(`${o.base}/__demo/requests`, { method: 'POST' })).status, 405);
   } finally {
     o.child.kill('SIGTERM');

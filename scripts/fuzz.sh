@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target (fuzz/) for SECONDS_PER_TARGET seconds (default 10: about a
-# minute for all six) and fails on the first crash, leak, timeout or out-of-memory.
+# minute for all seven) and fails on the first crash, leak, timeout or out-of-memory.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_TARGET="${1:-10}"
 shift || true
-ALL=(compile_bytes compile_structured decide normalize_path bundle_load nonce_rewrite)
+ALL=(compile_bytes compile_structured decide normalize_path bundle_load nonce_rewrite session_token)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 SANITIZER="${SANITIZER:-none}"

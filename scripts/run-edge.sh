@@ -19,6 +19,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 origin="${ORIGIN:-}"
+jwks=""
 if [ -z "$origin" ]; then
   log=$(mktemp)
   node demo/origin.mjs --port 0 --name demo > "$log" &
@@ -26,6 +27,8 @@ if [ -z "$origin" ]; then
   for _ in $(seq 50); do grep -q listening "$log" && break; sleep 0.1; done
   origin=$(sed -n 's/.*listening on //p' "$log")
   echo "demo origin (a QuoteKit stand-in) on $origin"
+  # It stands in for Supabase Auth too: session sources named `supabase` read its key set.
+  jwks="supabase=$origin/auth/v1/.well-known/jwks.json"
 fi
 # The Host to send: HOST, else the policy's first app.hosts entry.
 host="${HOST:-$(sed -n 's/^hosts *= *\[ *"\([^"]*\)".*/\1/p' "$POLICY" | head -1)}"
@@ -37,7 +40,9 @@ edge on $PROTOCOL://127.0.0.1:$PORT — try (-k: the local certificate is self-s
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/                    # forwarded; security headers replaced, X-Powered-By gone
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/__edge/health       # application/health+json
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/api/debug-oauth     # 404 problem+json: blocked in production
-  curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/api/admin/users     # 401: no Supabase session cookie
+  curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/api/admin/users     # 401: no verified Supabase session
+  token=\$(curl -s -X POST '$origin/__demo/session?sub=u-1&role=admin' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  curl -ski -H 'Host: $host' -H "Authorization: Bearer \$token" $PROTOCOL://127.0.0.1:$PORT/api/admin/users   # 200: an admin's session (docs/sessions.md)
   curl -ski -H 'Host: evil.example' $PROTOCOL://127.0.0.1:$PORT/             # 421
   curl -ski -H 'Host: $host' $PROTOCOL://127.0.0.1:$PORT/_next/static/chunks/app.js   # twice: Cache-Status says hit (docs/caching.md)
   origin down: curl / once, stop the demo origin (kill ${pids[0]:-its pid}), then
@@ -52,6 +57,6 @@ Ctrl-C stops both.
 
 MSG
 WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false node_modules/.bin/wrangler dev --local \
-  --ip 127.0.0.1 --port "$PORT" --local-protocol "$PROTOCOL" --var "EDGE_ORIGINS:*=$origin" &
+  --ip 127.0.0.1 --port "$PORT" --local-protocol "$PROTOCOL" --var "EDGE_ORIGINS:*=$origin" ${jwks:+--var "EDGE_JWKS_URLS:$jwks"} &
 pids+=($!)
 wait "${pids[-1]}"

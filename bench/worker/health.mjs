@@ -8,58 +8,13 @@
 // The first request waits for a round of probes; the timed ones (a few seconds, well within the
 // 10 s cache) are answered from it. Prints one JSON line.
 import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdirSync, writeFileSync } from "node:fs";
-import http from "node:http";
-import net from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+import { ROOT, WORKERD, agent, freePort, get as getPath, pct, startOrigin } from "./local.mjs";
+
 const REQUESTS = Number(process.argv[2] ?? 2000);
-const WORKERD = path.join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
-
-async function freePort() {
-  const server = net.createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address();
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
-function startOrigin(name) {
-  const child = spawn(process.execPath, [path.join(ROOT, "demo/origin.mjs"), "--port", "0", "--name", name], { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    child.stdout.on("data", (c) => {
-      seen += c;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
-      if (m) resolve({ child, url: m[1] });
-    });
-    child.once("exit", (code) => reject(new Error(`origin ${name} exited with ${code}`)));
-  });
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-
-function get(port) {
-  return new Promise((resolve, reject) => {
-    const began = process.hrtime.bigint();
-    const req = http.request(
-      { host: "127.0.0.1", port, path: "/__edge/health", agent, headers: { host: "lawnquote.online", "x-forwarded-proto": "https" } },
-      (res) => {
-        const chunks = [];
-        res.on("data", (c) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString(), us: Number(process.hrtime.bigint() - began) / 1000 }));
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+const get = (port) => getPath(port, "/__edge/health");
 
 const [blue, green] = await Promise.all([startOrigin("blue"), startOrigin("green")]);
 const port = await freePort();

@@ -61,6 +61,7 @@ const RULES: Keys = &[
     ("except_in", &["[\"production\"]", "[\"staging\"]"]),
     ("require_headers", &["[\"stripe-signature\"]", "[\"bad header\"]", "[]", "[\"Host\"]"]),
     ("require_cookie", &["\"sb-*-auth-token*\"", "\"\"", "\"*\"", "\"a b\"", "\"session\""]),
+    ("require_session", &["\"a\"", "\"missing\"", "{ source = \"a\", claims = { \"app_metadata.role\" = \"admin\" } }", "{ claims = { role = [\"a\", \"b\"] } }", "{ claims = { \"\" = [] } }", "{ source = \"b\", claims = { \"user_metadata.x\" = \"y\" } }", "1"]),
     ("api_key", &["\"metrics\"", "\"missing\"", "\"\""]),
     ("ip_allow", &["[\"203.0.113.0/24\"]", "[\"::1/128\", \"10.0.0.0/8\"]", "[\"300.0.0.0/8\"]", "[\"10.0.0.1/33\"]", "[\"0.0.0.0/0\"]", "[\"fe80::/129\"]", "[]"]),
     ("ip_deny", &["[\"198.51.100.0/24\"]", "[\"::/0\"]", "[\"1.2.3.4\"]", "[\"x\"]"]),
@@ -74,7 +75,7 @@ const RULES: Keys = &[
 const LIMIT: Keys = &[
     ("rate", &["\"100/15m\"", "\"5/1h\"", "\"1/1s\"", "\"0/1m\"", "\"10/0s\"", "\"100000/1s\"", "\"1/365d\"", "\"18446744073709551615/1s\"", "\"1/18446744073709551615d\"", "\"x/y\"", "\"10/1fortnight\""]),
     ("burst", &["20", "1", "0", "-1", "4294967296", "18446744073709551615", "9223372036854775807"]),
-    ("key", &["\"ip\"", "\"ip+route\"", "\"header:x-api-key\"", "\"cookie:session\"", "\"header:\"", "\"cookie:a b\"", "\"user\""]),
+    ("key", &["\"ip\"", "\"ip+route\"", "\"header:x-api-key\"", "\"cookie:session\"", "\"header:\"", "\"cookie:a b\"", "\"user\"", "\"session:sub\"", "\"session:a:app_metadata.role\"", "\"session:\"", "\"session:a..b\""]),
     ("scope", &["\"local\"", "\"global\"", "\"cloudflare\"", "\"planet\""]),
     ("mode", &["\"enforce\"", "\"shadow\"", "\"off\""]),
     ("on_error", &["\"allow\"", "\"deny\"", "\"maybe\""]),
@@ -115,6 +116,18 @@ const FALLBACK: Keys = &[
     ("page", &["\"<!doctype html><p>down</p>\"", "\"text\"", "\"<html><script></script>\"", "\"\""]),
     ("page_file", &["\"fallback.html\"", "\"\"", "\"/etc/passwd\""]),
     ("retry_after", &["\"1m\"", "\"0s\"", "\"soon\""]),
+];
+const SESSIONS: Keys = &[
+    ("cookie", &["\"sb-*-auth-token\"", "\"\"", "\"a b\""]),
+    ("bearer", &["true", "false"]),
+    ("jwks_url", &["\"https://x.supabase.co/auth/v1/.well-known/jwks.json\"", "\"http://127.0.0.1:54321/jwks\"", "\"ftp://x\"", "\"\""]),
+    ("secret", &["\"SUPABASE_JWT_SECRET\"", "\"lowercase\"", "\"1X\"", "\"\""]),
+    ("algorithms", &["[\"ES256\"]", "[\"HS256\", \"RS256\"]", "[\"none\"]", "[]", "[\"es256\"]"]),
+    ("issuer", &["\"https://x.supabase.co/auth/v1\"", "\"\""]),
+    ("audience", &["\"authenticated\"", "[\"a\", \"b\"]", "[]", "1"]),
+    ("leeway", &["\"30s\"", "\"1h\"", "\"-1s\"", "\"0s\""]),
+    ("jwks_cache", &["\"10m\"", "\"0s\"", "\"1y\""]),
+    ("test_secret", &["\"a-test-secret-long-enough\"", "\"short\""]),
 ];
 const MAINTENANCE: Keys = &[
     ("allow_ips", &["[\"203.0.113.0/24\"]", "[\"x\"]", "[]"]),
@@ -158,6 +171,7 @@ const TABLES: &[(&str, bool, Keys)] = &[
     ("cache", false, CACHE),
     ("fallback", false, FALLBACK),
     ("maintenance", false, MAINTENANCE),
+    ("sessions", true, SESSIONS),
     ("stats", false, STATS),
     ("slo", true, SLO),
     ("alerts", false, ALERTS),

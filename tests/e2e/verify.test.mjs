@@ -44,12 +44,12 @@ before(async () => {
   work = mkdtempSync(path.join(tmpdir(), "edgeguard-verify-"));
   // The edge deployed from a policy that drifted from the one in the repository: HSTS for a
   // day, frames from the same origin, the debug routes open and the admin API without its
-  // session-cookie check.
+  // session check.
   let other = readFileSync(POLICY, "utf8");
   other = edit(other, 'hsts = { max_age = "1y"', 'hsts = { max_age = "1d"');
   other = edit(other, '"X-Frame-Options" = "DENY"', '"X-Frame-Options" = "SAMEORIGIN"');
   other = edit(other, 'path = "/api/debug-*"\nblock = 404\nonly_in = ["production"]', 'path = "/api/debug-*"\nblock = 404\nonly_in = ["staging"]');
-  other = edit(other, 'require_cookie = "sb-*-auth-token*"\n', "");
+  other = edit(other, 'require_session = { source = "supabase", claims = { "app_metadata.role" = "admin" } }\n', "");
   writeFileSync(path.join(work, "drifted.toml"), other);
   // Inside the project: wrangler's Data rule for policy.egb matches paths under it only.
   const built = await edgeguard("build", path.join(work, "drifted.toml"), "-o", DRIFTED_DIR);
@@ -72,7 +72,7 @@ after(async () => {
 
 const KINDS = [
   "health", "page", "https-redirect", "canonical-host", "unknown-host", "rate-limit-headers", "method",
-  "required-header", "session-cookie", "api-key", "param-type", "blocked",
+  "required-header", "session", "api-key", "param-type", "blocked",
 ];
 
 /** verify's arguments: 10 requests a second unless `extra` says otherwise; JSON output. */
@@ -131,7 +131,7 @@ describe("verify", () => {
     const by = Object.fromEntries(report.checks.map((c) => [c.kind, c]));
     const fields = (kind) => by[kind].mismatches.map((m) => `${m.field}: ${m.actual}, expected ${m.expected}`);
     assert.deepEqual(fields("blocked").slice(0, 2), ["status: 200, expected 404", "reason: ok, expected blocked"]);
-    assert.deepEqual(fields("session-cookie").slice(0, 2), ["status: 200, expected 401", "reason: ok, expected unauthorized"]);
+    assert.deepEqual(fields("session").slice(0, 2), ["status: 200, expected 401", "reason: ok, expected session_missing"]);
     for (const kind of ["page", "health", "unknown-host", "method"]) {
       assert.ok(fields(kind).includes("header strict-transport-security: max-age=86400; includeSubDomains, expected max-age=31536000; includeSubDomains"), `${kind}: ${fields(kind)}`);
       assert.ok(fields(kind).includes("header x-frame-options: SAMEORIGIN, expected DENY"), `${kind}: ${fields(kind)}`);

@@ -99,6 +99,10 @@ function cases() {
     { method: "GET", url: "https://quotekit-staging.fly.dev/api/debug-oauth", env: "staging" },
     { method: "GET", url: "https://lawnquote.online/api/debug-oauth", env: "staging" },
     { method: "GET", url: `https://lawnquote.online/${"a".repeat(9000)}` },
+    // Test sessions, signed with the policy's test_secret on each side.
+    { method: "GET", url: "https://lawnquote.online/api/admin/users", session: { sub: "u-1", app_metadata: { role: "admin" } } },
+    { method: "GET", url: "https://lawnquote.online/api/admin/users", session: { sub: "u-2", app_metadata: { role: "user" } } },
+    { method: "POST", url: `https://lawnquote.online/api/quotes/${UUID}/email`, headers: [["Content-Length", "2"]], session: { sub: "u-3" }, repeat: 6 },
     { method: "GET", url: "https://lawnquote.online/", headers: [["X-Big", "x".repeat(33000)]] },
   ];
   return [...out, ...extra];
@@ -112,6 +116,7 @@ function cliArgs(c) {
   if (c.repeat) args.push("--repeat", String(c.repeat));
   if (c.at) args.push("--at", String(c.at));
   if (c.env) args.push("--env", c.env);
+  if (c.session) args.push("--session", JSON.stringify(c.session));
   return args;
 }
 
@@ -120,6 +125,9 @@ function normalize(e) {
   const id = e.response_headers["x-request-id"];
   assert.match(id ?? "", /^[0-9a-f]{32}$/, "every answer carries a request id");
   const copy = JSON.parse(JSON.stringify(e).replaceAll(id, "<request-id>"));
+  // A test session expires an hour after each side's clock (now for the CLI, the playground's
+  // fixed 2026-01-01).
+  if (copy.session?.expires) copy.session.expires = "<an hour on>";
   return copy;
 }
 
@@ -134,7 +142,7 @@ test("wasm explain equals `edgeguard explain --format json` on ≥ 50 QuoteKit c
       all.slice(i, i + 4).map(async (c) => {
         const { stdout } = await run(CLI, cliArgs(c), { maxBuffer: 1 << 24 });
         const expected = normalize(JSON.parse(stdout));
-        const request = { method: c.method, url: c.url, headers: c.headers ?? [], client_ip: c.client_ip ?? "", repeat: c.repeat ?? 1, at: c.at ?? 0, seed: 7 };
+        const request = { method: c.method, url: c.url, headers: c.headers ?? [], client_ip: c.client_ip ?? "", repeat: c.repeat ?? 1, at: c.at ?? 0, seed: 7, session: c.session ?? null };
         const actual = JSON.parse(wasm.explain(source, c.env ?? "", JSON.stringify(request)));
         assert.equal(actual.error, undefined, `${c.method} ${c.url}: ${actual.error}`);
         assert.deepEqual(normalize(actual), expected, `${c.method} ${c.url.slice(0, 120)} ${JSON.stringify(c.headers ?? [])}`);
@@ -145,7 +153,7 @@ test("wasm explain equals `edgeguard explain --format json` on ≥ 50 QuoteKit c
     );
   }
   // The cases cover the pipeline, not one answer 50 times.
-  for (const reason of ["ok", "https_redirect", "canonical_host", "host_not_allowed", "bad_request", "uri_too_long", "headers_too_large", "health", "blocked", "method_not_allowed", "not_found", "missing_header", "unauthorized", "rate_limited"]) {
+  for (const reason of ["ok", "https_redirect", "canonical_host", "host_not_allowed", "bad_request", "uri_too_long", "headers_too_large", "health", "blocked", "method_not_allowed", "not_found", "missing_header", "unauthorized", "rate_limited", "session_missing", "session_invalid", "session_claims"]) {
     assert.ok([...seen].some((s) => s.endsWith(` ${reason}`)), `no case ends in ${reason}: ${[...seen].join(", ")}`);
   }
 });

@@ -410,3 +410,29 @@ test("edge cache: the decision says what is stored and for how long, as `edgegua
   assert.deepEqual(shown.cache, expected.cache);
   assert.equal(shown.on_origin_failure, expected.on_origin_failure);
 });
+
+test("a test session: an admin's claims open the admin API, a user's get 403, and the header is shown", async () => {
+  const n = await checks(page);
+  await paste(page, readFileSync(QUOTEKIT, "utf8"));
+  await waitForCheckAfter(page, n);
+  await page.selectOption("#method", "GET");
+  await page.fill("#url", "https://lawnquote.online/api/admin/users");
+  await page.fill("#session", '{"sub":"u-1","app_metadata":{"role":"admin"}}');
+  await page.click("#send");
+  await page.waitForSelector('#verdict[data-action="forward"]');
+  const shown = JSON.parse(await page.textContent("#explain-json"));
+  assert.equal(shown.session.state, "verified");
+  assert.deepEqual(shown.session.claims, { "app_metadata.role": ["admin"], sub: ["u-1"] });
+  assert.equal(shown.rate_limit.key, "session:sub");
+  await page.waitForSelector("#session-token:not([hidden])");
+  assert.match(await page.textContent("#session-header"), /^authorization: Bearer eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+  await page.fill("#session", '{"sub":"u-2","app_metadata":{"role":"user"}}');
+  await page.click("#send");
+  await page.waitForSelector('#verdict[data-status="403"][data-reason="session_claims"]');
+  await page.fill("#session", "{not json");
+  await page.click("#send");
+  await page.waitForFunction(() => document.body.textContent.includes("Test session: the claims are not valid JSON"));
+  await page.fill("#session", "");
+  await page.click("#send");
+  await page.waitForSelector('#verdict[data-status="401"][data-reason="session_missing"]');
+});

@@ -389,9 +389,24 @@ function headerLines(text, what) {
   return out;
 }
 
+/** The test session's claims from the form: null when empty; an object, else an error. */
+function sessionFromForm() {
+  const text = $("#session").value.trim();
+  if (text === "") return null;
+  let claims;
+  try {
+    claims = JSON.parse(text);
+  } catch {
+    throw new Error("Test session: the claims are not valid JSON");
+  }
+  if (claims === null || typeof claims !== "object" || Array.isArray(claims)) throw new Error("Test session: the claims must be a JSON object");
+  return claims;
+}
+
 function requestFromForm() {
   const seed = Number($("#seed").value || 0);
   return {
+    session: sessionFromForm(),
     method: $("#method").value,
     url: $("#url").value.trim(),
     headers: headerLines($("#headers").value, "Headers"),
@@ -464,10 +479,23 @@ async function send() {
     return;
   }
   showRequestError(null);
+  showSessionHeader(source, environment, request);
   shown = { method: request.method, url: request.url, env: environment, repeat: request.repeat };
   renderDecision(result.explanation, result.response);
   renderDecisionStatus(result.explanation, result.response);
   root.dataset.decisions = String(Number(root.dataset.decisions || 0) + 1);
+}
+
+/** The header the test session was sent in, to copy into curl or a case file. */
+async function showSessionHeader(source, environment, request) {
+  const out = $("#session-token");
+  if (request.session === null) {
+    out.hidden = true;
+    return;
+  }
+  const { result } = await compiler.call("test_session", source, environment, JSON.stringify(request));
+  out.hidden = !result.header;
+  $("#session-header").textContent = result.header ? `${result.header}: ${result.value}` : "";
 }
 
 $("#request").addEventListener("submit", (e) => {
@@ -926,6 +954,7 @@ function currentState() {
       url: $("#url").value,
       headers: $("#headers").value,
       cookies: $("#cookies").value,
+      session: $("#session").value,
       client_ip: $("#client-ip").value,
       repeat: $("#repeat").value,
       at: $("#at").value,
@@ -947,6 +976,7 @@ function applyState(st) {
   set("#url", r.url);
   set("#headers", r.headers);
   set("#cookies", r.cookies);
+  set("#session", r.session);
   set("#client-ip", r.client_ip);
   set("#repeat", r.repeat);
   set("#at", r.at);

@@ -5,7 +5,7 @@
 import init, * as edgeguard from "../dist/pkg/edgeguard_playground.js";
 import quotekit from "../../fixtures/quotekit.toml";
 
-const EXPORTS = new Set(["check", "explain", "view", "simulate", "report_card", "import_headers", "bundle", "bundle_facts", "version"]);
+const EXPORTS = new Set(["check", "explain", "view", "simulate", "report_card", "import_headers", "bundle", "bundle_facts", "test_session", "version"]);
 
 // `check` is a pure function of its arguments, and the page asks again for text it just had
 // checked (its first lint, an environment edited back): the last answer is kept, with the time

@@ -65,6 +65,13 @@ pub struct Args {
     /// Decide as the edge does with maintenance mode on (the worker var `EDGE_MAINTENANCE=1`).
     #[arg(long)]
     pub maintenance: bool,
+    /// Send a test session with these claims (a JSON object, e.g. '{"sub":"u-1","app_metadata":{"role":"admin"}}'),
+    /// signed with the session source's `test_secret`, valid for an hour.
+    #[arg(long, value_name = "CLAIMS")]
+    pub session: Option<String>,
+    /// The `[sessions.<name>]` source `--session` signs for (needed when the policy has several).
+    #[arg(long, value_name = "NAME", requires = "session")]
+    pub session_source: Option<String>,
 }
 
 /// A request as `explain` and `test` hand it to the engine: a method token, a request target
@@ -145,7 +152,46 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
             compiled.file
         )));
     };
-    Engine::new(bundle).map(Some).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))
+    let mut engine = Engine::new(bundle).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))?;
+    // Test tokens (`--session`, a case's `session`) are signed with the source's test_secret;
+    // `exp` counts from now, as a token the app issued would.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    engine.sessions().accept_test_tokens(now);
+    Ok(Some(engine))
+}
+
+/// A test session (`explain --session`, a case's `session`): a token with `claims` for
+/// `source` (the policy's only `[sessions]` source when `None`), valid for `expires_in` seconds
+/// from the request's `at` (negative: expired), signed with the source's `test_secret` (another
+/// key when `forged`), in the header the source reads (its cookie, in `cookie_chunks` chunks,
+/// when given).
+pub(crate) struct TestSession<'a> {
+    pub source: Option<&'a str>,
+    pub claims: &'a serde_json::Value,
+    pub expires_in: i64,
+    pub forged: bool,
+    pub cookie_chunks: Option<usize>,
+}
+
+/// Sign `session` and add it to `request`.
+pub(crate) fn add_session(engine: &Engine, request: &mut Request, at: u64, session: &TestSession) -> Result<(), Failure> {
+    let TestSession { source, claims, expires_in, forged, cookie_chunks } = *session;
+    let now = engine.session_clock_base().saturating_add(at);
+    let sources = &engine.bundle().sessions;
+    let chosen = match source {
+        Some(name) => sources.iter().find(|s| s.name == name).ok_or_else(|| Failure::usage(format!("the policy has no session source `{name}`")))?,
+        None => match sources.as_slice() {
+            [only] => only,
+            [] => return Err(Failure::usage("the policy has no [sessions.<name>] source to sign a test session for")),
+            _ => return Err(Failure::usage("the policy has several session sources: name one with --session-source (`source` in a case)")),
+        },
+    };
+    let (name, value) = edgeguard_core::sessions::test_header(chosen, claims, now, expires_in, forged, cookie_chunks).map_err(Failure::usage)?;
+    if name == "authorization" {
+        request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+    }
+    request.headers.push((name, value));
+    Ok(())
 }
 
 /// What `explain` does with one request, shared with `test` so the two can never disagree: the
@@ -187,7 +233,7 @@ pub(crate) fn evaluate(
 }
 
 pub fn run(args: &Args) -> CmdResult {
-    let request = parse_request(&args.request, &args.headers)?;
+    let mut request = parse_request(&args.request, &args.headers)?;
     let now = nanos(args.at)
         .ok_or_else(|| Failure::usage(format!("--at {} is too large (at most {} seconds)", args.at, u64::MAX / 1_000_000_000)))?;
     let Some(mut engine) = load_engine(&args.policy, args.env.as_deref())? else {
@@ -195,6 +241,11 @@ pub fn run(args: &Args) -> CmdResult {
     };
     if args.maintenance {
         engine.set_overrides(edgeguard_core::Overrides { maintenance: true, ..engine.overrides() });
+    }
+    if let Some(claims) = &args.session {
+        let claims: serde_json::Value = serde_json::from_str(claims).map_err(|e| Failure::usage(format!("--session must be a JSON object of claims: {e}")))?;
+        let session = TestSession { source: args.session_source.as_deref(), claims: &claims, expires_in: 3600, forged: false, cookie_chunks: None };
+        add_session(&engine, &mut request, args.at, &session)?;
     }
     let mut limiter = engine.new_limiter(random_u64()?);
     let evaluated = evaluate(&engine, request, args.client_ip, args.repeat, now, &mut limiter, draw)?;
@@ -279,9 +330,18 @@ fn text(e: &Explanation, routed: bool) -> String {
     field(
         "rate limit",
         e.rate_limit.as_ref().map_or_else(none, |r| {
-            format!("`{}`: {} of {} remaining, resets in {} s", r.name, r.remaining, r.limit, r.reset)
+            format!("`{}`: {} of {} remaining, resets in {} s, counted by {}", r.name, r.remaining, r.limit, r.reset, r.key)
         }),
     );
+    if let Some(s) = &e.session {
+        let claims: Vec<String> = s.claims.iter().map(|(k, v)| format!("{k} = {}", v.join("|"))).collect();
+        let text = match (s.state, s.detail) {
+            ("verified", _) => format!("`{}` verified ({})", s.source, claims.join(", ")),
+            (state, Some(why)) => format!("`{}` {state}: {why}", s.source),
+            (state, None) => format!("`{}` {state}", s.source),
+        };
+        field("session", text);
+    }
     if e.shadow_refused {
         field("shadow", "a shadow-mode limit would have refused this request".to_owned());
     }

@@ -85,9 +85,9 @@ const CODE: &str = "case-file";
 
 const TOP_KEYS: &[&str] = &["defaults", "case"];
 const DEFAULTS_KEYS: &[&str] = &["headers", "client_ip", "env", "at", "lane"];
-const CASE_KEYS: &[&str] = &["name", "request", "headers", "client_ip", "env", "repeat", "at", "lane", "before", "expect"];
+const CASE_KEYS: &[&str] = &["name", "request", "headers", "client_ip", "session", "env", "repeat", "at", "lane", "before", "expect"];
 /// The keys of a `before` request: those of [`StepKeys`].
-const BEFORE_KEYS: &[&str] = &["request", "headers", "client_ip", "repeat", "at", "lane"];
+const BEFORE_KEYS: &[&str] = &["request", "headers", "client_ip", "session", "repeat", "at", "lane"];
 /// The help for `expect` (or an expectation) in a `before` request.
 const BEFORE_EXPECT_HELP: &str = "a before request has no expect: make it a case of its own, or put the expectation on the case";
 const EXPECT_KEYS: &[&str] = &[
@@ -111,8 +111,13 @@ const EXPECT_KEYS: &[&str] = &[
     "forward_headers",
     "forward_headers_match",
     "rate_limit",
+    "session",
 ];
-const RATE_LIMIT_KEYS: &[&str] = &["name", "limit", "remaining", "reset"];
+const RATE_LIMIT_KEYS: &[&str] = &["name", "limit", "remaining", "reset", "key"];
+/// `session`: the explanation's `session.state`, or "none" when no session was read.
+const SESSION_STATES: &[&str] = &["verified", "absent", "invalid", "expired", "unavailable", "none"];
+/// The keys of a case's `session`.
+const SESSION_KEYS: &[&str] = &["claims", "expires_in", "expired", "forged", "source", "cookie_chunks"];
 /// `csp_nonce`: the explanation's `csp_nonce.mode`, or "off" when it is `null`.
 const CSP_NONCE_MODES: &[&str] = &["enforce", "report-only", "off"];
 /// `cache`: the explanation's `cache.mode`, or "off" when it is `null` (docs/caching.md).
@@ -140,6 +145,11 @@ const REASONS: &[&str] = &[
     "metrics",
     "unsupported_media_type",
     "maintenance",
+    "session_missing",
+    "session_invalid",
+    "session_expired",
+    "session_claims",
+    "session_unavailable",
     "dashboard",
 ];
 const ACTIONS: &[&str] = &["forward", "redirect", "respond", "reject"];
@@ -202,6 +212,8 @@ struct RateLimitExpect {
     limit: Option<u64>,
     remaining: Option<u64>,
     reset: Option<u64>,
+    /// What the request was counted by (`"session:sub"`, `"ip"`…).
+    key: Option<String>,
 }
 
 /// A case's expectations. `None`: not checked; `Some(None)`: expected `null` (`"none"`).
@@ -229,6 +241,7 @@ struct Expect {
     forward_headers: Vec<(String, String)>,
     forward_headers_match: Vec<(String, Pattern)>,
     rate_limit: Option<Option<RateLimitExpect>>,
+    session: Option<String>,
 }
 
 impl Expect {
@@ -253,6 +266,7 @@ impl Expect {
             && self.forward_headers.is_empty()
             && self.forward_headers_match.is_empty()
             && self.rate_limit.is_none()
+            && self.session.is_none()
     }
 }
 
@@ -265,10 +279,25 @@ struct Step {
     given_headers: Vec<(String, String)>,
     request: Request,
     client_ip: Option<IpAddr>,
+    /// A test session to sign and send (docs/testing.md, `session`).
+    session: Option<SessionSpec>,
     repeat: u32,
     at: u64,
     now: u64,
     lane: Lane,
+}
+
+/// A case's `session`: a token with these claims, signed with the source's `test_secret` when
+/// the case runs (the policy is compiled by then).
+#[derive(Debug, Clone)]
+struct SessionSpec {
+    claims: serde_json::Value,
+    /// Seconds from the request's `at`; negative with `expired = true`.
+    expires_in: i64,
+    forged: bool,
+    source: Option<String>,
+    /// Send it in the source's cookie, in this many chunks, rather than as a Bearer token.
+    cookie_chunks: Option<usize>,
 }
 
 /// One case, ready to run.
@@ -330,6 +359,7 @@ struct StepKeys {
     line: Option<(String, Range<usize>)>,
     headers: Vec<(String, String)>,
     client_ip: Option<IpAddr>,
+    session: Option<SessionSpec>,
     repeat: u64,
     /// `None` after an invalid `at` (reported).
     at: Option<u64>,
@@ -344,6 +374,7 @@ impl StepKeys {
             line: None,
             headers: Vec::new(),
             client_ip: defaults.client_ip,
+            session: None,
             repeat: 1,
             at: Some(defaults.at.unwrap_or(0)),
             at_span: None,
@@ -650,6 +681,7 @@ impl Parser {
             "request" => keys.line = self.string("request", value).map(|s| (s, value.span())),
             "headers" => keys.headers = self.header_table("headers", value),
             "client_ip" => keys.client_ip = self.client_ip(value).or(keys.client_ip),
+            "session" => keys.session = self.session(value),
             "repeat" => keys.repeat = self.number("repeat", value, 1, MAX_REPEAT).unwrap_or(1),
             "at" => {
                 keys.at = self.at(value);
@@ -690,6 +722,7 @@ impl Parser {
             given_headers: merged,
             request,
             client_ip: keys.client_ip,
+            session: keys.session,
             repeat: u32::try_from(keys.repeat).unwrap_or(1),
             at,
             now,
@@ -880,6 +913,7 @@ impl Parser {
                 }
                 "forward_headers_match" => e.forward_headers_match = self.pattern_table("forward_headers_match", value),
                 "rate_limit" => e.rate_limit = self.rate_limit(value),
+                "session" => e.session = self.choice("session", value, SESSION_STATES),
                 _ => self.unknown(key, "[case.expect]", EXPECT_KEYS, &[(CASE_KEYS, "the [[case]] itself, above [case.expect]")]),
             }
         }
@@ -897,6 +931,39 @@ impl Parser {
         }
     }
 
+    /// A case's `session = { claims = { … }, expires_in = "1h", expired, forged, source }`.
+    fn session(&mut self, value: &Value<'_>) -> Option<SessionSpec> {
+        let table = self.table("session", value)?;
+        let mut spec = SessionSpec { claims: serde_json::Value::Object(serde_json::Map::new()), expires_in: 3600, forged: false, source: None, cookie_chunks: None };
+        let mut expired = false;
+        for (key, v) in table {
+            match key.get_ref().as_ref() {
+                "claims" => match v.get_ref() {
+                    DeValue::Table(_) => spec.claims = json_of(v.get_ref()),
+                    other => self.type_error("session.claims", v.span(), "a table of claims, e.g. { sub = \"u-1\", app_metadata = { role = \"admin\" } }", other),
+                },
+                "expires_in" => {
+                    if let Some(text) = self.string("session.expires_in", v) {
+                        match edgeguard_compiler::units::duration_ms(&text) {
+                            Ok(ms) => spec.expires_in = i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+                            Err(e) => self.error_help(v.span(), e, "e.g. \"1h\", \"5m\""),
+                        }
+                    }
+                }
+                "expired" => expired = self.boolean("session.expired", v).unwrap_or(false),
+                "forged" => spec.forged = self.boolean("session.forged", v).unwrap_or(false),
+                "source" => spec.source = self.string("session.source", v),
+                "cookie_chunks" => spec.cookie_chunks = self.number("session.cookie_chunks", v, 1, 9).and_then(|n| usize::try_from(n).ok()),
+                _ => self.unknown(key, "`session`", SESSION_KEYS, &[]),
+            }
+        }
+        if expired {
+            // Expired an hour ago: past any leeway.
+            spec.expires_in = -3600;
+        }
+        Some(spec)
+    }
+
     fn rate_limit(&mut self, value: &Value<'_>) -> Option<Option<RateLimitExpect>> {
         match value.get_ref() {
             DeValue::String(s) if s == "none" => Some(None),
@@ -909,6 +976,7 @@ impl Parser {
                         "limit" => r.limit = self.number("rate_limit.limit", v, 0, u64::MAX),
                         "remaining" => r.remaining = self.number("rate_limit.remaining", v, 0, u64::MAX),
                         "reset" => r.reset = self.number("rate_limit.reset", v, 0, u64::MAX),
+                        "key" => r.key = self.string("rate_limit.key", v),
                         _ => self.unknown(key, "`rate_limit`", RATE_LIMIT_KEYS, &[]),
                     }
                 }
@@ -1075,10 +1143,10 @@ fn execute(args: &Args) -> Result<Result<Ran, Status>, Failure> {
                     // One fresh limiter per case: the `before` requests spend from it first.
                     let mut limiter = engine.new_limiter(LIMITER_SEED);
                     for b in &case.before {
-                        explain::decide(engine, b.request.clone(), b.client_ip, b.repeat, b.now, &mut limiter, draw(b))?;
+                        explain::decide(engine, with_session(engine, b)?, b.client_ip, b.repeat, b.now, &mut limiter, draw(b))?;
                     }
                     let s = &case.step;
-                    let evaluated = explain::evaluate(engine, s.request.clone(), s.client_ip, s.repeat, s.now, &mut limiter, draw(s))?;
+                    let evaluated = explain::evaluate(engine, with_session(engine, s)?, s.client_ip, s.repeat, s.now, &mut limiter, draw(s))?;
                     let mismatches = compare(&case.expect, &evaluated.explanation);
                     route = evaluated.explanation.route.clone();
                     // Kept for the report of a failure only: 10 000 passing explanations are
@@ -1100,6 +1168,29 @@ fn execute(args: &Args) -> Result<Result<Ran, Status>, Failure> {
         }
     }
     Ok(Ok(Ran { elapsed: started.elapsed(), files, outcomes }))
+}
+
+/// The step's request, with its test session signed and added.
+fn with_session(engine: &Engine, step: &Step) -> Result<Request, Failure> {
+    let mut request = step.request.clone();
+    if let Some(spec) = &step.session {
+        let session = explain::TestSession { source: spec.source.as_deref(), claims: &spec.claims, expires_in: spec.expires_in, forged: spec.forged, cookie_chunks: spec.cookie_chunks };
+        explain::add_session(engine, &mut request, step.at, &session)?;
+    }
+    Ok(request)
+}
+
+/// A TOML value as JSON (a case's session claims).
+fn json_of(value: &DeValue<'_>) -> serde_json::Value {
+    match value {
+        DeValue::String(s) => serde_json::Value::from(s.as_ref()),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).map_or(serde_json::Value::Null, serde_json::Value::from),
+        DeValue::Float(f) => f.as_str().parse::<f64>().map_or(serde_json::Value::Null, serde_json::Value::from),
+        DeValue::Boolean(b) => serde_json::Value::from(*b),
+        DeValue::Datetime(d) => serde_json::Value::from(d.to_string()),
+        DeValue::Array(items) => serde_json::Value::Array(items.iter().map(|v| json_of(v.get_ref())).collect()),
+        DeValue::Table(t) => serde_json::Value::Object(t.iter().map(|(k, v)| (k.get_ref().to_string(), json_of(v.get_ref()))).collect()),
+    }
 }
 
 pub fn run(args: &Args) -> CmdResult {
@@ -1292,6 +1383,11 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
             {
                 differ("rate_limit.name".into(), json_str(name), json_str(&got.name));
             }
+            if let Some(key) = &want.key
+                && *key != got.key
+            {
+                differ("rate_limit.key".into(), json_str(key), json_str(&got.key));
+            }
             for (field, want, got) in [
                 ("rate_limit.limit", want.limit, got.limit),
                 ("rate_limit.remaining", want.remaining, got.remaining),
@@ -1305,6 +1401,12 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
             }
         }
     }
+    let session = e.session.as_ref().map_or("none", |s| s.state);
+    if let Some(want) = &x.session
+        && want != session
+    {
+        differ("session".into(), json_str(want), json_str(session));
+    }
     out
 }
 
@@ -1316,6 +1418,9 @@ fn rate_limit_expect_json(r: &RateLimitExpect) -> String {
     let mut map = serde_json::Map::new();
     if let Some(n) = &r.name {
         map.insert("name".into(), n.as_str().into());
+    }
+    if let Some(k) = &r.key {
+        map.insert("key".into(), k.as_str().into());
     }
     for (k, v) in [("limit", r.limit), ("remaining", r.remaining), ("reset", r.reset)] {
         if let Some(v) = v {
@@ -1391,6 +1496,14 @@ impl Report<'_> {
         }
         if let Some(ip) = s.client_ip {
             let _ = write!(cmd, " --client-ip {ip}");
+        }
+        // `explain --session` sends a valid Bearer session; an expired, forged or cookie one
+        // is the case's own.
+        if let Some(session) = s.session.as_ref().filter(|x| !x.forged && x.expires_in > 0 && x.cookie_chunks.is_none()) {
+            let _ = write!(cmd, " --session {}", shell_quote(&session.claims.to_string()));
+            if let Some(source) = &session.source {
+                let _ = write!(cmd, " --session-source {}", shell_quote(source));
+            }
         }
         if let Some(env) = c.env.as_ref().or(self.args.env.as_ref()) {
             let _ = write!(cmd, " --env {}", shell_quote(env));
@@ -1798,6 +1911,11 @@ repeat = 2
             Reason::Metrics,
             Reason::UnsupportedMediaType,
             Reason::Maintenance,
+            Reason::SessionMissing,
+            Reason::SessionInvalid,
+            Reason::SessionExpired,
+            Reason::SessionClaims,
+            Reason::SessionUnavailable,
             Reason::Dashboard,
         ];
         assert_eq!(all.map(Reason::code).to_vec(), REASONS.to_vec());

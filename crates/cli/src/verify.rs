@@ -277,7 +277,7 @@ fn plan(engine: &Engine, host: &str) -> Result<(Vec<Probe>, Vec<&'static str>), 
         let kind = match get.reason.code() {
             "blocked" => Some("blocked"),
             "unauthorized" if route.api_key.is_some() => Some("api-key"),
-            "unauthorized" | "forbidden" => Some("session-cookie"),
+            "unauthorized" | "forbidden" | "session_missing" => Some("session"),
             "method_not_allowed" => Some("method"),
             "ok" if get.action == Action::Forward && get.rate_limit.as_ref().is_some_and(|r| Some(&r.name) != page_limit.as_ref()) => Some("rate-limit-headers"),
             _ => None,
@@ -295,7 +295,7 @@ fn plan(engine: &Engine, host: &str) -> Result<(Vec<Probe>, Vec<&'static str>), 
             }
         }
     }
-    let kinds = ["health", "page", "https-redirect", "canonical-host", "unknown-host", "blocked", "session-cookie", "api-key", "required-header", "method", "param-type", "rate-limit-headers"];
+    let kinds = ["health", "page", "https-redirect", "canonical-host", "unknown-host", "blocked", "session", "api-key", "required-header", "method", "param-type", "rate-limit-headers"];
     let missing = kinds.iter().copied().filter(|k| !probes.iter().any(|p| p.kind == *k)).collect();
     Ok((probes, missing))
 }
@@ -603,7 +603,7 @@ mod tests {
         let engine = explain::load_engine(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/quotekit.toml")), None).unwrap().unwrap();
         let (probes, missing) = plan(&engine, "lawnquote.online").unwrap();
         let kinds: Vec<&str> = probes.iter().map(|p| p.kind).collect();
-        assert_eq!(kinds, ["health", "page", "https-redirect", "canonical-host", "unknown-host", "rate-limit-headers", "method", "required-header", "session-cookie", "api-key", "param-type", "blocked"]);
+        assert_eq!(kinds, ["health", "page", "https-redirect", "canonical-host", "unknown-host", "rate-limit-headers", "method", "required-header", "session", "api-key", "param-type", "blocked"]);
         assert!(missing.is_empty(), "{missing:?}");
         for p in &probes {
             assert!(p.expect.action != Action::Forward || p.method == "GET", "{} {}", p.method, p.path);

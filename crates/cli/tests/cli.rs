@@ -389,7 +389,7 @@ const CONTRACT_KEYS: [&str; 11] = [
 ];
 /// Extensions beyond the contract that the CLI prints today. A new key must be added here (and
 /// documented) on purpose.
-const EXTRA_KEYS: [&str; 9] = ["path", "problem", "shadow_refused", "lane", "csp_nonce", "strip_request_headers", "cache", "on_origin_failure", "slo"];
+const EXTRA_KEYS: [&str; 10] = ["path", "problem", "shadow_refused", "lane", "csp_nonce", "strip_request_headers", "cache", "on_origin_failure", "session", "slo"];
 
 fn explain(policy: &Path, args: &[&str]) -> Output {
     edgeguard().arg("explain").arg(policy).args(args).output().unwrap()

@@ -431,6 +431,21 @@ fn require_cookie_removed_is_weakened_and_added_strengthened() {
 }
 
 #[test]
+fn require_session_removed_is_weakened_and_a_changed_claim_is_shown() {
+    let quotekit = std::fs::read_to_string(fixture("quotekit.toml")).unwrap();
+    let rule = r#"require_session = { source = "supabase", claims = { "app_metadata.role" = "admin" } }"#;
+    assert!(quotekit.contains(rule));
+    let none = quotekit.replace(&format!("{rule}\n"), "");
+    expect(&only(&quotekit, &none), "routes", "/api/admin/**", "weakened", r#"require_session "supabase" { app_metadata.role = admin } removed"#);
+    expect(&only(&none, &quotekit), "routes", "/api/admin/**", "strengthened", "added");
+    let owners = quotekit.replace(rule, r#"require_session = { source = "supabase", claims = { "app_metadata.role" = ["admin", "owner"] } }"#);
+    expect(&only(&quotekit, &owners), "routes", "/api/admin/**", "weakened", "admin|owner");
+    expect(&only(&owners, &quotekit), "routes", "/api/admin/**", "strengthened", "→");
+    let any_user = quotekit.replace(rule, r#"require_session = "supabase""#);
+    expect(&only(&quotekit, &any_user), "routes", "/api/admin/**", "weakened", r#"→ "supabase""#);
+}
+
+#[test]
 fn api_key_removed_is_weakened() {
     let none = edit("api_key = \"metrics\"\n", "");
     expect(&only(BASE, &none), "routes", "/api/admin/metrics", "weakened", "api_key metrics removed");

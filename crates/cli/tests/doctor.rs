@@ -316,7 +316,7 @@ fn other_secrets_in_vars() {
 fn global_limit_needs_the_durable_object() {
     let d = Deploy::quotekit();
     d.edit("wrangler.toml", LIMITER_BLOCK, "");
-    d.edit("policy.toml", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"ip\"\nscope = \"local\"", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"ip\"\nscope = \"global\"");
+    d.edit("policy.toml", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"session:sub\"\nscope = \"local\"", "[limits.api]\nrate = \"100/15m\"\nburst = 20\nkey = \"session:sub\"\nscope = \"global\"");
     let (code, report) = d.doctor(&[]);
     assert_eq!(code, 1, "{report:#}");
     let f = finding(&report, "D003");
@@ -359,7 +359,7 @@ fn global_limit_needs_the_durable_object() {
 fn limiter_binding_without_global_limit_or_class() {
     let d = Deploy::quotekit();
     // QuoteKit's binding, with its one global limit made local.
-    d.edit("policy.toml", "[limits.quote-email]\nrate = \"5/1h\"\nkey = \"ip\"\nscope = \"global\"", "[limits.quote-email]\nrate = \"5/1h\"\nkey = \"ip\"\nscope = \"local\"");
+    d.edit("policy.toml", "[limits.quote-email]\nrate = \"5/1h\"\nkey = \"session:sub\"\nscope = \"global\"", "[limits.quote-email]\nrate = \"5/1h\"\nkey = \"session:sub\"\nscope = \"local\"");
     let (code, report) = d.doctor(&[]);
     assert_eq!(code, 0);
     assert_eq!(finding(&report, "D017")["severity"], "info");

@@ -93,7 +93,7 @@ fn fixture_app_into_quotekit_policy() {
     assert!(report.starts_with("import: 50 route(s) added, 0 updated, 19 unchanged\n"), "{report}");
     assert_eq!(
         route_block(&updated, "/api/admin/users/:id/status"),
-        "path = \"/api/admin/users/:id/status\"\nmethods = [\"GET\", \"HEAD\"]\nrequire_cookie = \"sb-*-auth-token*\"\nlimit = \"admin\"\ncache = \"no-store\""
+        "path = \"/api/admin/users/:id/status\"\nmethods = [\"GET\", \"HEAD\"]\nrequire_session = { source = \"supabase\", claims = { \"app_metadata.role\" = \"admin\" } }\nlimit = \"admin\"\ncache = \"no-store\""
     );
     assert!(updated.contains("# app/api/admin/users/[id]/status/route.ts (keys copied from /api/admin/**)\n[[routes]]\npath = \"/api/admin/users/:id/status\""));
     assert_eq!(route_block(&updated, "/api/analytics/upgrade-prompt"), "path = \"/api/analytics/upgrade-prompt\"\nmethods = [\"POST\"]\ncache = \"no-store\"");
@@ -112,18 +112,18 @@ fn fixture_app_into_quotekit_policy() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["errors"], 0);
 
-    // The edge now answers 405 for a method the handler does not serve, and keeps the cookie rule.
-    let explain = |method: &str, path: &str, cookie: bool| {
+    // The edge now answers 405 for a method the handler does not serve, and keeps the session rule.
+    let explain = |method: &str, path: &str, admin: bool| {
         let mut cmd = edgeguard();
         cmd.current_dir(dir.path()).args(["explain", "updated.toml", "--request", &format!("{method} https://lawnquote.online{path}")]);
-        if cookie {
-            cmd.args(["-H", "Cookie: sb-abc-auth-token=x"]);
+        if admin {
+            cmd.args(["--session", r#"{"sub":"u-1","app_metadata":{"role":"admin"}}"#]);
         }
         let out = cmd.output().unwrap();
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     assert_eq!(explain("DELETE", "/api/admin/users", true)["reason"], "method_not_allowed");
-    assert_eq!(explain("GET", "/api/admin/users", false)["reason"], "unauthorized");
+    assert_eq!(explain("GET", "/api/admin/users", false)["reason"], "session_missing");
     assert_eq!(explain("GET", "/api/admin/users", true)["reason"], "ok");
     assert_eq!(explain("GET", "/api/admin/users", true)["route"], "/api/admin/users");
 }

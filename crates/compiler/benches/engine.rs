@@ -96,6 +96,8 @@ fn benches(c: &mut Criterion) {
     let candidate = compile(&candidate, &Options::default()).bundle.unwrap().to_bytes().unwrap();
     bench_decide_with_shadow(c, "decide/quotekit_mixed_with_shadow", &qk, &candidate, &requests);
 
+    sessions(c);
+
     let big = generated_policy(1000);
     let big_engine = engine(&big);
     let big_requests: Vec<Sample> = (0..1000)
@@ -115,6 +117,47 @@ fn benches(c: &mut Criterion) {
 
     c.bench_function("compile/quotekit", |b| b.iter(|| black_box(compile(black_box(QUOTEKIT), &Options::default()))));
     c.bench_function("compile/1000_routes", |b| b.iter(|| black_box(compile(black_box(&big), &Options::default()))));
+}
+
+/// Verified sessions (docs/sessions.md): the admin route with a session remembered from an
+/// earlier request (Bearer, and supabase-js's cookie in two chunks), against the same route in a
+/// policy without `require_session` and with an address-keyed limit; and a first HS256
+/// verification (parse, HMAC, claims) on a fresh isolate state.
+fn sessions(c: &mut Criterion) {
+    let admin = "GET";
+    let url = "https://lawnquote.online/api/admin/users".to_owned();
+    let without = QUOTEKIT
+        .replace("require_session = { source = \"supabase\", claims = { \"app_metadata.role\" = \"admin\" } }\n", "")
+        .replace("[limits.admin]\nrate = \"60/1m\"\nburst = 20\nkey = \"session:sub\"", "[limits.admin]\nrate = \"60/1m\"\nburst = 20\nkey = \"ip\"");
+    assert_ne!(without, QUOTEKIT);
+    let plain = engine(&without);
+    bench_decide(c, "decide/admin_without_session_rule", &plain, &[(admin, url.clone(), vec![])]);
+
+    let mut qk = engine(QUOTEKIT);
+    let clock = 1_800_000_000;
+    qk.sessions().accept_test_tokens(clock);
+    let source = qk.bundle().sessions[0].clone();
+    let claims = serde_json::json!({ "sub": "u-1", "app_metadata": { "role": "admin" } });
+    let (_, bearer) = edgeguard_core::sessions::test_header(&source, &claims, clock, 86_400, false, None).unwrap();
+    let (_, cookie) = edgeguard_core::sessions::test_header(&source, &claims, clock, 86_400, false, Some(2)).unwrap();
+    let bearer: &'static str = Box::leak(bearer.into_boxed_str());
+    let cookie: &'static str = Box::leak(cookie.into_boxed_str());
+    bench_decide(c, "decide/admin_cached_session_bearer", &qk, &[(admin, url.clone(), vec![("authorization", bearer)])]);
+    bench_decide(c, "decide/admin_cached_session_cookie", &qk, &[(admin, url, vec![("cookie", cookie)])]);
+
+    let headers = [("authorization", bearer)];
+    let req = RequestFacts { method: admin, url: "/api/admin/users", headers: &headers, peer_ip: None };
+    c.bench_function("sessions/first_hs256_verification", |b| {
+        b.iter_batched(
+            || {
+                let mut state = edgeguard_core::sessions::Sessions::new(1, 3);
+                state.accept_test_tokens(clock);
+                state
+            },
+            |mut state| black_box(state.resolve(&qk.bundle().sessions, 0, black_box(&req), 0)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(engine_benches, benches);

@@ -39,6 +39,11 @@ pub const OBSERVE: &str = "E100";
 // The edge cache, the fallback page, maintenance (compiler/src/cache.rs)
 pub const CACHE: &str = "E110";
 pub const FALLBACK: &str = "E111";
+// Verified sessions (compiler/src/sessions.rs)
+pub const SESSION: &str = "E140";
+pub const UNDEFINED_SESSION: &str = "E141";
+pub const SESSION_CLAIMS: &str = "E142";
+pub const SESSION_LIMIT_KEY: &str = "E143";
 // SLOs, fleet statistics and alerts (compiler/src/slo.rs)
 pub const SLO: &str = "E120";
 pub const SLO_ROUTE: &str = "E121";
@@ -68,6 +73,8 @@ pub const STRICT_STYLE_UNSAFE_INLINE: &str = "W103";
 pub const CACHE_STORES_NOTHING: &str = "W110";
 pub const CACHE_CREDENTIALED: &str = "W111";
 pub const FALLBACK_EXTERNAL: &str = "W112";
+pub const SESSION_USER_CLAIM: &str = "W140";
+pub const SESSION_JWKS_HTTP: &str = "W141";
 pub const SLO_NOBODY_ALERTED: &str = "W120";
 pub const SLO_NO_METRICS_KEY: &str = "W121";
 

@@ -329,6 +329,7 @@ impl<'b> Side<'b> {
             block: route.block,
             require_headers: route.require_headers.iter().map(String::as_str).collect(),
             require_cookie: route.require_cookie.as_ref().map(|g| g.source()),
+            require_session: route.require_session.as_ref().map(|r| session_view(b, r)),
             ip_allow: canonical_cidrs(&route.ip_allow),
             ip_deny: canonical_cidrs(&route.ip_deny),
             api_key: route.api_key.and_then(|k| b.api_keys.get(usize::from(k))),
@@ -448,6 +449,8 @@ struct RuleView<'a> {
     block: Option<u16>,
     require_headers: BTreeSet<&'a str>,
     require_cookie: Option<String>,
+    /// `require_session`: the source and each claim's accepted values.
+    require_session: Option<SessionView>,
     ip_allow: Vec<Cidr>,
     ip_deny: Vec<Cidr>,
     api_key: Option<&'a ApiKey>,
@@ -626,6 +629,30 @@ fn diff_rules(o: &RuleView, n: &RuleView, base: Option<(&RuleView, &RuleView)>, 
             (None, None) => (neutral, String::new()),
         };
         out.push(delta(Facet::Rule("require_cookie"), verdict, text, ov, nv));
+    }
+
+    if o.require_session != n.require_session && !is_inherited("require_session", &|a, b| a.require_session == b.require_session) {
+        let text = |v: &Option<SessionView>| v.as_ref().map(SessionView::text);
+        let (ov, nv) = (text(&o.require_session), text(&n.require_session));
+        let (verdict, text) = match (&o.require_session, &n.require_session) {
+            (Some(a), None) => (w, format!("require_session {} removed", a.text())),
+            (None, Some(b)) => (s, format!("require_session {} added", b.text())),
+            // The same source: fewer claim rules or more accepted values let more sessions in.
+            (Some(a), Some(b)) => {
+                let verdict = if a.source != b.source {
+                    neutral
+                } else if b.admits_all_of(a) {
+                    w
+                } else if a.admits_all_of(b) {
+                    s
+                } else {
+                    neutral
+                };
+                (verdict, format!("require_session {} → {}", a.text(), b.text()))
+            }
+            (None, None) => (neutral, String::new()),
+        };
+        out.push(delta(Facet::Rule("require_session"), verdict, text, ov, nv));
     }
 
     if o.ip_allow != n.ip_allow && !is_inherited("ip_allow", &|a, b| a.ip_allow == b.ip_allow) {
@@ -1396,14 +1423,42 @@ fn limit_values(l: &Limit) -> LimitValues<'_> {
     (l.count, l.window_secs, l.burst, l.key, l.key_name.as_deref(), l.scope, l.shadow, l.on_error_deny)
 }
 
-fn limit_key_text(l: &Limit) -> String {
-    let name = l.key_name.as_deref().unwrap_or("");
-    match l.key {
-        LimitKey::Ip => "ip".to_owned(),
-        LimitKey::IpRoute => "ip+route".to_owned(),
-        LimitKey::Header => format!("header:{name}"),
-        LimitKey::Cookie => format!("cookie:{name}"),
+/// A route's `require_session`, by name: its source and each claim's accepted values.
+#[derive(Clone, PartialEq, Eq)]
+struct SessionView {
+    source: String,
+    claims: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl SessionView {
+    /// `"supabase" { app_metadata.role = admin|owner }`.
+    fn text(&self) -> String {
+        if self.claims.is_empty() {
+            return format!("\"{}\"", self.source);
+        }
+        let claims: Vec<String> = self.claims.iter().map(|(path, values)| format!("{path} = {}", values.iter().cloned().collect::<Vec<_>>().join("|"))).collect();
+        format!("\"{}\" {{ {} }}", self.source, claims.join(", "))
     }
+
+    /// Every session `other` lets in, this one does too: each of this one's claim rules is one of
+    /// `other`'s with at least its values.
+    fn admits_all_of(&self, other: &SessionView) -> bool {
+        self.claims.iter().all(|(path, values)| other.claims.get(path).is_some_and(|theirs| theirs.is_subset(values)))
+    }
+}
+
+fn session_view(b: &Bundle, r: &edgeguard_core::sessions::Requirement) -> SessionView {
+    let source = b.sessions.get(usize::from(r.source));
+    let claims = r
+        .claims
+        .iter()
+        .map(|c| (source.and_then(|s| s.claims.get(usize::from(c.claim))).map_or_else(|| "?".to_owned(), Clone::clone), c.any_of.iter().cloned().collect()))
+        .collect();
+    SessionView { source: source.map_or_else(|| "?".to_owned(), |s| s.name.clone()), claims }
+}
+
+fn limit_key_text(l: &Limit) -> String {
+    l.key_text()
 }
 
 fn rate_text(l: &Limit) -> String {
@@ -1469,8 +1524,10 @@ fn limit_deltas(a: &Limit, b: &Limit) -> Vec<LimitDelta> {
     if ka != kb {
         // The client address is the one key a client cannot choose; `ip+route` counts each
         // route separately, which allows more than one count shared by all of them.
+        // A verified session's claim cannot be chosen either (a client without one counts by
+        // address), though one person can hold several accounts: as strong as the address.
         let strength = |k: LimitKey| match k {
-            LimitKey::Ip => 2,
+            LimitKey::Ip | LimitKey::Session => 2,
             LimitKey::IpRoute => 1,
             LimitKey::Header | LimitKey::Cookie => 0,
         };

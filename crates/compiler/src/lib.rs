@@ -20,6 +20,7 @@ pub mod observe;
 pub mod origins;
 pub mod routes;
 pub mod sanitize;
+pub mod sessions;
 pub mod shape;
 pub mod site;
 pub mod slo;
@@ -217,6 +218,7 @@ struct Resolved {
     methods: u16,
     require_headers: Vec<String>,
     require_cookie: Option<edgeguard_core::glob::Glob>,
+    require_session: Option<edgeguard_core::sessions::Requirement>,
     ip_allow: Vec<edgeguard_core::cidr::Cidr>,
     ip_deny: Vec<edgeguard_core::cidr::Cidr>,
     api_key: Option<u16>,
@@ -353,6 +355,9 @@ impl Lowering<'_> {
         if rules.require_cookie.is_some() {
             r.require_cookie = access::require_cookie(ctx, rules.require_cookie.as_ref());
         }
+        if let Some(value) = &rules.require_session {
+            r.require_session = sessions::requirement(ctx, &mut self.limits.sessions, value);
+        }
         if rules.ip_allow.is_some() {
             r.ip_allow = access::cidrs(ctx, rules.ip_allow.as_ref());
         }
@@ -378,7 +383,7 @@ impl Lowering<'_> {
             r.origin = self.origins.lookup(ctx, o.get_ref(), o.span());
         }
         if let Some(c) = &rules.cache {
-            let gated = r.api_key.is_some() || r.require_cookie.is_some();
+            let gated = r.api_key.is_some() || r.require_cookie.is_some() || r.require_session.is_some();
             r.edge_cache = match c.get_ref() {
                 model::CacheRef::Control(_) => None,
                 model::CacheRef::Edge(def) => cache::edge_rule(ctx, def, c.span(), gated),
@@ -427,7 +432,8 @@ fn lower(
     if !ctx.unread("csp") && !ctx.unread("headers.preset") {
         csp::lint(ctx, &csp_plan, csp_span);
     }
-    let mut limit_table = limits::compile(ctx, &policy.limits);
+    let session_table = sessions::compile(ctx, &policy.sessions);
+    let mut limit_table = limits::compile(ctx, &policy.limits, session_table);
     let max_keys = limits::max_keys(ctx, policy.limiter.as_ref());
     let global_shards = limits::global_shards(ctx, policy.limiter.as_ref());
     let mut api_keys = Vec::new();
@@ -463,6 +469,7 @@ fn lower(
         methods: DEFAULT_METHODS,
         require_headers: Vec::new(),
         require_cookie: None,
+        require_session: None,
         ip_allow: Vec::new(),
         ip_deny: Vec::new(),
         api_key: None,
@@ -584,6 +591,7 @@ fn lower(
         defaults,
         matcher,
         limits: lowering.limits.table,
+        sessions: lowering.limits.sessions.sources,
         limiter: LimiterConfig { max_keys, global_shards },
         api_keys,
         origins: origins.table,
@@ -619,6 +627,7 @@ fn to_route(pattern: Option<String>, r: &Resolved, block: Option<u16>, headers: 
         origin: r.origin,
         server_actions: r.server_actions,
         edge_cache: r.edge_cache,
+        require_session: r.require_session.clone(),
     }
 }
 

@@ -20,11 +20,14 @@ pub const DEFAULT_GLOBAL_SHARDS: u32 = 16;
 pub struct Limits {
     pub table: Vec<Limit>,
     pub names: Names,
+    /// The session sources: a `session:<claim>` key registers the claim it reads, as a route's
+    /// `require_session` does.
+    pub sessions: crate::sessions::Table,
 }
 
-pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, LimitDef>) -> Limits {
+pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, LimitDef>, sessions: crate::sessions::Table) -> Limits {
     let names = Names::new("limits", "limit", codes::UNDEFINED_LIMIT, ", write it inline, or use \"none\"");
-    let mut limits = Limits { table: Vec::new(), names };
+    let mut limits = Limits { table: Vec::new(), names, sessions };
     for (name, def) in defs {
         if name.get_ref() == "none" {
             ctx.push(
@@ -34,7 +37,7 @@ pub fn compile(ctx: &mut Ctx, defs: &BTreeMap<S<String>, LimitDef>) -> Limits {
             continue;
         }
         let at = format!("limits.{}", name.get_ref());
-        let index = compile_def(ctx, name.get_ref(), def, name.span(), &at).and_then(|limit| {
+        let index = compile_def(ctx, &mut limits.sessions, name.get_ref(), def, name.span(), &at).and_then(|limit| {
             let index = u16::try_from(limits.table.len()).ok()?;
             limits.table.push(limit);
             Some(index)
@@ -51,7 +54,7 @@ pub fn resolve(ctx: &mut Ctx, limits: &mut Limits, value: &S<LimitRef>, route_na
         LimitRef::Named(name) if name == "none" => None,
         LimitRef::Named(name) => limits.names.lookup(ctx, name, value.span()),
         LimitRef::Inline(def) => {
-            let limit = compile_def(ctx, route_name, def, value.span(), at)?;
+            let limit = compile_def(ctx, &mut limits.sessions, route_name, def, value.span(), at)?;
             let index = u16::try_from(limits.table.len()).ok()?;
             limits.table.push(limit);
             Some(index)
@@ -88,7 +91,7 @@ pub fn max_keys(ctx: &mut Ctx, limiter: Option<&model::LimiterDef>) -> u32 {
 }
 
 /// A limit definition written at `at` ("limits.api").
-fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>, at: &str) -> Option<Limit> {
+fn compile_def(ctx: &mut Ctx, sessions: &mut crate::sessions::Table, name: &str, def: &LimitDef, fallback: Range<usize>, at: &str) -> Option<Limit> {
     let Some(rate_text) = &def.rate else {
         if !ctx.unread(&format!("{at}.rate")) {
             ctx.push(
@@ -123,9 +126,18 @@ fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>
             }
         },
     };
-    let (key, key_name) = match &def.key {
-        None => (LimitKey::Ip, None),
-        Some(k) => parse_key(ctx, k)?,
+    let (key, key_name, session) = match &def.key {
+        None => (LimitKey::Ip, None, None),
+        Some(k) => match k.get_ref().trim().strip_prefix("session:") {
+            Some(claim) => {
+                let (claim, session) = crate::sessions::limit_key(ctx, sessions, claim.trim(), k.span())?;
+                (LimitKey::Session, Some(claim), Some(session))
+            }
+            None => {
+                let (key, name) = parse_key(ctx, k)?;
+                (key, name, None)
+            }
+        },
     };
     let interval_ms = window_secs.saturating_mul(1000).checked_div(count).unwrap_or(0);
     if interval_ms < 1 {
@@ -179,6 +191,7 @@ fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>
         shadow: def.mode.as_ref().is_some_and(|m| *m.get_ref() == LimitMode::Shadow),
         on_error_deny,
         policy_header: policy_header(name, count, window_secs),
+        session,
     })
 }
 
@@ -199,8 +212,8 @@ fn parse_key(ctx: &mut Ctx, key: &S<String>) -> Option<(LimitKey, Option<String>
     if result.is_none() {
         let mut d = Diagnostic::error(codes::LIMIT, key.span(), format!("`{text}` is not a limit key"));
         d = match suggest(text, ["ip", "ip+route"]) {
-            Some(best) => d.help(format!("did you mean \"{best}\"? keys: \"ip\", \"header:<name>\", \"cookie:<name>\", \"ip+route\"")),
-            None => d.help("keys: \"ip\", \"header:<name>\", \"cookie:<name>\", \"ip+route\""),
+            Some(best) => d.help(format!("did you mean \"{best}\"? keys: \"ip\", \"header:<name>\", \"cookie:<name>\", \"session:<claim>\", \"ip+route\"")),
+            None => d.help("keys: \"ip\", \"header:<name>\", \"cookie:<name>\", \"session:<claim>\", \"ip+route\""),
         };
         ctx.push(d);
     }

@@ -50,6 +50,11 @@ pub struct Policy {
     pub fallback: Option<FallbackDef>,
     /// Who still reaches the app while maintenance mode (`EDGE_MAINTENANCE=1`) is on.
     pub maintenance: Option<MaintenanceDef>,
+    /// Where verified sessions come from: a JWT in a cookie or a Bearer header, checked against
+    /// a JWKS or an HS256 secret.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SessionDef>")]
+    pub sessions: Map<SessionDef>,
     /// Fleet-wide statistics: every isolate's numbers merged in one Durable Object, and the
     /// dashboard that shows them.
     pub stats: Option<StatsDef>,
@@ -252,6 +257,10 @@ pub struct Rules {
     /// A cookie whose name matches this glob must be present; missing → 401.
     #[schemars(with = "Option<String>")]
     pub require_cookie: Option<S<String>>,
+    /// A verified session from a `[sessions.<name>]` source (401 without one), with claims
+    /// (403 without them): "supabase" or `{ source = "supabase", claims = { role = "admin" } }`.
+    #[schemars(with = "Option<RequireSessionSchema>")]
+    pub require_session: Option<S<RequireSessionRef>>,
     /// CIDR blocks allowed; others → 403.
     #[schemars(with = "Option<Vec<String>>")]
     pub ip_allow: Option<Vec<S<String>>>,
@@ -282,6 +291,108 @@ pub struct Rules {
     /// true); `false` answers them 403. Set it in [defaults] and allow them per route.
     #[schemars(with = "Option<bool>")]
     pub server_actions: Option<S<bool>>,
+}
+
+/// `[sessions.<name>]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionDef {
+    /// Cookie holding the session (a glob; `.0`, `.1`… chunks are joined), e.g.
+    /// "sb-*-auth-token" for Supabase.
+    #[schemars(with = "Option<String>")]
+    pub cookie: Option<S<String>>,
+    /// Read `Authorization: Bearer <token>` too (default true; checked before the cookie).
+    #[schemars(with = "Option<bool>")]
+    pub bearer: Option<S<bool>>,
+    /// JWKS URL for ES256/RS256 tokens (Supabase: https://<ref>.supabase.co/auth/v1/.well-known/jwks.json).
+    #[schemars(with = "Option<String>")]
+    pub jwks_url: Option<S<String>>,
+    /// Name of the worker secret holding the HS256 key (e.g. "SUPABASE_JWT_SECRET").
+    #[schemars(with = "Option<String>")]
+    pub secret: Option<S<String>>,
+    /// Accepted algorithms (default: HS256 with `secret`, ES256 and RS256 with `jwks_url`).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub algorithms: Option<Vec<S<String>>>,
+    /// Required `iss`.
+    #[schemars(with = "Option<String>")]
+    pub issuer: Option<S<String>>,
+    /// Accepted `aud` value(s) (Supabase: "authenticated").
+    #[schemars(with = "Option<ClaimValuesSchema>")]
+    pub audience: Option<ClaimValues>,
+    /// Clock skew allowed on `exp` and `nbf` (default "30s", at most "5m").
+    #[schemars(with = "Option<String>")]
+    pub leeway: Option<S<String>>,
+    /// How long a fetched JWKS is used before it is fetched again (default "10m").
+    #[schemars(with = "Option<String>")]
+    pub jwks_cache: Option<S<String>>,
+    /// An HS256 key for test tokens: `edgeguard test`, `explain --session` and the playground
+    /// sign with it; the worker never accepts it.
+    #[schemars(with = "Option<String>")]
+    pub test_secret: Option<S<String>>,
+}
+
+/// One value or a list (`aud`, a claim's accepted values).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ClaimValues {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Schema-only mirror of [`ClaimValues`].
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ClaimValuesSchema {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A route's `require_session`.
+#[derive(Debug)]
+pub enum RequireSessionRef {
+    Source(String),
+    Table(RequireSessionDef),
+}
+
+/// By hand rather than `untagged`: the table's values keep their spans.
+impl<'de> Deserialize<'de> for RequireSessionRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RequireSessionRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a session source name or a table { source, claims }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RequireSessionRef, E> {
+                Ok(RequireSessionRef::Source(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RequireSessionRef, A::Error> {
+                RequireSessionDef::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RequireSessionRef::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequireSessionDef {
+    /// The `[sessions.<name>]` source (may be left out when there is one).
+    #[schemars(with = "Option<String>")]
+    pub source: Option<S<String>>,
+    /// Claim path → accepted value(s): the session must have one of them.
+    #[schemars(with = "Option<BTreeMap<String, ClaimValuesSchema>>")]
+    pub claims: Option<Map<S<ClaimValues>>>,
+}
+
+/// Schema-only mirror of [`RequireSessionRef`].
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum RequireSessionSchema {
+    Source(String),
+    Table(RequireSessionDef),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -471,7 +582,7 @@ pub struct LimitDef {
     /// Most requests allowed at once (default: the rate's count).
     #[schemars(with = "Option<i64>")]
     pub burst: Option<S<i64>>,
-    /// "ip" | "header:<name>" | "cookie:<name>" | "ip+route" (default "ip").
+    /// "ip" | "header:<name>" | "cookie:<name>" | "ip+route" | "session:<claim>" (default "ip").
     #[schemars(with = "Option<String>")]
     pub key: Option<S<String>>,
     #[schemars(with = "Option<Scope>")]

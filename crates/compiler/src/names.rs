@@ -41,6 +41,11 @@ impl Names {
         self.defined.is_empty()
     }
 
+    /// The index of a defined, valid name; nothing reported.
+    pub fn lookup_quiet(&self, name: &str) -> Option<u16> {
+        self.defined.get(name).copied().flatten()
+    }
+
     /// The index a reference at `span` resolves to. An undefined name is an error with "did you
     /// mean", unless the table it would be defined in could not be read.
     pub fn lookup(&self, ctx: &mut Ctx, name: &str, span: Range<usize>) -> Option<u16> {

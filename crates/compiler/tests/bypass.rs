@@ -266,39 +266,62 @@ fn methods_cannot_be_smuggled() {
 }
 
 #[test]
-fn require_cookie_cannot_be_skipped() {
+fn require_session_cannot_be_skipped() {
     let mut edge = qk();
     check_spellings(&mut edge, "GET", "/api/admin/users", &[], "/api/admin/**", Some(401));
     let route = Some("/api/admin/**");
-    for cookie in [
-        "sb-abc-auth-token=",                // empty value
-        "sb-abc-auth-token",                 // no value at all
-        "SB-abc-AUTH-TOKEN=x",               // cookie names are case-sensitive
-        "sb-abc-auth-tokenx =x; other=1",    // space before `=`: a different name…
-        "xsb-abc-auth-token=x",
-        "sb-abc-auth=x",
-        "sb-abc-auth-token%3Dx",             // encoded `=`: a name without a value
-        "a=sb-abc-auth-token=x",             // the name in a value
+    // Test sessions signed with the policy's test_secret, at the edge's clock.
+    let clock = 1_800_000_000;
+    edge.engine.sessions().accept_test_tokens(clock);
+    let source = edge.engine.bundle().sessions.first().unwrap().clone();
+    let admin = serde_json::json!({ "sub": "u-1", "app_metadata": { "role": "admin" } });
+    let (_, cookie) = edgeguard_core::sessions::test_header(&source, &admin, clock, 3600, false, Some(1)).unwrap();
+    let (_, bearer) = edgeguard_core::sessions::test_header(&source, &admin, clock, 3600, false, None).unwrap();
+    let token = bearer.strip_prefix("Bearer ").unwrap().to_owned();
+    let (name, value) = cookie.split_once('=').unwrap();
+    forwarded(&edge.get("GET", "/api/admin/users", &[("cookie", &cookie)]), "/api/admin/users", route);
+    forwarded(&edge.get("GET", "/api/admin/users", &[("authorization", &bearer)]), "/api/admin/users", route);
+    // The scheme is case-insensitive (RFC 9110); the header name too.
+    forwarded(&edge.get("GET", "/api/admin/users", &[("AUTHORIZATION", &format!("bearer {token}"))]), "/api/admin/users", route);
+    forwarded(&edge.get("GET", "/api/admin/users", &[("COOKIE", &cookie)]), "/api/admin/users", route);
+    // Repeated Cookie headers (HTTP/2 sends one per cookie).
+    forwarded(&edge.get("GET", "/api/admin/users", &[("cookie", "a=1"), ("cookie", &cookie)]), "/api/admin/users", route);
+    // A cookie with the session's name and anything else in it is no session.
+    let upper = format!("{}={value}", name.to_ascii_uppercase());
+    let in_value = format!("a={cookie}");
+    let empty = format!("{name}=");
+    let bare = name.to_owned();
+    let tampered = {
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged_payload = base64_url(&serde_json::json!({ "sub": "u-2", "app_metadata": { "role": "admin" }, "exp": clock + 3600, "aud": "authenticated" }).to_string());
+        parts[1] = &forged_payload;
+        format!("Bearer {}", parts.join("."))
+    };
+    let unsigned = format!("Bearer {}.{}.", base64_url(r#"{"alg":"none"}"#), base64_url(&serde_json::json!({ "sub": "u-1", "app_metadata": { "role": "admin" }, "exp": clock + 3600 }).to_string()));
+    let hs_as_rs = format!("Bearer {}", token.replacen(&base64_url(r#"{"alg":"HS256","typ":"JWT"}"#), &base64_url(r#"{"alg":"RS256","typ":"JWT"}"#), 1));
+    for (header, v) in [
+        ("cookie", upper.as_str()),                       // cookie names are case-sensitive
+        ("cookie", in_value.as_str()),                    // the cookie in another cookie's value
+        ("cookie", empty.as_str()),                       // empty value
+        ("cookie", bare.as_str()),                        // no value at all
+        ("cookie", "sb-abc-auth-token=eyJhbGciOi"),       // the right name, no token
+        ("authorization", tampered.as_str()),             // a payload changed after signing
+        ("authorization", unsigned.as_str()),             // alg: none
+        ("authorization", hs_as_rs.as_str()),             // an HS256 signature claimed as RS256
+        ("authorization", &format!("Basic {token}")),     // another scheme
+        ("cookie2", cookie.as_str()),                     // the cookie in another header is no cookie
+        ("set-cookie", cookie.as_str()),
+        ("x-cookie", cookie.as_str()),
     ] {
-        let e = edge.get("GET", "/api/admin/users", &[("cookie", cookie)]);
-        if cookie == "sb-abc-auth-tokenx =x; other=1" {
-            // …that still matches the glob `sb-*-auth-token*` once trimmed, as browsers send it.
-            forwarded(&e, "/api/admin/users", route);
-            continue;
-        }
-        refused(&e, 401);
+        let e = edge.get("GET", "/api/admin/users", &[(header, v)]);
+        // RS256 is checked against the JWKS, which this offline engine has none of: 503, the
+        // answer of an edge that cannot fetch it. Never forwarded either way.
+        refused(&e, if v == hs_as_rs { 503 } else { 401 });
         under(&e, "/api/admin/users", route);
     }
-    // The cookie in another header is no cookie.
-    for name in ["cookie2", "set-cookie", "x-cookie", "authorization"] {
-        refused(&edge.get("GET", "/api/admin/users", &[(name, "sb-abc-auth-token=x")]), 401);
-    }
-    // Header name case and repeated Cookie headers (HTTP/2 sends one per cookie).
-    forwarded(&edge.get("GET", "/api/admin/users", &[("COOKIE", "sb-abc-auth-token=x")]), "/api/admin/users", route);
-    forwarded(&edge.get("GET", "/api/admin/users", &[("cookie", "a=1"), ("cookie", "sb-abc-auth-token.0=x")]), "/api/admin/users", route);
     // A value with CR, LF or NUL never reaches the matcher.
-    for v in ["sb-abc-auth-token=x\r\nx-a: b", "sb-abc-auth-token=x\0", "a=1\nsb-abc-auth-token=x"] {
-        refused(&edge.get("GET", "/api/admin/users", &[("cookie", v)]), 400);
+    for v in [format!("{cookie}\r\nx-a: b"), format!("{cookie}\0"), format!("a=1\n{cookie}")] {
+        refused(&edge.get("GET", "/api/admin/users", &[("cookie", &v)]), 400);
     }
     // /api/admin itself is covered by `**`.
     for p in ["/api/admin", "/api/admin/", "/api//admin", "/api/./admin/.", "/api/%61dmin"] {
@@ -306,6 +329,11 @@ fn require_cookie_cannot_be_skipped() {
         refused(&e, 401);
         assert_eq!(e.route.as_deref(), route);
     }
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
 #[test]

@@ -143,11 +143,19 @@ fn route_stage() {
 fn access_stage() {
     let mut edge = qk();
     let e = edge.send("GET", "https://lawnquote.online/api/admin/users", &[]);
-    assert_reject(&e, 401, Reason::Unauthorized);
+    assert_reject(&e, 401, Reason::SessionMissing);
     assert_eq!(e.route.as_deref(), Some("/api/admin/**"));
-    assert_reject(&edge.send("GET", "https://lawnquote.online/api/admin", &[]), 401, Reason::Unauthorized);
+    assert_reject(&edge.send("GET", "https://lawnquote.online/api/admin", &[]), 401, Reason::SessionMissing);
+    // A cookie with the session's name is not a session; a verified admin's (chunked) is.
     let e = edge.send("GET", "https://lawnquote.online/api/admin/users", &[("cookie", "theme=dark; sb-xyz-auth-token.0=abc")]);
-    assert_eq!(e.action, Action::Forward);
+    assert_reject(&e, 401, Reason::SessionInvalid);
+    edge.engine.sessions().accept_test_tokens(1_800_000_000);
+    let source = edge.engine.bundle().sessions.first().unwrap().clone();
+    let admin = serde_json::json!({ "sub": "u-1", "app_metadata": { "role": "admin" } });
+    let (_, cookie) = edgeguard_core::sessions::test_header(&source, &admin, 1_800_000_000, 3600, false, Some(3)).unwrap();
+    assert!(cookie.contains("sb-test-auth-token.2="), "{cookie}");
+    let e = edge.send("GET", "https://lawnquote.online/api/admin/users", &[("cookie", &format!("theme=dark; {cookie}"))]);
+    assert_eq!(e.action, Action::Forward, "{e:#?}");
     // Webhook.
     let url = "https://lawnquote.online/api/webhooks/stripe";
     assert_reject(&edge.send("POST", url, &[("content-length", "10")]), 400, Reason::MissingHeader);

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::bundle::{ApiKey, Bundle, Route};
 use crate::decision::{Action, Decision, Reason};
 use crate::request::RequestFacts;
+use crate::sessions::{Requirement, Resolved};
 
 /// A refusal from this stage: reason, status and a sentence for the problem body.
 pub type Refusal = (Reason, u16, String);
@@ -19,6 +20,7 @@ pub fn check(
     route: &Route,
     req: &RequestFacts,
     client_ip: Option<IpAddr>,
+    session: Option<&Resolved>,
     key_gate: impl FnOnce(u16, &ApiKey) -> Result<(), Refusal>,
 ) -> Result<(), Refusal> {
     // Next.js runs a Server Action for a `Next-Action` POST to any page that renders it — a
@@ -47,6 +49,9 @@ pub fn check(
                 format!("a session cookie matching `{}` is required", glob.source()),
             ));
         }
+    if let Some(rule) = &route.require_session {
+        session_gate(bundle, rule, session)?;
+    }
     if let Some((index, key)) = route.api_key.and_then(|k| bundle.api_keys.get(usize::from(k)).map(|key| (k, key))) {
         key_gate(index, key)?;
     }
@@ -67,6 +72,31 @@ pub fn check(
                     ));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// `require_session`: 401 without a valid, unexpired session from the source, 403 when its
+/// claims are not the ones the route asks for, 503 when it cannot be verified now. The detail
+/// says which, and never quotes the token or a claim's value.
+fn session_gate(bundle: &Bundle, rule: &Requirement, session: Option<&Resolved>) -> Result<(), Refusal> {
+    let source = bundle.sessions.get(usize::from(rule.source));
+    let name = source.map_or("", |s| s.name.as_str());
+    let session = match session {
+        Some(Resolved::Verified(s)) => s,
+        Some(Resolved::Invalid(why)) => return Err((Reason::SessionInvalid, 401, format!("{} (session source `{name}`)", why.sentence()))),
+        Some(Resolved::Expired) => return Err((Reason::SessionExpired, 401, format!("the `{name}` session has expired; sign in again"))),
+        Some(Resolved::Unavailable | Resolved::Ask(_)) => {
+            return Err((Reason::SessionUnavailable, 503, format!("the `{name}` session cannot be verified now (its key set or secret is unavailable); retry later")));
+        }
+        Some(Resolved::Absent) | None => return Err((Reason::SessionMissing, 401, format!("this route requires a signed-in `{name}` session"))),
+    };
+    for claim in &rule.claims {
+        let values = session.claim(claim.claim);
+        if !values.iter().any(|v| claim.any_of.contains(v)) {
+            let path = source.and_then(|s| s.claims.get(usize::from(claim.claim))).map_or("", String::as_str);
+            return Err((Reason::SessionClaims, 403, format!("the session's `{path}` claim is not one this route accepts")));
         }
     }
     Ok(())

@@ -82,6 +82,8 @@ pub struct Bundle {
     pub fallback: Option<crate::cache::Fallback>,
     /// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
     pub maintenance: crate::cache::Maintenance,
+    /// `[sessions.<name>]`: where verified sessions come from.
+    pub sessions: Vec<crate::sessions::Source>,
     /// `[stats]`: fleet-wide statistics flushed to the `EDGEGUARD_STATS` Durable Object.
     pub stats: crate::stats::StatsSettings,
     /// `[slo.<name>]`, by name.
@@ -212,6 +214,8 @@ pub struct Route {
     pub server_actions: bool,
     /// Edge caching of this route's GET/HEAD answers (`cache = { edge = … }`).
     pub edge_cache: Option<crate::cache::EdgeCache>,
+    /// `require_session`: a verified session (and claims) this route requires.
+    pub require_session: Option<crate::sessions::Requirement>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +224,8 @@ pub enum LimitKey {
     Header,
     Cookie,
     IpRoute,
+    /// `session:<claim>`: a verified session's claim; the address without one.
+    Session,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,9 +254,30 @@ pub struct Limit {
     pub on_error_deny: bool,
     /// `RateLimit-Policy` item, rendered by the compiler.
     pub policy_header: String,
+    /// For `session:<claim>` keys: the source and the claim (index into its `claims`).
+    pub session: Option<SessionKey>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionKey {
+    pub source: u16,
+    pub claim: u16,
 }
 
 impl Limit {
+    /// The key as the policy writes it: `ip`, `ip+route`, `header:<name>`, `cookie:<name>`,
+    /// `session:<claim>`.
+    pub fn key_text(&self) -> String {
+        let name = self.key_name.as_deref().unwrap_or("");
+        match self.key {
+            LimitKey::Ip => "ip".to_owned(),
+            LimitKey::IpRoute => "ip+route".to_owned(),
+            LimitKey::Header => format!("header:{name}"),
+            LimitKey::Cookie => format!("cookie:{name}"),
+            LimitKey::Session => format!("session:{name}"),
+        }
+    }
+
     /// A per-isolate limit keyed on the client address, enforced (the shape of the edge's own
     /// limits, such as the CSP report intake's default).
     pub fn local_per_ip(name: &str, count: u64, window_secs: u64, burst: u64) -> Limit {
@@ -265,6 +292,7 @@ impl Limit {
             shadow: false,
             on_error_deny: false,
             policy_header: crate::limits::policy_header(name, count, window_secs),
+            session: None,
         }
     }
 }

@@ -57,6 +57,17 @@ pub enum Reason {
     UnsupportedMediaType,
     /// Maintenance mode (`EDGE_MAINTENANCE`) is on and the client is not on its allow-list.
     Maintenance,
+    /// `require_session`: no session token in the request (401).
+    SessionMissing,
+    /// `require_session`: a token that is forged, malformed or for another issuer/audience (401).
+    SessionInvalid,
+    /// `require_session`: a verified token past its `exp` (401).
+    SessionExpired,
+    /// `require_session`: a verified session without the claims the route asks for (403).
+    SessionClaims,
+    /// `require_session`: the session cannot be verified now — the key set could not be
+    /// fetched or the HS256 secret is not set (503).
+    SessionUnavailable,
     /// Answered by the fleet dashboard (`[stats] dashboard`).
     Dashboard,
 }
@@ -85,6 +96,11 @@ impl Reason {
             Reason::Metrics => "metrics",
             Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::Maintenance => "maintenance",
+            Reason::SessionMissing => "session_missing",
+            Reason::SessionInvalid => "session_invalid",
+            Reason::SessionExpired => "session_expired",
+            Reason::SessionClaims => "session_claims",
+            Reason::SessionUnavailable => "session_unavailable",
             Reason::Dashboard => "dashboard",
         }
     }
@@ -120,6 +136,11 @@ impl Reason {
             Reason::Metrics => "Metrics",
             Reason::UnsupportedMediaType => "Unsupported media type",
             Reason::Maintenance => "Maintenance",
+            Reason::SessionMissing => "Session required",
+            Reason::SessionInvalid => "Invalid session",
+            Reason::SessionExpired => "Session expired",
+            Reason::SessionClaims => "Session not permitted",
+            Reason::SessionUnavailable => "Session cannot be verified",
             Reason::Dashboard => "Dashboard",
         }
     }
@@ -199,9 +220,36 @@ pub struct Decision {
     /// page, not problem+json, when the edge answers 503 for the origin or for maintenance.
     pub page: bool,
     pub detail: Cow<'static, str>,
+    /// The session the route or its limit read (`require_session`, `key = "session:…"`), and
+    /// what the engine found; [`Decision::session_ask`] when the host must act first.
+    pub session: Option<SessionFact>,
+}
+
+/// A request's session for one source ([`crate::sessions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFact {
+    pub source: u16,
+    pub resolved: crate::sessions::Resolved,
 }
 
 impl Decision {
+    /// What the host must do before this request can be decided (fetch a key set, check a
+    /// signature); the decision itself is then a placeholder 503 that fails closed.
+    pub fn session_ask(&self) -> Option<&crate::sessions::Ask> {
+        match &self.session {
+            Some(SessionFact { resolved: crate::sessions::Resolved::Ask(ask), .. }) => Some(ask),
+            _ => None,
+        }
+    }
+
+    /// The verified session, if the request has one.
+    pub fn verified_session(&self) -> Option<&crate::sessions::Session> {
+        match &self.session {
+            Some(SessionFact { resolved: crate::sessions::Resolved::Verified(s), .. }) => Some(s),
+            _ => None,
+        }
+    }
+
     /// A refusal answered with the policy's fallback page rather than problem+json: a page
     /// request during maintenance.
     pub fn is_fallback_page(&self) -> bool {

@@ -47,6 +47,8 @@ pub struct Engine {
     /// `EDGE_MAINTENANCE_SECRET`: the value of `[maintenance] bypass_header` that lets a request
     /// through maintenance mode.
     maintenance_secret: Option<String>,
+    /// Verified sessions: keys, remembered tokens, signature asks in flight.
+    sessions: crate::sessions::Shared,
 }
 
 impl ParamCheck for Vec<regex_lite::Regex> {
@@ -70,7 +72,40 @@ impl Engine {
             .collect::<Result<Vec<_>, _>>()?;
         let seed = bundle.revision.bytes().take(16).fold(0u64, |acc, b| acc.rotate_left(5) ^ u64::from(b));
         let global_hasher = foldhash::quality::FixedState::with_seed(seed);
-        Ok(Engine { bundle, regexes, overrides: Overrides::default(), unhealthy: 0, global_hasher, maintenance_secret: None })
+        let sessions = std::sync::Mutex::new(crate::sessions::Sessions::new(bundle.sessions.len(), crate::sessions::seed(seed)));
+        Ok(Engine { bundle, regexes, overrides: Overrides::default(), unhealthy: 0, global_hasher, maintenance_secret: None, sessions })
+    }
+
+    /// The session state, for the host's answers (`set_secret`, `set_jwks`, `verified`).
+    pub fn sessions(&mut self) -> &mut crate::sessions::Sessions {
+        self.sessions.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The test clock's Unix time at engine time 0 (`Sessions::accept_test_tokens`).
+    pub fn session_clock_base(&self) -> u64 {
+        self.sessions.lock().map_or(0, |s| s.clock_base())
+    }
+
+    /// The index of a `[sessions.<name>]` source.
+    pub fn session_source(&self, name: &str) -> Option<u16> {
+        self.bundle.sessions.iter().position(|s| s.name == name).and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// Hand the host's answer to a signature ask to the session state.
+    pub fn session_verified(&mut self, id: u32, valid: bool, now: Nanos) {
+        let secs = now / 1_000_000_000;
+        self.sessions.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).verified(id, valid, &self.bundle.sessions, secs);
+    }
+
+    /// The session a route (or its limit) reads, resolved against the request.
+    fn session(&self, route: &Route, req: &RequestFacts, now: Nanos) -> Option<crate::decision::SessionFact> {
+        let b = &self.bundle;
+        let source = route.require_session.as_ref().map(|r| r.source).or_else(|| {
+            route.limit.and_then(|i| b.limits.get(usize::from(i))).and_then(|l| l.session).map(|k| k.source)
+        })?;
+        let mut state = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let resolved = state.resolve(&b.sessions, source, req, now / 1_000_000_000);
+        Some(crate::decision::SessionFact { source, resolved })
     }
 
     /// The secret that lets a request through maintenance mode in `[maintenance] bypass_header`
@@ -190,6 +225,7 @@ impl Engine {
             cache: None,
             page: b.fallback.is_some() && crate::cache::wants_page(req),
             detail: Cow::Borrowed(FORWARDED),
+            session: None,
         };
         let d = self.pipeline(req, limiter, now, draw, d);
         if self.overrides.shadow && d.action == Action::Reject && is_policy_refusal(d.reason) && d.endpoint.is_none() {
@@ -317,24 +353,34 @@ impl Engine {
             return reject(d, Reason::MethodNotAllowed, 405, Cow::Owned(detail));
         }
 
-        // 6. access
+        // 6. access. The session first: an ask for the host (a key set, a signature) must come
+        // before anything is counted, as the request is decided again with the answer.
+        d.session = self.session(route, req, now);
+        if d.session_ask().is_some() {
+            return reject(d, Reason::SessionUnavailable, 503, Cow::Borrowed("the session is being verified (the host answers the engine's ask, then the request is decided again)"));
+        }
         let client_ip = d.client_ip;
         let mut failures = None;
-        if let Err((reason, status, detail)) = access::check(b, route, req, client_ip, |_, key| self.key_gate(key, req, client_ip, limiter, now, &mut failures)) {
+        let session = d.session.as_ref().map(|f| &f.resolved);
+        if let Err((reason, status, detail)) = access::check(b, route, req, client_ip, session, |_, key| self.key_gate(key, req, client_ip, limiter, now, &mut failures)) {
             d.rate_limit = failures;
             return reject(d, reason, status, Cow::Owned(detail));
         }
+        let session = match &d.session {
+            Some(crate::decision::SessionFact { resolved: crate::sessions::Resolved::Verified(s), .. }) => Some(std::sync::Arc::clone(s)),
+            _ => None,
+        };
 
         // 7. limits
         if let Some((index, limit)) = route.limit.and_then(|i| b.limits.get(usize::from(i)).map(|l| (i, l))) {
             if limit.scope == Scope::Local {
-                let hash = self.limit_key_hash(|parts| limiter.key_hash_parts(index, parts), limit.key, limit.key_name.as_deref(), req, d.client_ip, rule);
+                let hash = self.limit_key_hash(|parts| limiter.key_hash_parts(index, parts), limit.key, limit.key_name.as_deref(), req, d.client_ip, rule, session_claim(limit, session.as_deref()));
                 let outcome = limiter.check(limit, hash, now);
                 if let Some(refused) = self.apply_outcome(&mut d, index, outcome) {
                     return refused;
                 }
             } else {
-                let hash = self.limit_key_hash(|parts| self.global_hash(index, parts), limit.key, limit.key_name.as_deref(), req, d.client_ip, rule);
+                let hash = self.limit_key_hash(|parts| self.global_hash(index, parts), limit.key, limit.key_name.as_deref(), req, d.client_ip, rule, session_claim(limit, session.as_deref()));
                 match limiter.known_refusal(hash, now) {
                     // Refused by the global limiter moments ago: answer here, no round trip.
                     Some(wait) if !limit.shadow => {
@@ -384,7 +430,7 @@ impl Engine {
         failures: &mut Option<RateLimitState>,
     ) -> Result<(), access::Refusal> {
         let failure_limit = key.failures.and_then(|i| self.bundle.limits.get(usize::from(i)).map(|l| (i, l)));
-        let counted = failure_limit.map(|(i, l)| (i, l, self.limit_key_hash(|parts| limiter.key_hash_parts(i, parts), LimitKey::Ip, None, req, client_ip, RuleRef::None)));
+        let counted = failure_limit.map(|(i, l)| (i, l, self.limit_key_hash(|parts| limiter.key_hash_parts(i, parts), LimitKey::Ip, None, req, client_ip, RuleRef::None, None)));
         if let Some((i, limit, hash)) = counted
             && let Some(o) = limiter.would_refuse(limit, hash, now)
         {
@@ -481,8 +527,22 @@ impl Engine {
 
     /// Decide and settle any global limit against `limiter` as if it were the only Durable
     /// Object: what `explain`, `test` and the playground show for one edge.
+    /// A session ask is answered here as a host without a network would: no key set can be
+    /// fetched (a JWKS source's tokens are `unavailable`); HS256 needs no ask.
     pub fn decide_standalone(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, draw: Draw) -> Decision {
-        let d = self.decide(req, limiter, now, draw);
+        let mut d = self.decide(req, limiter, now, draw);
+        for _ in 0..2 {
+            let Some(ask) = d.session_ask() else { break };
+            let mut sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match ask {
+                crate::sessions::Ask::Jwks { source, .. } => {
+                    sessions.set_jwks(*source, None, now / 1_000_000_000);
+                }
+                crate::sessions::Ask::Signature(a) => sessions.verified(a.id, false, &self.bundle.sessions, now / 1_000_000_000),
+            }
+            drop(sessions);
+            d = self.decide(req, limiter, now, draw);
+        }
         match d.global {
             Some(check) => {
                 let verdict = self
@@ -536,6 +596,7 @@ impl Engine {
     /// Hash identifying the client for a limit, without building a key string. A missing
     /// header or cookie falls back to the client address, so leaving it out never escapes
     /// the limit.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn limit_key_hash(
         &self,
         hash: impl Fn(&[&[u8]]) -> u64,
@@ -544,10 +605,16 @@ impl Engine {
         req: &RequestFacts,
         ip: Option<IpAddr>,
         rule: RuleRef,
+        session_claim: Option<&str>,
     ) -> u64 {
         let client = ip.map(|ip| client_key(ip, self.bundle.client_ip.ipv6_prefix));
         let ip_key: &[u8] = client.as_ref().map_or(b"unknown", ClientKey::as_bytes);
         match kind {
+            // The claim's first value; a request without a verified session counts by address.
+            LimitKey::Session => match session_claim {
+                Some(v) => hash(&[b"s:", v.as_bytes()]),
+                None => hash(&[ip_key]),
+            },
             LimitKey::Ip => hash(&[ip_key]),
             LimitKey::IpRoute => {
                 let route = match rule {
@@ -672,7 +739,17 @@ fn is_policy_refusal(reason: Reason) -> bool {
             | Reason::LengthRequired
             | Reason::PayloadTooLarge
             | Reason::RateLimited
+            | Reason::SessionMissing
+            | Reason::SessionInvalid
+            | Reason::SessionExpired
+            | Reason::SessionClaims
     )
+}
+
+/// The value a `session:<claim>` limit counts a verified session by.
+fn session_claim<'s>(limit: &crate::bundle::Limit, session: Option<&'s crate::sessions::Session>) -> Option<&'s str> {
+    let key = limit.session.filter(|_| limit.key == LimitKey::Session)?;
+    session?.claim(key.claim).first().map(String::as_str)
 }
 
 pub(crate) fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {

@@ -14,6 +14,56 @@ pub struct RateLimitReport {
     pub limit: u64,
     pub remaining: u64,
     pub reset: u64,
+    /// What the request was counted by: `"ip"`, `"session:sub"`, `"header:x-api-key"`… A
+    /// `session:` limit without a verified session says `"ip (no verified session)"`.
+    pub key: String,
+}
+
+/// The session a route or its limit read (docs/sessions.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionReport {
+    /// The `[sessions.<name>]` source.
+    pub source: String,
+    /// `"verified"`, `"absent"`, `"invalid"`, `"expired"`, `"unavailable"` or `"pending"` (the
+    /// host has not answered the engine's ask yet).
+    pub state: &'static str,
+    /// Why, for a session that is not verified.
+    pub detail: Option<&'static str>,
+    /// `exp` of a verified session, seconds since the epoch.
+    pub expires: Option<u64>,
+    /// The claims the policy reads, from a verified session only.
+    pub claims: BTreeMap<String, Vec<String>>,
+}
+
+fn session_report(bundle: &crate::Bundle, fact: &crate::decision::SessionFact) -> SessionReport {
+    use crate::sessions::Resolved;
+    let source = bundle.sessions.get(usize::from(fact.source));
+    let (state, detail) = match &fact.resolved {
+        Resolved::Verified(_) => ("verified", None),
+        Resolved::Absent => ("absent", None),
+        Resolved::Invalid(why) => ("invalid", Some(why.sentence())),
+        Resolved::Expired => ("expired", None),
+        Resolved::Unavailable => ("unavailable", Some("the key set could not be fetched, or the HS256 secret is not set")),
+        Resolved::Ask(_) => ("pending", None),
+    };
+    let verified = match &fact.resolved {
+        Resolved::Verified(s) => Some(s),
+        _ => None,
+    };
+    let claims = verified
+        .zip(source)
+        .map(|(s, src)| src.claims.iter().zip(&s.claims).map(|(path, values)| (path.clone(), values.clone())).collect())
+        .unwrap_or_default();
+    SessionReport { source: source.map_or_else(String::new, |s| s.name.clone()), state, detail, expires: verified.map(|s| s.expires), claims }
+}
+
+/// [`RateLimitReport::key`].
+fn limit_key_report(limit: &crate::bundle::Limit, d: &Decision) -> String {
+    let by_session = limit.session.zip(d.verified_session()).and_then(|(k, s)| s.claim(k.claim).first()).is_some();
+    if limit.key == crate::bundle::LimitKey::Session && !by_session {
+        return "ip (no verified session)".to_owned();
+    }
+    limit.key_text()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,6 +103,8 @@ pub struct Explanation {
     /// For `forward`: what the client gets when no origin can answer (`"stale, else fallback
     /// page"`…), see docs/caching.md.
     pub on_origin_failure: Option<&'static str>,
+    /// The session the route or its limit read, or `null` when neither reads one.
+    pub session: Option<SessionReport>,
     /// The `[slo.<name>]` objectives this request counts toward (by its route), in policy
     /// order; empty when none does.
     pub slo: Vec<String>,
@@ -174,7 +226,7 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
     };
     let rate_limit = d.rate_limit.and_then(|r| {
         let limit = bundle.limits.get(usize::from(r.limit))?;
-        Some(RateLimitReport { name: limit.name.clone(), limit: limit.count, remaining: r.remaining, reset: r.reset_secs })
+        Some(RateLimitReport { name: limit.name.clone(), limit: limit.count, remaining: r.remaining, reset: r.reset_secs, key: limit_key_report(limit, d) })
     });
     Explanation {
         action: d.action,
@@ -199,6 +251,7 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
         strip_request_headers: Vec::new(),
         cache: d.cache.as_ref().filter(|_| d.action == Action::Forward).map(cache_report),
         on_origin_failure: (d.action == Action::Forward).then(|| on_origin_failure(d, bundle.fallback.is_some())),
+        session: d.session.as_ref().map(|f| session_report(bundle, f)),
         slo: match d.rule {
             crate::decision::RuleRef::Route(i) => crate::slo::slos_for(&bundle.slos, Some(i)).into_iter().map(str::to_owned).collect(),
             _ => Vec::new(),

@@ -24,6 +24,7 @@ pub mod request;
 pub mod routes;
 pub mod sanitize;
 pub mod scan;
+pub mod sessions;
 pub mod shadow;
 pub mod slo;
 pub mod stats;

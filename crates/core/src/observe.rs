@@ -127,6 +127,7 @@ impl Engine {
                 req,
                 d.client_ip,
                 RuleRef::None,
+                None,
             );
             let outcome = limiter.check(limit, hash, now);
             if let Some(refused) = self.apply_outcome(&mut d, index, outcome) {

@@ -43,6 +43,11 @@ pub struct PlayRequest {
     /// reproduces the same decision).
     #[serde(default)]
     pub seed: u64,
+    /// A test session: these claims (a JSON object), signed with the policy's session
+    /// `test_secret` and sent where its source reads a token (docs/sessions.md). `null` or an
+    /// empty object: none.
+    #[serde(default)]
+    pub session: Option<serde_json::Value>,
     /// Parsed `client_ip`.
     #[serde(skip)]
     ip: Option<IpAddr>,
@@ -55,6 +60,10 @@ fn get() -> String {
 fn one() -> u32 {
     1
 }
+
+/// The Unix time the playground's clock starts at (`at = 0`): 2026-01-01. Fixed, so a share
+/// link gives the same decision on any day; test sessions are signed against it.
+pub const PLAY_CLOCK: u64 = 1_767_225_600;
 
 /// Most requests `repeat` takes, as the CLI's `--repeat`.
 pub const MAX_REPEAT: u32 = 1_000_000;
@@ -111,7 +120,33 @@ impl PlayRequest {
 
     /// The request the engine decides, built exactly as `edgeguard explain` builds it.
     pub fn build(&self, engine: &Engine) -> Result<TextRequest, String> {
-        self.build_for(engine, self.method.trim(), self.url.trim(), self.header_list())
+        let mut headers = self.header_list();
+        if let Some((name, value)) = self.session_header(engine)? {
+            if name == "authorization" {
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+            }
+            headers.push((name, value));
+        }
+        self.build_for(engine, self.method.trim(), self.url.trim(), headers)
+    }
+
+    /// The header carrying the request's test session, as `explain --session` signs it: the
+    /// policy's only (else first) `[sessions]` source with a `test_secret`, valid for an hour
+    /// from `at` on the playground's clock ([`PLAY_CLOCK`]). `None` without a session.
+    pub fn session_header(&self, engine: &Engine) -> Result<Option<(String, String)>, String> {
+        let Some(claims) = self.session.as_ref().filter(|c| !c.is_null() && c.as_object().is_none_or(|o| !o.is_empty())) else {
+            return Ok(None);
+        };
+        let sources = &engine.bundle().sessions;
+        let Some(source) = sources.iter().find(|s| s.test_secret.is_some()) else {
+            return Err(if sources.is_empty() {
+                "a test session needs a [sessions.<name>] source in the policy".to_owned()
+            } else {
+                "a test session needs `test_secret` in the policy's [sessions.<name>] source".to_owned()
+            });
+        };
+        let now = PLAY_CLOCK.saturating_add(self.at);
+        edgeguard_core::sessions::test_header(source, claims, now, 3600, false, None).map(Some)
     }
 
     /// The same request with another method and URL (the report card's GETs and redirects).

@@ -116,8 +116,25 @@ pub(crate) fn engine(source: &str, env: &str) -> Result<(Engine, Vec<edgeguard_c
     let Some(bundle) = output.bundle else {
         return Err(error_json("the policy compiled without errors but no bundle was produced (a bug in edgeguard)"));
     };
-    let engine = Engine::new(bundle).map_err(|e| error_json(&format!("cannot load the compiled policy: {e}")))?;
+    let mut engine = Engine::new(bundle).map_err(|e| error_json(&format!("cannot load the compiled policy: {e}")))?;
+    engine.sessions().accept_test_tokens(input::PLAY_CLOCK);
     Ok((engine, output.diagnostics))
+}
+
+/// The request's test session as a header (`{header, value}`), to copy into curl or a test;
+/// `{header: null}` without one, `{error}` when the policy cannot sign one.
+#[wasm_bindgen]
+pub fn test_session(source: &str, env: &str, request_json: &str) -> String {
+    let answer = || -> Result<String, String> {
+        let play = PlayRequest::parse(request_json).map_err(|e| error_json(&e))?;
+        let (engine, _) = engine(source, env)?;
+        let header = play.session_header(&engine).map_err(|e| error_json(&e))?;
+        Ok(match header {
+            Some((name, value)) => serde_json::json!({ "header": name, "value": value }).to_string(),
+            None => serde_json::json!({ "header": null }).to_string(),
+        })
+    };
+    answer().unwrap_or_else(|e| e)
 }
 
 /// What the edge does with one request: the `explain` contract, exactly as

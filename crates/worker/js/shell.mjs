@@ -133,6 +133,20 @@ function setup(env, bundles) {
   }
   const info = JSON.parse(edge.info());
   const revision = info.revision.slice(0, 12);
+  // EDGE_JWKS_URLS ("name=url,…"): a session source's key set from elsewhere than the policy
+  // says (a local Supabase, a staging project), as EDGE_ORIGINS does for origins.
+  const jwksUrls = new Map();
+  for (const pair of String(env.EDGE_JWKS_URLS ?? "").split(",")) {
+    const at = pair.indexOf("=");
+    if (at > 0) jwksUrls.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim());
+  }
+  const jwks = info.sessions.map((source) => jwksUrls.get(source.name) ?? null);
+  for (const source of info.sessions) {
+    if (source.secret === null) continue;
+    const value = String(env[source.secret] ?? "");
+    if (value === "") console.error(JSON.stringify({ level: "error", msg: "session secret not set: HS256 tokens of this source cannot be verified (503)", source: source.name, secret: source.secret }));
+    else edge.set_session_secret(source.name, value);
+  }
   if (bundles.shadow !== null) {
     try {
       const shadowRevision = edge.load_shadow(bundles.shadow);
@@ -193,6 +207,8 @@ function setup(env, bundles) {
     // Hot copies held in memory (MEMORY_TTL_S), by key, oldest first, and their bytes in all.
     memory: new Map(),
     memoryBytes: 0,
+    // Session sources' JWKS URLs from EDGE_JWKS_URLS (by source index; null: the policy's).
+    jwksUrls: jwks,
   };
 }
 
@@ -1057,6 +1073,14 @@ async function handle(st, request, env, ctx) {
   refreshHealth(st, ctx, start);
   const { flat, strip } = flatten(st, request);
   let d = JSON.parse(st.edge.decide(flat, start));
+  // A session the engine cannot tell yet: fetch the key set, then check the signature; each
+  // answer is remembered, so this happens once per key set and once per token per isolate.
+  for (let asks = 0; d.a === "ask" && asks < 3; asks++) {
+    if (d.j) await fetchJwks(st, d.j);
+    else await checkSignature(st, d.v);
+    d = JSON.parse(st.edge.decide(flat, Date.now()));
+  }
+  if (d.a === "ask") return refuseAll(request);
   if (d.g) {
     const answer = await askLimiter(st, env, d.g);
     if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
@@ -1086,6 +1110,81 @@ async function handle(st, request, env, ctx) {
   }
   observe(st, ctx, d, response, obs);
   return response;
+}
+
+/** How long a session source's key set may take to fetch. */
+const JWKS_TIMEOUT_MS = 5000;
+/** Largest key set read (Supabase's holds a few keys: ~1 KB). */
+const JWKS_MAX_BYTES = 64 * 1024;
+
+/**
+ * Fetch a session source's JWKS for the engine (`decide`'s `j` ask). Concurrent asks for one
+ * source share one fetch; a failure is handed over as `undefined` and the engine answers the
+ * source's sessions 503 until it retries.
+ */
+function fetchJwks(st, ask) {
+  const inflight = (st.jwks ??= new Map());
+  let pending = inflight.get(ask.source);
+  if (pending === undefined) {
+    pending = (async () => {
+      let text;
+      let error = "";
+      try {
+        const r = await fetch(st.jwksUrls[ask.source] ?? ask.url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
+        if (r.ok) text = await readBounded(r.body, JWKS_MAX_BYTES, Date.now() + JWKS_TIMEOUT_MS).then((b) => (b.truncated ? undefined : b.text));
+        else error = `status ${r.status}`;
+        if (r.ok && text === undefined) error = "larger than 64 KiB";
+      } catch (err) {
+        error = String(err?.name === "TimeoutError" ? "timeout" : err?.message ?? err);
+      }
+      const keys = st.edge.session_jwks(ask.source, text, Date.now());
+      if (text === undefined || keys === 0) log(st, { level: "error", msg: "session key set unavailable", url: st.jwksUrls[ask.source] ?? ask.url, error: error || "no usable key" });
+    })().finally(() => inflight.delete(ask.source));
+    inflight.set(ask.source, pending);
+  }
+  return pending;
+}
+
+const encoder = new TextEncoder();
+
+/** WebCrypto parameters per JOSE algorithm: [import, verify]. */
+const ALGORITHMS = {
+  ES256: [{ name: "ECDSA", namedCurve: "P-256" }, { name: "ECDSA", hash: "SHA-256" }],
+  RS256: [{ name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, { name: "RSASSA-PKCS1-v1_5" }],
+};
+
+/** base64url (no padding) → bytes; `null` when it is not base64url. */
+function base64url(text) {
+  try {
+    const bin = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Check a session token's signature with the key the engine selected (`decide`'s `v` ask) and
+ * hand the answer back. Imported keys are kept per key (the engine's JWK text names it).
+ */
+async function checkSignature(st, ask) {
+  const [importAlg, verifyAlg] = ALGORITHMS[ask.alg] ?? [];
+  let valid = false;
+  try {
+    const keys = (st.cryptoKeys ??= new Map());
+    let key = keys.get(ask.jwk);
+    if (key === undefined) {
+      key = crypto.subtle.importKey("jwk", JSON.parse(ask.jwk), importAlg, false, ["verify"]);
+      keys.set(ask.jwk, key);
+    }
+    const signature = base64url(ask.signature);
+    valid = signature !== null && (await crypto.subtle.verify(verifyAlg, await key, signature, encoder.encode(ask.input)));
+  } catch (err) {
+    log(st, { level: "warn", msg: "session signature check failed", alg: ask.alg, kid: ask.kid, error: String(err?.message ?? err) });
+  }
+  st.edge.session_verified(ask.id, valid, Date.now());
 }
 
 /** How often a limiter shard drops the saved states of keys that have recovered. */

@@ -274,6 +274,56 @@ struct WireInfo<'a> {
     /// The fallback page's headers when the origin is down (flat `[name, value, …]`; the shell
     /// adds the request id), `null` without `[fallback]`.
     fallback: Option<Vec<String>>,
+    /// `[sessions.*]`: the worker secret holding each HS256 key, for `set_session_secret`.
+    sessions: Vec<WireSessionSource<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireSessionSource<'a> {
+    name: &'a str,
+    secret: Option<&'a str>,
+}
+
+/// What `decide` answers when the engine needs the shell first (edgeguard_core::sessions::Ask):
+/// `{"a":"ask","j":{source,url}}` — fetch the JWKS, hand it to `session_jwks` — or
+/// `{"a":"ask","v":{id,alg,jwk,kid,input,signature}}` — check the signature with
+/// `crypto.subtle.verify`, hand the answer to `session_verified`; then decide again.
+#[derive(Serialize)]
+struct WireAsk<'a> {
+    a: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    j: Option<WireJwksAsk<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v: Option<WireSignatureAsk<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireJwksAsk<'a> {
+    source: u16,
+    url: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireSignatureAsk<'a> {
+    id: u32,
+    alg: &'a str,
+    jwk: &'a str,
+    kid: &'a str,
+    input: &'a str,
+    signature: &'a str,
+}
+
+fn session_ask_json(ask: &edgeguard_core::sessions::Ask) -> String {
+    use edgeguard_core::sessions::Ask;
+    let wire = match ask {
+        Ask::Jwks { source, url } => WireAsk { a: "ask", j: Some(WireJwksAsk { source: *source, url }), v: None },
+        Ask::Signature(v) => WireAsk {
+            a: "ask",
+            j: None,
+            v: Some(WireSignatureAsk { id: v.id, alg: v.alg, jwk: &v.jwk, kid: &v.kid, input: &v.input, signature: &v.signature }),
+        },
+    };
+    serde_json::to_string(&wire).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -403,6 +453,7 @@ impl Edge {
                 attribute: csp::NONCE_ATTRIBUTE,
                 selectors: &csp::NONCE_SELECTORS,
             },
+            sessions: b.sessions.iter().map(|s| WireSessionSource { name: &s.name, secret: s.secret.as_deref() }).collect(),
             fallback: b.fallback.as_ref().map(|f| {
                 headers::fallback_page_headers(f.retry_after_secs.to_string()).iter().flat_map(|(n, v)| [(*n).to_owned(), v.to_string()]).collect()
             }),
@@ -426,6 +477,9 @@ impl Edge {
         let now = nanos(now_ms);
         let draw = Draw { request_id: self.rng.u128(..), lane: self.rng.u32(..) };
         let d = self.engine.decide(&facts, &mut self.limiter, now, draw);
+        if let Some(ask) = d.session_ask() {
+            return session_ask_json(ask);
+        }
         let candidate = self.shadow.as_mut().map(|s| s.decide(&facts, now, draw));
         match d.global {
             Some(_) if self.pending.len() >= MAX_PENDING => {
@@ -456,6 +510,26 @@ impl Edge {
         };
         let d = self.engine.settle_global(&mut self.limiter, &facts, d, verdict, nanos(now_ms), draw);
         self.take_off(d, candidate, method, nanos(now_ms))
+    }
+
+    /// The HS256 key of session source `name`: the value of the worker secret its `secret`
+    /// names (`info().sessions`). Unknown names are ignored.
+    pub fn set_session_secret(&mut self, name: &str, secret: &str) {
+        if let Some(index) = self.engine.session_source(name) {
+            self.engine.sessions().set_secret(index, secret.as_bytes());
+        }
+    }
+
+    /// The shell fetched a session source's JWKS (`decide`'s `j` ask): its text, or `None` when
+    /// the fetch failed. Returns the number of usable keys.
+    pub fn session_jwks(&mut self, source: u16, text: Option<String>, now_ms: f64) -> u32 {
+        let n = self.engine.sessions().set_jwks(source, text.as_deref(), secs(now_ms));
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The shell checked a signature (`decide`'s `v` ask) with WebCrypto.
+    pub fn session_verified(&mut self, id: u32, valid: bool, now_ms: f64) {
+        self.engine.session_verified(id, valid, nanos(now_ms));
     }
 
     /// Which outputs the shell has: a PostHog key (the `POSTHOG_KEY` secret) and the
@@ -822,6 +896,11 @@ fn split_request(request: &str) -> (&str, &str, Vec<(&str, &str)>) {
 
 fn nanos(ms: f64) -> u64 {
     if ms.is_finite() && ms > 0.0 { (ms * 1_000_000.0) as u64 } else { 0 }
+}
+
+/// Whole seconds of a millisecond clock.
+fn secs(ms: f64) -> u64 {
+    nanos(ms) / 1_000_000_000
 }
 
 /// Whole milliseconds; `None` for a negative (absent) or non-finite value.

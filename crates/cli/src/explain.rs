@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use edgeguard_core::explain::Explanation;
 use edgeguard_core::limits::Nanos;
-use edgeguard_core::request::{TextRequest, TextRequestError, decide_repeated_on};
+use edgeguard_core::request::{CfInput, TextRequest, TextRequestError, decide_repeated_on};
 use edgeguard_core::{Action, Decision, Draw, Engine, Limiter};
 
 use crate::render::{self, Counts, Stream};
@@ -65,6 +65,22 @@ pub struct Args {
     /// Decide as the edge does with maintenance mode on (the worker var `EDGE_MAINTENANCE=1`).
     #[arg(long)]
     pub maintenance: bool,
+    /// The client's country as Cloudflare reports it in `request.cf.country` (ISO 3166-1
+    /// alpha-2, e.g. DE). Without it the request has no location, as under `wrangler dev`.
+    #[arg(long, value_name = "CC")]
+    pub country: Option<String>,
+    /// `request.cf.continent`: AF, AN, AS, EU, NA, OC or SA.
+    #[arg(long, value_name = "CODE")]
+    pub continent: Option<String>,
+    /// `request.cf.asn`: the client's network, e.g. 13335.
+    #[arg(long, value_name = "NUMBER")]
+    pub asn: Option<u32>,
+    /// Cloudflare verified the client as a bot (`request.cf.botManagement.verifiedBot`).
+    #[arg(long)]
+    pub verified_bot: bool,
+    /// `request.cf.verifiedBotCategory`, e.g. "Search Engine Crawler" (implies a verified bot).
+    #[arg(long, value_name = "CATEGORY")]
+    pub verified_bot_category: Option<String>,
 }
 
 /// A request as `explain` and `test` hand it to the engine: a method token, a request target
@@ -74,6 +90,8 @@ pub(crate) struct Request {
     pub(crate) method: String,
     pub(crate) url: String,
     pub(crate) headers: Vec<(String, String)>,
+    /// What stands in for `request.cf` (`--country`, a case's `country = …`).
+    pub(crate) cf: CfInput,
 }
 
 /// Why a request line and headers are not a request. Each command words it for its own input
@@ -107,7 +125,7 @@ impl Request {
             TextRequestError::NoHost(u) => RequestError::NoHost(u),
             TextRequestError::NotATarget(u) => RequestError::NotATarget(u),
         })?;
-        Ok(Request { method: r.method, url: r.url, headers: r.headers })
+        Ok(Request { method: r.method, url: r.url, headers: r.headers, cf: CfInput::default() })
     }
 }
 
@@ -145,7 +163,9 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
             compiled.file
         )));
     };
-    Engine::new(bundle).map(Some).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))
+    let mut engine = Engine::new(bundle).map_err(|e| Failure::failed(format!("cannot load the compiled policy: {e}")))?;
+    engine.set_report_client(true);
+    Ok(Some(engine))
 }
 
 /// What `explain` does with one request, shared with `test` so the two can never disagree: the
@@ -162,7 +182,7 @@ pub(crate) fn decide(
     limiter: &mut Limiter,
     draw: impl FnMut() -> Result<Draw, Failure>,
 ) -> Result<Decision, Failure> {
-    let mut request = TextRequest { method: request.method, url: request.url, headers: request.headers, peer_ip: None };
+    let mut request = TextRequest { method: request.method, url: request.url, headers: request.headers, peer_ip: None, cf: request.cf };
     if let Some(ip) = client_ip {
         request.set_client_ip(engine.bundle().client_ip.from.as_deref(), ip);
     }
@@ -187,7 +207,14 @@ pub(crate) fn evaluate(
 }
 
 pub fn run(args: &Args) -> CmdResult {
-    let request = parse_request(&args.request, &args.headers)?;
+    let mut request = parse_request(&args.request, &args.headers)?;
+    request.cf = CfInput {
+        country: args.country.as_ref().map(|c| c.trim().to_ascii_uppercase()),
+        continent: args.continent.as_ref().map(|c| c.trim().to_ascii_uppercase()),
+        asn: args.asn,
+        verified_bot_category: args.verified_bot_category.clone(),
+        verified_bot: args.verified_bot,
+    };
     let now = nanos(args.at)
         .ok_or_else(|| Failure::usage(format!("--at {} is too large (at most {} seconds)", args.at, u64::MAX / 1_000_000_000)))?;
     let Some(mut engine) = load_engine(&args.policy, args.env.as_deref())? else {
@@ -300,6 +327,32 @@ fn text(e: &Explanation, routed: bool) -> String {
     }
     if let Some(failure) = e.on_origin_failure {
         field("origin down", failure.to_owned());
+    }
+    let c = &e.client;
+    if let Some(bot) = &c.bot {
+        let mut text = bot.category.code().to_owned();
+        if let Some(name) = bot.name {
+            text.push_str(&format!(" ({name})"));
+        }
+        text.push_str(if bot.verified { ", verified by Cloudflare" } else { ", not verified" });
+        if let Some(claimed) = bot.claimed {
+            text.push_str(&format!("; claims {} without Cloudflare's verification", claimed.code()));
+        }
+        field("bot", text);
+    }
+    if c.country.is_some() || c.continent.is_some() || c.asn.is_some() {
+        let dash = || "-".to_owned();
+        field("location", format!("country {}, continent {}, ASN {}", c.country.clone().unwrap_or_else(dash), c.continent.clone().unwrap_or_else(dash), c.asn.map_or_else(dash, |a| a.to_string())));
+    }
+    if let Some(s) = &c.suspicion {
+        let mut text = format!("{} of {} ({})", s.score, s.threshold, s.mode);
+        if let Some(m) = &s.matched {
+            text.push_str(&format!("; this request matched {} `{}` in the {}", m.kind.code(), m.signature, m.part));
+        }
+        if s.suspended_for > 0 {
+            text.push_str(&format!("; suspended for {} s", s.suspended_for));
+        }
+        field("suspicion", text);
     }
     field("detail", e.detail.clone());
 

@@ -39,6 +39,14 @@ pub const OBSERVE: &str = "E100";
 // The edge cache, the fallback page, maintenance (compiler/src/cache.rs)
 pub const CACHE: &str = "E110";
 pub const FALLBACK: &str = "E111";
+// Bots, geography, shield (compiler/src/bots.rs, geo.rs, shield.rs)
+pub const BOT_CATEGORY: &str = "E130";
+pub const COUNTRY: &str = "E131";
+pub const CONTINENT: &str = "E132";
+pub const ASN: &str = "E133";
+pub const SHIELD: &str = "E134";
+pub const SHIELD_FAMILY: &str = "E135";
+pub const SHIELD_PATH: &str = "E136";
 
 pub const NO_VERSION: &str = "W000";
 pub const HSTS_PRELOAD_INELIGIBLE: &str = "W001";
@@ -63,6 +71,8 @@ pub const STRICT_STYLE_UNSAFE_INLINE: &str = "W103";
 pub const CACHE_STORES_NOTHING: &str = "W110";
 pub const CACHE_CREDENTIALED: &str = "W111";
 pub const FALLBACK_EXTERNAL: &str = "W112";
+pub const GEO_EMPTY: &str = "W130";
+pub const SHIELD_HAIR_TRIGGER: &str = "W131";
 
 // CSP (compiler/src/csp.rs)
 pub const UNKNOWN_DIRECTIVE: &str = "E030";

@@ -4,12 +4,14 @@
 //! The same crate runs natively (CLI) and in wasm (playground).
 
 pub mod access;
+pub mod bots;
 pub mod cache;
 pub mod codes;
 pub mod csp;
 pub mod diagnostics;
 pub mod diff;
 pub mod env;
+pub mod geo;
 pub mod headers;
 pub mod health;
 pub mod https;
@@ -21,6 +23,7 @@ pub mod origins;
 pub mod routes;
 pub mod sanitize;
 pub mod shape;
+pub mod shield;
 pub mod site;
 pub mod units;
 
@@ -224,6 +227,9 @@ struct Resolved {
     origin: Option<u16>,
     server_actions: bool,
     edge_cache: Option<edgeguard_core::cache::EdgeCache>,
+    bots: edgeguard_core::bots::BotRules,
+    geo_allow: Option<edgeguard_core::geo::GeoSet>,
+    geo_deny: Option<edgeguard_core::geo::GeoSet>,
 }
 
 struct Lowering<'a> {
@@ -376,6 +382,15 @@ impl Lowering<'_> {
         if let Some(o) = &rules.origin {
             r.origin = self.origins.lookup(ctx, o.get_ref(), o.span());
         }
+        if let Some(table) = &rules.bots {
+            r.bots = bots::resolve(ctx, table, &base.bots, &mut self.limits, &format!("{at}.bots"));
+        }
+        if let Some(g) = &rules.geo_allow {
+            r.geo_allow = Some(geo::compile(ctx, g, &format!("{at}.geo_allow")));
+        }
+        if let Some(g) = &rules.geo_deny {
+            r.geo_deny = Some(geo::compile(ctx, g, &format!("{at}.geo_deny")));
+        }
         if let Some(c) = &rules.cache {
             let gated = r.api_key.is_some() || r.require_cookie.is_some();
             r.edge_cache = match c.get_ref() {
@@ -444,6 +459,7 @@ fn lower(
     let fallback = cache::fallback(ctx, policy.fallback.as_ref(), base_dir, top.clone());
     let maintenance = cache::maintenance(ctx, policy.maintenance.as_ref());
     let mut health = health::compile(ctx, policy.health.as_ref());
+    let shield = shield::compile(ctx, policy.shield.as_ref());
 
     let mut lowering = Lowering {
         limits: limit_table,
@@ -470,6 +486,9 @@ fn lower(
         origin: None,
         server_actions: true,
         edge_cache: None,
+        bots: edgeguard_core::bots::BotRules::default(),
+        geo_allow: None,
+        geo_deny: None,
     };
     let empty = Rules::default();
     let defaults_rules = policy.defaults.as_ref().unwrap_or(&empty);
@@ -585,6 +604,7 @@ fn lower(
         cache: cache_settings,
         fallback,
         maintenance,
+        shield,
     };
     // The revision names the compiled bytes, environment overlay included: staging and
     // production differ, and a comment-only edit of the source keeps the revision.
@@ -608,6 +628,9 @@ fn to_route(pattern: Option<String>, r: &Resolved, block: Option<u16>, headers: 
         origin: r.origin,
         server_actions: r.server_actions,
         edge_cache: r.edge_cache,
+        bots: r.bots.clone(),
+        geo_allow: r.geo_allow.clone(),
+        geo_deny: r.geo_deny.clone(),
     }
 }
 

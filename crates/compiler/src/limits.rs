@@ -179,6 +179,7 @@ fn compile_def(ctx: &mut Ctx, name: &str, def: &LimitDef, fallback: Range<usize>
         shadow: def.mode.as_ref().is_some_and(|m| *m.get_ref() == LimitMode::Shadow),
         on_error_deny,
         policy_header: policy_header(name, count, window_secs),
+        geo: def.geo.as_ref().map(|g| crate::geo::compile(ctx, g, &format!("{at}.geo"))),
     })
 }
 

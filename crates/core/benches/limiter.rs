@@ -20,6 +20,7 @@ fn benches(c: &mut Criterion) {
         shadow: false,
         on_error_deny: false,
         policy_header: policy_header("api", 100, 900),
+        geo: None,
     };
     const KEYS: u32 = 100_000;
     let mut limiter = Limiter::new(200_000, 11);

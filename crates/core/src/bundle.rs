@@ -16,7 +16,7 @@ use crate::glob::Glob;
 use crate::routes::Matcher;
 
 /// Bumped whenever the serialized shape of [`Bundle`] changes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 const MAGIC: [u8; 4] = *b"EGB\x01";
 /// Magic, format version and digest: the bytes before the postcard body.
 const HEADER_LEN: usize = 4 + 4 + 32;
@@ -82,6 +82,8 @@ pub struct Bundle {
     pub fallback: Option<crate::cache::Fallback>,
     /// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
     pub maintenance: crate::cache::Maintenance,
+    /// `[shield]`: the per-client suspicion budget; `None` when the policy has no `[shield]`.
+    pub shield: Option<crate::shield::Shield>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +208,11 @@ pub struct Route {
     pub server_actions: bool,
     /// Edge caching of this route's GET/HEAD answers (`cache = { edge = … }`).
     pub edge_cache: Option<crate::cache::EdgeCache>,
+    /// `bots`: what each bot category gets here (resolved over `[defaults]`).
+    pub bots: crate::bots::BotRules,
+    /// `geo_allow` / `geo_deny`: where requests may come from (`request.cf`).
+    pub geo_allow: Option<crate::geo::GeoSet>,
+    pub geo_deny: Option<crate::geo::GeoSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +249,8 @@ pub struct Limit {
     pub on_error_deny: bool,
     /// `RateLimit-Policy` item, rendered by the compiler.
     pub policy_header: String,
+    /// `geo`: the limit counts only requests from these places (and those of unknown location).
+    pub geo: Option<crate::geo::GeoSet>,
 }
 
 impl Limit {
@@ -259,6 +268,7 @@ impl Limit {
             shadow: false,
             on_error_deny: false,
             policy_header: crate::limits::policy_header(name, count, window_secs),
+            geo: None,
         }
     }
 }
@@ -478,6 +488,9 @@ impl Bundle {
             }
             if r.origin.is_some_and(|o| usize::from(o) >= self.origins.len()) {
                 return bad("origin");
+            }
+            if r.bots.limits().any(|l| usize::from(l) >= self.limits.len()) {
+                return bad("bots limit");
             }
         }
         if !self.origins.is_empty() && usize::from(self.deploy.active) >= self.origins.len() {

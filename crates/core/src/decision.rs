@@ -57,6 +57,12 @@ pub enum Reason {
     UnsupportedMediaType,
     /// Maintenance mode (`EDGE_MAINTENANCE`) is on and the client is not on its allow-list.
     Maintenance,
+    /// The route's `bots` rule denies the client's category.
+    BotDenied,
+    /// The route's `geo_allow` / `geo_deny` refuses where the client is.
+    GeoDenied,
+    /// The shield suspended the client after too many probes.
+    ShieldBlocked,
 }
 
 impl Reason {
@@ -83,6 +89,9 @@ impl Reason {
             Reason::Metrics => "metrics",
             Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::Maintenance => "maintenance",
+            Reason::BotDenied => "bot_denied",
+            Reason::GeoDenied => "geo_denied",
+            Reason::ShieldBlocked => "shield_blocked",
         }
     }
 
@@ -117,6 +126,9 @@ impl Reason {
             Reason::Metrics => "Metrics",
             Reason::UnsupportedMediaType => "Unsupported media type",
             Reason::Maintenance => "Maintenance",
+            Reason::BotDenied => "Automated client refused",
+            Reason::GeoDenied => "Location refused",
+            Reason::ShieldBlocked => "Client suspended",
         }
     }
 }
@@ -193,9 +205,35 @@ pub struct Decision {
     /// page, not problem+json, when the edge answers 503 for the origin or for maintenance.
     pub page: bool,
     pub detail: Cow<'static, str>,
+    /// What the edge learned about the client that decided this request: bot category,
+    /// location, suspicion (explain's `client`).
+    pub client: Client,
+}
+
+/// The client facts a decision used (docs/explain.md, `client`). Never the raw user agent or
+/// address: the category and list entry only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Client {
+    /// Worked out when a `bots` rule needed it (or explain asked): `None` otherwise.
+    pub bot: Option<crate::bots::Bot>,
+    /// `request.cf.country` / `continent` (upper case) and `asn`, when Cloudflare sent them.
+    pub country: Option<[u8; 2]>,
+    pub continent: Option<[u8; 2]>,
+    pub asn: Option<u32>,
+    /// With a `[shield]`: the client's standing after this request and the signature this
+    /// request matched, if any.
+    pub suspicion: Option<crate::shield::Standing>,
+    pub signature: Option<crate::shield::Hit>,
+    /// The shield would have suspended the client but runs in shadow mode.
+    pub shield_shadowed: bool,
 }
 
 impl Decision {
+    /// Seconds a client the shield refused must wait.
+    pub fn shield_retry_after(&self) -> Option<u64> {
+        (self.reason == Reason::ShieldBlocked).then(|| self.client.suspicion.map(|s| s.suspended_for)).flatten().filter(|s| *s > 0)
+    }
+
     /// A refusal answered with the policy's fallback page rather than problem+json: a page
     /// request during maintenance.
     pub fn is_fallback_page(&self) -> bool {
@@ -232,7 +270,7 @@ impl Decision {
             detail: &self.detail,
             instance: path,
             request_id: &self.request_id,
-            retry_after: self.rate_limit.filter(|r| !r.shadow_refused && r.retry_after_secs > 0).map(|r| r.retry_after_secs),
+            retry_after: self.rate_limit.filter(|r| !r.shadow_refused && r.retry_after_secs > 0).map(|r| r.retry_after_secs).or_else(|| self.shield_retry_after()),
         };
 
         serde_json::to_string(&problem).ok()

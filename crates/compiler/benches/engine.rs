@@ -70,7 +70,7 @@ fn bench_requests(c: &mut Criterion, name: &str, requests: &[Sample], mut per_re
             headers.push(("cf-connecting-ip", &ips[i % ips.len()]));
             headers.push(("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"));
             headers.extend(extra.iter().copied());
-            let req = RequestFacts { method, url, headers: &headers, peer_ip: None };
+            let req = RequestFacts { method, url, headers: &headers, peer_ip: None, cf: Default::default() };
             black_box(per_request(&req, now, Draw { request_id: i as u128, lane: i as u32 }))
         })
     });

@@ -366,8 +366,11 @@ pub fn inspect(shield: &Shield, req: &RequestFacts, browser: bool) -> Option<Hit
     let ignore = shield.ignore;
     let target = req.url.as_bytes();
     // The path of an absolute target starts at the first `/` after `scheme://authority`.
-    let path_start = match target.windows(3).position(|w| w == b"://") {
-        Some(at) => target.get(at.saturating_add(3)..).and_then(|rest| rest.iter().position(|&b| b == b'/')).map_or(target.len(), |p| p.saturating_add(at).saturating_add(3)),
+    let path_start = match target.windows(3).position(|w| w == b"://").filter(|_| target.first() != Some(&b'/')) {
+        Some(at) => {
+            let authority = at.saturating_add(3);
+            target.get(authority..).and_then(|rest| rest.iter().position(|&b| b == b'/')).map_or(target.len(), |p| p.saturating_add(authority))
+        }
         None => 0,
     };
     let rest = target.get(path_start..).unwrap_or_default();

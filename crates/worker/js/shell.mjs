@@ -272,6 +272,14 @@ function flatten(st, request) {
   return { flat, strip };
 }
 
+/** The facts of `request.cf` the engine reads, `country\ncontinent\nasn\nverifiedBotCategory\nverified`:
+ * set by Cloudflare's edge, never by the client. "" when the runtime gives none. */
+function cfFacts(cf) {
+  if (!cf) return "";
+  const verified = cf.botManagement && cf.botManagement.verifiedBot ? "1" : "";
+  return (cf.country ?? "") + "\n" + (cf.continent ?? "") + "\n" + (cf.asn ?? "") + "\n" + (cf.verifiedBotCategory ?? "") + "\n" + verified;
+}
+
 /** One attempt at an origin: a promise of the Response, or "timeout" / "unreachable". A plain
  * function returning fetch's promise, not an async one: one fewer promise and turn per request. */
 function attempt(st, origin, request, d, body, strip) {
@@ -952,7 +960,7 @@ async function handle(st, request, env, ctx) {
   if (st.broken !== null) return refuseAll(request);
   refreshHealth(st, ctx, start);
   const { flat, strip } = flatten(st, request);
-  let d = JSON.parse(st.edge.decide(flat, start));
+  let d = JSON.parse(st.edge.decide(flat, cfFacts(request.cf), start));
   if (d.g) {
     const answer = await askLimiter(st, env, d.g);
     if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });

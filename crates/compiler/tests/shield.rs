@@ -35,7 +35,11 @@ fn send(engine: &Engine, limiter: &mut Limiter, method: &str, url: &str, headers
 }
 
 /// Every `request` (and `before` request) of the case file above its shield section, with the
-/// case's headers.
+/// case's headers — but for the cases that send malformed targets on purpose (`reason =
+/// "bad_request"`: a traversal above the root, a `%00`) or a dot segment (`/x/../debug-…`, which
+/// no browser sends: the URL standard resolves dot segments before a request leaves it), which
+/// are attacks the edge refuses or sees through, not QuoteKit's traffic. Each of those counts one suspicion point; `edgeguard test` runs every
+/// case on a fresh limiter, so the case file never suspends its client.
 fn own_case_requests() -> Vec<(String, Vec<(String, String)>)> {
     let end = CASES.find("# ── Shield").expect("the case file has a shield section");
     let doc: toml::Table = toml::from_str(&CASES[..end]).unwrap();
@@ -44,6 +48,10 @@ fn own_case_requests() -> Vec<(String, Vec<(String, String)>)> {
     };
     let mut out = Vec::new();
     for case in doc["case"].as_array().unwrap() {
+        let line = case["request"].as_str().unwrap();
+        if case.get("expect").and_then(|e| e.get("reason")).and_then(toml::Value::as_str) == Some("bad_request") || line.contains("/../") || line.contains("/./") {
+            continue;
+        }
         let headers = header_table(case.get("headers"));
         out.push((case["request"].as_str().unwrap().to_owned(), headers));
         for before in case.get("before").and_then(toml::Value::as_array).into_iter().flatten() {
@@ -101,7 +109,11 @@ fn quotekit_traffic_matches_no_signature() {
     let mut checked = 0;
     let mut check = |method: &str, url: &str, headers: &[(&str, &str)]| {
         let e = send(&engine, &mut limiter, method, url, headers, "198.51.100.7", 0);
-        let s = e.client.suspicion.as_ref().expect("QuoteKit has a [shield]");
+        // Requests for another host (421) are refused before the shield and not counted.
+        let Some(s) = e.client.suspicion.as_ref() else {
+            assert!(matches!(e.reason, Reason::HostNotAllowed | Reason::BadRequest), "{method} {url}: {e:#?}");
+            return;
+        };
         assert_eq!((s.score, s.matched), (0, None), "{method} {url} {headers:?}");
         checked += 1;
     };

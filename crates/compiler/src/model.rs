@@ -359,7 +359,7 @@ pub enum LimitRef {
 #[allow(dead_code)]
 pub enum LimitRefSchema {
     Named(String),
-    Inline(LimitDef),
+    Inline(Box<LimitDef>),
 }
 
 /// A route's `cache`: a `Cache-Control` value, or the edge cache table.

@@ -171,7 +171,7 @@ fn cloudflare_category(category: &str) -> Option<Category> {
 /// compare per position for most bytes.
 pub fn looks_like_browser(ua: &[u8]) -> bool {
     const PREFIX: &[u8] = b"Mozilla/5.0 (";
-    if ua.len() < PREFIX.len() || !ua.get(..PREFIX.len()).is_some_and(|p| p == PREFIX) {
+    if ua.get(..PREFIX.len()).is_none_or(|p| p != PREFIX) {
         return false;
     }
     let rest = ua.get(PREFIX.len()..).unwrap_or_default();

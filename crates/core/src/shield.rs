@@ -246,6 +246,7 @@ const ANCHORS: [usize; NEEDLES.len()] = anchors();
 /// The anchor bytes of every needle, as a 256-bit set.
 const ANCHOR_SET: [u64; 4] = anchor_set();
 
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, reason = "evaluated at compile time only: an index out of bounds fails the build, never a request")]
 const fn anchors() -> [usize; NEEDLES.len()] {
     let mut out = [0usize; NEEDLES.len()];
     let mut i = 0;
@@ -262,6 +263,7 @@ const fn anchors() -> [usize; NEEDLES.len()] {
     out
 }
 
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, reason = "evaluated at compile time only: an index out of bounds fails the build, never a request")]
 const fn anchor_set() -> [u64; 4] {
     let anchors = anchors();
     let mut set = [0u64; 4];

@@ -1930,6 +1930,9 @@ repeat = 2
             Reason::Metrics,
             Reason::UnsupportedMediaType,
             Reason::Maintenance,
+            Reason::BotDenied,
+            Reason::GeoDenied,
+            Reason::ShieldBlocked,
         ];
         assert_eq!(all.map(Reason::code).to_vec(), REASONS.to_vec());
     }

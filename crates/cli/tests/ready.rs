@@ -85,7 +85,7 @@ Gate 2 — Production readiness: fail
   unknown  slo            Performance targets (API p95 < 200 ms)
            the policy language has no latency objectives yet, and a config cannot show latency: measure p95 with the edge's metrics ([observe]) or your monitoring
   fail     tests          Routes tested (policy test cases)
-           74 cases pass, but the cases reach 20 of the policy's 24 routes (not reached: /api/webhooks, /api/quotes/bulk-delete, /api/quotes/bulk-status, /api/formbricks/test): the roadmap asks for every route tested
+           93 cases pass, but the cases reach 20 of the policy's 24 routes (not reached: /api/webhooks, /api/quotes/bulk-delete, /api/quotes/bulk-status, /api/formbricks/test): the roadmap asks for every route tested
            at fixtures/quotekit.cases.toml
 
 Gate 3 — Deployment ready: unknown

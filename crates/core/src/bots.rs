@@ -129,9 +129,14 @@ pub struct Bot {
 
 /// The user agent's category and Cloudflare's verdict, combined as the module doc says.
 pub fn classify(user_agent: Option<&str>, cf: &CfFacts) -> Bot {
+    classify_known(user_agent, user_agent.is_some_and(|ua| looks_like_browser(ua.trim().as_bytes())), cf)
+}
+
+/// [`classify`] when the caller already knows whether the user agent looks like a browser's.
+pub fn classify_known(user_agent: Option<&str>, browser: bool, cf: &CfFacts) -> Bot {
     let (claim, name) = match user_agent.map(str::trim).filter(|ua| !ua.is_empty()) {
         None => (Category::Unknown, None),
-        Some(ua) if looks_like_browser(ua.as_bytes()) => (Category::Browser, None),
+        Some(_) if browser => (Category::Browser, None),
         Some(ua) => match lookup(ua.as_bytes()) {
             Some((category, name)) => (category, Some(name)),
             None => (Category::Unknown, None),

@@ -226,6 +226,9 @@ pub struct Client {
     pub signature: Option<crate::shield::Hit>,
     /// The shield would have suspended the client but runs in shadow mode.
     pub shield_shadowed: bool,
+    /// Whether the user agent looks like a browser's, once the shield worked it out (so the bot
+    /// stage does not scan it again).
+    pub browser: Option<bool>,
 }
 
 impl Decision {

@@ -336,7 +336,12 @@ impl Engine {
         // 6a. bots, 6b. geo
         let mut bot_limit = None;
         if !route.bots.is_open() || self.report_client {
-            let bot = crate::bots::classify(req.header("user-agent"), &req.cf);
+            let ua = req.header("user-agent");
+            let browser = match d.client.browser {
+                Some(known) => known,
+                None => ua.is_some_and(|u| crate::bots::looks_like_browser(u.trim().as_bytes())),
+            };
+            let bot = crate::bots::classify_known(ua, browser, &req.cf);
             d.client.bot = Some(bot);
             match route.bots.action(bot.category) {
                 crate::bots::BotAction::Allow => {}
@@ -423,8 +428,10 @@ impl Engine {
     /// client is suspended and the shield enforces (shadow mode only marks the decision).
     fn shield_step(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, d: &mut Decision) -> bool {
         let Some(shield) = self.bundle.shield.as_ref() else { return false };
-        let browser = req.header("user-agent").is_some_and(|ua| crate::bots::looks_like_browser(ua.as_bytes()));
-        let hit = crate::shield::inspect(shield, req, browser);
+        let ua = req.header("user-agent");
+        let browser = ua.is_some_and(|u| crate::bots::looks_like_browser(u.trim().as_bytes()));
+        d.client.browser = Some(browser);
+        let hit = crate::shield::inspect_parts(shield, req.url, ua, req.header("referer"), browser);
         let client = d.client_ip.map(|ip| client_key(ip, self.bundle.client_ip.ipv6_prefix));
         let key = limiter.shield_hash(client.as_ref().map_or(b"unknown", ClientKey::as_bytes));
         let standing = limiter.shield.observe(key, hit.is_some(), shield, now);

@@ -232,6 +232,11 @@ pub const NEEDLES: &[(&str, Kind)] = &[
     ("() {", Kind::CodeInjection),
 ];
 
+/// A header is scanned byte by byte only when it holds one of these (checked eight bytes at a
+/// time): every needle a browser's `User-Agent` or a page's `Referer` would not hold begins with
+/// or contains one of them.
+const HEADER_TRIGGERS: &[u8] = b"<$'\"{";
+
 /// User-agent tokens (lower case) of security scanners.
 pub const SCANNERS: &[&str] = &[
     "sqlmap", "nikto", "nuclei", "zgrab", "masscan", "nmap", "wpscan", "dirbuster", "gobuster", "ffuf", "acunetix", "nessus", "openvas", "l9explore",
@@ -280,14 +285,33 @@ fn is_anchor(b: u8) -> bool {
     ANCHOR_SET.get(usize::from(b >> 6)).is_some_and(|w| w.wrapping_shr(u32::from(b & 63)) & 1 == 1)
 }
 
+/// For each anchor byte, the needles anchored on it, as bits of their index (fewer than 64
+/// needles): at an anchor only those few are compared.
+const BY_ANCHOR: [u64; 256] = by_anchor();
+
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, reason = "evaluated at compile time only: an index out of bounds fails the build, never a request")]
+const fn by_anchor() -> [u64; 256] {
+    assert!(NEEDLES.len() <= 64);
+    let anchors = anchors();
+    let mut table = [0u64; 256];
+    let mut i = 0;
+    while i < NEEDLES.len() {
+        let b = NEEDLES[i].0.as_bytes()[anchors[i]];
+        table[b as usize] |= 1u64 << i;
+        i += 1;
+    }
+    table
+}
+
 /// The first needle found in `bytes`, compared ASCII case-insensitively.
 fn find_needle(bytes: &[u8], part: &'static str, ignore: u16) -> Option<Hit> {
     for (i, &b) in bytes.iter().enumerate() {
-        if !is_anchor(b) {
-            continue;
-        }
-        for ((needle, kind), &anchor) in NEEDLES.iter().zip(ANCHORS.iter()) {
-            if needle.as_bytes().get(anchor) != Some(&b) || kind.bit() & ignore != 0 {
+        let mut candidates = BY_ANCHOR.get(usize::from(b)).copied().unwrap_or(0);
+        while candidates != 0 {
+            let n = candidates.trailing_zeros() as usize;
+            candidates &= candidates.wrapping_sub(1);
+            let (Some((needle, kind)), Some(&anchor)) = (NEEDLES.get(n), ANCHORS.get(n)) else { continue };
+            if kind.bit() & ignore != 0 {
                 continue;
             }
             let Some(start) = i.checked_sub(anchor) else { continue };
@@ -365,8 +389,13 @@ fn segment_hit(seg: &[u8], ignore: u16) -> Option<Hit> {
 /// The first signature the request matches, if any. `browser`: the user agent looks like a
 /// browser's ([`crate::bots::looks_like_browser`]), so it is not compared with the scanners'.
 pub fn inspect(shield: &Shield, req: &RequestFacts, browser: bool) -> Option<Hit> {
+    inspect_parts(shield, req.url, req.header("user-agent"), req.header("referer"), browser)
+}
+
+/// [`inspect`] on the parts it reads: the target, the `User-Agent` and the `Referer`.
+pub fn inspect_parts(shield: &Shield, url: &str, user_agent: Option<&str>, referer: Option<&str>, browser: bool) -> Option<Hit> {
     let ignore = shield.ignore;
-    let target = req.url.as_bytes();
+    let target = url.as_bytes();
     // The path of an absolute target starts at the first `/` after `scheme://authority`.
     let path_start = match target.windows(3).position(|w| w == b"://").filter(|_| target.first() != Some(&b'/')) {
         Some(at) => {
@@ -400,10 +429,10 @@ pub fn inspect(shield: &Shield, req: &RequestFacts, browser: bool) -> Option<Hit
             return Some(Hit { kind: Kind::Policy, signature: "paths", part: "path" });
         }
     }
-    for (name, part) in [("user-agent", "user-agent"), ("referer", "referer")] {
-        let Some(value) = req.header(name) else { continue };
+    for (value, part) in [(user_agent, "user-agent"), (referer, "referer")] {
+        let Some(value) = value else { continue };
         let bytes = value.as_bytes();
-        if crate::scan::any_below_or_in(bytes, 0, b"<$'\"\\{%")
+        if crate::scan::any_below_or_in(bytes, 0, HEADER_TRIGGERS)
             && let Some(hit) = find_needle(bytes, part, ignore)
         {
             return Some(hit);

@@ -8,7 +8,7 @@
 //! The signature list ([`PATH_NAMES`], [`PATH_SUFFIXES`], [`NEEDLES`], [`SCANNERS`]) is plain
 //! data, documented entry by entry with its source (OWASP CRS rule ids, the scanners' own
 //! request lists) in docs/shield.md. Matching is plain byte scanning: one table lookup per byte
-//! of the path and query, and a word-at-a-time check that a header holds none of `< $ ' " \ {`
+//! of the path and query, and a word-at-a-time check that a header holds none of `< $ ' " {`
 //! before it is looked at byte by byte ([`crate::scan`]) — no regex, no automaton.
 //!
 //! State lives in the isolate ([`Tracker`], inside the [`crate::Limiter`]), like local limits:
@@ -233,8 +233,9 @@ pub const NEEDLES: &[(&str, Kind)] = &[
 ];
 
 /// A header is scanned byte by byte only when it holds one of these (checked eight bytes at a
-/// time): every needle a browser's `User-Agent` or a page's `Referer` would not hold begins with
-/// or contains one of them.
+/// time). Browsers' user agents and pages' referers hold none; the payloads scanners put in
+/// headers each hold one (`${jndi:`, `() {`, `<script`, `<?php`, a quoted SQL tautology). A
+/// header without them is not scanned for the rest of the list (`../`, `union select`).
 const HEADER_TRIGGERS: &[u8] = b"<$'\"{";
 
 /// User-agent tokens (lower case) of security scanners.
@@ -247,9 +248,6 @@ pub const SCANNERS: &[&str] = &[
 /// The scan stops only at such bytes (one bit test per byte), so ordinary letters never cost a
 /// comparison.
 const ANCHORS: [usize; NEEDLES.len()] = anchors();
-
-/// The anchor bytes of every needle, as a 256-bit set.
-const ANCHOR_SET: [u64; 4] = anchor_set();
 
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, reason = "evaluated at compile time only: an index out of bounds fails the build, never a request")]
 const fn anchors() -> [usize; NEEDLES.len()] {
@@ -266,23 +264,6 @@ const fn anchors() -> [usize; NEEDLES.len()] {
         i += 1;
     }
     out
-}
-
-#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, reason = "evaluated at compile time only: an index out of bounds fails the build, never a request")]
-const fn anchor_set() -> [u64; 4] {
-    let anchors = anchors();
-    let mut set = [0u64; 4];
-    let mut i = 0;
-    while i < NEEDLES.len() {
-        let b = NEEDLES[i].0.as_bytes()[anchors[i]];
-        set[(b >> 6) as usize] |= 1u64 << (b & 63);
-        i += 1;
-    }
-    set
-}
-
-fn is_anchor(b: u8) -> bool {
-    ANCHOR_SET.get(usize::from(b >> 6)).is_some_and(|w| w.wrapping_shr(u32::from(b & 63)) & 1 == 1)
 }
 
 /// For each anchor byte, the needles anchored on it, as bits of their index (fewer than 64
@@ -610,10 +591,10 @@ mod tests {
         for ((needle, _), anchor) in NEEDLES.iter().zip(ANCHORS) {
             let b = needle.as_bytes()[anchor];
             assert!(!b.is_ascii_alphanumeric(), "{needle}");
-            assert!(is_anchor(b));
+            assert_ne!(BY_ANCHOR[usize::from(b)], 0);
             assert_eq!(needle.to_ascii_lowercase(), *needle, "needles are lower case");
         }
-        assert!(!is_anchor(b'a') && !is_anchor(b'Z') && !is_anchor(b'7'));
+        assert!([b'a', b'Z', b'7'].iter().all(|b| BY_ANCHOR[usize::from(*b)] == 0), "letters and digits never stop the scan");
     }
 
     #[test]

@@ -175,25 +175,37 @@ fn cloudflare_category(category: &str) -> Option<Category> {
 /// `crawl`, `spider`, `http` of a contact URL, `headless`, `compatible;`). One pass, a byte
 /// compare per position for most bytes.
 pub fn looks_like_browser(ua: &[u8]) -> bool {
+    scan_user_agent(ua).browser
+}
+
+/// What one pass over a user agent tells both the bot stage and the shield.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UaScan {
+    /// [`looks_like_browser`].
+    pub browser: bool,
+    /// It holds one of the shield's header trigger bytes (`< $ ' " {`), so the shield must
+    /// look at it byte by byte.
+    pub suspect: bool,
+}
+
+/// [`looks_like_browser`] and the shield's trigger bytes in a single pass over the user agent:
+/// it is the longest header of nearly every request, so it is read once.
+pub fn scan_user_agent(ua: &[u8]) -> UaScan {
     const PREFIX: &[u8] = b"Mozilla/5.0 (";
-    if ua.get(..PREFIX.len()).is_none_or(|p| p != PREFIX) {
-        return false;
-    }
-    let rest = ua.get(PREFIX.len()..).unwrap_or_default();
-    for (i, &b) in rest.iter().enumerate() {
-        let tail = rest.get(i..).unwrap_or_default();
-        let hit = match b | 0x20 {
-            b'b' => starts_with_ci(tail, b"bot"),
-            b'c' => starts_with_ci(tail, b"crawl") || starts_with_ci(tail, b"compatible"),
-            b's' => starts_with_ci(tail, b"spider"),
-            b'h' => starts_with_ci(tail, b"http") || starts_with_ci(tail, b"headless"),
-            _ => false,
-        };
-        if hit {
-            return false;
+    let mut browser = ua.get(..PREFIX.len()).is_some_and(|p| p == PREFIX);
+    let mut suspect = false;
+    for (i, &b) in ua.iter().enumerate() {
+        let tail = || ua.get(i..).unwrap_or_default();
+        match b {
+            b'<' | b'$' | b'\'' | b'"' | b'{' => suspect = true,
+            b'b' | b'B' => browser &= !starts_with_ci(tail(), b"bot"),
+            b'c' | b'C' => browser &= !(starts_with_ci(tail(), b"crawl") || starts_with_ci(tail(), b"compatible")),
+            b's' | b'S' => browser &= !starts_with_ci(tail(), b"spider"),
+            b'h' | b'H' => browser &= !(starts_with_ci(tail(), b"http") || starts_with_ci(tail(), b"headless")),
+            _ => {}
         }
     }
-    true
+    UaScan { browser, suspect }
 }
 
 /// `hay` starts with `needle` (lower case), ASCII case-insensitively.

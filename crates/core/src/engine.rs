@@ -429,9 +429,10 @@ impl Engine {
     fn shield_step(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, d: &mut Decision) -> bool {
         let Some(shield) = self.bundle.shield.as_ref() else { return false };
         let ua = req.header("user-agent");
-        let browser = ua.is_some_and(|u| crate::bots::looks_like_browser(u.trim().as_bytes()));
+        let scan = ua.map(|u| crate::bots::scan_user_agent(u.trim().as_bytes()));
+        let browser = scan.is_some_and(|s| s.browser);
         d.client.browser = Some(browser);
-        let hit = crate::shield::inspect_parts(shield, req.url, ua, req.header("referer"), browser);
+        let hit = crate::shield::inspect_parts(shield, req.url, ua.zip(scan.map(|s| s.suspect)), req.header("referer"), browser);
         let client = d.client_ip.map(|ip| client_key(ip, self.bundle.client_ip.ipv6_prefix));
         let key = limiter.shield_hash(client.as_ref().map_or(b"unknown", ClientKey::as_bytes));
         let standing = limiter.shield.observe(key, hit.is_some(), shield, now);

@@ -236,7 +236,7 @@ pub const NEEDLES: &[(&str, Kind)] = &[
 /// time). Browsers' user agents and pages' referers hold none; the payloads scanners put in
 /// headers each hold one (`${jndi:`, `() {`, `<script`, `<?php`, a quoted SQL tautology). A
 /// header without them is not scanned for the rest of the list (`../`, `union select`).
-const HEADER_TRIGGERS: &[u8] = b"<$'\"{";
+pub(crate) const HEADER_TRIGGERS: &[u8] = b"<$'\"{";
 
 /// User-agent tokens (lower case) of security scanners.
 pub const SCANNERS: &[&str] = &[
@@ -370,11 +370,14 @@ fn segment_hit(seg: &[u8], ignore: u16) -> Option<Hit> {
 /// The first signature the request matches, if any. `browser`: the user agent looks like a
 /// browser's ([`crate::bots::looks_like_browser`]), so it is not compared with the scanners'.
 pub fn inspect(shield: &Shield, req: &RequestFacts, browser: bool) -> Option<Hit> {
-    inspect_parts(shield, req.url, req.header("user-agent"), req.header("referer"), browser)
+    let ua = req.header("user-agent");
+    let suspect = ua.is_some_and(|u| crate::scan::any_below_or_in(u.as_bytes(), 0, HEADER_TRIGGERS));
+    inspect_parts(shield, req.url, ua.map(|u| (u, suspect)), req.header("referer"), browser)
 }
 
-/// [`inspect`] on the parts it reads: the target, the `User-Agent` and the `Referer`.
-pub fn inspect_parts(shield: &Shield, url: &str, user_agent: Option<&str>, referer: Option<&str>, browser: bool) -> Option<Hit> {
+/// [`inspect`] on the parts it reads: the target, the `User-Agent` (with whether it holds a
+/// trigger byte, from [`crate::bots::scan_user_agent`]) and the `Referer`.
+pub fn inspect_parts(shield: &Shield, url: &str, user_agent: Option<(&str, bool)>, referer: Option<&str>, browser: bool) -> Option<Hit> {
     let ignore = shield.ignore;
     let target = url.as_bytes();
     // The path of an absolute target starts at the first `/` after `scheme://authority`.
@@ -410,10 +413,11 @@ pub fn inspect_parts(shield: &Shield, url: &str, user_agent: Option<&str>, refer
             return Some(Hit { kind: Kind::Policy, signature: "paths", part: "path" });
         }
     }
+    let referer = referer.map(|r| (r, crate::scan::any_below_or_in(r.as_bytes(), 0, HEADER_TRIGGERS)));
     for (value, part) in [(user_agent, "user-agent"), (referer, "referer")] {
-        let Some(value) = value else { continue };
+        let Some((value, suspect)) = value else { continue };
         let bytes = value.as_bytes();
-        if crate::scan::any_below_or_in(bytes, 0, HEADER_TRIGGERS)
+        if suspect
             && let Some(hit) = find_needle(bytes, part, ignore)
         {
             return Some(hit);
@@ -635,6 +639,16 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The one-pass user-agent scan says what the separate checks say.
+        #[test]
+        fn one_pass_scan_agrees(ua in "(Mozilla/5.0 \\()?[ -~]{0,60}") {
+            let scan = crate::bots::scan_user_agent(ua.as_bytes());
+            proptest::prop_assert_eq!(scan.suspect, crate::scan::any_below_or_in(ua.as_bytes(), 0, HEADER_TRIGGERS));
+            let lower = ua.to_ascii_lowercase();
+            let plain = ua.starts_with("Mozilla/5.0 (") && !["bot", "crawl", "compatible", "spider", "http", "headless"].iter().any(|m| lower.contains(m));
+            proptest::prop_assert_eq!(scan.browser, plain);
+        }
+
         /// Any target and header bytes: an answer, never a panic; the decoder never grows a query.
         #[test]
         fn never_panics(url in "\\PC{0,80}", ua in "\\PC{0,60}", raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..60)) {

@@ -62,6 +62,7 @@ edges: cli
 	$(EDGEGUARD) build tests/e2e/strict.toml -o build/edge-strict > /dev/null
 	$(EDGEGUARD) build tests/e2e/cache.toml -o build/edge-cache > /dev/null
 	$(EDGEGUARD) build tests/e2e/operate.toml -o build/edge-operate > /dev/null
+	$(EDGEGUARD) build tests/e2e/shield.toml -o build/edge-shield > /dev/null
 
 e2e: node-deps edges chromium
 	node --test --test-concurrency=1 tests/e2e/ demo/ tests/csp-parity/ tests/sarif/ tests/observatory/

@@ -77,7 +77,7 @@ let now = Date.now();
 let current = edge;
 function decideOne(i) {
   now += 0.01; // 100 k requests per simulated second, spread over 8192 clients: never limited
-  return current.decide(flat[i % IPS], now);
+  return current.decide(flat[i % IPS], "", now);
 }
 for (let i = 0; i < IPS; i += 1) {
   const w = decideOne(i);
@@ -132,7 +132,7 @@ if (candidate) {
   current = edge;
   const median = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1];
   steps.push(["decide_one_policy", median(one)], ["decide_with_shadow", median(both)]);
-  const wire = JSON.parse(shadowed.decide(flat[0], now));
+  const wire = JSON.parse(shadowed.decide(flat[0], "", now));
   if (wire.x) throw new Error(`the candidate disagrees on the benchmark request: ${wire.x}`);
 }
 const decision = JSON.parse(wires[0]);

@@ -57,6 +57,8 @@ pub struct TextRequest<'a> {
     pub target: &'a str,
     pub headers: Vec<(&'a str, &'a str)>,
     pub peer: Option<core::net::IpAddr>,
+    /// `request.cf` in the worker's wire form, fields separated by `|` (an `@cf:` line).
+    pub cf: &'a str,
 }
 
 pub fn parse_requests(text: &str, max: usize) -> Vec<TextRequest<'_>> {
@@ -69,16 +71,19 @@ fn parse_request(block: &str) -> TextRequest<'_> {
     let (method, target) = first.split_once(' ').unwrap_or((first, "/"));
     let mut headers = Vec::new();
     let mut peer = None;
+    let mut cf = "";
     for line in lines {
         let (name, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         if name == "@peer" {
             peer = value.parse().ok();
+        } else if name == "@cf" {
+            cf = value;
         } else {
             headers.push((name, value));
         }
     }
-    TextRequest { method, target, headers, peer }
+    TextRequest { method, target, headers, peer, cf }
 }
 
 /// Invariants every decision keeps, whatever the request.
@@ -152,7 +157,8 @@ pub fn run_requests(engine: &Engine, requests: &[TextRequest<'_>], strict: bool)
     let mut limiter: Limiter = engine.new_limiter(7);
     let mut first: Option<Decision> = None;
     for (i, r) in requests.iter().enumerate() {
-        let facts = RequestFacts { method: r.method, url: r.target, headers: &r.headers, peer_ip: r.peer };
+        let cf = r.cf.replace('|', "\n");
+        let facts = RequestFacts { method: r.method, url: r.target, headers: &r.headers, peer_ip: r.peer, cf: edgeguard_core::CfFacts::from_wire(&cf) };
         let now = (i as u64).saturating_mul(1_000_000_000);
         let draw = Draw { request_id: 0x1234_5678, lane: (i as u32).wrapping_mul(2_654_435_761) };
         let d = engine.decide_standalone(&facts, &mut limiter, now, draw);
@@ -163,7 +169,8 @@ pub fn run_requests(engine: &Engine, requests: &[TextRequest<'_>], strict: bool)
     }
     if let (Some(first), Some(r)) = (first, requests.first()) {
         let mut fresh = engine.new_limiter(7);
-        let facts = RequestFacts { method: r.method, url: r.target, headers: &r.headers, peer_ip: r.peer };
+        let cf = r.cf.replace('|', "\n");
+        let facts = RequestFacts { method: r.method, url: r.target, headers: &r.headers, peer_ip: r.peer, cf: edgeguard_core::CfFacts::from_wire(&cf) };
         let again = engine.decide_standalone(&facts, &mut fresh, 0, Draw { request_id: 0x1234_5678, lane: 0 });
         assert_eq!(first.action, again.action);
         assert_eq!(first.status, again.status);

@@ -71,6 +71,9 @@ const RULES: Keys = &[
     ("origin", &["\"blue\"", "\"green\"", "\"missing\""]),
     ("headers", &["{ remove = [\"Set-Cookie\"] }", "{ set = { \"X-A\" = \"1\" } }", "{ preset = \"helmet\" }", "{ default = { \"X-B\" = \"2\" } }"]),
     ("csp", &["{ mode = \"report-only\" }", "{ directives = { script-src = [\"'none'\"] } }", "{ mode = \"off\" }"]),
+    ("bots", &["{ search_engine = \"allow\", ai_crawler = \"deny\" }", "{ script = \"api\" }", "{ script = \"missing\" }", "{ browser = \"deny\" }", "{ unknown = \"none\" }", "{ }"]),
+    ("geo_allow", &["{ countries = [\"US\", \"CA\"] }", "{ continents = [\"EU\"], asns = [13335] }", "{ countries = [\"UK\"] }", "{ asns = [0, -1, 4294967296] }", "{ }"]),
+    ("geo_deny", &["{ countries = [\"CU\", \"IR\", \"KP\", \"SY\"] }", "{ continents = [\"Europe\"] }", "{ countries = [\"\", \"USA\"] }"]),
 ];
 const LIMIT: Keys = &[
     ("rate", &["\"100/15m\"", "\"5/1h\"", "\"1/1s\"", "\"0/1m\"", "\"10/0s\"", "\"100000/1s\"", "\"1/365d\"", "\"18446744073709551615/1s\"", "\"1/18446744073709551615d\"", "\"x/y\"", "\"10/1fortnight\""]),
@@ -79,6 +82,7 @@ const LIMIT: Keys = &[
     ("scope", &["\"local\"", "\"global\"", "\"cloudflare\"", "\"planet\""]),
     ("mode", &["\"enforce\"", "\"shadow\"", "\"off\""]),
     ("on_error", &["\"allow\"", "\"deny\"", "\"maybe\""]),
+    ("geo", &["{ countries = [\"US\"] }", "{ continents = [\"XX\"] }", "{ }"]),
 ];
 const LIMITER: Keys = &[
     ("max_keys", &["100000", "0", "1", "4294967295", "4294967296", "-5"]),
@@ -154,6 +158,16 @@ const ALERTS: Keys = &[
 ];
 
 /// Tables: (header, whether it is a map of named entries, keys).
+const SHIELD: Keys = &[
+    ("mode", &["\"enforce\"", "\"shadow\"", "\"off\""]),
+    ("threshold", &["5", "1", "0", "1001", "-1", "4294967296"]),
+    ("window", &["\"1m\"", "\"0s\"", "\"100000d\"", "\"x\""]),
+    ("cooldown", &["\"15m\"", "\"1ms\"", "\"8d\""]),
+    ("status", &["403", "429", "200", "-1"]),
+    ("paths", &["[\"/old-admin/*\"]", "[\"relative\"]", "[\"*\"]", "[]"]),
+    ("ignore", &["[\"server_scripts\"]", "[\"policy\"]", "[\"xss\", \"sqli\"]", "[]"]),
+];
+
 const TABLES: &[(&str, bool, Keys)] = &[
     ("app", false, APP),
     ("client_ip", false, CLIENT_IP),
@@ -175,6 +189,7 @@ const TABLES: &[(&str, bool, Keys)] = &[
     ("stats", false, STATS),
     ("slo", true, SLO),
     ("alerts", false, ALERTS),
+    ("shield", false, SHIELD),
 ];
 
 #[derive(Arbitrary, Debug)]

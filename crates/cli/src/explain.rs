@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use edgeguard_core::explain::Explanation;
 use edgeguard_core::limits::Nanos;
-use edgeguard_core::request::{TextRequest, TextRequestError, decide_repeated_on};
+use edgeguard_core::request::{CfInput, TextRequest, TextRequestError, decide_repeated_on};
 use edgeguard_core::{Action, Decision, Draw, Engine, Limiter};
 
 use crate::render::{self, Counts, Stream};
@@ -72,6 +72,22 @@ pub struct Args {
     /// The `[sessions.<name>]` source `--session` signs for (needed when the policy has several).
     #[arg(long, value_name = "NAME", requires = "session")]
     pub session_source: Option<String>,
+    /// The client's country as Cloudflare reports it in `request.cf.country` (ISO 3166-1
+    /// alpha-2, e.g. DE). Without it the request has no location, as under `wrangler dev`.
+    #[arg(long, value_name = "CC")]
+    pub country: Option<String>,
+    /// `request.cf.continent`: AF, AN, AS, EU, NA, OC or SA.
+    #[arg(long, value_name = "CODE")]
+    pub continent: Option<String>,
+    /// `request.cf.asn`: the client's network, e.g. 13335.
+    #[arg(long, value_name = "NUMBER")]
+    pub asn: Option<u32>,
+    /// Cloudflare verified the client as a bot (`request.cf.botManagement.verifiedBot`).
+    #[arg(long)]
+    pub verified_bot: bool,
+    /// `request.cf.verifiedBotCategory`, e.g. "Search Engine Crawler" (implies a verified bot).
+    #[arg(long, value_name = "CATEGORY")]
+    pub verified_bot_category: Option<String>,
 }
 
 /// A request as `explain` and `test` hand it to the engine: a method token, a request target
@@ -81,6 +97,8 @@ pub(crate) struct Request {
     pub(crate) method: String,
     pub(crate) url: String,
     pub(crate) headers: Vec<(String, String)>,
+    /// What stands in for `request.cf` (`--country`, a case's `country = …`).
+    pub(crate) cf: CfInput,
 }
 
 /// Why a request line and headers are not a request. Each command words it for its own input
@@ -114,7 +132,7 @@ impl Request {
             TextRequestError::NoHost(u) => RequestError::NoHost(u),
             TextRequestError::NotATarget(u) => RequestError::NotATarget(u),
         })?;
-        Ok(Request { method: r.method, url: r.url, headers: r.headers })
+        Ok(Request { method: r.method, url: r.url, headers: r.headers, cf: CfInput::default() })
     }
 }
 
@@ -157,6 +175,7 @@ pub(crate) fn load_engine(path: &std::path::Path, env: Option<&str>) -> Result<O
     // `exp` counts from now, as a token the app issued would.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     engine.sessions().accept_test_tokens(now);
+    engine.set_report_client(true);
     Ok(Some(engine))
 }
 
@@ -208,7 +227,7 @@ pub(crate) fn decide(
     limiter: &mut Limiter,
     draw: impl FnMut() -> Result<Draw, Failure>,
 ) -> Result<Decision, Failure> {
-    let mut request = TextRequest { method: request.method, url: request.url, headers: request.headers, peer_ip: None };
+    let mut request = TextRequest { method: request.method, url: request.url, headers: request.headers, peer_ip: None, cf: request.cf };
     if let Some(ip) = client_ip {
         request.set_client_ip(engine.bundle().client_ip.from.as_deref(), ip);
     }
@@ -234,6 +253,13 @@ pub(crate) fn evaluate(
 
 pub fn run(args: &Args) -> CmdResult {
     let mut request = parse_request(&args.request, &args.headers)?;
+    request.cf = CfInput {
+        country: args.country.as_ref().map(|c| c.trim().to_ascii_uppercase()),
+        continent: args.continent.as_ref().map(|c| c.trim().to_ascii_uppercase()),
+        asn: args.asn,
+        verified_bot_category: args.verified_bot_category.clone(),
+        verified_bot: args.verified_bot,
+    };
     let now = nanos(args.at)
         .ok_or_else(|| Failure::usage(format!("--at {} is too large (at most {} seconds)", args.at, u64::MAX / 1_000_000_000)))?;
     let Some(mut engine) = load_engine(&args.policy, args.env.as_deref())? else {
@@ -360,6 +386,32 @@ fn text(e: &Explanation, routed: bool) -> String {
     }
     if let Some(failure) = e.on_origin_failure {
         field("origin down", failure.to_owned());
+    }
+    let c = &e.client;
+    if let Some(bot) = &c.bot {
+        let mut text = bot.category.code().to_owned();
+        if let Some(name) = bot.name {
+            text.push_str(&format!(" ({name})"));
+        }
+        text.push_str(if bot.verified { ", verified by Cloudflare" } else { ", not verified" });
+        if let Some(claimed) = bot.claimed {
+            text.push_str(&format!("; claims {} without Cloudflare's verification", claimed.code()));
+        }
+        field("bot", text);
+    }
+    if c.country.is_some() || c.continent.is_some() || c.asn.is_some() {
+        let dash = || "-".to_owned();
+        field("location", format!("country {}, continent {}, ASN {}", c.country.clone().unwrap_or_else(dash), c.continent.clone().unwrap_or_else(dash), c.asn.map_or_else(dash, |a| a.to_string())));
+    }
+    if let Some(s) = &c.suspicion {
+        let mut text = format!("{} of {} ({})", s.score, s.threshold, s.mode);
+        if let Some(m) = &s.matched {
+            text.push_str(&format!("; this request matched {} `{}` in the {}", m.kind.code(), m.signature, m.part));
+        }
+        if s.suspended_for > 0 {
+            text.push_str(&format!("; suspended for {} s", s.suspended_for));
+        }
+        field("suspicion", text);
     }
     field("detail", e.detail.clone());
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use edgeguard_compiler::diagnostics::{self, Diagnostic};
 use edgeguard_core::explain::Explanation;
+use edgeguard_core::request::CfInput;
 use edgeguard_core::{Draw, Engine};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -84,10 +85,43 @@ pub struct Args {
 const CODE: &str = "case-file";
 
 const TOP_KEYS: &[&str] = &["defaults", "case"];
-const DEFAULTS_KEYS: &[&str] = &["headers", "client_ip", "env", "at", "lane"];
-const CASE_KEYS: &[&str] = &["name", "request", "headers", "client_ip", "session", "env", "repeat", "at", "lane", "before", "expect"];
+const DEFAULTS_KEYS: &[&str] = &["headers", "client_ip", "env", "at", "lane", "country", "continent", "asn", "verified_bot", "verified_bot_category"];
+const CASE_KEYS: &[&str] = &[
+    "name",
+    "request",
+    "headers",
+    "client_ip",
+    "session",
+    "env",
+    "repeat",
+    "at",
+    "lane",
+    "before",
+    "expect",
+    "country",
+    "continent",
+    "asn",
+    "verified_bot",
+    "verified_bot_category",
+];
 /// The keys of a `before` request: those of [`StepKeys`].
-const BEFORE_KEYS: &[&str] = &["request", "headers", "client_ip", "session", "repeat", "at", "lane"];
+const BEFORE_KEYS: &[&str] = &["request", "headers", "client_ip", "session", "repeat", "at", "lane", "country", "continent", "asn", "verified_bot", "verified_bot_category"];
+/// `bot`: the explanation's `client.bot.category`, or "none" when no category was worked out.
+const BOT_CATEGORIES: &[&str] = &["browser", "search_engine", "monitor", "ai_crawler", "script", "unknown", "none"];
+/// `shield_match`: the family of the signature the request matched, or "none".
+const SHIELD_FAMILIES: &[&str] = &[
+    "secrets",
+    "admin_panels",
+    "server_scripts",
+    "backups",
+    "traversal",
+    "sql_injection",
+    "xss",
+    "code_injection",
+    "scanner",
+    "policy",
+    "none",
+];
 /// The help for `expect` (or an expectation) in a `before` request.
 const BEFORE_EXPECT_HELP: &str = "a before request has no expect: make it a case of its own, or put the expectation on the case";
 const EXPECT_KEYS: &[&str] = &[
@@ -112,6 +146,10 @@ const EXPECT_KEYS: &[&str] = &[
     "forward_headers_match",
     "rate_limit",
     "session",
+    "bot",
+    "bot_verified",
+    "suspicion",
+    "shield_match",
 ];
 const RATE_LIMIT_KEYS: &[&str] = &["name", "limit", "remaining", "reset", "key"];
 /// `session`: the explanation's `session.state`, or "none" when no session was read.
@@ -151,6 +189,9 @@ const REASONS: &[&str] = &[
     "session_claims",
     "session_unavailable",
     "dashboard",
+    "bot_denied",
+    "geo_denied",
+    "shield_blocked",
 ];
 const ACTIONS: &[&str] = &["forward", "redirect", "respond", "reject"];
 /// The most `repeat` allows, as `explain --repeat`.
@@ -242,6 +283,13 @@ struct Expect {
     forward_headers_match: Vec<(String, Pattern)>,
     rate_limit: Option<Option<RateLimitExpect>>,
     session: Option<String>,
+    /// `client.bot.category`, or "none".
+    bot: Option<String>,
+    bot_verified: Option<bool>,
+    /// `client.suspicion.score`.
+    suspicion: Option<u64>,
+    /// `client.suspicion.matched.kind`, or "none".
+    shield_match: Option<String>,
 }
 
 impl Expect {
@@ -267,6 +315,10 @@ impl Expect {
             && self.forward_headers_match.is_empty()
             && self.rate_limit.is_none()
             && self.session.is_none()
+            && self.bot.is_none()
+            && self.bot_verified.is_none()
+            && self.suspicion.is_none()
+            && self.shield_match.is_none()
     }
 }
 
@@ -348,6 +400,8 @@ struct CaseFile {
 struct Defaults {
     headers: Vec<(String, String)>,
     client_ip: Option<IpAddr>,
+    /// `country`, `continent`, `asn`, `verified_bot(_category)`: what stands in for `request.cf`.
+    cf: CfInput,
     env: Option<String>,
     at: Option<u64>,
     lane: Option<Lane>,
@@ -360,6 +414,7 @@ struct StepKeys {
     headers: Vec<(String, String)>,
     client_ip: Option<IpAddr>,
     session: Option<SessionSpec>,
+    cf: CfInput,
     repeat: u64,
     /// `None` after an invalid `at` (reported).
     at: Option<u64>,
@@ -375,6 +430,7 @@ impl StepKeys {
             headers: Vec::new(),
             client_ip: defaults.client_ip,
             session: None,
+            cf: defaults.cf.clone(),
             repeat: 1,
             at: Some(defaults.at.unwrap_or(0)),
             at_span: None,
@@ -659,9 +715,39 @@ impl Parser {
         }
     }
 
+    /// A `request.cf` stand-in key (`country`, `continent`, `asn`, `verified_bot`,
+    /// `verified_bot_category`) into `cf`; `false` for any other key.
+    fn cf_key(&mut self, key: &str, value: &Value<'_>, cf: &mut CfInput) -> bool {
+        match key {
+            "country" => {
+                if let Some(c) = self.string("country", value) {
+                    let upper = c.trim().to_ascii_uppercase();
+                    if upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                        cf.country = Some(upper);
+                    } else {
+                        self.error_help(value.span(), format!("`country` \"{c}\" is not a two-letter code"), "write the ISO 3166-1 alpha-2 code Cloudflare reports, e.g. \"DE\"");
+                    }
+                }
+            }
+            "continent" => {
+                if let Some(c) = self.choice("continent", value, &["AF", "AN", "AS", "EU", "NA", "OC", "SA"]) {
+                    cf.continent = Some(c);
+                }
+            }
+            "asn" => cf.asn = self.number("asn", value, 1, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok()),
+            "verified_bot" => cf.verified_bot = self.boolean("verified_bot", value).unwrap_or(false),
+            "verified_bot_category" => cf.verified_bot_category = self.string("verified_bot_category", value),
+            _ => return false,
+        }
+        true
+    }
+
     fn defaults(&mut self, table: &DeTable<'_>) -> Defaults {
         let mut d = Defaults::default();
         for (key, value) in table {
+            if self.cf_key(key.get_ref().as_ref(), value, &mut d.cf) {
+                continue;
+            }
             match key.get_ref().as_ref() {
                 "headers" => d.headers = self.header_table("headers", value),
                 "client_ip" => d.client_ip = self.client_ip(value),
@@ -677,6 +763,9 @@ impl Parser {
     /// A key a case shares with its `before` requests, parsed into `keys`; `false` for any
     /// other key.
     fn step_key(&mut self, key: &str, value: &Value<'_>, keys: &mut StepKeys) -> bool {
+        if self.cf_key(key, value, &mut keys.cf) {
+            return true;
+        }
         match key {
             "request" => keys.line = self.string("request", value).map(|s| (s, value.span())),
             "headers" => keys.headers = self.header_table("headers", value),
@@ -708,7 +797,7 @@ impl Parser {
             defaults.headers.iter().filter(|(n, _)| !keys.headers.iter().any(|(m, _)| m.eq_ignore_ascii_case(n))).cloned().collect();
         merged.extend(keys.headers);
         let request = match Request::new(&line, merged.clone()) {
-            Ok(r) => r,
+            Ok(r) => Request { cf: keys.cf, ..r },
             Err(e) => {
                 let (message, help) = request_error(e, &line);
                 self.error_help(line_span, message, help);
@@ -914,6 +1003,10 @@ impl Parser {
                 "forward_headers_match" => e.forward_headers_match = self.pattern_table("forward_headers_match", value),
                 "rate_limit" => e.rate_limit = self.rate_limit(value),
                 "session" => e.session = self.choice("session", value, SESSION_STATES),
+                "bot" => e.bot = self.choice("bot", value, BOT_CATEGORIES),
+                "bot_verified" => e.bot_verified = self.boolean("bot_verified", value),
+                "suspicion" => e.suspicion = self.number("suspicion", value, 0, u64::from(u32::MAX)),
+                "shield_match" => e.shield_match = self.choice("shield_match", value, SHIELD_FAMILIES),
                 _ => self.unknown(key, "[case.expect]", EXPECT_KEYS, &[(CASE_KEYS, "the [[case]] itself, above [case.expect]")]),
             }
         }
@@ -1346,6 +1439,31 @@ fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
         differ("cache".into(), json_str(want), json_str(cache));
     }
 
+    let bot = e.client.bot.map_or("none", |b| b.category.code());
+    if let Some(want) = &x.bot
+        && want != bot
+    {
+        differ("client.bot.category".into(), json_str(want), json_str(bot));
+    }
+    if let Some(want) = x.bot_verified {
+        let got = e.client.bot.is_some_and(|b| b.verified);
+        if want != got {
+            differ("client.bot.verified".into(), want.to_string(), got.to_string());
+        }
+    }
+    if let Some(want) = x.suspicion {
+        let got = e.client.suspicion.as_ref().map(|s| u64::from(s.score));
+        if Some(want) != got {
+            differ("client.suspicion.score".into(), want.to_string(), got.map_or_else(|| "null (no [shield])".to_owned(), |g| g.to_string()));
+        }
+    }
+    let matched = e.client.suspicion.as_ref().and_then(|s| s.matched).map_or("none", |m| m.kind.code());
+    if let Some(want) = &x.shield_match
+        && want != matched
+    {
+        differ("client.suspicion.matched.kind".into(), json_str(want), json_str(matched));
+    }
+
     let absent = || "(absent)".to_owned();
     let headers = &e.response_headers;
     compare_header_map("headers", &x.headers, &x.headers_match, headers, &mut differ);
@@ -1504,6 +1622,22 @@ impl Report<'_> {
             if let Some(source) = &session.source {
                 let _ = write!(cmd, " --session-source {}", shell_quote(source));
             }
+        }
+        let cf = &s.request.cf;
+        if let Some(country) = &cf.country {
+            let _ = write!(cmd, " --country {}", shell_quote(country));
+        }
+        if let Some(continent) = &cf.continent {
+            let _ = write!(cmd, " --continent {}", shell_quote(continent));
+        }
+        if let Some(asn) = cf.asn {
+            let _ = write!(cmd, " --asn {asn}");
+        }
+        if cf.verified_bot {
+            cmd.push_str(" --verified-bot");
+        }
+        if let Some(category) = &cf.verified_bot_category {
+            let _ = write!(cmd, " --verified-bot-category {}", shell_quote(category));
         }
         if let Some(env) = c.env.as_ref().or(self.args.env.as_ref()) {
             let _ = write!(cmd, " --env {}", shell_quote(env));
@@ -1917,6 +2051,9 @@ repeat = 2
             Reason::SessionClaims,
             Reason::SessionUnavailable,
             Reason::Dashboard,
+            Reason::BotDenied,
+            Reason::GeoDenied,
+            Reason::ShieldBlocked,
         ];
         assert_eq!(all.map(Reason::code).to_vec(), REASONS.to_vec());
     }

@@ -389,7 +389,7 @@ const CONTRACT_KEYS: [&str; 11] = [
 ];
 /// Extensions beyond the contract that the CLI prints today. A new key must be added here (and
 /// documented) on purpose.
-const EXTRA_KEYS: [&str; 10] = ["path", "problem", "shadow_refused", "lane", "csp_nonce", "strip_request_headers", "cache", "on_origin_failure", "session", "slo"];
+const EXTRA_KEYS: [&str; 11] = ["path", "problem", "shadow_refused", "lane", "csp_nonce", "strip_request_headers", "cache", "on_origin_failure", "session", "slo", "client"];
 
 fn explain(policy: &Path, args: &[&str]) -> Output {
     edgeguard().arg("explain").arg(policy).args(args).output().unwrap()
@@ -779,4 +779,24 @@ fn explain_shows_the_strict_csp_of_an_html_page() {
     let v = explain_json(&policy, &["--request", "GET http://example.com/"]);
     assert_eq!(v["csp_nonce"], Value::Null);
     assert_eq!(v["response_headers"]["content-security-policy"], helmet);
+}
+
+#[test]
+fn explain_takes_request_cf_and_reports_the_client() {
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/quotekit.toml");
+    let v = explain_json(&policy, &["--request", "GET https://lawnquote.online/pricing", "--country", "ir", "--continent", "AS", "--asn", "197207"]);
+    assert_eq!((v["status"].as_u64(), v["reason"].as_str()), (Some(403), Some("geo_denied")), "{v}");
+    assert_eq!(v["problem"]["type"], "https://edgeguard.dev/problems/geo-denied");
+    assert_eq!((v["client"]["country"].as_str(), v["client"]["continent"].as_str(), v["client"]["asn"].as_u64()), (Some("IR"), Some("AS"), Some(197207)));
+    let ua = "User-Agent: Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let v = explain_json(&policy, &["--request", "GET https://lawnquote.online/api/quotes", "-H", ua, "--verified-bot-category", "Search Engine Crawler"]);
+    assert_eq!(v["reason"], "bot_denied");
+    assert_eq!(v["client"]["bot"], serde_json::json!({"category": "search_engine", "verified": true, "claimed": null, "name": "Googlebot"}));
+    // The raw user agent is never in the answer; the list entry's name is.
+    assert!(!v.to_string().contains("google.com/bot.html"), "{v}");
+    let v = explain_json(&policy, &["--request", "GET https://lawnquote.online/.env", "--repeat", "5"]);
+    assert_eq!(v["reason"], "shield_blocked");
+    assert_eq!(v["client"]["suspicion"]["score"], 5);
+    assert_eq!(v["client"]["suspicion"]["matched"], serde_json::json!({"kind": "secrets", "signature": ".env", "in": "path"}));
+    assert_eq!(v["response_headers"]["retry-after"], "900");
 }

@@ -86,7 +86,7 @@ Gate 2 — Production readiness: fail
            [slo.api-latency] sets p95 ≤ 200 ms over 8 route(s), measured fleet-wide and paged on; a config cannot show whether it holds: see the edge's dashboard (/__edge/dashboard)
            at fixtures/quotekit.toml:{}
   fail     tests          Routes tested (policy test cases)
-           83 cases pass, but the cases reach 20 of the policy's 24 routes (not reached: /api/webhooks, /api/quotes/bulk-delete, /api/quotes/bulk-status, /api/formbricks/test): the roadmap asks for every route tested
+           102 cases pass, but the cases reach 20 of the policy's 24 routes (not reached: /api/webhooks, /api/quotes/bulk-delete, /api/quotes/bulk-status, /api/formbricks/test): the roadmap asks for every route tested
            at fixtures/quotekit.cases.toml
 
 Gate 3 — Deployment ready: unknown

@@ -68,12 +68,34 @@ fn bench_requests(c: &mut Criterion, name: &str, requests: &[Sample], mut per_re
             let mut headers: Vec<(&str, &str)> = Vec::with_capacity(extra.len() + 3);
             headers.push(("host", "lawnquote.online"));
             headers.push(("cf-connecting-ip", &ips[i % ips.len()]));
-            headers.push(("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"));
+            // A whole browser user agent and a referer: the bot check and the shield read both.
+            if !extra.iter().any(|(n, _)| *n == "user-agent") {
+                headers.push(("user-agent", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"));
+            }
+            headers.push(("referer", "https://lawnquote.online/dashboard"));
             headers.extend(extra.iter().copied());
-            let req = RequestFacts { method, url, headers: &headers, peer_ip: None };
+            let req = RequestFacts { method, url, headers: &headers, peer_ip: None, cf: Default::default() };
             black_box(per_request(&req, now, Draw { request_id: i as u128, lane: i as u32 }))
         })
     });
+}
+
+/// QuoteKit's policy without the `bots`, `geo_deny` lines and the `[shield]` table.
+fn without_client_rules(source: &str) -> String {
+    let mut out = String::new();
+    let mut in_shield = false;
+    for line in source.lines() {
+        if line.starts_with('[') {
+            in_shield = line == "[shield]";
+        }
+        if in_shield || line.starts_with("bots = ") || line.starts_with("geo_deny = ") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(!out.contains("[shield]") && out.len() < source.len());
+    out
 }
 
 fn benches(c: &mut Criterion) {
@@ -91,6 +113,17 @@ fn benches(c: &mut Criterion) {
         ("POST", "https://lawnquote.online/api/debug-subscription".to_owned(), vec![("content-length", "20")]),
     ];
     bench_decide(c, "decide/quotekit_mixed", &qk, &requests);
+    // The same policy without its `bots`, `geo_deny` and `[shield]` (issue #21): the difference
+    // is what the three cost per request.
+    let plain = without_client_rules(QUOTEKIT);
+    bench_decide(c, "decide/quotekit_mixed_without_bots_geo_shield", &engine(&plain), &requests);
+    let bots: Vec<Sample> = vec![
+        ("GET", "https://lawnquote.online/pricing".to_owned(), vec![("user-agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")]),
+        ("GET", "https://lawnquote.online/api/quotes".to_owned(), vec![("user-agent", "python-requests/2.32.3")]),
+        ("GET", "https://lawnquote.online/.env".to_owned(), vec![]),
+        ("GET", "https://lawnquote.online/search?q=1%27%20union%20select%20password%20from%20users".to_owned(), vec![]),
+    ];
+    bench_decide(c, "decide/quotekit_bots_and_probes", &qk, &bots);
     // The candidate blocks one more route (not among the requests): every decision agrees.
     let candidate = QUOTEKIT.replacen("[[routes]]", "[[routes]]\npath = \"/pricing/legacy\"\nblock = 404\n\n[[routes]]", 1);
     let candidate = compile(&candidate, &Options::default()).bundle.unwrap().to_bytes().unwrap();

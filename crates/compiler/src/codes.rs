@@ -49,6 +49,14 @@ pub const SLO: &str = "E120";
 pub const SLO_ROUTE: &str = "E121";
 pub const STATS: &str = "E122";
 pub const ALERTS: &str = "E123";
+// Bots, geography, shield (compiler/src/bots.rs, geo.rs, shield.rs)
+pub const BOT_CATEGORY: &str = "E130";
+pub const COUNTRY: &str = "E131";
+pub const CONTINENT: &str = "E132";
+pub const ASN: &str = "E133";
+pub const SHIELD: &str = "E134";
+pub const SHIELD_FAMILY: &str = "E135";
+pub const SHIELD_PATH: &str = "E136";
 
 pub const NO_VERSION: &str = "W000";
 pub const HSTS_PRELOAD_INELIGIBLE: &str = "W001";
@@ -77,6 +85,8 @@ pub const SESSION_USER_CLAIM: &str = "W140";
 pub const SESSION_JWKS_HTTP: &str = "W141";
 pub const SLO_NOBODY_ALERTED: &str = "W120";
 pub const SLO_NO_METRICS_KEY: &str = "W121";
+pub const GEO_EMPTY: &str = "W130";
+pub const SHIELD_HAIR_TRIGGER: &str = "W131";
 
 // CSP (compiler/src/csp.rs)
 pub const UNKNOWN_DIRECTIVE: &str = "E030";

@@ -4,12 +4,14 @@
 //! The same crate runs natively (CLI) and in wasm (playground).
 
 pub mod access;
+pub mod bots;
 pub mod cache;
 pub mod codes;
 pub mod csp;
 pub mod diagnostics;
 pub mod diff;
 pub mod env;
+pub mod geo;
 pub mod headers;
 pub mod health;
 pub mod https;
@@ -22,6 +24,7 @@ pub mod routes;
 pub mod sanitize;
 pub mod sessions;
 pub mod shape;
+pub mod shield;
 pub mod site;
 pub mod slo;
 pub mod units;
@@ -227,6 +230,9 @@ struct Resolved {
     origin: Option<u16>,
     server_actions: bool,
     edge_cache: Option<edgeguard_core::cache::EdgeCache>,
+    bots: edgeguard_core::bots::BotRules,
+    geo_allow: Option<edgeguard_core::geo::GeoSet>,
+    geo_deny: Option<edgeguard_core::geo::GeoSet>,
 }
 
 struct Lowering<'a> {
@@ -382,6 +388,15 @@ impl Lowering<'_> {
         if let Some(o) = &rules.origin {
             r.origin = self.origins.lookup(ctx, o.get_ref(), o.span());
         }
+        if let Some(table) = &rules.bots {
+            r.bots = bots::resolve(ctx, table, &base.bots, &mut self.limits, &format!("{at}.bots"));
+        }
+        if let Some(g) = &rules.geo_allow {
+            r.geo_allow = Some(geo::compile(ctx, g, &format!("{at}.geo_allow")));
+        }
+        if let Some(g) = &rules.geo_deny {
+            r.geo_deny = Some(geo::compile(ctx, g, &format!("{at}.geo_deny")));
+        }
         if let Some(c) = &rules.cache {
             let gated = r.api_key.is_some() || r.require_cookie.is_some() || r.require_session.is_some();
             r.edge_cache = match c.get_ref() {
@@ -451,6 +466,7 @@ fn lower(
     let fallback = cache::fallback(ctx, policy.fallback.as_ref(), base_dir, top.clone());
     let maintenance = cache::maintenance(ctx, policy.maintenance.as_ref());
     let mut health = health::compile(ctx, policy.health.as_ref());
+    let shield = shield::compile(ctx, policy.shield.as_ref());
 
     let mut lowering = Lowering {
         limits: limit_table,
@@ -478,6 +494,9 @@ fn lower(
         origin: None,
         server_actions: true,
         edge_cache: None,
+        bots: edgeguard_core::bots::BotRules::default(),
+        geo_allow: None,
+        geo_deny: None,
     };
     let empty = Rules::default();
     let defaults_rules = policy.defaults.as_ref().unwrap_or(&empty);
@@ -604,6 +623,7 @@ fn lower(
         stats: operate.stats,
         slos: operate.slos,
         alerts: operate.alerts,
+        shield,
     };
     // The revision names the compiled bytes, environment overlay included: staging and
     // production differ, and a comment-only edit of the source keeps the revision.
@@ -628,6 +648,9 @@ fn to_route(pattern: Option<String>, r: &Resolved, block: Option<u16>, headers: 
         server_actions: r.server_actions,
         edge_cache: r.edge_cache,
         require_session: r.require_session.clone(),
+        bots: r.bots.clone(),
+        geo_allow: r.geo_allow.clone(),
+        geo_deny: r.geo_deny.clone(),
     }
 }
 

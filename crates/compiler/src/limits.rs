@@ -192,6 +192,7 @@ fn compile_def(ctx: &mut Ctx, sessions: &mut crate::sessions::Table, name: &str,
         on_error_deny,
         policy_header: policy_header(name, count, window_secs),
         session,
+        geo: def.geo.as_ref().map(|g| crate::geo::compile(ctx, g, &format!("{at}.geo"))),
     })
 }
 

@@ -64,6 +64,9 @@ pub struct Policy {
     pub slo: Map<SloDef>,
     /// Where SLO burn-rate alerts go: worker variables (secrets) holding webhook URLs.
     pub alerts: Option<AlertsDef>,
+    /// The per-client suspicion budget: probes for paths no app serves and injection
+    /// signatures suspend a client past a threshold (docs/shield.md).
+    pub shield: Option<ShieldDef>,
     /// Overlays merged over the rest when `app.environment` names them.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Policy>")]
@@ -291,6 +294,67 @@ pub struct Rules {
     /// true); `false` answers them 403. Set it in [defaults] and allow them per route.
     #[schemars(with = "Option<bool>")]
     pub server_actions: Option<S<bool>>,
+    /// What each bot category gets here: "allow", "deny" (403) or the name of a limit that
+    /// counts it instead of the route's own. Categories: search_engine, monitor, ai_crawler,
+    /// script, unknown. Merged over [defaults] category by category (docs/bots.md).
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    pub bots: Option<Map<S<String>>>,
+    /// Serve only requests from these countries, continents or networks (`request.cf`); others,
+    /// and requests without a location, → 403.
+    pub geo_allow: Option<GeoDef>,
+    /// Refuse requests from these countries, continents or networks with 403.
+    pub geo_deny: Option<GeoDef>,
+}
+
+/// Countries, continents and networks, as Cloudflare reports them in `request.cf`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeoDef {
+    /// ISO 3166-1 alpha-2 codes, e.g. ["US", "CA"].
+    #[schemars(with = "Option<Vec<String>>")]
+    pub countries: Option<Vec<S<String>>>,
+    /// Continent codes: AF, AN, AS, EU, NA, OC, SA.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub continents: Option<Vec<S<String>>>,
+    /// Autonomous system numbers, e.g. [13335].
+    #[schemars(with = "Option<Vec<i64>>")]
+    pub asns: Option<Vec<S<i64>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShieldMode {
+    /// Suspend clients past the threshold.
+    Enforce,
+    /// Count and report what would be suspended, refuse nothing (the default).
+    Shadow,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldDef {
+    /// "shadow" (default: count and log, refuse nothing) or "enforce".
+    #[schemars(with = "Option<ShieldMode>")]
+    pub mode: Option<S<ShieldMode>>,
+    /// Suspicious requests within `window` that suspend a client (default 5).
+    #[schemars(with = "Option<i64>")]
+    pub threshold: Option<S<i64>>,
+    /// The counting window (default "1m").
+    #[schemars(with = "Option<String>")]
+    pub window: Option<S<String>>,
+    /// How long a suspended client is refused (default "15m").
+    #[schemars(with = "Option<String>")]
+    pub cooldown: Option<S<String>>,
+    /// The refusal's status: 403 (default) or 429.
+    #[schemars(with = "Option<i64>")]
+    pub status: Option<S<i64>>,
+    /// More probe paths of this app's own: globs over the whole path, `*` matching anything.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub paths: Option<Vec<S<String>>>,
+    /// Signature families to turn off: secrets, admin_panels, server_scripts, backups,
+    /// traversal, sql_injection, xss, code_injection, scanner.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub ignore: Option<Vec<S<String>>>,
 }
 
 /// `[sessions.<name>]`.
@@ -415,7 +479,7 @@ pub enum LimitRef {
 #[allow(dead_code)]
 pub enum LimitRefSchema {
     Named(String),
-    Inline(LimitDef),
+    Inline(Box<LimitDef>),
 }
 
 /// A route's `cache`: a `Cache-Control` value, or the edge cache table.
@@ -592,6 +656,9 @@ pub struct LimitDef {
     /// What a global or cloudflare limit does when its backend fails or times out (default allow).
     #[schemars(with = "Option<OnError>")]
     pub on_error: Option<S<OnError>>,
+    /// Count only requests from these countries, continents or networks (`request.cf`); a
+    /// request of unknown location is counted.
+    pub geo: Option<GeoDef>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -56,7 +56,7 @@ impl Edge {
 
     /// Send exactly these headers (no Host or client address added).
     fn raw(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> Explanation {
-        let req = RequestFacts { method, url, headers, peer_ip: None };
+        let req = RequestFacts { method, url, headers, peer_ip: None, cf: Default::default() };
         if !self.counting {
             self.limiter = self.engine.new_limiter(42);
         }
@@ -732,7 +732,7 @@ proptest! {
         };
         let run = |target: &str| {
             let headers = [("host", HOST), ("cf-connecting-ip", CLIENT), ("cookie", "sb-a-auth-token=1")];
-            let req = RequestFacts { method: "GET", url: target, headers: &headers, peer_ip: None };
+            let req = RequestFacts { method: "GET", url: target, headers: &headers, peer_ip: None, cf: Default::default() };
             let mut limiter = engine.new_limiter(1);
             explain(engine, &engine.decide_standalone(&req, &mut limiter, 0, Draw::default()))
         };

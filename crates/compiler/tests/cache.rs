@@ -18,7 +18,7 @@ fn send(engine: &Engine, method: &str, url: &str, headers: &[(&str, &str)]) -> E
     let host = url.split('/').nth(2).unwrap_or("lawnquote.online");
     let mut all = vec![("host", host)];
     all.extend_from_slice(headers);
-    let req = RequestFacts { method, url, headers: &all, peer_ip: None };
+    let req = RequestFacts { method, url, headers: &all, peer_ip: None, cf: Default::default() };
     let mut limiter = engine.new_limiter(1);
     let d = engine.decide_standalone(&req, &mut limiter, 0, Draw { request_id: 7, lane: 7 });
     explain(engine, &d)

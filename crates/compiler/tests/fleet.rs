@@ -43,7 +43,7 @@ fn engine(src: &str) -> Engine {
 }
 
 fn req<'a>(method: &'a str, url: &'a str, headers: &'a [(&'a str, &'a str)]) -> RequestFacts<'a> {
-    RequestFacts { method, url, headers, peer_ip: None }
+    RequestFacts { method, url, headers, peer_ip: None, cf: Default::default() }
 }
 
 #[test]

@@ -87,7 +87,7 @@ impl Edge {
                 all.push((name, value));
             }
         }
-        let facts = RequestFacts { method, url: &url, headers: &all, peer_ip: None };
+        let facts = RequestFacts { method, url: &url, headers: &all, peer_ip: None, cf: Default::default() };
         let d = self.engine.decide(&facts, &mut self.limiter, self.now, Draw { request_id: 0xabc, lane: 0 });
         Flight::new(d, method, self.now)
     }
@@ -123,7 +123,7 @@ fn the_intake_is_a_pipeline_step_before_https_and_routes() {
     // Plain http is not redirected, and the report never becomes a forward.
     let url = "http://shop.example/__edge/csp-report";
     let headers = [("host", "shop.example"), ("content-type", "application/csp-report; charset=utf-8"), ("content-length", "10")];
-    let d = e.engine.decide(&RequestFacts { method: "POST", url, headers: &headers, peer_ip: None }, &mut e.limiter, 0, Draw::default());
+    let d = e.engine.decide(&RequestFacts { method: "POST", url, headers: &headers, peer_ip: None, cf: Default::default() }, &mut e.limiter, 0, Draw::default());
     assert_eq!((d.action, d.status, d.reason), (Action::Respond, Some(204), Reason::CspReport));
     assert_eq!(d.endpoint, Some(Endpoint::CspReport(Some(ReportFormat::CspReport))));
     assert_eq!(d.origin, None);
@@ -349,7 +349,7 @@ fn outputs_stay_off_without_a_key_or_a_binding() {
     observer.set_outputs(engine.bundle(), false, false);
     let mut limiter = engine.new_limiter(1);
     let headers = [("host", "shop.example")];
-    let d = engine.decide(&RequestFacts { method: "GET", url: "https://shop.example/admin/x", headers: &headers, peer_ip: None }, &mut limiter, T0, Draw::default());
+    let d = engine.decide(&RequestFacts { method: "GET", url: "https://shop.example/admin/x", headers: &headers, peer_ip: None, cf: Default::default() }, &mut limiter, T0, Draw::default());
     let out = observer.finish(&engine, &Flight::new(d, "GET", T0), &answered(401), Draws::default(), T0);
     assert!(out.log.is_some() && out.events.is_empty() && out.point.is_none());
     // analytics = false in the policy wins over a present binding.

@@ -31,7 +31,7 @@ impl Edge {
         let host = url.split('/').nth(2).unwrap_or("lawnquote.online");
         let mut all: Vec<(&str, &str)> = vec![("host", host), ("cf-connecting-ip", "198.51.100.7")];
         all.extend_from_slice(headers);
-        let req = RequestFacts { method, url, headers: &all, peer_ip: None };
+        let req = RequestFacts { method, url, headers: &all, peer_ip: None, cf: Default::default() };
         let d = self.engine.decide_standalone(&req, &mut self.limiter, now, Draw { request_id: 0xabc, lane: 1234 });
         explain(&self.engine, &d)
     }
@@ -178,7 +178,7 @@ fn ip_rules_forbid() {
     let mut edge = Edge::new(src, None);
     // The trusted client address comes from the peer here (no [client_ip] header).
     let mut send = |url: &str, ip: &str| {
-        let req = RequestFacts { method: "GET", url, headers: &[("host", "a")], peer_ip: ip.parse().ok() };
+        let req = RequestFacts { method: "GET", url, headers: &[("host", "a")], peer_ip: ip.parse().ok(), cf: Default::default() };
         let d = edge.engine.decide(&req, &mut edge.limiter, 0, Draw::default());
         explain(&edge.engine, &d)
     };
@@ -303,7 +303,7 @@ fn canary_lane_is_drawn_and_sticky() {
         if let Some(c) = cookie {
             headers.push(("cookie", c));
         }
-        let req = RequestFacts { method: "GET", url: "https://lawnquote.online/", headers: &headers, peer_ip: None };
+        let req = RequestFacts { method: "GET", url: "https://lawnquote.online/", headers: &headers, peer_ip: None, cf: Default::default() };
         let d = edge.engine.decide(&req, &mut edge.limiter, 0, Draw { request_id: 1, lane });
         explain(&edge.engine, &d)
     };

@@ -33,7 +33,7 @@ impl Edge {
         let host = url.split('/').nth(2).unwrap_or("lawnquote.online");
         let mut all = vec![("host", host)];
         all.extend_from_slice(headers);
-        let req = RequestFacts { method, url, headers: &all, peer_ip: None };
+        let req = RequestFacts { method, url, headers: &all, peer_ip: None, cf: Default::default() };
         let d = self.engine.decide_standalone(&req, &mut self.limiter, secs * 1_000_000_000, Draw { request_id: 7, lane: 7 });
         explain(&self.engine, &d)
     }

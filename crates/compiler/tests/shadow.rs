@@ -44,7 +44,7 @@ impl Pair {
     fn send(&mut self, method: &str, path: &str, now: u64) -> Option<serde_json::Value> {
         let url = format!("https://lawnquote.online{path}");
         let headers = [("host", "lawnquote.online"), ("cf-connecting-ip", "198.51.100.7"), ("content-length", "2")];
-        let req = RequestFacts { method, url: &url, headers: &headers, peer_ip: None };
+        let req = RequestFacts { method, url: &url, headers: &headers, peer_ip: None, cf: Default::default() };
         let draw = Draw { request_id: u128::from(now) + 1, lane: 7 };
         let a = self.active.decide_standalone(&req, &mut self.limiter, now, draw);
         let c = self.shadow.decide(&req, now, draw);

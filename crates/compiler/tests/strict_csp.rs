@@ -53,7 +53,7 @@ fn send(source: &str, method: &str, url: &str, headers: &[(&str, &str)]) -> Expl
     let host = url.split('/').nth(2).unwrap();
     let mut all = vec![("host", host)];
     all.extend_from_slice(headers);
-    let req = RequestFacts { method, url, headers: &all, peer_ip: None };
+    let req = RequestFacts { method, url, headers: &all, peer_ip: None, cf: Default::default() };
     let d = engine.decide_standalone(&req, &mut limiter, 0, Draw { request_id: 7, lane: 7 });
     explain(&engine, &d)
 }

@@ -21,6 +21,7 @@ fn benches(c: &mut Criterion) {
         on_error_deny: false,
         policy_header: policy_header("api", 100, 900),
         session: None,
+        geo: None,
     };
     const KEYS: u32 = 100_000;
     let mut limiter = Limiter::new(200_000, 11);

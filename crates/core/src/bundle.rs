@@ -90,6 +90,8 @@ pub struct Bundle {
     pub slos: Vec<crate::slo::Slo>,
     /// `[alerts]`: where SLO alerts are sent.
     pub alerts: crate::slo::Alerts,
+    /// `[shield]`: the per-client suspicion budget; `None` when the policy has no `[shield]`.
+    pub shield: Option<crate::shield::Shield>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +218,11 @@ pub struct Route {
     pub edge_cache: Option<crate::cache::EdgeCache>,
     /// `require_session`: a verified session (and claims) this route requires.
     pub require_session: Option<crate::sessions::Requirement>,
+    /// `bots`: what each bot category gets here (resolved over `[defaults]`).
+    pub bots: crate::bots::BotRules,
+    /// `geo_allow` / `geo_deny`: where requests may come from (`request.cf`).
+    pub geo_allow: Option<crate::geo::GeoSet>,
+    pub geo_deny: Option<crate::geo::GeoSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +263,8 @@ pub struct Limit {
     pub policy_header: String,
     /// For `session:<claim>` keys: the source and the claim (index into its `claims`).
     pub session: Option<SessionKey>,
+    /// `geo`: the limit counts only requests from these places (and those of unknown location).
+    pub geo: Option<crate::geo::GeoSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,6 +302,7 @@ impl Limit {
             on_error_deny: false,
             policy_header: crate::limits::policy_header(name, count, window_secs),
             session: None,
+            geo: None,
         }
     }
 }
@@ -512,6 +522,9 @@ impl Bundle {
             }
             if r.origin.is_some_and(|o| usize::from(o) >= self.origins.len()) {
                 return bad("origin");
+            }
+            if r.bots.limits().any(|l| usize::from(l) >= self.limits.len()) {
+                return bad("bots limit");
             }
         }
         if !self.origins.is_empty() && usize::from(self.deploy.active) >= self.origins.len() {

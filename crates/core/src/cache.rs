@@ -245,7 +245,7 @@ mod tests {
                 Some(_) => &[("accept", "application/json")],
                 None => &[],
             };
-            wants_page(&RequestFacts { method, url: "/", headers, peer_ip: None })
+            wants_page(&RequestFacts { method, url: "/", headers, peer_ip: None, cf: Default::default() })
         };
         assert!(req("GET", Some("html")) && req("HEAD", Some("html")));
         assert!(!req("POST", Some("html")) && !req("GET", Some("json")) && !req("GET", None));

@@ -70,6 +70,12 @@ pub enum Reason {
     SessionUnavailable,
     /// Answered by the fleet dashboard (`[stats] dashboard`).
     Dashboard,
+    /// The route's `bots` rule denies the client's category.
+    BotDenied,
+    /// The route's `geo_allow` / `geo_deny` refuses where the client is.
+    GeoDenied,
+    /// The shield suspended the client after too many probes.
+    ShieldBlocked,
 }
 
 impl Reason {
@@ -102,6 +108,9 @@ impl Reason {
             Reason::SessionClaims => "session_claims",
             Reason::SessionUnavailable => "session_unavailable",
             Reason::Dashboard => "dashboard",
+            Reason::BotDenied => "bot_denied",
+            Reason::GeoDenied => "geo_denied",
+            Reason::ShieldBlocked => "shield_blocked",
         }
     }
 
@@ -142,6 +151,9 @@ impl Reason {
             Reason::SessionClaims => "Session not permitted",
             Reason::SessionUnavailable => "Session cannot be verified",
             Reason::Dashboard => "Dashboard",
+            Reason::BotDenied => "Automated client refused",
+            Reason::GeoDenied => "Location refused",
+            Reason::ShieldBlocked => "Client suspended",
         }
     }
 }
@@ -223,6 +235,9 @@ pub struct Decision {
     /// The session the route or its limit read (`require_session`, `key = "session:…"`), and
     /// what the engine found; [`Decision::session_ask`] when the host must act first.
     pub session: Option<SessionFact>,
+    /// What the edge learned about the client that decided this request: bot category,
+    /// location, suspicion (explain's `client`).
+    pub client: Client,
 }
 
 /// A request's session for one source ([`crate::sessions`]).
@@ -232,7 +247,33 @@ pub struct SessionFact {
     pub resolved: crate::sessions::Resolved,
 }
 
+/// The client facts a decision used (docs/explain.md, `client`). Never the raw user agent or
+/// address: the category and list entry only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Client {
+    /// Worked out when a `bots` rule needed it (or explain asked): `None` otherwise.
+    pub bot: Option<crate::bots::Bot>,
+    /// `request.cf.country` / `continent` (upper case) and `asn`, when Cloudflare sent them.
+    pub country: Option<[u8; 2]>,
+    pub continent: Option<[u8; 2]>,
+    pub asn: Option<u32>,
+    /// With a `[shield]`: the client's standing after this request and the signature this
+    /// request matched, if any.
+    pub suspicion: Option<crate::shield::Standing>,
+    pub signature: Option<crate::shield::Hit>,
+    /// The shield would have suspended the client but runs in shadow mode.
+    pub shield_shadowed: bool,
+    /// Whether the user agent looks like a browser's, once the shield worked it out (so the bot
+    /// stage does not scan it again).
+    pub browser: Option<bool>,
+}
+
 impl Decision {
+    /// Seconds a client the shield refused must wait.
+    pub fn shield_retry_after(&self) -> Option<u64> {
+        (self.reason == Reason::ShieldBlocked).then(|| self.client.suspicion.map(|s| s.suspended_for)).flatten().filter(|s| *s > 0)
+    }
+
     /// What the host must do before this request can be decided (fetch a key set, check a
     /// signature); the decision itself is then a placeholder 503 that fails closed.
     pub fn session_ask(&self) -> Option<&crate::sessions::Ask> {
@@ -286,7 +327,7 @@ impl Decision {
             detail: &self.detail,
             instance: path,
             request_id: &self.request_id,
-            retry_after: self.rate_limit.filter(|r| !r.shadow_refused && r.retry_after_secs > 0).map(|r| r.retry_after_secs),
+            retry_after: self.rate_limit.filter(|r| !r.shadow_refused && r.retry_after_secs > 0).map(|r| r.retry_after_secs).or_else(|| self.shield_retry_after()),
         };
 
         serde_json::to_string(&problem).ok()

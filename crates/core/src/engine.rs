@@ -5,7 +5,7 @@ use core::net::IpAddr;
 use std::borrow::Cow;
 
 use crate::bundle::{ApiKey, Bundle, LimitKey, LoadError, Route, Scope, method};
-use crate::decision::{Action, Decision, Endpoint, GlobalCheck, GlobalVerdict, RateLimitState, Reason, RuleRef};
+use crate::decision::{Action, Client, Decision, Endpoint, GlobalCheck, GlobalVerdict, RateLimitState, Reason, RuleRef};
 use crate::limits::{Limiter, Nanos};
 use crate::request::RequestFacts;
 use crate::routes::{Match, ParamCheck};
@@ -49,6 +49,9 @@ pub struct Engine {
     maintenance_secret: Option<String>,
     /// Verified sessions: keys, remembered tokens, signature asks in flight.
     sessions: crate::sessions::Shared,
+    /// Work out every request's bot category, not only where a `bots` rule needs it (`explain`,
+    /// `test` and the playground report it; the worker leaves it off).
+    report_client: bool,
 }
 
 impl ParamCheck for Vec<regex_lite::Regex> {
@@ -73,7 +76,7 @@ impl Engine {
         let seed = bundle.revision.bytes().take(16).fold(0u64, |acc, b| acc.rotate_left(5) ^ u64::from(b));
         let global_hasher = foldhash::quality::FixedState::with_seed(seed);
         let sessions = std::sync::Mutex::new(crate::sessions::Sessions::new(bundle.sessions.len(), crate::sessions::seed(seed)));
-        Ok(Engine { bundle, regexes, overrides: Overrides::default(), unhealthy: 0, global_hasher, maintenance_secret: None, sessions })
+        Ok(Engine { bundle, regexes, overrides: Overrides::default(), unhealthy: 0, global_hasher, maintenance_secret: None, sessions, report_client: false })
     }
 
     /// The session state, for the host's answers (`set_secret`, `set_jwks`, `verified`).
@@ -116,6 +119,12 @@ impl Engine {
 
     pub fn maintenance_secret(&self) -> Option<&str> {
         self.maintenance_secret.as_deref()
+    }
+
+    /// Classify every request's client for the report (`explain`, `test`, the playground),
+    /// including on routes without a `bots` rule. Decisions are the same either way.
+    pub fn set_report_client(&mut self, on: bool) {
+        self.report_client = on;
     }
 
     /// Apply operational overrides (see [`Overrides`]).
@@ -226,6 +235,7 @@ impl Engine {
             page: b.fallback.is_some() && crate::cache::wants_page(req),
             detail: Cow::Borrowed(FORWARDED),
             session: None,
+            client: Client { country: geo_code(req.cf.country), continent: geo_code(req.cf.continent), asn: req.cf.asn, ..Client::default() },
         };
         let d = self.pipeline(req, limiter, now, draw, d);
         if self.overrides.shadow && d.action == Action::Reject && is_policy_refusal(d.reason) && d.endpoint.is_none() {
@@ -262,6 +272,10 @@ impl Engine {
                 if let Some(path) = req.url.split(['?', '#']).next().filter(|p| p.starts_with('/')) {
                     d.path_and_query = path.chars().take(256).collect();
                 }
+                // A malformed target is often a probe (`/..%2f..`): the shield counts it first.
+                if self.shield_step(req, limiter, now, &mut d) {
+                    return self.shield_refusal(d);
+                }
                 return match refusal {
                     Refusal::BadRequest(why) => reject(d, Reason::BadRequest, 400, Cow::Borrowed(why)),
                     Refusal::UriTooLong => reject(d, Reason::UriTooLong, 414, Cow::Borrowed("the request target is too long")),
@@ -282,6 +296,11 @@ impl Engine {
         if !b.app.hosts.is_empty() && !b.app.hosts.contains(&d.host) {
             let detail = format!("`{}` is not a host this edge serves", d.host);
             return reject(d, Reason::HostNotAllowed, 421, Cow::Owned(detail));
+        }
+
+        // 2b. shield: a suspended client is refused whatever it asks for
+        if self.shield_step(req, limiter, now, &mut d) {
+            return self.shield_refusal(d);
         }
 
         // 3. health
@@ -353,6 +372,38 @@ impl Engine {
             return reject(d, Reason::MethodNotAllowed, 405, Cow::Owned(detail));
         }
 
+        // 6a. bots, 6b. geo
+        let mut bot_limit = None;
+        if !route.bots.is_open() || self.report_client {
+            let ua = req.header("user-agent");
+            let browser = match d.client.browser {
+                Some(known) => known,
+                None => ua.is_some_and(|u| crate::bots::looks_like_browser(u.trim().as_bytes())),
+            };
+            let bot = crate::bots::classify_known(ua, browser, &req.cf);
+            d.client.bot = Some(bot);
+            match route.bots.action(bot.category) {
+                crate::bots::BotAction::Allow => {}
+                crate::bots::BotAction::Deny => {
+                    let detail = match (bot.claimed, bot.category) {
+                        (Some(claimed), _) => format!(
+                            "this route does not serve unknown automated clients; the user agent claims {} but Cloudflare did not verify it",
+                            claimed.code()
+                        ),
+                        (None, category) => format!("this route does not serve clients of the bot category `{}`", category.code()),
+                    };
+                    return reject(d, Reason::BotDenied, 403, Cow::Owned(detail));
+                }
+                crate::bots::BotAction::Limit(i) => bot_limit = Some(i),
+            }
+        }
+        if (route.geo_allow.is_some() || route.geo_deny.is_some())
+            && let Err(detail) = crate::geo::check(route.geo_allow.as_ref(), route.geo_deny.as_ref(), &req.cf)
+        {
+            return reject(d, Reason::GeoDenied, 403, Cow::Owned(detail));
+        }
+
+
         // 6. access. The session first: an ask for the host (a key set, a signature) must come
         // before anything is counted, as the request is decided again with the answer.
         d.session = self.session(route, req, now);
@@ -371,8 +422,12 @@ impl Engine {
             _ => None,
         };
 
-        // 7. limits
-        if let Some((index, limit)) = route.limit.and_then(|i| b.limits.get(usize::from(i)).map(|l| (i, l))) {
+        // 7. limits (a bot category's own limit stands in for the route's)
+        let limit_index = bot_limit.or(route.limit);
+        if let Some((index, limit)) = limit_index
+            .and_then(|i| b.limits.get(usize::from(i)).map(|l| (i, l)))
+            .filter(|(_, l)| crate::geo::limit_applies(l.geo.as_ref(), &req.cf))
+        {
             if limit.scope == Scope::Local {
                 let hash = self.limit_key_hash(|parts| limiter.key_hash_parts(index, parts), limit.key, limit.key_name.as_deref(), req, d.client_ip, rule, session_claim(limit, session.as_deref()));
                 let outcome = limiter.check(limit, hash, now);
@@ -413,7 +468,47 @@ impl Engine {
         if d.rate_limit.is_some_and(|r| r.shadow_refused) {
             d.detail = Cow::Borrowed("forwarded; a shadow-mode limit would have refused it");
         }
+        if d.client.shield_shadowed {
+            d.detail = Cow::Borrowed("forwarded; the shield (shadow mode) would have suspended this client");
+        }
         d
+    }
+
+    /// Stage 2b: count this request against the client's suspicion budget. `true` when the
+    /// client is suspended and the shield enforces (shadow mode only marks the decision).
+    fn shield_step(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, d: &mut Decision) -> bool {
+        let Some(shield) = self.bundle.shield.as_ref() else { return false };
+        let ua = req.header("user-agent");
+        let scan = ua.map(|u| crate::bots::scan_user_agent(u.trim().as_bytes()));
+        let browser = scan.is_some_and(|s| s.browser);
+        d.client.browser = Some(browser);
+        let hit = crate::shield::inspect_parts(shield, req.url, ua.zip(scan.map(|s| s.suspect)), req.header("referer"), browser);
+        let client = d.client_ip.map(|ip| client_key(ip, self.bundle.client_ip.ipv6_prefix));
+        let key = limiter.shield_hash(client.as_ref().map_or(b"unknown", ClientKey::as_bytes));
+        let standing = limiter.shield.observe(key, hit.is_some(), shield, now);
+        d.client.suspicion = Some(standing);
+        d.client.signature = hit;
+        if standing.suspended_for == 0 {
+            return false;
+        }
+        if !shield.enforce {
+            d.client.shield_shadowed = true;
+            d.shadowed = Some(Reason::ShieldBlocked);
+            return false;
+        }
+        true
+    }
+
+    fn shield_refusal(&self, d: Decision) -> Decision {
+        let (threshold, window, wait) = match (&self.bundle.shield, d.client.suspicion) {
+            (Some(s), Some(st)) => (s.threshold, s.window_secs, st.suspended_for),
+            _ => (0, 0, 0),
+        };
+        let status = self.bundle.shield.as_ref().map_or(403, |s| s.status);
+        let detail = format!(
+            "this client sent {threshold} requests for paths or payloads no application serves within {window} s and is refused for {wait} s"
+        );
+        reject(d, Reason::ShieldBlocked, status, Cow::Owned(detail))
     }
 
     /// An API key presented for `key`: 401 when it is not one of the accepted ones, and each such
@@ -743,6 +838,9 @@ fn is_policy_refusal(reason: Reason) -> bool {
             | Reason::SessionInvalid
             | Reason::SessionExpired
             | Reason::SessionClaims
+            | Reason::BotDenied
+            | Reason::GeoDenied
+            | Reason::ShieldBlocked
     )
 }
 
@@ -750,6 +848,14 @@ fn is_policy_refusal(reason: Reason) -> bool {
 fn session_claim<'s>(limit: &crate::bundle::Limit, session: Option<&'s crate::sessions::Session>) -> Option<&'s str> {
     let key = limit.session.filter(|_| limit.key == LimitKey::Session)?;
     session?.claim(key.claim).first().map(String::as_str)
+}
+
+/// A two-letter `request.cf` code, upper case; anything else is no code.
+fn geo_code(text: Option<&str>) -> Option<[u8; 2]> {
+    match text?.as_bytes() {
+        [a, b] if a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric() => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+        _ => None,
+    }
 }
 
 pub(crate) fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {

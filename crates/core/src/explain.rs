@@ -108,6 +108,53 @@ pub struct Explanation {
     /// The `[slo.<name>]` objectives this request counts toward (by its route), in policy
     /// order; empty when none does.
     pub slo: Vec<String>,
+    /// What the edge knew about the client: bot category, location from `request.cf`, the
+    /// shield's count. Never the raw user agent or address.
+    pub client: ClientReport,
+}
+
+/// [`Explanation::client`] (docs/explain.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientReport {
+    /// `{ category, verified, claimed, name }`, or `null` when no `bots` rule needed it.
+    pub bot: Option<crate::bots::Bot>,
+    /// `request.cf.country`, `continent` and `asn`; `null` when Cloudflare sent none.
+    pub country: Option<String>,
+    pub continent: Option<String>,
+    pub asn: Option<u32>,
+    /// With a `[shield]`: the client's count after this request, else `null`.
+    pub suspicion: Option<SuspicionReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SuspicionReport {
+    /// Suspicious requests from this client in the current window.
+    pub score: u32,
+    pub threshold: u32,
+    /// Seconds of suspension left (0: not suspended).
+    pub suspended_for: u64,
+    /// `"enforce"` or `"shadow"`.
+    pub mode: &'static str,
+    /// The signature this request matched: `{ kind, signature, in }`, else `null`.
+    pub matched: Option<crate::shield::Hit>,
+}
+
+fn client_report(engine: &Engine, d: &Decision) -> ClientReport {
+    let code = |c: Option<[u8; 2]>| c.map(|c| String::from_utf8_lossy(&c).into_owned());
+    let shield = engine.bundle().shield.as_ref();
+    ClientReport {
+        bot: d.client.bot,
+        country: code(d.client.country),
+        continent: code(d.client.continent),
+        asn: d.client.asn,
+        suspicion: d.client.suspicion.zip(shield).map(|(s, cfg)| SuspicionReport {
+            score: s.score,
+            threshold: cfg.threshold,
+            suspended_for: s.suspended_for,
+            mode: if cfg.enforce { "enforce" } else { "shadow" },
+            matched: d.client.signature,
+        }),
+    }
 }
 
 /// The edge cache for one forwarded request (docs/caching.md).
@@ -242,7 +289,7 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
         detail: d.detail.to_string(),
         path: d.path_and_query.clone(),
         problem: d.problem_json().and_then(|p| serde_json::from_str(&p).ok()),
-        shadow_refused: d.shadowed.is_some() || d.rate_limit.is_some_and(|r| r.shadow_refused),
+        shadow_refused: d.shadowed.is_some() || d.rate_limit.is_some_and(|r| r.shadow_refused) || d.client.shield_shadowed,
         lane: d.lane.filter(|_| d.action == Action::Forward).map(|reason| LaneReport {
             reason,
             failover: d.failover.and_then(|o| bundle.origins.get(usize::from(o))).map(|o| o.name.clone()),
@@ -256,5 +303,6 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
             crate::decision::RuleRef::Route(i) => crate::slo::slos_for(&bundle.slos, Some(i)).into_iter().map(str::to_owned).collect(),
             _ => Vec::new(),
         },
+        client: client_report(engine, d),
     }
 }

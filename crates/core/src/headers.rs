@@ -58,6 +58,9 @@ pub fn dynamic<'a>(bundle: &'a Bundle, d: &Decision) -> Vec<(&'static str, Cow<'
         Action::Reject => {
             out.push(("content-type", Cow::Borrowed("application/problem+json")));
             out.push(("cache-control", Cow::Borrowed("no-store")));
+            if let Some(secs) = d.shield_retry_after() {
+                out.push(("retry-after", Cow::Owned(secs.to_string())));
+            }
         }
         Action::Redirect => {
             if let Some(location) = &d.location {

@@ -4,6 +4,7 @@
 //! and a random draw in, so all three give the same answer for the same request.
 
 pub mod access;
+pub mod bots;
 pub mod bundle;
 pub mod cache;
 pub mod cidr;
@@ -12,6 +13,7 @@ pub mod dashboard;
 pub mod decision;
 pub mod engine;
 pub mod explain;
+pub mod geo;
 pub mod glob;
 pub mod headers;
 pub mod health;
@@ -28,10 +30,11 @@ pub mod sessions;
 pub mod shadow;
 pub mod slo;
 pub mod stats;
+pub mod shield;
 
 pub use bundle::{Bundle, FORMAT_VERSION, LoadError};
 pub use decision::{Action, Decision, Reason};
 pub use engine::{Draw, Engine, Overrides};
 pub use explain::{Explanation, explain};
 pub use limits::Limiter;
-pub use request::RequestFacts;
+pub use request::{CfFacts, RequestFacts};

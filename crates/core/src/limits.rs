@@ -71,6 +71,8 @@ pub struct Limiter {
     hasher: foldhash::quality::FixedState,
     max_keys: usize,
     evictions: u64,
+    /// The shield's suspicion counts (`[shield]`), per client, in this isolate.
+    pub shield: crate::shield::Tracker,
 }
 
 /// GCRA's refusal of a key whose state is `tat` (at least `now`) with burst tolerance `tau`:
@@ -96,6 +98,7 @@ impl Limiter {
             hasher: foldhash::quality::FixedState::with_seed(seed),
             max_keys,
             evictions: 0,
+            shield: crate::shield::Tracker::new(max_keys / 8),
         }
     }
 
@@ -105,6 +108,11 @@ impl Limiter {
         h.write_u16(limit);
         h.write(key);
         h.finish()
+    }
+
+    /// The hash the shield tracks a client under (its limit key bytes).
+    pub fn shield_hash(&self, client: &[u8]) -> u64 {
+        crate::shield::client_hash(&self.hasher, client)
     }
 
     /// The hash identifying `(limit, key)` for a key given in pieces (no concatenation).

@@ -891,6 +891,13 @@ struct Line<'a> {
     detail: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     csp: Option<CspSummary>,
+    /// The bot category that decided (never the user agent): set when a `bots` rule classified
+    /// a client that is not a browser.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bot: Option<&'static str>,
+    /// The shield signature family this request matched (never the matched text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shield: Option<&'static str>,
 }
 
 impl Line<'_> {
@@ -926,6 +933,8 @@ impl Line<'_> {
         if let Some(csp) = &self.csp {
             w.raw("csp", &serde_json::to_string(csp).unwrap_or_else(|_| "null".into()));
         }
+        w.opt_str("bot", self.bot);
+        w.opt_str("shield", self.shield);
         w.finish()
     }
 }
@@ -1351,6 +1360,8 @@ impl<'a> Facts<'a> {
             shadowed: d.shadowed.map(Reason::code),
             detail: (!plain).then_some(d.detail.as_ref()),
             csp: accepted_report.then_some(CspSummary { violations: flight.violations.len(), duplicates: flight.duplicates, ignored: flight.ignored }),
+            bot: d.client.bot.map(|b| b.category).filter(|c| *c != crate::bots::Category::Browser).map(crate::bots::Category::code),
+            shield: d.client.signature.map(|h| h.kind.code()),
         }
     }
 
@@ -1612,6 +1623,8 @@ mod tests {
                 shadowed: on(9).then_some("blocked"),
                 detail: on(10).then(|| s(10)),
                 csp: on(11).then_some(CspSummary { violations: 3, duplicates: 1, ignored: 2 }),
+                bot: on(0).then_some("ai_crawler"),
+                shield: on(1).then_some("secrets"),
             };
             proptest::prop_assert_eq!(line.to_json(), serde_json::to_string(&line).unwrap_or_default());
         }

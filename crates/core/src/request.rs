@@ -11,6 +11,91 @@ pub struct RequestFacts<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// The connection's peer address, used when the trusted client-IP header is absent.
     pub peer_ip: Option<IpAddr>,
+    /// What Cloudflare says about the client (`request.cf`): location, network, verified bot.
+    /// Absent outside Cloudflare ([`CfFacts::NONE`]); `explain` and `test` take it as input.
+    pub cf: CfFacts<'a>,
+}
+
+/// The facts of `request.cf` the engine reads: set by Cloudflare's edge, never by the client,
+/// so they are the only location and bot facts trusted. Every field is optional: a request that
+/// did not pass through Cloudflare (`wrangler dev`, a plain test) carries none of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CfFacts<'a> {
+    /// `cf.country`: ISO 3166-1 alpha-2, upper case (Cloudflare also sends `T1` for Tor and `XX`
+    /// for unknown).
+    pub country: Option<&'a str>,
+    /// `cf.continent`: `AF`, `AN`, `AS`, `EU`, `NA`, `OC` or `SA`.
+    pub continent: Option<&'a str>,
+    /// `cf.asn`: the autonomous system the client address belongs to.
+    pub asn: Option<u32>,
+    /// `cf.verifiedBotCategory` (e.g. `Search Engine Crawler`): set only for a bot Cloudflare
+    /// verified.
+    pub verified_bot_category: Option<&'a str>,
+    /// `cf.botManagement.verifiedBot` (Bot Management plans).
+    pub verified_bot: bool,
+}
+
+impl CfFacts<'_> {
+    /// No `request.cf` at all.
+    pub const NONE: CfFacts<'static> =
+        CfFacts { country: None, continent: None, asn: None, verified_bot_category: None, verified_bot: false };
+
+    /// Cloudflare vouches for the client being the bot it says it is.
+    pub fn is_verified_bot(&self) -> bool {
+        self.verified_bot || self.verified_bot_category.is_some_and(|c| !c.trim().is_empty())
+    }
+}
+
+/// [`CfFacts`], owned: what `explain --country …`, a test case's `country = …` and the
+/// playground hand the engine in place of `request.cf`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CfInput {
+    pub country: Option<String>,
+    pub continent: Option<String>,
+    pub asn: Option<u32>,
+    pub verified_bot_category: Option<String>,
+    pub verified_bot: bool,
+}
+
+impl CfInput {
+    pub fn facts(&self) -> CfFacts<'_> {
+        CfFacts {
+            country: self.country.as_deref(),
+            continent: self.continent.as_deref(),
+            asn: self.asn,
+            verified_bot_category: self.verified_bot_category.as_deref(),
+            verified_bot: self.verified_bot,
+        }
+    }
+
+    /// The shell's wire form (`country\ncontinent\nasn\nverifiedBotCategory\nverified`), as
+    /// [`CfFacts::from_wire`] reads it.
+    pub fn to_wire(&self) -> String {
+        let asn = self.asn.map(|a| a.to_string()).unwrap_or_default();
+        format!(
+            "{}\n{}\n{}\n{}\n{}",
+            self.country.as_deref().unwrap_or(""),
+            self.continent.as_deref().unwrap_or(""),
+            asn,
+            self.verified_bot_category.as_deref().unwrap_or(""),
+            if self.verified_bot { "1" } else { "" }
+        )
+    }
+}
+
+impl<'a> CfFacts<'a> {
+    /// Read the worker shell's `request.cf` line: `country\ncontinent\nasn\nverifiedBotCategory\nverified`
+    /// (empty fields for absent values; an empty string for no `request.cf`).
+    pub fn from_wire(wire: &'a str) -> CfFacts<'a> {
+        let mut parts = wire.split('\n');
+        let mut next = || parts.next().map(str::trim).filter(|v| !v.is_empty());
+        let country = next().filter(|c| c.len() == 2);
+        let continent = next().filter(|c| c.len() == 2);
+        let asn = next().and_then(|a| a.parse().ok());
+        let verified_bot_category = next();
+        let verified_bot = next().is_some_and(|v| v == "1" || v == "true");
+        CfFacts { country, continent, asn, verified_bot_category, verified_bot }
+    }
 }
 
 impl<'a> RequestFacts<'a> {
@@ -66,6 +151,8 @@ pub struct TextRequest {
     pub headers: Vec<(String, String)>,
     /// The connection's peer address (see [`TextRequest::set_client_ip`]).
     pub peer_ip: Option<IpAddr>,
+    /// What stands in for `request.cf` (country, continent, ASN, verified bot).
+    pub cf: CfInput,
 }
 
 /// Why a method, target and headers are not a request.
@@ -107,7 +194,7 @@ impl TextRequest {
             }
             None => return Err(TextRequestError::NotATarget(url.to_owned())),
         }
-        Ok(TextRequest { method: method.to_owned(), url: url.to_owned(), headers, peer_ip: None })
+        Ok(TextRequest { method: method.to_owned(), url: url.to_owned(), headers, peer_ip: None, cf: CfInput::default() })
     }
 
     /// Where the client's address goes: into the policy's trusted client-IP header
@@ -126,7 +213,7 @@ impl TextRequest {
     /// Run `f` on this request as the engine sees it.
     pub fn with_facts<R>(&self, f: impl FnOnce(&RequestFacts) -> R) -> R {
         let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        f(&RequestFacts { method: &self.method, url: &self.url, headers: &headers, peer_ip: self.peer_ip })
+        f(&RequestFacts { method: &self.method, url: &self.url, headers: &headers, peer_ip: self.peer_ip, cf: self.cf.facts() })
     }
 }
 

@@ -320,7 +320,7 @@ mod tests {
     fn framing_that_two_parsers_could_read_differently_is_refused() {
         let limits = SanitizeLimits { max_url_bytes: 8192, max_header_bytes: 32768, max_headers: 100, strip_headers: Vec::new() };
         let check = |headers: &[(&str, &str)]| {
-            check_request(&RequestFacts { method: "POST", url: "/", headers, peer_ip: None }, &limits)
+            check_request(&RequestFacts { method: "POST", url: "/", headers, peer_ip: None, cf: Default::default() }, &limits)
         };
         assert_eq!(check(&[("host", "a"), ("content-length", "5")]), Ok(()));
         assert_eq!(check(&[("content-length", "5"), ("Content-Length", "5")]), Ok(()));

@@ -48,6 +48,18 @@ pub struct PlayRequest {
     /// empty object: none.
     #[serde(default)]
     pub session: Option<serde_json::Value>,
+    /// What stands in for `request.cf` (docs/geo.md, docs/bots.md), as `explain --country`,
+    /// `--continent`, `--asn`, `--verified-bot`, `--verified-bot-category`.
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub continent: Option<String>,
+    #[serde(default)]
+    pub asn: Option<u32>,
+    #[serde(default)]
+    pub verified_bot: bool,
+    #[serde(default)]
+    pub verified_bot_category: Option<String>,
     /// Parsed `client_ip`.
     #[serde(skip)]
     ip: Option<IpAddr>,
@@ -169,6 +181,14 @@ impl PlayRequest {
         if let Some(ip) = self.ip {
             request.set_client_ip(engine.bundle().client_ip.from.as_deref(), ip);
         }
+        let code = |c: &Option<String>| c.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(str::to_ascii_uppercase);
+        request.cf = edgeguard_core::request::CfInput {
+            country: code(&self.country),
+            continent: code(&self.continent),
+            asn: self.asn,
+            verified_bot_category: self.verified_bot_category.clone().filter(|c| !c.trim().is_empty()),
+            verified_bot: self.verified_bot,
+        };
         Ok(request)
     }
 

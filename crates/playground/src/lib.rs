@@ -118,6 +118,8 @@ pub(crate) fn engine(source: &str, env: &str) -> Result<(Engine, Vec<edgeguard_c
     };
     let mut engine = Engine::new(bundle).map_err(|e| error_json(&format!("cannot load the compiled policy: {e}")))?;
     engine.sessions().accept_test_tokens(input::PLAY_CLOCK);
+    // The page shows the client facts (bot category, location, suspicion) of every request.
+    engine.set_report_client(true);
     Ok((engine, output.diagnostics))
 }
 
@@ -326,6 +328,19 @@ mod tests {
         ));
         assert_eq!(v["action"], "forward", "{v}");
         assert_eq!(v["forward_headers"]["x-forwarded-for"], "198.51.100.7");
+    }
+
+    #[test]
+    fn explain_takes_request_cf_and_reports_the_client() {
+        let v = parse(&explain(QUOTEKIT, "", r#"{"url":"https://lawnquote.online/pricing","country":"ir","continent":"AS","asn":197207}"#));
+        assert_eq!((v["status"].as_u64(), v["reason"].as_str()), (Some(403), Some("geo_denied")), "{v}");
+        assert_eq!((v["client"]["country"].as_str(), v["client"]["asn"].as_u64()), (Some("IR"), Some(197207)));
+        let ua = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        let req = json!({"url":"https://lawnquote.online/pricing","headers":[["user-agent", ua]],"verified_bot_category":"Search Engine Crawler"}).to_string();
+        let v = parse(&explain(QUOTEKIT, "", &req));
+        assert_eq!((v["client"]["bot"]["category"].as_str(), v["client"]["bot"]["verified"].as_bool()), (Some("search_engine"), Some(true)), "{v}");
+        let v = parse(&explain(QUOTEKIT, "", &json!({"url":"https://lawnquote.online/pricing","headers":[["user-agent", ua]]}).to_string()));
+        assert_eq!((v["client"]["bot"]["category"].as_str(), v["client"]["bot"]["claimed"].as_str()), (Some("unknown"), Some("search_engine")));
     }
 
     #[test]

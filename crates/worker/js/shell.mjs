@@ -308,6 +308,14 @@ function flatten(st, request) {
   return { flat, strip };
 }
 
+/** The facts of `request.cf` the engine reads, `country\ncontinent\nasn\nverifiedBotCategory\nverified`:
+ * set by Cloudflare's edge, never by the client. "" when the runtime gives none. */
+function cfFacts(cf) {
+  if (!cf) return "";
+  const verified = cf.botManagement && cf.botManagement.verifiedBot ? "1" : "";
+  return (cf.country ?? "") + "\n" + (cf.continent ?? "") + "\n" + (cf.asn ?? "") + "\n" + (cf.verifiedBotCategory ?? "") + "\n" + verified;
+}
+
 /** One attempt at an origin: a promise of the Response, or "timeout" / "unreachable". A plain
  * function returning fetch's promise, not an async one: one fewer promise and turn per request. */
 function attempt(st, origin, request, d, body, strip) {
@@ -1072,13 +1080,14 @@ async function handle(st, request, env, ctx) {
   if (st.broken !== null) return refuseAll(request);
   refreshHealth(st, ctx, start);
   const { flat, strip } = flatten(st, request);
-  let d = JSON.parse(st.edge.decide(flat, start));
+  const cf = cfFacts(request.cf);
+  let d = JSON.parse(st.edge.decide(flat, cf, start));
   // A session the engine cannot tell yet: fetch the key set, then check the signature; each
   // answer is remembered, so this happens once per key set and once per token per isolate.
   for (let asks = 0; d.a === "ask" && asks < 3; asks++) {
     if (d.j) await fetchJwks(st, d.j);
     else await checkSignature(st, d.v);
-    d = JSON.parse(st.edge.decide(flat, Date.now()));
+    d = JSON.parse(st.edge.decide(flat, cf, Date.now()));
   }
   if (d.a === "ask") return refuseAll(request);
   if (d.g) {

@@ -469,11 +469,12 @@ impl Edge {
     }
 
     /// Decide one request. `request` is `method\nurl\nname\nvalue\n…` — one string, so one
-    /// copy into wasm (a method, a URL and header values cannot contain newlines); `now_ms` the
-    /// clock.
-    pub fn decide(&mut self, request: &str, now_ms: f64) -> String {
+    /// copy into wasm (a method, a URL and header values cannot contain newlines); `cf` the
+    /// facts of `request.cf`, `country\ncontinent\nasn\nverifiedBotCategory\nverified` ("" when
+    /// the runtime gives none, as `wrangler dev` may); `now_ms` the clock.
+    pub fn decide(&mut self, request: &str, cf: &str, now_ms: f64) -> String {
         let (method, url, pairs) = split_request(request);
-        let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None };
+        let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None, cf: edgeguard_core::CfFacts::from_wire(cf) };
         let now = nanos(now_ms);
         let draw = Draw { request_id: self.rng.u128(..), lane: self.rng.u32(..) };
         let d = self.engine.decide(&facts, &mut self.limiter, now, draw);
@@ -503,7 +504,8 @@ impl Edge {
             return String::new();
         };
         let (method, url, pairs) = split_request(request);
-        let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None };
+        // `request.cf` is not needed here: the geo and bot rules were applied in `decide`.
+        let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None, cf: edgeguard_core::CfFacts::NONE };
         let verdict = match serde_json::from_str::<WireOutcome>(answer) {
             Ok(o) => GlobalVerdict::Answer(Outcome { allowed: o.allowed, remaining: o.remaining, reset_secs: o.reset, retry_after_secs: o.retry_after }),
             Err(_) => GlobalVerdict::Unavailable,

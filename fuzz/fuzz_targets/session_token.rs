@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let cookie = format!("sb-x-auth-token={material}");
     let bearer = format!("Bearer {material}");
     for headers in [[("cookie", cookie.as_str())], [("authorization", bearer.as_str())]] {
-        let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+        let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None, cf: edgeguard_core::request::CfFacts::NONE };
         let verified = match state.resolve(sources, 0, &req, 1) {
             Resolved::Ask(ask) => match *ask {
                 // The host says no: nothing may verify.

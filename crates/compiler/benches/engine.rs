@@ -179,7 +179,7 @@ fn sessions(c: &mut Criterion) {
     bench_decide(c, "decide/admin_cached_session_cookie", &qk, &[(admin, url, vec![("cookie", cookie)])]);
 
     let headers = [("authorization", bearer)];
-    let req = RequestFacts { method: admin, url: "/api/admin/users", headers: &headers, peer_ip: None };
+    let req = RequestFacts { method: admin, url: "/api/admin/users", headers: &headers, peer_ip: None, cf: edgeguard_core::request::CfFacts::NONE };
     c.bench_function("sessions/first_hs256_verification", |b| {
         b.iter_batched(
             || {

@@ -110,7 +110,7 @@ fn decide(engine: &Engine, path: &str, headers: &[(&str, &str)]) -> edgeguard_co
     let url = format!("https://shop.example{path}");
     let mut all = headers.to_vec();
     all.push(("host", "shop.example"));
-    let facts = RequestFacts { method: "GET", url: &url, headers: &all, peer_ip: None };
+    let facts = RequestFacts { method: "GET", url: &url, headers: &all, peer_ip: None, cf: edgeguard_core::request::CfFacts::NONE };
     let mut limiter = engine.new_limiter(1);
     engine.decide(&facts, &mut limiter, 1_000_000_000, Draw { request_id: 1, lane: 0 })
 }

@@ -779,7 +779,7 @@ mod tests {
 
     fn resolve(state: &mut Sessions, src: &Source, auth: &str, now: u64) -> Resolved {
         let headers = [("authorization", auth)];
-        let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+        let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None, cf: crate::request::CfFacts::NONE };
         state.resolve(std::slice::from_ref(src), 0, &req, now)
     }
 
@@ -875,13 +875,13 @@ mod tests {
             format!("sb-ref-auth-token={token}"),
         ] {
             let headers = [("cookie", cookie.as_str())];
-            let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+            let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None, cf: crate::request::CfFacts::NONE };
             assert!(matches!(hs_state().resolve(std::slice::from_ref(&src), 0, &req, 1_000), Resolved::Verified(_)), "{cookie}");
         }
         // A missing chunk is no session.
         let headers = [("cookie", format!("sb-ref-auth-token.1={b}"))];
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+        let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None, cf: crate::request::CfFacts::NONE };
         assert_eq!(hs_state().resolve(std::slice::from_ref(&src), 0, &req, 1_000), Resolved::Absent);
     }
 
@@ -922,7 +922,7 @@ mod tests {
             let mut state = hs_state();
             let value = if cookie { format!("sb-x-auth-token={text}") } else { format!("Bearer {text}") };
             let headers = [(if cookie { "cookie" } else { "authorization" }, value.as_str())];
-            let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None };
+            let req = RequestFacts { method: "GET", url: "/", headers: &headers, peer_ip: None, cf: crate::request::CfFacts::NONE };
             let r = state.resolve(std::slice::from_ref(&src), 0, &req, 1_000);
             prop_assert!(!matches!(r, Resolved::Verified(_)), "{}", text);
         }

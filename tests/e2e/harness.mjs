@@ -75,7 +75,19 @@ export async function startOrigin(name, port = 0) {
 const REGISTRY = mkdtempSync(path.join(tmpdir(), "edgeguard-registry-"));
 process.on("exit", () => rmSync(REGISTRY, { recursive: true, force: true }));
 
-export async function startEdge({ protocol = "https", main = "build/edge/index.mjs", vars = {}, config = null, cwd = ROOT, env = {}, persistTo = null } = {}) {
+export async function startEdge(options = {}) {
+  // A port picked free can be taken before wrangler binds it: by another edge starting beside
+  // this one (each wrangler also binds ports of its own choosing). Then start again, on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEdgeOnce(options);
+    } catch (err) {
+      if (attempt >= 3 || !/Address already in use/.test(String(err?.message))) throw err;
+    }
+  }
+}
+
+async function startEdgeOnce({ protocol = "https", main = "build/edge/index.mjs", vars = {}, config = null, cwd = ROOT, env = {}, persistTo = null } = {}) {
   const port = await freePort();
   const inspector = await freePort();
   // Its own local state unless `persistTo` names one to keep (a restart that must find the
@@ -110,7 +122,13 @@ export async function startEdge({ protocol = "https", main = "build/edge/index.m
   let stderr = "";
   child.stdout.on("data", (chunk) => (stdout += chunk.toString()));
   child.stderr.on("data", (chunk) => (stderr += chunk.toString()));
-  await waitForLine(child, /Ready on/, "wrangler dev", 60_000);
+  try {
+    await waitForLine(child, /Ready on/, "wrangler dev", 60_000);
+  } catch (err) {
+    await stop(child);
+    if (persistTo === null) rmSync(persist, { recursive: true, force: true });
+    throw err;
+  }
   const stopEdge = async () => {
     await stop(child);
     if (persistTo === null) rmSync(persist, { recursive: true, force: true });

@@ -7,43 +7,13 @@
 // "10s"`), then sends GET /__edge/health one request at a time over one keep-alive connection.
 // The first request waits for a round of probes; the timed ones (a few seconds, well within the
 // 10 s cache) are answered from it. Prints one JSON line.
-import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import path from "node:path";
-
-import { ROOT, WORKERD, agent, freePort, get as getPath, pct, startOrigin } from "./local.mjs";
+import { agent, get as getPath, pct, serveEdge, startOrigin } from "./local.mjs";
 
 const REQUESTS = Number(process.argv[2] ?? 2000);
 const get = (port) => getPath(port, "/__edge/health");
 
 const [blue, green] = await Promise.all([startOrigin("blue"), startOrigin("green")]);
-const port = await freePort();
-const dir = path.join(ROOT, "build/bench-health");
-mkdirSync(dir, { recursive: true });
-const config = path.join(dir, "health.capnp");
-writeFileSync(
-  config,
-  `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [(name = "edge", worker = .edge), (name = "loopback", network = (allow = ["public", "private", "local"]))],
-  sockets = [(name = "http", address = "127.0.0.1:${port}", service = "edge", http = (forwardedProtoHeader = "x-forwarded-proto"))],
-);
-const edge :Workerd.Worker = (
-  modules = [
-    (name = "index.mjs", esModule = embed "../edge/index.mjs"),
-    (name = "shell.mjs", esModule = embed "../edge/shell.mjs"),
-    (name = "engine.js", esModule = embed "../edge/engine.js"),
-    (name = "engine_bg.wasm", wasm = embed "../edge/engine_bg.wasm"),
-    (name = "policy.egb", data = embed "../edge/policy.egb"),
-  ],
-  bindings = [(name = "EDGE_ORIGINS", text = "blue=${blue.url},green=${green.url}")],
-  compatibilityDate = "2025-09-01",
-  globalOutbound = "loopback",
-);
-`,
-);
-// Its request log lines (one per request, as in production) go nowhere.
-const workerd = spawn(WORKERD, ["serve", config], { stdio: ["ignore", "ignore", "inherit"] });
+const { child: workerd, port } = await serveEdge("health", { EDGE_ORIGINS: `blue=${blue.url},green=${green.url}` });
 try {
   let first;
   for (let i = 0; i < 500 && !first; i++) {

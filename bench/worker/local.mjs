@@ -2,6 +2,7 @@
 // a time over one keep-alive connection, timed.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
@@ -53,3 +54,39 @@ export function get(port, pathname, headers = {}) {
 }
 
 export const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+
+/**
+ * `workerd serve` with build/edge (the worker `make edges` writes for QuoteKit) on a free
+ * loopback port, its text `bindings` ({ name: value }) set; the config goes in build/bench-<name>.
+ * Its request log lines go nowhere. Resolves to { child, port }.
+ */
+export async function serveEdge(name, bindings) {
+  const port = await freePort();
+  const dir = path.join(ROOT, `build/bench-${name}`);
+  mkdirSync(dir, { recursive: true });
+  const config = path.join(dir, `${name}.capnp`);
+  const texts = Object.entries(bindings).map(([k, v]) => `(name = "${k}", text = "${v}")`).join(", ");
+  writeFileSync(
+    config,
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "edge", worker = .edge), (name = "loopback", network = (allow = ["public", "private", "local"]))],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", service = "edge", http = (forwardedProtoHeader = "x-forwarded-proto"))],
+);
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "index.mjs", esModule = embed "../edge/index.mjs"),
+    (name = "shell.mjs", esModule = embed "../edge/shell.mjs"),
+    (name = "engine.js", esModule = embed "../edge/engine.js"),
+    (name = "engine_bg.wasm", wasm = embed "../edge/engine_bg.wasm"),
+    (name = "policy.egb", data = embed "../edge/policy.egb"),
+  ],
+  bindings = [${texts}],
+  compatibilityDate = "2025-09-01",
+  globalOutbound = "loopback",
+);
+`,
+  );
+  const child = spawn(WORKERD, ["serve", config], { stdio: ["ignore", "ignore", "inherit"] });
+  return { child, port };
+}

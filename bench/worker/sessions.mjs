@@ -9,50 +9,18 @@
 // first request pays the verification (the engine's ask, WebCrypto's ECDSA P-256 check, the
 // second decide), the second finds the token remembered. Both are forwarded to the origin, so
 // the difference of the two is the first verification's cost. Prints one JSON line.
-import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import path from "node:path";
-
-import { ROOT, WORKERD, agent, freePort, get, pct, startOrigin } from "./local.mjs";
+import { agent, get, pct, serveEdge, startOrigin } from "./local.mjs";
 
 const TOKENS = Number(process.argv[2] ?? 300);
 
 const origin = await startOrigin("blue");
-const port = await freePort();
-const dir = path.join(ROOT, "build/bench-sessions");
-mkdirSync(dir, { recursive: true });
-const config = path.join(dir, "sessions.capnp");
-writeFileSync(
-  config,
-  `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [(name = "edge", worker = .edge), (name = "loopback", network = (allow = ["public", "private", "local"]))],
-  sockets = [(name = "http", address = "127.0.0.1:${port}", service = "edge", http = (forwardedProtoHeader = "x-forwarded-proto"))],
-);
-const edge :Workerd.Worker = (
-  modules = [
-    (name = "index.mjs", esModule = embed "../edge/index.mjs"),
-    (name = "shell.mjs", esModule = embed "../edge/shell.mjs"),
-    (name = "engine.js", esModule = embed "../edge/engine.js"),
-    (name = "engine_bg.wasm", wasm = embed "../edge/engine_bg.wasm"),
-    (name = "policy.egb", data = embed "../edge/policy.egb"),
-  ],
-  bindings = [
-    (name = "EDGE_ORIGINS", text = "*=${origin.url}"),
-    (name = "EDGE_JWKS_URLS", text = "supabase=${origin.url}/auth/v1/.well-known/jwks.json"),
-  ],
-  compatibilityDate = "2025-09-01",
-  globalOutbound = "loopback",
-);
-`,
-);
+const { child: workerd, port } = await serveEdge("sessions", { EDGE_ORIGINS: `*=${origin.url}`, EDGE_JWKS_URLS: `supabase=${origin.url}/auth/v1/.well-known/jwks.json` });
 
 async function mint(sub) {
   const res = await fetch(`${origin.url}/__demo/session?sub=${sub}&role=admin`, { method: "POST" });
   return (await res.json()).token;
 }
 
-const workerd = spawn(WORKERD, ["serve", config], { stdio: ["ignore", "ignore", "inherit"] });
 try {
   let ready;
   for (let i = 0; i < 500 && !ready; i++) {

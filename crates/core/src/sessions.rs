@@ -335,8 +335,11 @@ impl Sessions {
             self.evict(now);
         }
         self.seq = self.seq.wrapping_add(1);
-        self.bytes = self.bytes.saturating_add(size);
-        self.tokens.insert(material, Entry { outcome: outcome.clone(), until, seq: self.seq });
+        // A token remembered again (its invalid outcome lapsed, or two asks for it) replaces its
+        // entry: its bytes are counted once.
+        if self.tokens.insert(material, Entry { outcome: outcome.clone(), until, seq: self.seq }).is_none() {
+            self.bytes = self.bytes.saturating_add(size);
+        }
         outcome
     }
 

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod observe;
 pub mod origins;
 pub mod request;
+pub mod response;
 pub mod routes;
 pub mod sanitize;
 pub mod scan;

@@ -270,12 +270,19 @@ function execute(st, h, ops, body, nonce) {
  * Send a response through the response phase: `finish` (the engine) says what it is — the
  * header set's operations, then this response's; for an origin that failed, the edge's own
  * status and body — and hands back what to write for the request (log line, events, data
- * point). `base`: the origin's (or a stored copy's) headers, undefined for the edge's own
- * answer; `own`: `base` belongs to this response alone and is edited in place.
+ * point). `base`: the origin's Response, or a stored copy's headers; undefined for the edge's
+ * own answer; `own`: `base` (headers) belongs to this response alone and is edited in place.
+ * An origin Response is answered as `new Response(body, response)` edited in place: its
+ * headers are copied once.
  * @param {Step} d
  */
 function respond(st, d, body, status, statusText, base, obs, note, head = false, own = false) {
-  const h = own ? base : new Headers(base);
+  let response = null;
+  let h;
+  if (base instanceof Response) {
+    response = new Response(body, base);
+    h = response.headers;
+  } else h = own ? base : new Headers(base);
   const fromOrigin = base !== undefined;
   const serverTiming = timing(obs, note);
   let sent = `${status}\n${obs.edgeMs}\n${obs.originMs ?? ""}\n${obs.originError}\n${obs.failover}\n${obs.cache}\n${fromOrigin ? "1" : ""}\n${head ? "1" : ""}`;
@@ -288,10 +295,9 @@ function respond(st, d, body, status, statusText, base, obs, note, head = false,
     body = head ? null : phase.fb ? st.fallback?.html ?? "" : phase.b;
   }
   const nonce = {};
-  body = execute(st, h, headerOps(st, d.h), body, nonce);
-  body = execute(st, h, phase.o, body, nonce);
+  const sending = execute(st, h, phase.o, execute(st, h, headerOps(st, d.h), body, nonce), nonce);
   h.set("server-timing", serverTiming);
-  const response = new Response(body, { status, statusText, headers: h });
+  if (response === null || sending !== body) response = new Response(sending, { status, statusText, headers: h });
   if (st.stats !== null && !st.statsArmed && obs.ctx) {
     st.statsArmed = true;
     obs.ctx.waitUntil(flushLater(st));
@@ -363,17 +369,18 @@ function cfFacts(cf) {
 /** One attempt at an origin: a promise of the Response, or "timeout" / "unreachable". A plain
  * function returning fetch's promise, not an async one: one fewer promise and turn per request. */
 function attempt(st, origin, request, d, body) {
-  const headers = new Headers(request.headers);
-  execute(st, headers, d.f, null, null);
-  if (st.authHeader) headers.set(st.authHeader, st.authValue);
   try {
-    return fetch(origin.url + d.p, {
+    // The request's headers copied once (into the new Request), then edited in place.
+    const sent = new Request(origin.url + d.p, {
       method: request.method,
-      headers,
+      headers: request.headers,
       body,
       redirect: "manual",
       signal: AbortSignal.timeout(origin.timeout_ms),
-    }).catch(fetchFailure);
+    });
+    execute(st, sent.headers, d.f, null, null);
+    if (st.authHeader) sent.headers.set(st.authHeader, st.authValue);
+    return fetch(sent).catch(fetchFailure);
   } catch (err) {
     return Promise.resolve(fetchFailure(err));
   }
@@ -389,7 +396,7 @@ async function forward(st, request, d, obs) {
   const reached = await reach(st, request, d, obs);
   if (reached.answer) return reached.answer;
   if (typeof reached.response === "string") return originDown(st, request, d, obs, reached);
-  return respond(st, d, reached.response.body, reached.response.status, reached.response.statusText, reached.response.headers, obs, reached.note, request.method === "HEAD");
+  return respond(st, d, reached.response.body, reached.response.status, reached.response.statusText, reached.response, obs, reached.note, request.method === "HEAD");
 }
 
 /** One request at the origin, failover included: `{ answer }` when the edge already answered
@@ -684,7 +691,7 @@ async function cached(st, request, d, obs, ctx) {
     }
     const h = new Headers(response.headers);
     h.set("cache-status", `${status}; fwd-status=${response.status}`);
-    return respond(st, d, body, response.status, response.statusText, h, obs, reached.note, request.method === "HEAD");
+    return respond(st, d, body, response.status, response.statusText, h, obs, reached.note, request.method === "HEAD", true);
   } finally {
     // Waiting requests look again once the copy is stored, or at once when nothing will be.
     if (leads) {

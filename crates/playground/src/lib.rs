@@ -81,6 +81,13 @@ fn options(env: &str) -> Options {
     Options { env: (!env.is_empty()).then(|| env.to_owned()), ..Options::default() }
 }
 
+/// Runs once when the module is instantiated: a panic then shows its message in the browser's
+/// console instead of a bare "unreachable".
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
 /// Compile `source` for `env` ("" = the policy's own) and check every diagnostic.
 ///
 /// Returns `{"diagnostics": [{file, line, column, end_line, end_column, severity, code,

@@ -58,6 +58,13 @@ const fn engine_section() -> [u8; ENGINE_SECTION_LEN] {
     out
 }
 
+/// Runs once when the module is instantiated (`initSync`): a panic then writes its message to
+/// the log before the isolate traps.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
 #[wasm_bindgen]
 pub struct Edge {
     engine: Engine,

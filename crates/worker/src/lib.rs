@@ -71,10 +71,10 @@ pub struct Edge {
     limiter: Limiter,
     /// Decisions waiting for a global limiter's answer, by flight token, with their random
     /// draw, the request and the shadow policy's decision to compare with once settled.
-    pending: HashMap<u32, Parked>,
+    pending: Tokens<Parked>,
     /// Requests between their decision and `finish`, by token (the wire's `k`: one token space
     /// for a request's whole life, `settle` included).
-    flights: HashMap<u32, Flight>,
+    flights: Tokens<Flight>,
     next_flight: u32,
     observer: Observer,
     /// The candidate policy of a shadow deployment (`edgeguard build --shadow`).
@@ -94,6 +94,30 @@ struct Parked {
     candidate: Option<Decision>,
     /// The request as `decide` got it: settling reads it again (a shadow policy's lane cookie).
     request: String,
+}
+
+/// Maps by flight token. Tokens are consecutive numbers: a multiply spreads them over the
+/// table (std's SipHash, built against hash flooding, costs more than the lookup here, and no
+/// client chooses a token).
+type Tokens<V> = HashMap<u32, V, core::hash::BuildHasherDefault<TokenHasher>>;
+
+#[derive(Default)]
+struct TokenHasher(u64);
+
+impl core::hash::Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// Most requests followed at once; beyond it the oldest half is forgotten (a shell that never
@@ -121,8 +145,8 @@ impl Edge {
         Ok(Edge {
             engine,
             limiter,
-            pending: HashMap::new(),
-            flights: HashMap::new(),
+            pending: Tokens::default(),
+            flights: Tokens::default(),
             next_flight: 0,
             observer,
             shadow: None,
@@ -452,10 +476,7 @@ impl Edge {
                 head.s = Some(down.status);
                 head.fb = down.problem.is_none();
                 head.b = down.problem.map(Cow::Owned);
-                (
-                    serde_json::to_string(&head).unwrap_or_default(),
-                    down.status,
-                )
+                (head.to_json(), down.status)
             }
             None => {
                 let facts = response::Sent {
@@ -466,10 +487,7 @@ impl Edge {
                     head: sent.head,
                 };
                 let ops = response::ops(bundle, d, &facts);
-                (
-                    serde_json::to_string(&wire::Finished::new(&ops)).unwrap_or_default(),
-                    sent.status,
-                )
+                (wire::Finished::new(&ops).to_json(), sent.status)
             }
         };
         let essence = sent
@@ -809,13 +827,23 @@ pub fn misconfigured(request_id: &str, path: &str) -> String {
     edgeguard_core::decision::misconfigured_problem(request_id, path)
 }
 
-/// `method\nurl\nname\nvalue\n…` → method, URL and header pairs, without copying.
+/// `method\nurl\nname\nvalue\n…` → method, URL and header pairs, without copying. The
+/// pieces are short: a plain byte scan beats the general pattern searcher here.
 fn split_request(request: &str) -> (&str, &str, Vec<(&str, &str)>) {
-    let mut lines = request.split('\n');
-    let method = lines.next().unwrap_or_default();
-    let url = lines.next().unwrap_or_default();
+    let mut rest = request;
+    let mut next = move || -> Option<&str> {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
+        let piece = rest.get(..end).unwrap_or_default();
+        rest = rest.get(end.saturating_add(1)..).unwrap_or_default();
+        Some(piece)
+    };
+    let method = next().unwrap_or_default();
+    let url = next().unwrap_or_default();
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(24);
-    while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
+    while let (Some(name), Some(value)) = (next(), next()) {
         pairs.push((name, value));
     }
     (method, url, pairs)

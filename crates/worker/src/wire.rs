@@ -248,6 +248,19 @@ impl<'a> Finished<'a> {
             fb: false,
         }
     }
+
+    /// The head as JSON, exactly as its `Serialize` derive writes it (`tests::finished_round_trips`
+    /// holds it to that), with the same writer as [`Step::to_json`].
+    pub(crate) fn to_json(&self) -> String {
+        let mut w = edgeguard_core::json::ObjectWriter::with_capacity(256);
+        w.str_array("o", self.o.iter().map(|c| c.as_ref()));
+        w.opt_u64("s", self.s.map(u64::from));
+        w.opt_str("b", self.b.as_deref());
+        if self.fb {
+            w.bool("fb", true);
+        }
+        w.finish()
+    }
 }
 
 /// A global limit to count the request under (`a: "limit"`): the shell asks the limiter
@@ -515,12 +528,23 @@ mod tests {
             head.b = status.map(|_| Cow::Borrowed(s(5)));
             head.fb = fb;
             let json = serde_json::to_string(&head).unwrap_or_default();
+            prop_assert_eq!(head.to_json(), json.clone());
             let back: Finished = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(&back, &head);
             // and the flat operations read back as the same operations
             let read: Vec<Op> = back.o.chunks(3).filter_map(|c| match c { [code, name, value] => Op::from_parts(code, name, value), _ => None }).collect();
             prop_assert_eq!(read, ops.to_vec());
         }
+    }
+
+    /// The request line splits into method, URL and pairs; an empty value stays a value.
+    #[test]
+    fn request_lines_split() {
+        let (method, url, pairs) = crate::split_request("GET\nhttps://a.test/\nx-empty\n\ncookie\na=1\n");
+        assert_eq!((method, url), ("GET", "https://a.test/"));
+        assert_eq!(pairs, vec![("x-empty", ""), ("cookie", "a=1")]);
+        assert_eq!(crate::split_request(""), ("", "", vec![]));
+        assert_eq!(crate::split_request("GET\n/\nname-without-value\n").2, vec![]);
     }
 
     /// A line with fields missing reads as absent, never as a panic.

@@ -45,6 +45,16 @@ fn compare_header_map(
 pub(super) fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let mut differ = |field: String, expected: String, actual: String| out.push(Mismatch { field, expected, actual });
+    compare_decision(x, e, &mut differ);
+    compare_client(x, e, &mut differ);
+    compare_headers(x, e, &mut differ);
+    compare_rate_limit_and_session(x, e, &mut differ);
+    out
+}
+
+/// The decision: action, status, reason, route, origin, location, path, detail, shadow mode,
+/// the CSP nonce and the cache.
+fn compare_decision(x: &Expect, e: &Explanation, differ: &mut impl FnMut(String, String, String)) {
     let status = |s: Option<u16>| s.map_or_else(|| "null".to_owned(), |s| s.to_string());
     let action = e.action.code();
     if let Some(want) = &x.action
@@ -96,7 +106,11 @@ pub(super) fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
     {
         differ("cache".into(), json_str(want), json_str(cache));
     }
+}
 
+/// What the edge made of the client: bot category and verification, suspicion score and the
+/// shield rule that matched.
+fn compare_client(x: &Expect, e: &Explanation, differ: &mut impl FnMut(String, String, String)) {
     let bot = e.client.bot.map_or("none", |b| b.category.code());
     if let Some(want) = &x.bot
         && want != bot
@@ -121,10 +135,14 @@ pub(super) fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
     {
         differ("client.suspicion.matched.kind".into(), json_str(want), json_str(matched));
     }
+}
 
+/// The response headers (exact, by pattern, absent, present), the headers removed and
+/// stripped, and the headers forwarded to the origin.
+fn compare_headers(x: &Expect, e: &Explanation, differ: &mut impl FnMut(String, String, String)) {
     let absent = || "(absent)".to_owned();
     let headers = &e.response_headers;
-    compare_header_map("headers", &x.headers, &x.headers_match, headers, &mut differ);
+    compare_header_map("headers", &x.headers, &x.headers_match, headers, differ);
     for name in &x.headers_absent {
         if let Some(got) = headers.get(name) {
             differ(format!("headers_absent.{name}"), absent(), json_str(got));
@@ -147,8 +165,11 @@ pub(super) fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
             differ("strips".into(), format!("a list containing {}", json_str(name)), list);
         }
     }
-    compare_header_map("forward_headers", &x.forward_headers, &x.forward_headers_match, &e.forward_headers, &mut differ);
+    compare_header_map("forward_headers", &x.forward_headers, &x.forward_headers_match, &e.forward_headers, differ);
+}
 
+/// The rate limit report and the session state.
+fn compare_rate_limit_and_session(x: &Expect, e: &Explanation, differ: &mut impl FnMut(String, String, String)) {
     match (&x.rate_limit, &e.rate_limit) {
         (None, _) | (Some(None), None) => {}
         (Some(None), Some(got)) => differ("rate_limit".into(), "null".into(), rate_limit_json(got)),
@@ -183,7 +204,6 @@ pub(super) fn compare(x: &Expect, e: &Explanation) -> Vec<Mismatch> {
     {
         differ("session".into(), json_str(want), json_str(session));
     }
-    out
 }
 
 fn rate_limit_json(r: &edgeguard_core::explain::RateLimitReport) -> String {

@@ -13,6 +13,7 @@
 //! `[[migrations]]` entry listing it in `new_sqlite_classes`.
 
 use core::ops::Range;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -23,10 +24,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::import;
 use crate::render::{self, Counts, Stream};
-use crate::{CmdResult, Failure, Status, output, policy};
-
-use crate::{catalog, envcheck};
-use std::collections::BTreeMap;
+use crate::{CmdResult, Failure, Status, catalog, envcheck, output, policy};
 
 mod app;
 mod fly;

@@ -82,7 +82,7 @@ fn check_main(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) -> (Option<String>, bool) {
     let mut main_text: Option<String> = None;
     let mut built = false;
     match w.pick("main", true) {
-        None => cx.push("D002", Severity::Warning, &file, None, format!("{name} has no `main`: wrangler does not know which script to deploy"), format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file)),
+        None => cx.push("D002", Severity::Warning, file, None, format!("{name} has no `main`: wrangler does not know which script to deploy"), format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file)),
         Some(v) => {
             let main = as_str(v).unwrap_or_default();
             let at = line(src, v.span());
@@ -93,21 +93,21 @@ fn check_main(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) -> (Option<String>, bool) {
             built = ours || main_text.is_some();
             let entry = main_path.file_name().is_some_and(|n| n == engine::ENTRY);
             if ours && entry {
-                check_build_dir(cx, &file, at, build_dir);
+                check_build_dir(cx, file, at, build_dir);
             } else if ours || main.ends_with("crates/worker/js/shell.mjs") {
                 let why = if ours { "the shell of a build, without its policy: the entry is index.mjs" } else { "the shell's source, without the engine and a policy bundle next to it" };
-                cx.push("D002", Severity::Warning, &file, at, format!("`main = \"{main}\"` is {why}"), format!("set `main` to the index.mjs `edgeguard build {} -o DIR` writes", cx.policy_file));
+                cx.push("D002", Severity::Warning, file, at, format!("`main = \"{main}\"` is {why}"), format!("set `main` to the index.mjs `edgeguard build {} -o DIR` writes", cx.policy_file));
             } else if main_text.is_none() {
                 cx.push(
                     "D013",
                     Severity::Info,
-                    &file,
+                    file,
                     at,
                     format!("{} does not exist yet", main_path.display()),
                     format!("build it before `wrangler deploy`: edgeguard build {} -o {}", cx.policy_file, build_dir.display()),
                 );
             } else {
-                cx.push("D002", Severity::Warning, &file, at, format!("`main = \"{main}\"` is not a worker `edgeguard build` wrote (no {} beside it)", engine::MANIFEST), format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file));
+                cx.push("D002", Severity::Warning, file, at, format!("`main = \"{main}\"` is not a worker `edgeguard build` wrote (no {} beside it)", engine::MANIFEST), format!("run `edgeguard build {} -o edge` and set `main = \"{BUILT_ENTRY}\"`", cx.policy_file));
             }
         }
     }
@@ -126,7 +126,7 @@ fn check_data_rule(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>, built: bool) {
         cx.push(
             "D046",
             Severity::Error,
-            &file,
+            file,
             None,
             format!("{name} has no Data rule for `.egb` files: wrangler cannot bundle the worker's policy.egb and `wrangler deploy` fails"),
             format!("add `rules = [{{ type = \"Data\", globs = [\"{}\"], fallthrough = true }}]`{merge}", engine::DATA_RULE_GLOB),
@@ -138,7 +138,7 @@ fn check_data_rule(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>, built: bool) {
 fn check_compatibility_date(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
     let Wrangler { file, name, src, .. } = *w;
     match w.pick("compatibility_date", true) {
-        None => cx.push("D007", Severity::Error, &file, None, format!("{name} has no `compatibility_date`: `wrangler deploy` refuses to deploy without one"), "add `compatibility_date = \"2025-09-01\"` (the date the worker was tested with)"),
+        None => cx.push("D007", Severity::Error, file, None, format!("{name} has no `compatibility_date`: `wrangler deploy` refuses to deploy without one"), "add `compatibility_date = \"2025-09-01\"` (the date the worker was tested with)"),
         Some(v) => {
             let ok = match v.get_ref() {
                 DeValue::String(s) => is_date(s),
@@ -146,7 +146,7 @@ fn check_compatibility_date(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
                 _ => false,
             };
             if !ok {
-                cx.push("D007", Severity::Error, &file, line(src, v.span()), "`compatibility_date` is not a date (YYYY-MM-DD)", "write it as `compatibility_date = \"2025-09-01\"`");
+                cx.push("D007", Severity::Error, file, line(src, v.span()), "`compatibility_date` is not a date (YYYY-MM-DD)", "write it as `compatibility_date = \"2025-09-01\"`");
             }
         }
     }
@@ -165,7 +165,7 @@ fn check_vars(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
             cx.push(
                 "D008",
                 Severity::Error,
-                &file,
+                file,
                 line(src, v.span()),
                 format!("EDGE_ACTIVE_ORIGIN = \"{name}\" names no origin of the policy ({names_text}): {IGNORED_OVERRIDE}"),
                 format!("set it to one of {names_text}, or \"\" to use [deploy] active"),
@@ -182,7 +182,7 @@ fn check_vars(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
                         cx.push(
                             "D016",
                             Severity::Warning,
-                            &file,
+                            file,
                             line(src, v.span()),
                             format!("EDGE_CANARY_PERCENT = \"{text}\" has no effect: the policy has no [deploy] canary"),
                             "add `canary = { origin = \"green\", percent = 0 }` to [deploy], or clear the var",
@@ -192,7 +192,7 @@ fn check_vars(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
                 _ => cx.push(
                     "D009",
                     Severity::Error,
-                    &file,
+                    file,
                     line(src, v.span()),
                     format!("EDGE_CANARY_PERCENT = \"{text}\" is not a number from 0 to 100: {IGNORED_OVERRIDE}"),
                     "set a share from 0 to 100 (e.g. \"5\"), or \"\" to use [deploy] canary.percent",
@@ -203,7 +203,7 @@ fn check_vars(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
     if let Some(v) = vars.and_then(|t| t.get("EDGE_SHADOW")) {
         let value = as_text(v).unwrap_or_default();
         if matches!(value.trim(), "1" | "true" | "yes" | "on") {
-            cx.push("D014", Severity::Warning, &file, line(src, v.span()), "EDGE_SHADOW is on: the edge logs what it would refuse and refuses nothing", "set EDGE_SHADOW = \"\" once the shadow run is over");
+            cx.push("D014", Severity::Warning, file, line(src, v.span()), "EDGE_SHADOW is on: the edge logs what it would refuse and refuses nothing", "set EDGE_SHADOW = \"\" once the shadow run is over");
         }
     }
     if let Some(v) = vars.and_then(|t| t.get("EDGE_ORIGINS")) {
@@ -211,15 +211,15 @@ fn check_vars(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
         let at = line(src, v.span());
         for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((name, url)) = pair.split_once('=').filter(|(n, _)| !n.trim().is_empty()) else {
-                cx.push("D015", Severity::Warning, &file, at, format!("EDGE_ORIGINS entry `{pair}` is not `name=url`: the worker ignores it"), "write entries as name=https://…, separated by commas");
+                cx.push("D015", Severity::Warning, file, at, format!("EDGE_ORIGINS entry `{pair}` is not `name=url`: the worker ignores it"), "write entries as name=https://…, separated by commas");
                 continue;
             };
             let (name, url) = (name.trim(), url.trim());
             if name != "*" && !origin_names.contains(&name) {
-                cx.push("D015", Severity::Warning, &file, at, format!("EDGE_ORIGINS names `{name}`, which is not an origin of the policy ({names_text}): the worker ignores it"), format!("use one of {names_text}, or `*` for all"));
+                cx.push("D015", Severity::Warning, file, at, format!("EDGE_ORIGINS names `{name}`, which is not an origin of the policy ({names_text}): the worker ignores it"), format!("use one of {names_text}, or `*` for all"));
             }
             if !url.to_ascii_lowercase().starts_with("https://") {
-                cx.push("D015", Severity::Warning, &file, at, format!("EDGE_ORIGINS sends `{name}` to `{url}`, which is not https"), "use the origin's https:// URL");
+                cx.push("D015", Severity::Warning, file, at, format!("EDGE_ORIGINS sends `{name}` to `{url}`, which is not https"), "use the origin's https:// URL");
             }
             cx.origin_overrides.push(url.trim_end_matches('/').to_ascii_lowercase());
         }
@@ -251,7 +251,7 @@ fn check_plain_secrets(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
             cx.push(
                 "D010",
                 severity,
-                &file,
+                file,
                 line(src, k.span()),
                 format!("{var} is in {where_}: {what} in the repository and the dashboard"),
                 format!("remove it from {name} and run `wrangler secret put {var}` (rotate it if it was committed){public}"),
@@ -296,7 +296,7 @@ fn check_durable_object(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>, main_text: Option
             cx.push(
                 "D003",
                 Severity::Error,
-                &file,
+                file,
                 at,
                 msg,
                 format!("add [[durable_objects.bindings]] with name = \"{LIMITER_BINDING}\" and class_name = \"{LIMITER_CLASS}\""),
@@ -307,7 +307,7 @@ fn check_durable_object(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>, main_text: Option
             cx.push(
                 "D005",
                 Severity::Warning,
-                &file,
+                file,
                 None,
                 format!("{LIMITER_CLASS} is created with `new_classes` (key-value storage backend) instead of `new_sqlite_classes`"),
                 "for a new deployment, list it in `new_sqlite_classes` (a class's storage backend cannot be changed once deployed)",
@@ -316,7 +316,7 @@ fn check_durable_object(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>, main_text: Option
             cx.push(
                 "D004",
                 Severity::Error,
-                &file,
+                file,
                 None,
                 format!("global limit(s) {limits} ({at_policy}) need the {LIMITER_CLASS} class created by a migration, and no [[migrations]] entry lists it in `new_sqlite_classes`"),
                 format!("add [[migrations]] with tag = \"v1\" and new_sqlite_classes = [\"{LIMITER_CLASS}\"]"),
@@ -326,7 +326,7 @@ fn check_durable_object(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>, main_text: Option
         cx.push(
             "D017",
             Severity::Info,
-            &file,
+            file,
             *at,
             format!("an {LIMITER_CLASS} Durable Object is bound, but the policy has no `scope = \"global\"` limit"),
             "remove the binding, or keep it for a global limit to come",
@@ -338,7 +338,7 @@ fn check_durable_object(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>, main_text: Option
         cx.push(
             "D006",
             Severity::Error,
-            &file,
+            file,
             *at,
             format!("{name} binds the Durable Object class {LIMITER_CLASS}, but `main` does not export it: `wrangler deploy` fails"),
             "build the worker with an edgeguard that has the global limiter, or remove the binding and keep limits `scope = \"local\"`",
@@ -369,7 +369,7 @@ fn check_rate_limit_bindings(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
             None => cx.push(
                 "D018",
                 Severity::Error,
-                &file,
+                file,
                 None,
                 format!("limit `{}` has scope = \"cloudflare\" but {name} has no rate-limit binding `{want}`: the worker cannot ask it, and the limit's on_error decides every request", l.name),
                 format!("add [[ratelimits]] with name = \"{want}\", a namespace_id and simple = {{ limit = {}, period = {} }}", l.count, l.window_secs),
@@ -380,7 +380,7 @@ fn check_rate_limit_bindings(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
                     cx.push(
                         "D019",
                         Severity::Warning,
-                        &file,
+                        file,
                         *at,
                         format!("binding `{want}` counts {} per {} s but limit `{}` says {} per {} s: Cloudflare enforces the binding's numbers", shown(limit), shown(period), l.name, l.count, l.window_secs),
                         format!("set simple = {{ limit = {}, period = {} }}", l.count, l.window_secs),
@@ -400,7 +400,7 @@ fn check_build_command(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
             cx.push(
                 "D012",
                 Severity::Info,
-                &file,
+                file,
                 line(src, v.span()),
                 format!("`wrangler deploy` runs the [build] command `{command}`, which does not build the policy bundle: the worker deploys with whatever policy its directory was last built with"),
                 format!("make the command `npx edgeguard build {} -o edge`, or drop it and build before deploying", cx.policy_file),

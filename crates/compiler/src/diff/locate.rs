@@ -53,7 +53,7 @@ struct Doc<'t, 'a> {
 impl<'t, 'a> Doc<'t, 'a> {
     /// Whether a value was written under a `[header]` or `[[header]]` of its own, rather than
     /// inline or by dotted keys: a header's span starts with its `[`.
-    fn from_header(&self, value: &Value<'_>) -> bool {
+    fn under_header(&self, value: &Value<'_>) -> bool {
         let header = |v: &Value<'_>| self.source.get(v.span().start..).is_some_and(|s| s.starts_with('['));
         match value.get_ref() {
             DeValue::Table(_) => header(value),
@@ -71,14 +71,14 @@ impl<'t, 'a> Doc<'t, 'a> {
             table = value.get_ref().as_table()?;
             found = Some(value);
         }
-        found.filter(|v| self.from_header(v))
+        found.filter(|v| self.under_header(v))
     }
 
     /// The entries a table's own lines write (not the sub-tables under headers of their own),
     /// in source order.
     fn entries(&self, table: &'t Value<'a>) -> Vec<(&'t Spanned<DeString<'a>>, &'t Value<'a>)> {
         let Some(t) = table.get_ref().as_table() else { return Vec::new() };
-        let mut list: Vec<_> = t.iter().filter(|(_, v)| !self.from_header(v)).collect();
+        let mut list: Vec<_> = t.iter().filter(|(_, v)| !self.under_header(v)).collect();
         list.sort_by_key(|(k, _)| k.span().start);
         list
     }

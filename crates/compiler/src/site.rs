@@ -169,7 +169,7 @@ const KEPT_AS_IS: &[(&str, &str)] = &[
     ("permissions-policy", "Permissions-Policy"),
 ];
 const SIX_MONTHS: u64 = 15_552_000;
-/// helmet 8's default CSP, as `preset = "helmet"` sends it (csp.rs): a site that sends exactly
+/// helmet 8's default CSP, as `preset = "helmet"` sends it (csp/mod.rs): a site that sends exactly
 /// this needs no `[csp]`.
 const HELMET_CSP: &str = "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests";
 

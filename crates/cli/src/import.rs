@@ -944,7 +944,7 @@ fn apply(source: &str, scan: &AppScan, routes: &[PolicyRoute], analysis: &Analys
 }
 
 /// A new `[[routes]]` table for an app route that fell to the policy route `by` (or to
-/// [defaults]): its path, the methods its handler exports, and the keys of the rule that matched
+/// `[defaults]`): its path, the methods its handler exports, and the keys of the rule that matched
 /// it before, under a comment naming its file. Says what it added in `report` and `notes`.
 fn new_route_table(app: &AppRoute, by: Option<usize>, routes: &[PolicyRoute], originals: &[Option<toml_edit::Table>], report: &mut String, notes: &mut Vec<String>) -> toml_edit::Table {
     use toml_edit::{Item, Table, Value};

@@ -236,7 +236,7 @@ struct Resolved {
 }
 
 impl Resolved {
-    /// What a rule is before [defaults]: the default methods, nothing required or limited.
+    /// What a rule is before `[defaults]`: the default methods, nothing required or limited.
     fn unrestricted() -> Resolved {
         Resolved {
             methods: DEFAULT_METHODS,
@@ -582,7 +582,7 @@ fn lower_headers(ctx: &mut Ctx, policy: &Policy) -> Headers {
     Headers { top_headers, https, hsts, csp_plan }
 }
 
-/// What each route starts from: [defaults] as written, resolved, and its header set.
+/// What each route starts from: `[defaults]` as written, resolved, and its header set.
 struct Inherited<'r> {
     rules: &'r Rules,
     resolved: &'r Resolved,
@@ -604,7 +604,7 @@ struct LoweredRoutes {
     routes: Vec<Route>,
 }
 
-/// Every `[[routes]]` entry on top of [defaults]; routes blocked in the policy's own
+/// Every `[[routes]]` entry on top of `[defaults]`; routes blocked in the policy's own
 /// environment but not in the one compiled for go to `unblocked`.
 fn lower_routes(ctx: &mut Ctx, lowering: &mut Lowering<'_>, policy: &Policy, inherited: &Inherited<'_>, envs: &Envs<'_>, unblocked: &mut Vec<env::Unblocked>) -> LoweredRoutes {
     let mut regexes = Vec::new();
@@ -670,7 +670,7 @@ fn lower_api_keys(ctx: &mut Ctx, policy: &Policy, limit_table: &mut limits::Limi
     (api_keys, api_key_names)
 }
 
-/// The keys only a route can have, written in [defaults].
+/// The keys only a route can have, written in `[defaults]`.
 fn check_route_only_keys(ctx: &mut Ctx, defaults_rules: &Rules) {
     for (key, span) in [
         ("path", defaults_rules.path.as_ref().map(|v| v.span())),

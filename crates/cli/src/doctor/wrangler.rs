@@ -64,7 +64,7 @@ struct Wrangler<'t, 'a> {
 impl<'t, 'a> Wrangler<'t, 'a> {
     /// A key of the environment, or of the top level when the environment inherits it: wrangler
     /// environments inherit some keys and not others (vars, durable_objects),
-    /// https://developers.cloudflare.com/workers/wrangler/environments/
+    /// <https://developers.cloudflare.com/workers/wrangler/environments/>
     fn pick(&self, key: &str, inheritable: bool) -> Option<&'t Val<'a>> {
         match self.env_table {
             Some(t) => t.get(key).or_else(|| if inheritable { self.root.get(key) } else { None }),
@@ -391,7 +391,7 @@ fn check_rate_limit_bindings(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
     }
 }
 
-/// D012: a [build] command that does not build the policy bundle.
+/// D012: a `[build]` command that does not build the policy bundle.
 fn check_build_command(cx: &mut Cx<'_>, w: &Wrangler<'_, '_>) {
     let Wrangler { file, src, .. } = *w;
     if let Some(v) = w.pick("build", true).and_then(as_table).and_then(|t| t.get("command")) {

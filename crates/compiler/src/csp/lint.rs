@@ -17,7 +17,7 @@ use crate::{Ctx, model};
 /// written in the policy (the place to add it), or at `fallback` when none was written.
 ///
 /// With `strict = "nonce"` the checks run on what protects HTML pages: in enforce mode the
-/// strict policy (with a realistic nonce, [`LINT_NONCE`]); in report-only mode the legacy policy,
+/// strict policy (with a realistic nonce, [`LINT_NONCE`](super::LINT_NONCE)); in report-only mode the legacy policy,
 /// which is then enforced, plus W102 (the strict one only reports). W103 says when style-src
 /// keeps `'unsafe-inline'` and so gets no nonce.
 pub fn lint(ctx: &mut Ctx, plan: &CspPlan, fallback: Range<usize>) {

@@ -128,7 +128,7 @@ pub fn strict_plan(plan: &CspPlan) -> Option<CspPlan> {
 /// The strict policy as the header set carries it (`'nonce-{nonce}'` where each response's
 /// nonce goes): `content-security-policy` in enforce mode (replacing the legacy policy on HTML
 /// pages), `content-security-policy-report-only` in report-only mode (beside the enforced
-/// legacy one). Same order and report directives as [`header`].
+/// legacy one). Same order and report directives as [`header`](super::header).
 pub fn strict_header(plan: &CspPlan) -> Option<edgeguard_core::bundle::StrictCsp> {
     let header = match plan.mode {
         model::CspMode::Enforce => CSP_HEADER,

@@ -146,7 +146,7 @@ pub struct Change {
     pub old: Option<String>,
     pub new: Option<String>,
     /// The policy key the change is about (`require_cookie`, `hsts`, `rate`, a directive…),
-    /// used by [`locate`] to find the line.
+    /// used by [`locate()`] to find the line.
     pub key: String,
 }
 

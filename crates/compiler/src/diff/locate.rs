@@ -114,7 +114,7 @@ impl<'t, 'a> Doc<'t, 'a> {
         let mut nested = Vec::new();
         for (name, value) in self.root.iter() {
             if name.get_ref() != "routes" {
-                nested_routes(value, &mut nested);
+                nested_routes(value, MAX_DEPTH, &mut nested);
             }
         }
         nested.sort_by_key(|r| r.span().start);
@@ -128,14 +128,18 @@ fn routes_of<'t, 'a>(value: &'t Value<'a>) -> Vec<&'t Value<'a>> {
     value.get_ref().as_array().map(|list| list.iter().filter(|r| r.get_ref().is_table()).collect()).unwrap_or_default()
 }
 
-/// Every `routes` array's tables below `value` (a table), at any depth.
-fn nested_routes<'t, 'a>(value: &'t Value<'a>, out: &mut Vec<&'t Value<'a>>) {
-    let Some(table) = value.get_ref().as_table() else { return };
+/// How deep [`nested_routes`] looks: routes nest one table deep in a policy (`env.NAME.routes`);
+/// the bound keeps a source of thousand-deep dotted keys from exhausting the stack.
+const MAX_DEPTH: usize = 8;
+
+/// Every `routes` array's tables below `value` (a table), down to `depth` tables deep.
+fn nested_routes<'t, 'a>(value: &'t Value<'a>, depth: usize, out: &mut Vec<&'t Value<'a>>) {
+    let Some(table) = value.get_ref().as_table().filter(|_| depth > 0) else { return };
     for (name, v) in table.iter() {
         if name.get_ref() == "routes" {
             out.extend(routes_of(v));
         } else {
-            nested_routes(v, out);
+            nested_routes(v, depth.saturating_sub(1), out);
         }
     }
 }

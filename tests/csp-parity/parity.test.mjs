@@ -7,13 +7,13 @@
 //
 // Entries with `strict` are `[csp] strict = "nonce"` renderings (a fixture with strict turned on,
 // or a policy written out): the test checks that `edgeguard explain` renders exactly that CSP for
-// an HTML page (its nonce placeholder filled with csp.rs's LINT_NONCE), that the evaluator finds
+// an HTML page (its nonce placeholder filled with the compiler's LINT_NONCE), that the evaluator finds
 // nothing HIGH in it, and that `check` on the strict policy agrees with the evaluator.
 //
 // The deliberate differences are the ALLOWED list below, one line of justification each, and
 // nothing else; docs/diagnostics.md ("Parity with CSP Evaluator") lists the same ids. A finding
 // one side has and the other lacks that no entry explains fails the test: fix
-// crates/compiler/src/csp.rs, don't widen the list.
+// crates/compiler/src/csp/, don't widen the list.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -31,7 +31,10 @@ import { CspParser } from "csp_evaluator/dist/parser.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = path.join(ROOT, "target/debug/edgeguard");
-const CSP_RS = fs.readFileSync(path.join(ROOT, "crates/compiler/src/csp.rs"), "utf8");
+// LINT_NONCE is in csp/mod.rs, the endpoint lists in csp/evaluator.rs.
+const CSP_RS = ["mod.rs", "evaluator.rs"]
+  .map((f) => fs.readFileSync(path.join(ROOT, "crates/compiler/src/csp", f), "utf8"))
+  .join("\n");
 const corpus = JSON.parse(fs.readFileSync(new URL("./corpus.json", import.meta.url), "utf8"));
 
 /** edgeguard's CSP lint codes and the evaluator finding type each one reports. */
@@ -59,12 +62,12 @@ const CSP_CODE = /^(W01\d|W02[0-6]|E03[0-4])$/;
 const FLAGS = new Set(["upgrade-insecure-requests", "block-all-mixed-content", "sandbox", "trusted-types"]);
 
 // ---------------------------------------------------------------------------------------------
-// edgeguard's W021 endpoint lists, read from csp.rs (checked against the evaluator's below)
+// edgeguard's W021 endpoint lists, read from csp/evaluator.rs (checked against the evaluator's below)
 // ---------------------------------------------------------------------------------------------
 
 function rustList(name) {
   const m = CSP_RS.match(new RegExp(`const ${name}: &\\[[^\\]]+\\] = &\\[([\\s\\S]*?)\\n\\];`));
-  assert.ok(m, `${name} not found in csp.rs`);
+  assert.ok(m, `${name} not found in crates/compiler/src/csp/`);
   return m[1];
 }
 const rustUrls = (name) => [...rustList(name).matchAll(/\("([^"]+)", "([^"]+)"\)/g)].map((x) => `//${x[1]}${x[2]}`);
@@ -200,7 +203,7 @@ function strictPolicyOf(strict) {
   return source.replace(/^\[csp\]$/m, '[csp]\nstrict = "nonce"');
 }
 
-/** The nonce edgeguard's lints use (csp.rs `LINT_NONCE`); strict corpus entries carry it too. */
+/** The nonce edgeguard's lints use (`LINT_NONCE`, crates/compiler/src/csp/mod.rs); strict corpus entries carry it too. */
 const LINT_NONCE = CSP_RS.match(/pub const LINT_NONCE: &str = "([^"]+)";/)?.[1];
 
 /** The strict policy `edgeguard explain` shows for an HTML page, `{nonce}` filled in. */
@@ -280,7 +283,7 @@ function compare(label, findings, diags) {
 let tmp;
 
 before(() => {
-  // A no-op when the binary is fresh; rebuilds it after csp.rs changes.
+  // A no-op when the binary is fresh; rebuilds it after the compiler changes.
   const build = spawnSync("cargo", ["build", "-q", "-p", "edgeguard-cli"], { cwd: ROOT, stdio: "inherit" });
   assert.equal(build.status, 0, "cargo build -p edgeguard-cli failed");
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "edgeguard-csp-parity-"));
@@ -337,7 +340,7 @@ for (const entry of corpus) {
 }
 
 test("strict renderings are in the corpus", () => {
-  assert.match(LINT_NONCE ?? "", /^[A-Za-z0-9+/]{22}==$/, "LINT_NONCE in csp.rs is a 24-character base64 nonce");
+  assert.match(LINT_NONCE ?? "", /^[A-Za-z0-9+/]{22}==$/, "LINT_NONCE in csp/mod.rs is a 24-character base64 nonce");
   const strict = corpus.filter((e) => e.strict);
   assert.ok(strict.length >= 5, `${strict.length} strict renderings`);
   assert.ok(strict.some((e) => e.strict.policy === "fixtures/quotekit.toml"), "QuoteKit's strict rendering");

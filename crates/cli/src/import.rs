@@ -861,15 +861,13 @@ pub fn analyse(scan: &AppScan, routes: &[PolicyRoute], bundle: &Bundle) -> Resul
 
 /// The updated policy text and a report of what changed.
 fn apply(source: &str, scan: &AppScan, routes: &[PolicyRoute], analysis: &Analysis) -> Result<(String, String), Failure> {
-    use toml_edit::{Array, DocumentMut, Item, Table, Value};
+    use toml_edit::{DocumentMut, Item, Table, Value};
 
     let mut doc: DocumentMut = source.parse().map_err(|e| Failure::failed(format!("cannot edit the policy: {e}")))?;
     let mut report = String::new();
     let mut added = 0usize;
     let mut updated = 0usize;
     let mut notes: Vec<String> = Vec::new();
-
-    let array = |mask: u16| -> Array { method_names(mask).into_iter().collect() };
 
     // Copies of the rules that new routes replace, taken before anything is edited.
     let originals: Vec<Option<Table>> = match doc.get("routes") {
@@ -900,57 +898,7 @@ fn apply(source: &str, scan: &AppScan, routes: &[PolicyRoute], analysis: &Analys
                 }
             }
             Coverage::Uncovered { by } => {
-                let mut t = Table::new();
-                t.insert("path", toml_edit::value(app.pattern.clone()));
-                let methods = match &app.methods {
-                    Methods::Known(m) => Some(new_route_methods(*m)),
-                    Methods::Unknown(why) => {
-                        notes.push(format!("{} ({}): methods unknown ({why}); imported without `methods`", app.pattern, app.file.display()));
-                        None
-                    }
-                };
-                if let Some(m) = methods {
-                    t.insert("methods", Item::Value(Value::Array(array(m))));
-                }
-                let from = by.and_then(|i| routes.get(i).and_then(|r| originals.get(r.index)).cloned().flatten().map(|t| (i, t)));
-                let mut comment = format!("# {}", app.rel);
-                if let Some((i, covering)) = &from {
-                    let covering_segs = routes.get(*i).map(|r| r.segs.clone()).unwrap_or_default();
-                    let _ = write!(comment, " (keys copied from {})", routes.get(*i).map_or("", |r| r.path.as_str()));
-                    for (key, item) in covering.iter() {
-                        match key {
-                            "path" | "methods" => {}
-                            "params" => {
-                                if let Some(p) = mapped_params(item, &covering_segs, &app.segs) {
-                                    t.insert("params", Item::Value(Value::InlineTable(p)));
-                                }
-                            }
-                            _ => {
-                                if let Some(v) = plain_value(item) {
-                                    t.insert(key, Item::Value(v));
-                                }
-                            }
-                        }
-                    }
-                    if methods.is_none()
-                        && let Some(m) = covering.get("methods").and_then(plain_value)
-                    {
-                        t.insert("methods", Item::Value(m));
-                    }
-                }
-                if methods.is_none() {
-                    comment.push_str("\n# methods unknown: add `methods` by hand");
-                }
-                t.decor_mut().set_prefix(format!("\n{comment}\n"));
-                let _ = writeln!(
-                    report,
-                    "  + {}  {}  ({}; was {})",
-                    app.pattern,
-                    methods.map_or_else(|| "methods unknown".to_owned(), methods_text),
-                    app.file.display(),
-                    from.as_ref().and_then(|(i, _)| routes.get(*i)).map_or("[defaults]", |r| r.path.as_str()),
-                );
-                new_tables.push(t);
+                new_tables.push(new_route_table(app, *by, routes, &originals, &mut report, &mut notes));
                 added = added.saturating_add(1);
             }
         }
@@ -993,6 +941,65 @@ fn apply(source: &str, scan: &AppScan, routes: &[PolicyRoute], analysis: &Analys
         text.push('\n');
     }
     Ok((text, head))
+}
+
+/// A new `[[routes]]` table for an app route that fell to the policy route `by` (or to
+/// `[defaults]`): its path, the methods its handler exports, and the keys of the rule that matched
+/// it before, under a comment naming its file. Says what it added in `report` and `notes`.
+fn new_route_table(app: &AppRoute, by: Option<usize>, routes: &[PolicyRoute], originals: &[Option<toml_edit::Table>], report: &mut String, notes: &mut Vec<String>) -> toml_edit::Table {
+    use toml_edit::{Item, Table, Value};
+
+        let mut t = Table::new();
+        t.insert("path", toml_edit::value(app.pattern.clone()));
+        let methods = match &app.methods {
+            Methods::Known(m) => Some(new_route_methods(*m)),
+            Methods::Unknown(why) => {
+                notes.push(format!("{} ({}): methods unknown ({why}); imported without `methods`", app.pattern, app.file.display()));
+                None
+            }
+        };
+        if let Some(m) = methods {
+            t.insert("methods", Item::Value(Value::Array(method_names(m).into_iter().collect())));
+        }
+        let from = by.and_then(|i| routes.get(i).and_then(|r| originals.get(r.index)).cloned().flatten().map(|t| (i, t)));
+        let mut comment = format!("# {}", app.rel);
+        if let Some((i, covering)) = &from {
+            let covering_segs = routes.get(*i).map(|r| r.segs.clone()).unwrap_or_default();
+            let _ = write!(comment, " (keys copied from {})", routes.get(*i).map_or("", |r| r.path.as_str()));
+            for (key, item) in covering.iter() {
+                match key {
+                    "path" | "methods" => {}
+                    "params" => {
+                        if let Some(p) = mapped_params(item, &covering_segs, &app.segs) {
+                            t.insert("params", Item::Value(Value::InlineTable(p)));
+                        }
+                    }
+                    _ => {
+                        if let Some(v) = plain_value(item) {
+                            t.insert(key, Item::Value(v));
+                        }
+                    }
+                }
+            }
+            if methods.is_none()
+                && let Some(m) = covering.get("methods").and_then(plain_value)
+            {
+                t.insert("methods", Item::Value(m));
+            }
+        }
+        if methods.is_none() {
+            comment.push_str("\n# methods unknown: add `methods` by hand");
+        }
+        t.decor_mut().set_prefix(format!("\n{comment}\n"));
+        let _ = writeln!(
+            report,
+            "  + {}  {}  ({}; was {})",
+            app.pattern,
+            methods.map_or_else(|| "methods unknown".to_owned(), methods_text),
+            app.file.display(),
+            from.as_ref().and_then(|(i, _)| routes.get(*i)).map_or("[defaults]", |r| r.path.as_str()),
+        );
+    t
 }
 
 /// A copy of a route key's value without its comments and spacing; sub-tables become inline

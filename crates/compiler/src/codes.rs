@@ -74,7 +74,7 @@ pub const CIDR_HOST_BITS: &str = "W060";
 pub const KNOWN_KEY_HASH: &str = "W062";
 pub const NO_ORIGIN: &str = "W080";
 pub const OBSERVE_UNUSED: &str = "W100";
-// Strict CSP (compiler/src/csp.rs)
+// Strict CSP (compiler/src/csp/strict.rs)
 pub const STRICT_CSP_OFF: &str = "W101";
 pub const STRICT_REPORT_ONLY: &str = "W102";
 pub const STRICT_STYLE_UNSAFE_INLINE: &str = "W103";
@@ -88,7 +88,7 @@ pub const SLO_NO_METRICS_KEY: &str = "W121";
 pub const GEO_EMPTY: &str = "W130";
 pub const SHIELD_HAIR_TRIGGER: &str = "W131";
 
-// CSP (compiler/src/csp.rs)
+// CSP (compiler/src/csp/)
 pub const UNKNOWN_DIRECTIVE: &str = "E030";
 pub const UNQUOTED_KEYWORD: &str = "E031";
 pub const BAD_SOURCE: &str = "E032";

@@ -235,6 +235,29 @@ struct Resolved {
     geo_deny: Option<edgeguard_core::geo::GeoSet>,
 }
 
+impl Resolved {
+    /// What a rule is before `[defaults]`: the default methods, nothing required or limited.
+    fn unrestricted() -> Resolved {
+        Resolved {
+            methods: DEFAULT_METHODS,
+            require_headers: Vec::new(),
+            require_cookie: None,
+            require_session: None,
+            ip_allow: Vec::new(),
+            ip_deny: Vec::new(),
+            api_key: None,
+            max_body: None,
+            limit: None,
+            origin: None,
+            server_actions: true,
+            edge_cache: None,
+            bots: edgeguard_core::bots::BotRules::default(),
+            geo_allow: None,
+            geo_deny: None,
+        }
+    }
+}
+
 struct Lowering<'a> {
     limits: limits::Limits,
     api_keys: names::Names,
@@ -420,47 +443,16 @@ fn lower(
     base_dir: Option<&std::path::Path>,
 ) -> Option<Bundle> {
     let top: Range<usize> = 0..0;
-    match &policy.version {
-        None if ctx.unread("version") => {}
-        None => ctx.push(Diagnostic::warning(codes::NO_VERSION, top.clone(), "the policy does not say which language version it uses").help("add `version = 1` at the top")),
-        Some(v) if *v.get_ref() != 1 => ctx.push(
-            Diagnostic::error(codes::VERSION, v.span(), format!("language version {} is not supported", v.get_ref())).help("this edgeguard reads version = 1"),
-        ),
-        Some(_) => {}
-    }
+    check_version(ctx, policy);
     let app = lower_app(ctx, policy, env);
     let client_ip = access::client_ip(ctx, policy.client_ip.as_ref());
     let sanitize = sanitize::compile(ctx, policy.sanitize.as_ref());
-    let preset_value = policy.headers.as_ref().and_then(|h| h.preset.as_ref());
-    let preset = preset_value.map_or(Preset::Helmet, |p| *p.get_ref());
-    let preset_span = preset_value.map_or(top.clone(), |p| p.span());
-    let mut top_headers = headers::HeaderPlan::preset(preset);
-    if let Some(h) = &policy.headers {
-        top_headers.apply(ctx, h);
-    }
-    let (https, hsts) = https::compile(ctx, policy.https.as_ref(), preset, preset_span.clone());
-    let csp_plan = csp::compile(ctx, policy.csp.as_ref(), preset);
-    // Findings about the policy as a whole (report-only, missing directives in a preset CSP)
-    // point at `csp.mode` when written, else at the preset that supplied the CSP.
-    let csp_span = policy.csp.as_ref().and_then(|c| c.mode.as_ref()).map_or(preset_span, |m| m.span());
-    // The lints judge the CSP as a whole; with a value of it taken out they would judge another.
-    if !ctx.unread("csp") && !ctx.unread("headers.preset") {
-        csp::lint(ctx, &csp_plan, csp_span);
-    }
+    let Headers { top_headers, https, hsts, csp_plan } = lower_headers(ctx, policy);
     let session_table = sessions::compile(ctx, &policy.sessions);
     let mut limit_table = limits::compile(ctx, &policy.limits, session_table);
     let max_keys = limits::max_keys(ctx, policy.limiter.as_ref());
     let global_shards = limits::global_shards(ctx, policy.limiter.as_ref());
-    let mut api_keys = Vec::new();
-    let mut api_key_names = names::Names::new("api_keys", "api key", codes::UNDEFINED_API_KEY, " with header and sha256");
-    for (name, def) in &policy.api_keys {
-        let index = access::api_key(ctx, name, def, &mut limit_table).and_then(|k| {
-            let index = u16::try_from(api_keys.len()).ok()?;
-            api_keys.push(k);
-            Some(index)
-        });
-        api_key_names.define(name.get_ref(), index);
-    }
+    let (api_keys, api_key_names) = lower_api_keys(ctx, policy, &mut limit_table);
     let origins = origins::compile(ctx, &policy.origins, policy.deploy.as_ref(), top.clone());
     let cache_settings = cache::settings(ctx, policy.cache.as_ref(), api_keys.iter().map(|k: &edgeguard_core::bundle::ApiKey| k.header.clone()));
     let fallback = cache::fallback(ctx, policy.fallback.as_ref(), base_dir, top.clone());
@@ -481,39 +473,10 @@ fn lower(
         _policy: policy,
     };
 
-    let base = Resolved {
-        methods: DEFAULT_METHODS,
-        require_headers: Vec::new(),
-        require_cookie: None,
-        require_session: None,
-        ip_allow: Vec::new(),
-        ip_deny: Vec::new(),
-        api_key: None,
-        max_body: None,
-        limit: None,
-        origin: None,
-        server_actions: true,
-        edge_cache: None,
-        bots: edgeguard_core::bots::BotRules::default(),
-        geo_allow: None,
-        geo_deny: None,
-    };
+    let base = Resolved::unrestricted();
     let empty = Rules::default();
     let defaults_rules = policy.defaults.as_ref().unwrap_or(&empty);
-    for (key, span) in [
-        ("path", defaults_rules.path.as_ref().map(|v| v.span())),
-        ("block", defaults_rules.block.as_ref().map(|v| v.span())),
-        ("only_in", defaults_rules.only_in.as_ref().and_then(|v| v.first()).map(|v| v.span())),
-        ("except_in", defaults_rules.except_in.as_ref().and_then(|v| v.first()).map(|v| v.span())),
-        ("params", defaults_rules.params.as_ref().and_then(|m| m.keys().next()).map(|k| k.span())),
-    ] {
-        if let Some(span) = span {
-            ctx.push(
-                Diagnostic::error(codes::NOT_IN_DEFAULTS, span, format!("`{key}` belongs on a route, not in [defaults]"))
-                    .help("write it in a [[routes]] entry"),
-            );
-        }
-    }
+    check_route_only_keys(ctx, defaults_rules);
     let defaults_resolved = lowering.resolve(ctx, defaults_rules, &base, "defaults", "defaults");
     let defaults_headers = lowering.header_set(ctx, &[defaults_rules]);
     let defaults = to_route(None, &defaults_resolved, None, defaults_headers);
@@ -522,53 +485,10 @@ fn lower(
     }
 
     let known_envs: Vec<&str> = overlays.iter().map(String::as_str).chain([env]).collect();
-    for (name, overlay) in &policy.env {
-        let nested = [
-            ("version", overlay.version.as_ref().map(|v| v.span())),
-            ("env", overlay.env.keys().next().map(|k| k.span())),
-        ];
-        for (key, span) in nested {
-            if let Some(span) = span {
-                ctx.push(
-                    Diagnostic::error(codes::UNKNOWN_KEY, span, format!("`{key}` cannot be set inside the overlay [env.{}]", name.get_ref()))
-                        .help(format!("set `{key}` at the top level")),
-                );
-            }
-        }
-    }
-    let mut regexes = Vec::new();
-    let mut patterns = Vec::new();
-    let mut routes = Vec::new();
-    for (i, rules) in policy.routes.iter().enumerate() {
-        let at = format!("routes[{i}]");
-        let pattern = match &rules.path {
-            Some(path) => routes::parse(ctx, path, rules.params.as_ref(), &mut regexes),
-            None => {
-                if !ctx.unread(&format!("{at}.path")) {
-                    ctx.push(Diagnostic::error(codes::MISSING, top.clone(), "a [[routes]] entry has no `path`").help("add path = \"/api/…\""));
-                }
-                None
-            }
-        };
-        // Without a path the route is still checked, but never compiled.
-        let name = rules.path.as_ref().map_or(at.as_str(), |p| p.get_ref().as_str());
-        let resolved = lowering.resolve(ctx, rules, &defaults_resolved, name, &at);
-        let block = lower_block(ctx, rules, &known_envs, &at);
-        let blocked = block.as_ref().filter(|b| b.applies_in(env)).map(|b| b.status);
-        let customised = rules.headers.is_some() || rules.csp.is_some() || rules.cache.is_some();
-        let header_index = if customised { lowering.header_set(ctx, &[defaults_rules, rules]) } else { defaults_headers };
-        if let Some(p) = pattern {
-            if blocked.is_none() && block.is_some_and(|b| b.applies_in(own_env)) {
-                let gate = match (rules.only_in.as_ref().and_then(|l| l.first()), rules.except_in.as_ref().and_then(|l| l.first())) {
-                    (Some(e), _) => (e.span(), "blocked only in the environments listed here"),
-                    (None, e) => (e.map_or(0..0, |e| e.span()), "not blocked in the environments listed here"),
-                };
-                unblocked.push(env::Unblocked { route: routes.len(), span: p.span.clone(), gate });
-            }
-            routes.push(to_route(Some(p.canonical.clone()), &resolved, blocked, header_index));
-            patterns.push(p);
-        }
-    }
+    check_overlay_keys(ctx, policy);
+    let inherited = Inherited { rules: defaults_rules, resolved: &defaults_resolved, headers: defaults_headers };
+    let envs = Envs { env, own: own_env, known: &known_envs };
+    let LoweredRoutes { regexes, patterns, routes } = lower_routes(ctx, &mut lowering, policy, &inherited, &envs, unblocked);
     let pattern_refs: Vec<&routes::Pattern> = patterns.iter().collect();
     let observe = observe::compile(
         ctx,
@@ -629,6 +549,161 @@ fn lower(
     // production differ, and a comment-only edit of the source keeps the revision.
     bundle.revision = bundle.digest_hex().ok()?;
     Some(bundle)
+}
+
+/// The site-wide response headers: the preset with `[headers]` applied, HTTPS and HSTS, and
+/// the CSP (linted here, as a whole).
+struct Headers {
+    top_headers: headers::HeaderPlan,
+    https: bundle::Https,
+    hsts: Option<String>,
+    csp_plan: csp::CspPlan,
+}
+
+/// `[headers]`, `[https]` and `[csp]`; findings without a place of their own point at the
+/// preset.
+fn lower_headers(ctx: &mut Ctx, policy: &Policy) -> Headers {
+    let preset_value = policy.headers.as_ref().and_then(|h| h.preset.as_ref());
+    let preset = preset_value.map_or(Preset::Helmet, |p| *p.get_ref());
+    let preset_span = preset_value.map_or(0..0, |p| p.span());
+    let mut top_headers = headers::HeaderPlan::preset(preset);
+    if let Some(h) = &policy.headers {
+        top_headers.apply(ctx, h);
+    }
+    let (https, hsts) = https::compile(ctx, policy.https.as_ref(), preset, preset_span.clone());
+    let csp_plan = csp::compile(ctx, policy.csp.as_ref(), preset);
+    // Findings about the policy as a whole (report-only, missing directives in a preset CSP)
+    // point at `csp.mode` when written, else at the preset that supplied the CSP.
+    let csp_span = policy.csp.as_ref().and_then(|c| c.mode.as_ref()).map_or(preset_span, |m| m.span());
+    // The lints judge the CSP as a whole; with a value of it taken out they would judge another.
+    if !ctx.unread("csp") && !ctx.unread("headers.preset") {
+        csp::lint(ctx, &csp_plan, csp_span);
+    }
+    Headers { top_headers, https, hsts, csp_plan }
+}
+
+/// What each route starts from: `[defaults]` as written, resolved, and its header set.
+struct Inherited<'r> {
+    rules: &'r Rules,
+    resolved: &'r Resolved,
+    headers: u16,
+}
+
+/// The environment compiled for, the policy's own, and every one the policy names.
+struct Envs<'e> {
+    env: &'e str,
+    own: &'e str,
+    known: &'e [&'e str],
+}
+
+/// The `[[routes]]` compiled, in written order: the regexes their parameters use, their
+/// patterns and the routes (a route without a `path` is checked but has neither).
+struct LoweredRoutes {
+    regexes: Vec<String>,
+    patterns: Vec<routes::Pattern>,
+    routes: Vec<Route>,
+}
+
+/// Every `[[routes]]` entry on top of `[defaults]`; routes blocked in the policy's own
+/// environment but not in the one compiled for go to `unblocked`.
+fn lower_routes(ctx: &mut Ctx, lowering: &mut Lowering<'_>, policy: &Policy, inherited: &Inherited<'_>, envs: &Envs<'_>, unblocked: &mut Vec<env::Unblocked>) -> LoweredRoutes {
+    let mut regexes = Vec::new();
+    let mut patterns = Vec::new();
+    let mut routes = Vec::new();
+    for (i, rules) in policy.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let pattern = match &rules.path {
+            Some(path) => routes::parse(ctx, path, rules.params.as_ref(), &mut regexes),
+            None => {
+                if !ctx.unread(&format!("{at}.path")) {
+                    ctx.push(Diagnostic::error(codes::MISSING, 0..0, "a [[routes]] entry has no `path`").help("add path = \"/api/…\""));
+                }
+                None
+            }
+        };
+        // Without a path the route is still checked, but never compiled.
+        let name = rules.path.as_ref().map_or(at.as_str(), |p| p.get_ref().as_str());
+        let resolved = lowering.resolve(ctx, rules, inherited.resolved, name, &at);
+        let block = lower_block(ctx, rules, envs.known, &at);
+        let blocked = block.as_ref().filter(|b| b.applies_in(envs.env)).map(|b| b.status);
+        let customised = rules.headers.is_some() || rules.csp.is_some() || rules.cache.is_some();
+        let header_index = if customised { lowering.header_set(ctx, &[inherited.rules, rules]) } else { inherited.headers };
+        if let Some(p) = pattern {
+            if blocked.is_none() && block.is_some_and(|b| b.applies_in(envs.own)) {
+                let gate = match (rules.only_in.as_ref().and_then(|l| l.first()), rules.except_in.as_ref().and_then(|l| l.first())) {
+                    (Some(e), _) => (e.span(), "blocked only in the environments listed here"),
+                    (None, e) => (e.map_or(0..0, |e| e.span()), "not blocked in the environments listed here"),
+                };
+                unblocked.push(env::Unblocked { route: routes.len(), span: p.span.clone(), gate });
+            }
+            routes.push(to_route(Some(p.canonical.clone()), &resolved, blocked, header_index));
+            patterns.push(p);
+        }
+    }
+    LoweredRoutes { regexes, patterns, routes }
+}
+
+/// `version = 1`: a warning when missing, an error for another version.
+fn check_version(ctx: &mut Ctx, policy: &Policy) {
+    match &policy.version {
+        None if ctx.unread("version") => {}
+        None => ctx.push(Diagnostic::warning(codes::NO_VERSION, 0..0, "the policy does not say which language version it uses").help("add `version = 1` at the top")),
+        Some(v) if *v.get_ref() != 1 => ctx.push(
+            Diagnostic::error(codes::VERSION, v.span(), format!("language version {} is not supported", v.get_ref())).help("this edgeguard reads version = 1"),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// `[api_keys.*]` in written order, and their names for routes to refer to.
+fn lower_api_keys(ctx: &mut Ctx, policy: &Policy, limit_table: &mut limits::Limits) -> (Vec<bundle::ApiKey>, names::Names) {
+    let mut api_keys = Vec::new();
+    let mut api_key_names = names::Names::new("api_keys", "api key", codes::UNDEFINED_API_KEY, " with header and sha256");
+    for (name, def) in &policy.api_keys {
+        let index = access::api_key(ctx, name, def, limit_table).and_then(|k| {
+            let index = u16::try_from(api_keys.len()).ok()?;
+            api_keys.push(k);
+            Some(index)
+        });
+        api_key_names.define(name.get_ref(), index);
+    }
+    (api_keys, api_key_names)
+}
+
+/// The keys only a route can have, written in `[defaults]`.
+fn check_route_only_keys(ctx: &mut Ctx, defaults_rules: &Rules) {
+    for (key, span) in [
+        ("path", defaults_rules.path.as_ref().map(|v| v.span())),
+        ("block", defaults_rules.block.as_ref().map(|v| v.span())),
+        ("only_in", defaults_rules.only_in.as_ref().and_then(|v| v.first()).map(|v| v.span())),
+        ("except_in", defaults_rules.except_in.as_ref().and_then(|v| v.first()).map(|v| v.span())),
+        ("params", defaults_rules.params.as_ref().and_then(|m| m.keys().next()).map(|k| k.span())),
+    ] {
+        if let Some(span) = span {
+            ctx.push(
+                Diagnostic::error(codes::NOT_IN_DEFAULTS, span, format!("`{key}` belongs on a route, not in [defaults]"))
+                    .help("write it in a [[routes]] entry"),
+            );
+        }
+    }
+}
+
+/// `version` and `env` written inside an `[env.*]` overlay.
+fn check_overlay_keys(ctx: &mut Ctx, policy: &Policy) {
+    for (name, overlay) in &policy.env {
+        let nested = [
+            ("version", overlay.version.as_ref().map(|v| v.span())),
+            ("env", overlay.env.keys().next().map(|k| k.span())),
+        ];
+        for (key, span) in nested {
+            if let Some(span) = span {
+                ctx.push(
+                    Diagnostic::error(codes::UNKNOWN_KEY, span, format!("`{key}` cannot be set inside the overlay [env.{}]", name.get_ref()))
+                        .help(format!("set `{key}` at the top level")),
+                );
+            }
+        }
+    }
 }
 
 fn to_route(pattern: Option<String>, r: &Resolved, block: Option<u16>, headers: u16) -> Route {

@@ -169,7 +169,7 @@ const KEPT_AS_IS: &[(&str, &str)] = &[
     ("permissions-policy", "Permissions-Policy"),
 ];
 const SIX_MONTHS: u64 = 15_552_000;
-/// helmet 8's default CSP, as `preset = "helmet"` sends it (csp.rs): a site that sends exactly
+/// helmet 8's default CSP, as `preset = "helmet"` sends it (csp/mod.rs): a site that sends exactly
 /// this needs no `[csp]`.
 const HELMET_CSP: &str = "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests";
 
@@ -191,17 +191,33 @@ fn normalized_csp(csp: &str) -> Vec<String> {
 
 /// The policy that keeps what `site` does right and fixes the rest (see the module docs).
 pub fn propose(site: &SiteHeaders) -> Proposal {
-    let mut kept = Vec::new();
-    let mut changed = Vec::new();
-    let mut p = String::new();
+    let mut draft = Draft::default();
+    let p = &mut draft.p;
     let from = site.url.as_deref().map_or_else(|| "pasted response headers".to_owned(), |u| format!("the response headers of {u}"));
     let _ = writeln!(p, "# Proposed from {from} (`edgeguard init --from-headers`).");
     p.push_str("# helmet's headers, with the site's deliberate differences kept; review, then `edgeguard check`.\nversion = 1\n");
     if let Some(host) = &site.host {
         let _ = write!(p, "\n[app]\nhosts = [{}]\n", quote(host));
     }
+    propose_hsts(site, &mut draft);
+    let set = propose_headers(site, &mut draft);
+    propose_csp(site, &set, &mut draft);
+    let Draft { mut p, kept, changed } = draft;
+    p.push_str("\n[origins.app]\nurl = \"https://my-app.example.net\"           # placeholder: your app's real address\n\n[deploy]\nactive = \"app\"\n");
+    Proposal { policy: p, kept, changed }
+}
 
-    // HSTS: the site's when it is long enough; else a year.
+/// The policy text so far, with what it kept of the site and what it changed.
+#[derive(Default)]
+struct Draft {
+    p: String,
+    kept: Vec<String>,
+    changed: Vec<String>,
+}
+
+/// HSTS: the site's when it is long enough; else a year.
+fn propose_hsts(site: &SiteHeaders, draft: &mut Draft) {
+    let Draft { p, kept, changed } = draft;
     p.push_str("\n[https]\nredirect = true                              # http → https on the same host\n");
     match site.get("strict-transport-security").as_deref().and_then(hsts) {
         Some((age, subdomains, preload)) if age >= SIX_MONTHS => {
@@ -217,7 +233,12 @@ pub fn propose(site: &SiteHeaders) -> Proposal {
             changed.push("no valid Strict-Transport-Security: a year, with subdomains".to_owned());
         }
     }
+}
 
+/// `[headers]`: helmet's, with the site's own X-Frame-Options, Referrer-Policy and the headers
+/// kept as they are; returns the headers set.
+fn propose_headers(site: &SiteHeaders, draft: &mut Draft) -> Vec<(&'static str, String)> {
+    let Draft { p, kept, changed } = draft;
     p.push_str("\n[headers]\npreset = \"helmet\"\n");
     let mut set: Vec<(&str, String)> = Vec::new();
     match site.get("x-frame-options").map(|v| v.trim().to_ascii_uppercase()).as_deref() {
@@ -252,8 +273,13 @@ pub fn propose(site: &SiteHeaders) -> Proposal {
             let _ = writeln!(p, "{} = {}", quote(name), quote(value));
         }
     }
+    set
+}
 
-    // CSP: the site's, directive by directive, with the safe additions.
+/// CSP: the site's, directive by directive, with the safe additions (`set`: the headers
+/// `[headers]` sets, for frame-ancestors to say what X-Frame-Options says).
+fn propose_csp(site: &SiteHeaders, set: &[(&str, String)], draft: &mut Draft) {
+    let Draft { p, kept, changed } = draft;
     let enforced = site.get("content-security-policy");
     let report_only = site.get("content-security-policy-report-only");
     let helmets = enforced.as_deref().is_some_and(|c| normalized_csp(c) == normalized_csp(HELMET_CSP));
@@ -319,8 +345,6 @@ pub fn propose(site: &SiteHeaders) -> Proposal {
     } else {
         changed.push("no Content-Security-Policy: helmet's (default-src 'self' and the rest); loosen it where the site loads from elsewhere".to_owned());
     }
-    p.push_str("\n[origins.app]\nurl = \"https://my-app.example.net\"           # placeholder: your app's real address\n\n[deploy]\nactive = \"app\"\n");
-    Proposal { policy: p, kept, changed }
 }
 
 /// `(max-age, includeSubDomains, preload)` of an HSTS header with exactly one max-age.

@@ -171,7 +171,7 @@ pub enum RuleRef {
 pub enum Endpoint {
     Health,
     /// The CSP report intake; the body's format once the content type was accepted.
-    CspReport(Option<crate::observe::ReportFormat>),
+    CspReport(Option<crate::vocab::ReportFormat>),
     Metrics,
     /// The fleet dashboard (`[stats] dashboard`): HTML with a Content-Security-Policy of its own.
     Dashboard,
@@ -222,7 +222,7 @@ pub struct Decision {
     /// The origin to retry on once if the chosen one fails to connect or answers 5xx.
     pub failover: Option<u16>,
     /// Why the origin was chosen.
-    pub lane: Option<crate::origins::Lane>,
+    pub lane: Option<crate::vocab::Lane>,
     /// The edge's own endpoint this request was for, if any (never forwarded, even in shadow
     /// mode).
     pub endpoint: Option<Endpoint>,
@@ -269,6 +269,16 @@ pub struct Client {
 }
 
 impl Decision {
+    /// Make this decision a refusal in place: the one definition of what refusing sets (the
+    /// engine's steps use [`reject`], the observer refuses a CSP report body after the fact).
+    pub(crate) fn refuse(&mut self, reason: Reason, status: u16, detail: Cow<'static, str>) {
+        self.action = Action::Reject;
+        self.status = Some(status);
+        self.reason = reason;
+        self.detail = detail;
+        self.origin = None;
+    }
+
     /// Seconds a client the shield refused must wait.
     pub fn shield_retry_after(&self) -> Option<u64> {
         (self.reason == Reason::ShieldBlocked).then(|| self.client.suspicion.map(|s| s.suspended_for)).flatten().filter(|s| *s > 0)
@@ -309,6 +319,12 @@ struct Problem<'a> {
     request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
+}
+
+/// `d` made a refusal ([`Decision::refuse`]), for the pipeline's steps that return it.
+pub(crate) fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {
+    d.refuse(reason, status, detail);
+    d
 }
 
 impl Decision {

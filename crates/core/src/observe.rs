@@ -30,19 +30,20 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::bundle::{Bundle, CspIntake, IpDetail, LogLevel, MetricsEndpoint, event, method};
-use crate::decision::{Action, Decision, Endpoint, OriginFailure, Reason, RuleRef};
-use crate::engine::{Engine, reject};
+use crate::decision::{Action, Decision, Endpoint, OriginFailure, Reason, RuleRef, reject};
+use crate::engine::Engine;
 use crate::limits::{BuildPreHashed, Limiter, Nanos};
 use crate::request::RequestFacts;
+pub use crate::dates::rfc3339_millis;
+pub use crate::prometheus::escape_label;
+use crate::prometheus::Prom;
+pub use crate::vocab::{METRICS_CONTENT_TYPE, ReportFormat};
 
-/// `Content-Type` of the metrics endpoint: Prometheus text exposition format 0.0.4.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Largest CSP report body the intake takes unless the policy says otherwise.
 pub const DEFAULT_MAX_REPORT_BYTES: u32 = 64 * 1024;
 /// Most reports in one `application/reports+json` body.
@@ -66,28 +67,6 @@ const MAX_DIRECTIVES: usize = 64;
 // Pipeline steps: the CSP report intake and the metrics endpoint
 // ---------------------------------------------------------------------------------------------
 
-/// The two report formats browsers send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportFormat {
-    /// `report-uri`: `application/csp-report`, `{"csp-report": {…}}`.
-    CspReport,
-    /// `report-to` (Reporting API): `application/reports+json`, `[{"type": "csp-violation", "body": {…}}, …]`.
-    ReportsJson,
-}
-
-impl ReportFormat {
-    /// The format a `Content-Type` names (parameters and case ignored), if it is one of the two.
-    pub fn from_content_type(value: &str) -> Option<ReportFormat> {
-        let media = value.split(';').next().unwrap_or_default().trim();
-        if media.eq_ignore_ascii_case("application/csp-report") {
-            Some(ReportFormat::CspReport)
-        } else if media.eq_ignore_ascii_case("application/reports+json") {
-            Some(ReportFormat::ReportsJson)
-        } else {
-            None
-        }
-    }
-}
 
 impl Engine {
     /// Step 3b: a request to a `csp.report_to` path. POST only (405), a report media type
@@ -432,59 +411,6 @@ pub fn truncate_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// `2025-01-02T03:04:05.678Z` for milliseconds since the Unix epoch.
-pub fn rfc3339_millis(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let millis = unix_ms % 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    // Fixed-width digits by hand: one timestamp per log line, and `format!` costs more in
-    // wasm than the rest of the line.
-    let mut out = String::with_capacity(24);
-    push_digits(&mut out, u64::try_from(year).unwrap_or(0), 4);
-    out.push('-');
-    push_digits(&mut out, u64::from(month), 2);
-    out.push('-');
-    push_digits(&mut out, u64::from(day), 2);
-    out.push('T');
-    push_digits(&mut out, rem / 3600, 2);
-    out.push(':');
-    push_digits(&mut out, rem % 3600 / 60, 2);
-    out.push(':');
-    push_digits(&mut out, rem % 60, 2);
-    out.push('.');
-    push_digits(&mut out, millis, 3);
-    out.push('Z');
-    out
-}
-
-/// `value` in decimal, zero-padded to at least `width` digits (as `{value:0width$}`).
-fn push_digits(out: &mut String, value: u64, width: usize) {
-    let mut digits = itoa::Buffer::new();
-    let text = digits.format(value);
-    for _ in text.len()..width {
-        out.push('0');
-    }
-    out.push_str(text);
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month, day).
-// Bounded by construction: 0 ≤ doe < 146 097, so no step below can overflow.
-#[allow(clippy::arithmetic_side_effects)]
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days.saturating_add(719_468);
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, u32::try_from(month).unwrap_or(1), u32::try_from(day).unwrap_or(1))
-}
-
 /// A token bucket (GCRA) that caps the events one isolate sends.
 #[derive(Debug, Clone)]
 pub struct Budget {
@@ -623,44 +549,7 @@ fn bump_slot(slots: &mut [u64], index: usize) {
     }
 }
 
-/// One Prometheus label value, escaped (`\`, `"` and newlines).
-pub fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-struct Prom {
-    out: String,
-}
-
 impl Prom {
-    fn head(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl core::fmt::Display) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
-    }
-
     fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
         let mut cumulative = 0u64;
         let bucket = format!("{name}_bucket");
@@ -687,7 +576,7 @@ fn seconds(ms: u64) -> String {
 impl Metrics {
     /// Prometheus text format 0.0.4. `started_ms` is the isolate's first request (Unix ms).
     pub fn render(&self, bundle: &Bundle, started_ms: u64, limiter_keys: usize) -> String {
-        let mut p = Prom { out: String::with_capacity(4096) };
+        let mut p = Prom::with_capacity(4096);
         p.head("edgeguard_build_info", "gauge", "The policy this isolate enforces.");
         p.sample("edgeguard_build_info", &[("app", &bundle.app.name), ("environment", &bundle.app.environment), ("revision", short_revision(bundle))], 1);
         p.head("edgeguard_isolate_start_time_seconds", "gauge", "When this isolate took its first request (Unix time); every counter here is this isolate's alone.");
@@ -1067,11 +956,11 @@ impl Observer {
         }
         let max = bundle.observe.csp.as_ref().map_or(DEFAULT_MAX_REPORT_BYTES, |c| c.max_bytes) as usize;
         let Some(body) = body.filter(|b| b.len() <= max) else {
-            refuse(d, Reason::PayloadTooLarge, 413, Cow::Owned(format!("the report is over {max} bytes")));
+            d.refuse(Reason::PayloadTooLarge, 413, Cow::Owned(format!("the report is over {max} bytes")));
             return;
         };
         match parse_reports(format, body) {
-            Err(why) => refuse(d, Reason::BadRequest, 400, Cow::Borrowed(why)),
+            Err(why) => d.refuse(Reason::BadRequest, 400, Cow::Borrowed(why)),
             Ok(reports) => {
                 flight.ignored = reports.ignored;
                 for v in reports.violations {
@@ -1257,15 +1146,6 @@ impl Observer {
             }
         }
     }
-}
-
-/// Make a decision a refusal in place.
-fn refuse(d: &mut Decision, reason: Reason, status: u16, detail: Cow<'static, str>) {
-    d.action = Action::Reject;
-    d.status = Some(status);
-    d.reason = reason;
-    d.detail = detail;
-    d.origin = None;
 }
 
 fn failure_cause(cause: &str) -> &'static str {
@@ -1571,14 +1451,6 @@ mod tests {
         assert_eq!(client_ip_text(None, IpDetail::Full), None);
     }
 
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
-        assert_eq!(rfc3339_millis(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
-    }
-
     fn text() -> impl proptest::strategy::Strategy<Value = String> {
         "[ -~\\x00-\\x1f\"\\\\é✓]{0,24}"
     }
@@ -1627,16 +1499,6 @@ mod tests {
                 shield: on(1).then_some("secrets"),
             };
             proptest::prop_assert_eq!(line.to_json(), serde_json::to_string(&line).unwrap_or_default());
-        }
-
-        /// The hand-written digits say what `format!` would (years 1970–9999).
-        #[test]
-        fn timestamps_match_format(ms in 0u64..253_402_300_800_000) {
-            let secs = ms / 1000;
-            let (y, mo, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
-            let rem = secs % 86_400;
-            let expected = format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000);
-            proptest::prop_assert_eq!(rfc3339_millis(ms), expected);
         }
 
         /// Addresses read as `Display` writes them, IPv4 and IPv6.

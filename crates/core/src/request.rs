@@ -224,7 +224,7 @@ pub fn decide_repeated<E>(
     engine: &crate::Engine,
     request: &TextRequest,
     repeat: u32,
-    now: crate::limits::Nanos,
+    now: crate::vocab::Nanos,
     limiter_seed: u64,
     draw: impl FnMut() -> Result<crate::Draw, E>,
 ) -> Result<crate::Decision, E> {
@@ -238,7 +238,7 @@ pub fn decide_repeated_on<E>(
     engine: &crate::Engine,
     request: &TextRequest,
     repeat: u32,
-    now: crate::limits::Nanos,
+    now: crate::vocab::Nanos,
     limiter: &mut crate::Limiter,
     mut draw: impl FnMut() -> Result<crate::Draw, E>,
 ) -> Result<crate::Decision, E> {

@@ -13,6 +13,8 @@ use crate::sanitize::{self, Refusal};
 use crate::{access, headers, https, origins};
 pub use crate::vocab::Overrides;
 
+mod endpoints;
+
 /// Randomness the shell draws once per request and passes in, keeping the engine pure.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Draw {

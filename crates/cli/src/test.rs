@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use edgeguard_compiler::diagnostics::{self, Diagnostic};
 use edgeguard_core::explain::Explanation;
 use edgeguard_core::request::CfInput;
-use edgeguard_core::{Draw, Engine};
+use edgeguard_core::{Action, Draw, Engine};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -193,7 +193,6 @@ const REASONS: &[&str] = &[
     "geo_denied",
     "shield_blocked",
 ];
-const ACTIONS: &[&str] = &["forward", "redirect", "respond", "reject"];
 /// The most `repeat` allows, as `explain --repeat`.
 const MAX_REPEAT: u64 = 1_000_000;
 
@@ -972,7 +971,7 @@ impl Parser {
             match key.get_ref().as_ref() {
                 "status" => e.status = self.status(value),
                 "reason" => e.reason = self.choice("reason", value, REASONS),
-                "action" => e.action = self.choice("action", value, ACTIONS),
+                "action" => e.action = self.choice("action", value, &Action::ALL.map(Action::code)),
                 "route" => {
                     e.route = self.nullable_string("route", value);
                     if let Some(Some(r)) = &e.route

@@ -17,7 +17,16 @@ pub enum Action {
 }
 
 impl Action {
-    /// The contract's name (as serialized): for writers that skip serde.
+    /// Every action, in the contract's order.
+    pub const ALL: [Action; 4] = [Action::Forward, Action::Redirect, Action::Respond, Action::Reject];
+
+    /// The contract's name (as serialized): for writers that skip serde. The one place an
+    /// action is named; the CLI's `expect.action` choices are [`Action::ALL`] through it.
+    ///
+    /// ```
+    /// use edgeguard_core::Action;
+    /// assert_eq!(Action::ALL.map(Action::code), ["forward", "redirect", "respond", "reject"]);
+    /// ```
     pub fn code(self) -> &'static str {
         match self {
             Action::Forward => "forward",

@@ -486,6 +486,30 @@ impl Bundle {
 
     /// Decode bytes written by [`Bundle::to_bytes`]: magic, format version and digest are
     /// checked before anything is decoded.
+    ///
+    /// # Examples
+    ///
+    /// A bundle survives its bytes (the `.egb` file beside the worker), its revision included;
+    /// a flipped byte is refused before anything is decoded.
+    ///
+    /// ```
+    /// use edgeguard_core::{Bundle, Engine, LoadError};
+    ///
+    /// let policy = "version = 1\n[app]\nname = \"hello\"\n[origins.app]\nurl = \"https://hello.fly.dev\"\n";
+    /// let bundle = edgeguard_compiler::compile(policy, &Default::default()).bundle.expect("the policy compiles");
+    /// let bytes = bundle.to_bytes()?;
+    /// assert_eq!(Bundle::from_bytes(&bytes)?, bundle);
+    /// assert_eq!(bundle.revision, bundle.digest_hex()?);
+    /// assert_eq!(Engine::load(&bytes)?.bundle().app.name, "hello");
+    ///
+    /// let mut corrupt = bytes.clone();
+    /// if let Some(last) = corrupt.last_mut() {
+    ///     *last ^= 1;
+    /// }
+    /// assert!(matches!(Bundle::from_bytes(&corrupt), Err(LoadError::Checksum)));
+    /// assert!(Bundle::from_bytes(b"not a bundle").is_err());
+    /// # Ok::<(), LoadError>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, LoadError> {
         let header = read_header(bytes)?;
         if header.format != FORMAT_VERSION {

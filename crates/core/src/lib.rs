@@ -3,6 +3,33 @@
 //! No I/O, no clock reads, no randomness: the worker, the CLI and the playground pass the time
 //! and a random draw in, so all three give the same answer for the same request.
 //!
+//! # Examples
+//!
+//! A policy compiled to a bundle, the engine built from it, and one request decided: an
+//! `http://` request is redirected to `https://`, and an `https://` one forwarded to the origin.
+//!
+//! ```
+//! use edgeguard_core::{Action, Draw, Engine, Reason, RequestFacts};
+//!
+//! let policy = "version = 1\n[app]\nname = \"hello\"\n[origins.app]\nurl = \"https://hello.fly.dev\"\n";
+//! let bundle = edgeguard_compiler::compile(policy, &Default::default()).bundle.expect("the policy compiles");
+//! let engine = Engine::new(bundle)?;
+//! let mut limiter = engine.new_limiter(7);
+//!
+//! let headers = [("host", "hello.example")];
+//! let req = RequestFacts { method: "GET", url: "http://hello.example/", headers: &headers, peer_ip: None, cf: Default::default() };
+//! let d = engine.decide(&req, &mut limiter, 0, Draw::default());
+//! assert_eq!((d.action, d.reason, d.status), (Action::Redirect, Reason::HttpsRedirect, Some(301)));
+//! assert_eq!(d.location.as_deref(), Some("https://hello.example/"));
+//!
+//! let req = RequestFacts { url: "https://hello.example/pricing?plan=pro", ..req };
+//! let d = engine.decide(&req, &mut limiter, 0, Draw::default());
+//! assert_eq!((d.action, d.reason), (Action::Forward, Reason::Ok));
+//! // `explain` is the same decision as the CLI and the playground show it.
+//! assert_eq!(edgeguard_core::explain(&engine, &d).action, Action::Forward);
+//! # Ok::<(), edgeguard_core::LoadError>(())
+//! ```
+//!
 //! # Layers
 //!
 //! The modules import in one direction only: each may use the modules of the layers below it,
@@ -25,13 +52,16 @@
 //!
 //! `headers` names `observe::METRICS_CONTENT_TYPE`, which is `vocab`'s, re-exported.
 
+// Public: what the compiler, the CLI, the playground, the worker, the fuzz targets and the
+// benchmarks use. Private: what only the engine uses; the few items of theirs the public types
+// carry are re-exported (`Lane` below, `limits::Nanos`, `observe::{ReportFormat, rfc3339_millis}`…).
 pub mod access;
 pub mod bots;
 pub mod bundle;
 pub mod cache;
 pub mod cidr;
 pub mod csp;
-pub mod dates;
+mod dates;
 pub mod dashboard;
 pub mod decision;
 pub mod engine;
@@ -40,20 +70,20 @@ pub mod geo;
 pub mod glob;
 pub mod headers;
 pub mod health;
-pub mod https;
+mod https;
 pub mod json;
 pub mod limits;
 pub mod observe;
-pub mod origins;
-pub mod prometheus;
+mod origins;
+mod prometheus;
 pub mod request;
 pub mod routes;
 pub mod sanitize;
-pub mod scan;
+mod scan;
 pub mod sessions;
 pub mod shadow;
 pub mod slo;
-pub mod vocab;
+mod vocab;
 pub mod stats;
 pub mod shield;
 
@@ -63,6 +93,7 @@ pub use engine::{Draw, Engine, Overrides};
 pub use explain::{Explanation, explain};
 pub use limits::Limiter;
 pub use request::{CfFacts, RequestFacts};
+pub use vocab::Lane;
 
 #[cfg(test)]
 mod layers {

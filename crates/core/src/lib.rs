@@ -97,6 +97,9 @@ pub use vocab::Lane;
 
 #[cfg(test)]
 mod layers {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     /// Each module's layer (the table in the crate's documentation).
     const LAYERS: &[(&str, u8)] = &[
         ("vocab", 0),

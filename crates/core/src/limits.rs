@@ -225,7 +225,11 @@ pub fn emission_interval(limit: &Limit) -> Nanos {
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
     fn limit(count: u64, window_secs: u64, burst: u64) -> Limit {
@@ -311,6 +315,8 @@ mod tests {
         assert_eq!(lim.len(), 1);
     }
 
+    // proptest needs threads, failure files and OS randomness: native runs only.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         #[test]
         fn never_admits_more_than_burst_plus_rate(

@@ -59,6 +59,9 @@ pub fn lane_cookie(bundle: &Bundle, origin: u16) -> Option<String> {
 
 #[cfg(test)]
 mod lane_tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::Lane;
 
     #[test]

@@ -519,6 +519,9 @@ pub fn client_hash(hasher: &impl BuildHasher, client: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
     use crate::request::CfFacts;
 
@@ -636,6 +639,8 @@ mod tests {
         }
     }
 
+    // proptest needs threads, failure files and OS randomness: native runs only.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         /// The one-pass user-agent scan says what the separate checks say.
         #[test]

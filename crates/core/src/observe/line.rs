@@ -141,7 +141,9 @@ impl<'a> Facts<'a> {
     }
 }
 
-#[cfg(test)]
+// Property tests only, and proptest needs threads, failure files and OS randomness: native runs
+// only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 
@@ -149,8 +151,6 @@ mod tests {
         "[ -~\\x00-\\x1f\"\\\\é✓]{0,24}"
     }
 
-    // proptest runs cases on threads and persists failures to files: native runs only.
-    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         /// The log line's writer says what its `Serialize` derive says, byte for byte, with
         /// every optional field present or not and strings that need escaping.

@@ -1,6 +1,7 @@
 // Where edgeguard's per-request time goes inside the isolate, measured in node (the same V8
 // and the same wasm as in workerd, without workerd's I/O): the shell's steps for the
-// benchmark request, one at a time.
+// benchmark request, one at a time — flatten the headers, the `decide` call, JSON.parse of
+// its step, the `finish` call (response phase and observation), JSON.parse of finish's head.
 //
 //   node bench/worker/decide-in-v8.mjs [build/edge] [CANDIDATE.egb]
 //
@@ -70,6 +71,11 @@ function time(label, iterations, fn) {
 }
 
 const N = 300_000;
+// What the shell tells `finish` of the benchmark's answer (crates/worker/src/wire.rs, `Sent`): a
+// 200 from the origin, 1 ms at the edge, 2 ms at the origin, an HTML page.
+const SENT = "200\n1\n2\n\n\n\n1\n\ntext/html; charset=utf-8\n";
+/** The last batch's `finish` answers, for timing the shell's parse of their head. */
+let finished = [];
 // `[stats]`: finish also adds each request to the isolate's aggregate (docs/operate.md).
 const stats = JSON.parse(edge.stats_info()).stats;
 let flushBytes = 0;
@@ -82,7 +88,7 @@ function decideOne(i) {
 for (let i = 0; i < IPS; i += 1) {
   const w = decideOne(i);
   wires.push(w);
-  edge.finish(JSON.parse(w).k, 200, 1, 2, "", "", true, "", now);
+  edge.finish(JSON.parse(w).k, SENT, now);
 }
 // decide, then finish the batch: a flight lives from one to the other, as in the shell.
 function decideThenFinish(label, batches) {
@@ -91,12 +97,13 @@ function decideThenFinish(label, batches) {
   let finishUs = 0;
   for (let round = -4; round < batches; round += 1) { // 4 rounds of warm-up
     const tokens = [];
+    finished = [];
     let began = process.cpuUsage();
     for (let i = 0; i < batch; i += 1) tokens.push(JSON.parse(decideOne(i)).k);
     let used = process.cpuUsage(began);
     if (round >= 0) decideUs += used.user + used.system;
     began = process.cpuUsage();
-    for (const k of tokens) edge.finish(k, 200, 1, 2, "", "", true, "", now);
+    for (const k of tokens) finished.push(edge.finish(k, SENT, now));
     // The shell's flush, when `[stats] flush` has passed (empty otherwise): timed with finish.
     if (stats) flushBytes = Math.max(flushBytes, edge.stats_take(now).length);
     used = process.cpuUsage(began);
@@ -109,11 +116,13 @@ function decideThenFinish(label, batches) {
 }
 const parse = time("json_parse_decision", N, (i) => JSON.parse(wires[i % wires.length]));
 const [decideAndParse, finish] = decideThenFinish("decide_and_parse", 60);
+const heads = finished.map((raw) => raw.slice(0, raw.indexOf("\n")));
 const steps = [
   time("flatten_headers", N, (i) => flatten(requests[i % IPS])),
   ["decide_wasm_call", decideAndParse[1] - parse[1]],
   parse,
   finish,
+  time("json_parse_finish_head", N, (i) => JSON.parse(heads[i % heads.length])),
 ];
 // With a shadow candidate: the same decide-and-parse, alternating rounds with and without it, so
 // both see the same machine state; the ratio is of the decide call alone.
@@ -138,10 +147,12 @@ if (candidate) {
 const decision = JSON.parse(wires[0]);
 if (decision.a !== "forward") throw new Error(`expected a forward decision, got ${wires[0]}`);
 const out = Object.fromEntries(steps.map(([k, v]) => [k + "_us", Math.round(v * 1000) / 1000]));
-out.decide_total_us = Math.round(steps.slice(0, 4).reduce((sum, [, v]) => sum + v, 0) * 1000) / 1000;
+out.decide_total_us = Math.round(steps.slice(0, 5).reduce((sum, [, v]) => sum + v, 0) * 1000) / 1000;
 if (candidate) out.decide_shadow_ratio = Math.round((out.decide_with_shadow_us / out.decide_one_policy_us) * 100) / 100;
 out.wire_bytes = wires[0].length;
-out.log_line_bytes = edge.finish(JSON.parse(decideOne(1)).k, 200, 1, 2, "", "", true, "", now).length;
+const last = edge.finish(JSON.parse(decideOne(1)).k, SENT, now);
+out.finish_head_bytes = last.indexOf("\n");
+out.log_line_bytes = last.length - last.indexOf("\n") - 1;
 out.fleet_stats = stats;
 if (stats) out.largest_flush_bytes = flushBytes;
 out.node = process.version;

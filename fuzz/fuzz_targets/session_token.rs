@@ -5,7 +5,7 @@
 
 use edgeguard_core::RequestFacts;
 use edgeguard_core::glob::Glob;
-use edgeguard_core::sessions::{Ask, Resolved, Sessions, Source, alg, decode_material, parse};
+use edgeguard_core::sessions::{Ask, Resolved, Sessions, Source, alg, decode_material, material as extract, parse};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &[u8] = b"fuzzing-secret-0123456789";
@@ -49,8 +49,10 @@ fuzz_target!(|data: &[u8]| {
             other => other,
         };
         if matches!(verified, Resolved::Verified(_)) {
-            // Only a genuine HS256 token: the signature checks out under the secret.
-            let token = decode_material(material).expect("verified material decodes");
+            // Only a genuine HS256 token: the signature checks out under the secret. The token
+            // is what the engine took from the header (a cookie header can carry several).
+            let taken = extract(&source, &req).expect("verified material is present");
+            let token = decode_material(&taken).expect("verified material decodes");
             let parsed = parse(&token).expect("verified token parses");
             assert!(edgeguard_core::sessions::hs256_valid(SECRET, &parsed), "verified without a valid HS256 signature");
         }

@@ -10,7 +10,7 @@ use crate::limits::{Limiter, Nanos};
 use crate::request::RequestFacts;
 use crate::routes::{Match, ParamCheck};
 use crate::sanitize::{self, Refusal};
-use crate::{access, headers, https, origins};
+use crate::{access, https, origins};
 pub use crate::vocab::Overrides;
 
 mod endpoints;
@@ -159,10 +159,6 @@ impl Engine {
         }
     }
 
-    /// Header changes for the response to this decision.
-    pub fn response_headers(&self, d: &Decision) -> headers::ResponseHeaders<'_> {
-        headers::plan(&self.bundle, d)
-    }
 
     /// Whether a client-sent request header must not reach the origin: the engine's list and the
     /// policy's `[sanitize] strip_headers`.
@@ -805,8 +801,9 @@ pub const STRIPPED_REQUEST_PREFIXES: [&str; 2] = ["x-forwarded-", "x-invoke-"];
 
 /// Whether the engine's own list removes a client-sent request header before forwarding.
 pub fn is_stripped_request_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    STRIPPED_REQUEST_PREFIXES.iter().any(|p| lower.starts_with(p)) || STRIPPED_REQUEST_HEADERS.contains(&lower.as_str())
+    // Checked for every header of every request: compared without a lowercase copy.
+    let starts = |p: &str| name.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p));
+    STRIPPED_REQUEST_PREFIXES.iter().any(|p| starts(p)) || STRIPPED_REQUEST_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Refusals of the routing, access and limit stages: the ones global shadow mode lets through.

@@ -239,24 +239,26 @@ pub struct LaneReport {
 
 pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
     let bundle = engine.bundle();
-    let plan = engine.response_headers(d);
-    let mut response_headers: BTreeMap<String, String> =
-        plan.default.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
-    for (n, v) in &plan.set {
-        response_headers.insert((*n).to_owned(), v.to_string());
-    }
-    if let Some(cache) = plan.cache_on_success {
-        response_headers.insert("cache-control".to_owned(), cache.to_owned());
-    }
-    for (n, v) in &plan.append {
-        response_headers.insert((*n).to_owned(), v.clone());
-    }
+    // The response phase as the edge runs it (crate::response), on an origin answer assumed
+    // to be a 200 HTML page (the edge's own answers as they are); the strict CSP's nonce is
+    // shown as its placeholder.
+    let forward = d.action == Action::Forward;
+    let sent = crate::response::Sent {
+        status: if forward { 200 } else { d.status.unwrap_or(200) },
+        from_origin: forward,
+        content_type: "text/html; charset=utf-8",
+        content_encoding: "",
+        head: false,
+    };
+    let mut list = crate::response::HeaderList::default();
+    list.apply(&crate::response::static_ops(bundle, d.headers), crate::csp::NONCE_PLACEHOLDER);
+    list.apply(&crate::response::ops(bundle, d, &sent), crate::csp::NONCE_PLACEHOLDER);
+    let response_headers: BTreeMap<String, String> = list.0.into_iter().collect();
     // Strict CSP: the response is assumed to be an HTML page, as `response_headers` assumes a
     // 2xx; the edge's own answers are never HTML, so they keep the legacy policy.
     let set = crate::headers::set_for(bundle, d);
     let csp_nonce = set.strict.as_ref().filter(|_| d.action == Action::Forward).map(|strict| {
         let otherwise = set.set.iter().find(|(n, _)| n == "content-security-policy").map(|(_, v)| v.clone());
-        response_headers.insert(strict.header.clone(), strict.value.clone());
         let mode = if strict.header == "content-security-policy" { "enforce" } else { "report-only" };
         CspNonceReport {
             mode,
@@ -283,7 +285,7 @@ pub fn explain(engine: &Engine, d: &Decision) -> Explanation {
         origin: d.origin.and_then(|o| bundle.origins.get(usize::from(o))).map(|o| o.name.clone()),
         location: d.location.clone(),
         response_headers,
-        remove_headers: plan.remove.to_vec(),
+        remove_headers: set.remove.to_vec(),
         forward_headers,
         rate_limit,
         detail: d.detail.to_string(),

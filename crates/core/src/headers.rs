@@ -1,7 +1,8 @@
 //! Stage 9: the header changes applied to every response, the origin's or the edge's own.
 //!
 //! They come in two parts: the route's precomputed [`HeaderSet`] (the same for every request
-//! on the route, so a shell can cache it) and a few per-request headers ([`dynamic`]).
+//! on the route, so a shell can cache it) and a few per-request headers ([`dynamic`]); the
+//! order they apply in is crate::response's.
 
 use std::borrow::Cow;
 
@@ -9,21 +10,6 @@ use crate::bundle::{Bundle, HeaderSet, method};
 use crate::decision::{Action, Decision, Endpoint};
 use crate::limits::rate_limit_header;
 use crate::origins::lane_cookie;
-
-/// Header changes for one response. Names are lowercase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHeaders<'a> {
-    /// Replace any value the origin sent (never add a second copy).
-    pub set: Vec<(&'a str, Cow<'a, str>)>,
-    /// Added next to what the origin sent (`Set-Cookie`).
-    pub append: Vec<(&'static str, String)>,
-    /// Added only when the origin sent none.
-    pub default: &'a [(String, String)],
-    /// Removed from the origin's response.
-    pub remove: &'a [String],
-    /// `Cache-Control` to set on a successful (2xx or 304) origin response.
-    pub cache_on_success: Option<&'a str>,
-}
 
 static EMPTY_SET: HeaderSet = HeaderSet { set: Vec::new(), default: Vec::new(), remove: Vec::new(), hsts: None, cache: None, strict: None };
 
@@ -106,20 +92,4 @@ pub fn append(bundle: &Bundle, d: &Decision) -> Vec<(&'static str, String)> {
         Some(cookie) => vec![("set-cookie", cookie)],
         None => Vec::new(),
     }
-}
-
-/// Everything at once, in the order a shell applies it.
-pub fn plan<'a>(bundle: &'a Bundle, d: &Decision) -> ResponseHeaders<'a> {
-    let set_ref = set_for(bundle, d);
-    let mut set: Vec<(&'a str, Cow<'a, str>)> =
-        set_ref.set.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect();
-    if let Some(hsts) = set_ref.hsts.as_deref().filter(|_| d.https) {
-        set.push(("strict-transport-security", Cow::Borrowed(hsts)));
-    }
-    for (name, value) in dynamic(bundle, d) {
-        set.retain(|(n, _)| *n != name);
-        set.push((name, value));
-    }
-    let cache_on_success = if d.action == Action::Forward { set_ref.cache.as_deref() } else { None };
-    ResponseHeaders { set, append: append(bundle, d), default: &set_ref.default, remove: &set_ref.remove, cache_on_success }
 }

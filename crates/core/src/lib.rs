@@ -46,7 +46,7 @@
 //! | 5 | `cache`, `health`, `limits`, `origins`, `sanitize` | stages that read the bundle |
 //! | 6 | `decision` | what `decide` returns |
 //! | 7 | `access`, `https`, `headers` | stages that shape a decision |
-//! | 8 | `engine` | the pipeline (`decide`, and its endpoints' steps in `engine::endpoints`) |
+//! | 8 | `engine`, `response` | the pipeline (`decide`, and its endpoints' steps in `engine::endpoints`); a response's header operations in order |
 //! | 9 | `observe`, `explain` | what is told about a decision |
 //! | 10 | `shadow` | a candidate policy decided and observed next to the active one |
 //!
@@ -77,6 +77,7 @@ pub mod observe;
 mod origins;
 mod prometheus;
 pub mod request;
+pub mod response;
 pub mod routes;
 pub mod sanitize;
 mod scan;
@@ -130,6 +131,7 @@ mod layers {
         ("https", 7),
         ("headers", 7),
         ("engine", 8),
+        ("response", 8),
         ("observe", 9),
         ("explain", 9),
         ("shadow", 10),
@@ -169,6 +171,7 @@ mod layers {
         ("origins.rs", include_str!("origins.rs")),
         ("prometheus.rs", include_str!("prometheus.rs")),
         ("request.rs", include_str!("request.rs")),
+        ("response.rs", include_str!("response.rs")),
         ("routes.rs", include_str!("routes.rs")),
         ("sanitize.rs", include_str!("sanitize.rs")),
         ("scan.rs", include_str!("scan.rs")),

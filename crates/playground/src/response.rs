@@ -1,8 +1,9 @@
-//! The response the client receives: the engine's header plan applied to an origin response
-//! in the order the worker's shell applies it (crates/worker/js/shell.mjs), each header marked
-//! with what the edge did to it.
+//! The response the client receives: the engine's response phase (edgeguard_core::response)
+//! executed on an origin response as the worker's shell executes it, each header marked with
+//! what the edge did to it.
 
-use edgeguard_core::{Action, Decision, Engine, csp};
+use edgeguard_core::response::{self, Op};
+use edgeguard_core::{Action, Decision, Engine};
 use serde::{Deserialize, Serialize};
 
 /// The origin's answer the page assumes (for `forward`).
@@ -22,7 +23,10 @@ fn ok() -> u16 {
 impl Origin {
     pub fn parse(json: &str) -> Result<Origin, String> {
         if json.trim().is_empty() {
-            return Ok(Origin { status: 200, headers: Vec::new() });
+            return Ok(Origin {
+                status: 200,
+                headers: Vec::new(),
+            });
         }
         serde_json::from_str(json).map_err(|e| format!("the origin response is not valid: {e}"))
     }
@@ -66,91 +70,139 @@ pub struct Response {
 }
 
 /// `head`: the request's method is `HEAD` (strict CSP sends its header without a body then).
+/// The response phase is the engine's (edgeguard_core::response), executed here on a header
+/// list that remembers what the edge did to each header; the strict CSP's nonce is shown as
+/// its `{nonce}` placeholder.
 pub fn apply(engine: &Engine, d: &Decision, origin: &Origin, head: bool) -> Response {
     let forward = d.action == Action::Forward;
-    let status = if forward { origin.status } else { d.status.unwrap_or(200) };
+    let status = if forward {
+        origin.status
+    } else {
+        d.status.unwrap_or(200)
+    };
     let mut headers: Vec<Header> = if forward {
         origin
             .headers
             .iter()
             .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .filter(|(n, _)| !n.is_empty())
-            .map(|(name, value)| Header { name, value: Some(value.clone()), change: Change::Kept, origin: Some(value) })
+            .map(|(name, value)| Header {
+                name,
+                value: Some(value.clone()),
+                change: Change::Kept,
+                origin: Some(value),
+            })
             .collect()
     } else {
         Vec::new()
     };
-    let plan = engine.response_headers(d);
-    for name in plan.remove {
-        for h in headers.iter_mut().filter(|h| h.name == *name && h.change != Change::Removed) {
-            h.change = Change::Removed;
-            h.value = None;
-        }
-    }
-    let present = |headers: &[Header], name: &str| headers.iter().any(|h| h.name == name && h.change != Change::Removed);
-    for (name, value) in plan.default {
-        if !present(&headers, name) {
-            headers.push(Header { name: name.clone(), value: Some(value.clone()), change: Change::Default, origin: None });
-        }
-    }
-    let set = |headers: &mut Vec<Header>, name: &str, value: &str| {
-        let mut replaced = false;
-        for h in headers.iter_mut().filter(|h| h.name == name && h.change != Change::Removed) {
-            if replaced {
-                // A second copy from the origin: set() leaves one.
-                h.change = Change::Removed;
-                h.value = None;
-                continue;
-            }
-            replaced = true;
-            h.change = if h.origin.is_some() { Change::Replaced } else { Change::Set };
-            h.value = Some(value.to_owned());
-        }
-        if !replaced {
-            headers.push(Header { name: name.to_owned(), value: Some(value.to_owned()), change: Change::Set, origin: None });
-        }
+    let value_of = |headers: &[Header], name: &str| {
+        headers
+            .iter()
+            .find(|h| h.name == name && h.change != Change::Removed)
+            .and_then(|h| h.value.clone())
+            .unwrap_or_default()
     };
-    // The shell's order: the header set's `set` (HSTS on https included), cache-control on a
-    // successful forward, then the per-request headers, which `plan.set` lists last.
-    let dynamic: Vec<(&str, String)> =
-        edgeguard_core::headers::dynamic(engine.bundle(), d).into_iter().map(|(n, v)| (n, v.into_owned())).collect();
-    let (per_request, static_set): (Vec<_>, Vec<_>) =
-        plan.set.iter().partition(|(n, v)| dynamic.iter().any(|(dn, dv)| dn == n && dv.as_str() == v.as_ref()));
-    for (name, value) in &static_set {
-        set(&mut headers, name, value);
-    }
-    if let Some(cache) = plan.cache_on_success.filter(|_| forward && ((200..300).contains(&status) || status == 304)) {
-        set(&mut headers, "cache-control", cache);
-    }
-    // `[csp] strict = "nonce"` on a forwarded response, as the shell decides it (the engine's
-    // `strict_action`): an HTML page gets the strict policy, shown with its `{nonce}`
-    // placeholder where the edge puts a fresh nonce; a 304 gets no CSP (the browser keeps the
-    // one cached with the page); anything else keeps the legacy policy.
-    if let Some(strict) = edgeguard_core::headers::set_for(engine.bundle(), d).strict.as_ref().filter(|_| forward) {
-        let value_of = |headers: &[Header], name: &str| {
-            headers.iter().find(|h| h.name == name && h.change != Change::Removed).and_then(|h| h.value.clone()).unwrap_or_default()
-        };
-        let (content_type, coding) = (value_of(&headers, "content-type"), value_of(&headers, "content-encoding"));
-        match csp::strict_action(status, &content_type, &coding, head) {
-            csp::StrictAction::Rewrite | csp::StrictAction::HeaderOnly => set(&mut headers, &strict.header, &strict.value),
-            csp::StrictAction::KeepCached => {
-                let is_csp = |h: &Header| h.name == "content-security-policy" || h.name == "content-security-policy-report-only";
-                headers.retain(|h| !(is_csp(h) && h.origin.is_none()));
-                for h in headers.iter_mut().filter(|h| is_csp(h)) {
-                    h.change = Change::Removed;
-                    h.value = None;
-                }
-            }
-            csp::StrictAction::Legacy => {}
-        }
-    }
-    for (name, value) in &per_request {
-        set(&mut headers, name, value);
-    }
-    for (name, value) in plan.append {
-        headers.push(Header { name: name.to_owned(), value: Some(value), change: Change::Appended, origin: None });
+    let (content_type, content_encoding) = (
+        value_of(&headers, "content-type"),
+        value_of(&headers, "content-encoding"),
+    );
+    let sent = response::Sent {
+        status,
+        from_origin: forward,
+        content_type: &content_type,
+        content_encoding: &content_encoding,
+        head,
+    };
+    let bundle = engine.bundle();
+    for op in response::static_ops(bundle, d.headers)
+        .iter()
+        .chain(response::ops(bundle, d, &sent).iter())
+    {
+        execute(&mut headers, op);
     }
     // Removed ones last, so the list reads as the response.
     headers.sort_by_key(|h| h.change == Change::Removed);
-    Response { status, from_origin: forward, headers }
+    Response {
+        status,
+        from_origin: forward,
+        headers,
+    }
+}
+
+/// One operation on the marked list, as the worker's shell performs it on a `Headers`.
+fn execute(headers: &mut Vec<Header>, op: &Op) {
+    let live = |h: &Header, name: &str| h.name == name && h.change != Change::Removed;
+    match op {
+        // The origin's copies show as removed; one the edge had added is simply gone.
+        Op::Remove(name) => {
+            headers.retain(|h| !(live(h, name) && h.origin.is_none()));
+            for h in headers.iter_mut().filter(|h| live(h, name)) {
+                h.change = Change::Removed;
+                h.value = None;
+            }
+        }
+        Op::Default(name, value) => {
+            if !headers.iter().any(|h| live(h, name)) {
+                headers.push(Header {
+                    name: name.to_string(),
+                    value: Some(value.to_string()),
+                    change: Change::Default,
+                    origin: None,
+                });
+            }
+        }
+        Op::Set(name, value) | Op::SetNonced(name, value) => set(headers, name, value),
+        Op::Append(name, value) => headers.push(Header {
+            name: name.to_string(),
+            value: Some(value.to_string()),
+            change: Change::Appended,
+            origin: None,
+        }),
+        Op::RewriteBody => {
+            for h in headers.iter_mut().filter(|h| live(h, "content-length")) {
+                h.change = Change::Removed;
+                h.value = None;
+            }
+            if let Some(etag) = headers
+                .iter_mut()
+                .find(|h| live(h, "etag"))
+                .filter(|h| h.value.as_deref().is_some_and(|v| !v.starts_with("W/")))
+            {
+                etag.value = etag.value.as_ref().map(|v| format!("W/{v}"));
+                etag.change = Change::Replaced;
+            }
+        }
+    }
+}
+
+/// Replace every value of `name` with `value` (a second copy from the origin goes, as
+/// `Headers.set` leaves one).
+fn set(headers: &mut Vec<Header>, name: &str, value: &str) {
+    let mut replaced = false;
+    for h in headers
+        .iter_mut()
+        .filter(|h| h.name == name && h.change != Change::Removed)
+    {
+        if replaced {
+            h.change = Change::Removed;
+            h.value = None;
+            continue;
+        }
+        replaced = true;
+        h.change = if h.origin.is_some() {
+            Change::Replaced
+        } else {
+            Change::Set
+        };
+        h.value = Some(value.to_owned());
+    }
+    if !replaced {
+        headers.push(Header {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+            change: Change::Set,
+            origin: None,
+        });
+    }
 }

@@ -186,9 +186,8 @@ function setup(env, bundles) {
     info,
     revision,
     origins,
-    strip: new Set(info.strip),
-    stripPrefixes: info.strip_prefixes,
-    sets: [],
+    // Each header set's operations (`header_ops`), parsed once: by index.
+    programs: [],
     probes: null,
     authHeader: env.EDGE_ORIGIN_AUTH ? String(env.EDGE_ORIGIN_AUTH_HEADER || "x-edgeguard-auth").toLowerCase() : null,
     authValue: env.EDGE_ORIGIN_AUTH ? String(env.EDGE_ORIGIN_AUTH) : null,
@@ -196,10 +195,8 @@ function setup(env, bundles) {
     posthogKey,
     analytics,
     quiet: info.observe.log === "off",
-    // Whether `finish` needs to know if a response is HTML (PostHog pageviews are on and sent).
-    wantsHtml: info.observe.pageviews && Boolean(posthogKey && posthogHost),
-    // The fallback page and its headers (`[fallback]`), for origin failures and maintenance.
-    fallback: info.fallback ? { html: edge.fallback_page(), headers: info.fallback } : null,
+    // The fallback page (`[fallback]`), for origin failures and maintenance.
+    fallback: info.fallback ? { html: edge.fallback_page() } : null,
     // Cache keys with a miss at the origin (its promise settles once the copy is stored) and
     // with a stale-while-revalidate refresh running, in this isolate.
     inflight: new Map(),
@@ -212,35 +209,101 @@ function setup(env, bundles) {
   };
 }
 
-function headerSet(st, index) {
-  let set = st.sets[index];
-  if (set === undefined) {
-    set = JSON.parse(st.edge.header_set(index));
-    st.sets[index] = set;
+/** The operations of header set `index`, flat `[code, name, value, …]` (wire.rs). */
+function headerOps(st, index) {
+  let ops = st.programs[index];
+  if (ops === undefined) {
+    ops = JSON.parse(st.edge.header_ops(index));
+    st.programs[index] = ops;
   }
-  return set;
+  return ops;
 }
 
-// The response phase: header set (replace, never duplicate), defaults, removals, HSTS on
-// https only, cache on success, strict CSP on HTML, then the per-request headers the engine
-// computed.
-function respond(st, d, body, status, statusText, base, timing, head = false, own = false) {
-  const set = headerSet(st, d.h);
-  // `own`: `base` is a Headers object of this response's alone (a cache copy's), edited in place.
-  const h = own ? base : new Headers(base);
-  for (const name of set.remove) h.delete(name);
-  for (const [name, value] of set.default) if (!h.has(name)) h.set(name, value);
-  for (const [name, value] of set.set) h.set(name, value);
-  if (d.t && set.hsts) h.set("strict-transport-security", set.hsts);
-  else h.delete("strict-transport-security");
-  if (set.cache && d.a === "forward" && ((status >= 200 && status < 300) || status === 304)) h.set("cache-control", set.cache);
-  if (set.strict && d.a === "forward") body = strict(st, set.strict, h, body, status, head);
-  const dynamic = d.d;
-  for (let i = 0; i < dynamic.length; i += 2) h.set(dynamic[i], dynamic[i + 1]);
-  const append = d.c;
-  for (let i = 0; i < append.length; i += 2) h.append(append[i], append[i + 1]);
-  h.set("server-timing", timing);
-  return new Response(body, { status, statusText, headers: h });
+/**
+ * Header operations, flat `[code, name, value, …]`, as edgeguard_core::response::Op codes:
+ * `-` remove, `?` set when absent, `=` set, `+` append, `n` set with this response's nonce,
+ * `r` the body gets the nonce on its scripts and styles. Applied to `h` in order; returns the
+ * body (rewritten for `r`).
+ * @param {Headers} h @param {string[]} ops @param {any} body
+ */
+function execute(st, h, ops, body, nonce) {
+  for (let i = 0; i < ops.length; i += 3) {
+    const name = ops[i + 1];
+    switch (ops[i]) {
+      case "=":
+        h.set(name, ops[i + 2]);
+        break;
+      case "-":
+        h.delete(name);
+        break;
+      case "?":
+        if (!h.has(name)) h.set(name, ops[i + 2]);
+        break;
+      case "+":
+        h.append(name, ops[i + 2]);
+        break;
+      case "n":
+        nonce.value ??= newNonce();
+        h.set(name, ops[i + 2].replaceAll(st.info.nonce.placeholder, nonce.value));
+        break;
+      case "r":
+        nonce.value ??= newNonce();
+        body = rewrite(st, h, body, nonce.value);
+        break;
+    }
+  }
+  return body;
+}
+
+/**
+ * @typedef {object} Step  `decide`'s and `settle`'s answer (crates/worker/src/wire.rs, `Step`)
+ * @property {"forward"|"reject"|"redirect"|"respond"|"limit"|"ask"} a
+ * @property {number} k flight token   @property {number} h header set   @property {string} r request id
+ * @property {number} [s] status of an edge answer   @property {string} [b] its problem+json
+ * @property {number} [o] origin   @property {string} p path and query   @property {string[]} f request header operations
+ * @property {number} [fo] failover origin   @property {number} [mb] max body   @property {object} [g] global limit to ask
+ * @property {string} why   @property {string} [ck] cache key   @property {number[]} [cl] cache lifetimes
+ * @property {boolean} [cb] cache bypassed   @property {boolean} [fb] page request   @property {boolean} [ct] finish reads the content type
+ */
+
+/**
+ * Send a response through the response phase: `finish` (the engine) says what it is — the
+ * header set's operations, then this response's; for an origin that failed, the edge's own
+ * status and body — and hands back what to write for the request (log line, events, data
+ * point). `base`: the origin's Response, or a stored copy's headers; undefined for the edge's
+ * own answer; `own`: `base` (headers) belongs to this response alone and is edited in place.
+ * An origin Response is answered as `new Response(body, response)` edited in place: its
+ * headers are copied once.
+ * @param {Step} d
+ */
+function respond(st, d, body, status, statusText, base, obs, note, head = false, own = false) {
+  let response = null;
+  let h;
+  if (base instanceof Response) {
+    response = new Response(body, base);
+    h = response.headers;
+  } else h = own ? base : new Headers(base);
+  const fromOrigin = base !== undefined;
+  const serverTiming = timing(obs, note);
+  let sent = `${status}\n${obs.edgeMs}\n${obs.originMs ?? ""}\n${obs.originError}\n${obs.failover}\n${obs.cache}\n${fromOrigin ? "1" : ""}\n${head ? "1" : ""}`;
+  if (d.ct && fromOrigin) sent += `\n${h.get("content-type") ?? ""}\n${h.get("content-encoding") ?? ""}`;
+  const raw = st.edge.finish(d.k, sent, obs.end);
+  const nl = raw.indexOf("\n");
+  const phase = nl > 0 ? JSON.parse(raw.slice(0, nl)) : { o: [] };
+  if (phase.s !== undefined) {
+    status = phase.s;
+    body = head ? null : phase.fb ? st.fallback?.html ?? "" : phase.b;
+  }
+  const nonce = {};
+  const sending = execute(st, h, phase.o, execute(st, h, headerOps(st, d.h), body, nonce), nonce);
+  h.set("server-timing", serverTiming);
+  if (response === null || sending !== body) response = new Response(sending, { status, statusText, headers: h });
+  if (st.stats !== null && !st.statsArmed && obs.ctx) {
+    st.statsArmed = true;
+    obs.ctx.waitUntil(flushLater(st));
+  }
+  if (nl >= 0) write(st, obs.ctx, raw.slice(nl + 1));
+  return response;
 }
 
 /** 128 bits from the runtime's CSPRNG, base64 (the engine's `csp::nonce_from`). */
@@ -248,21 +311,12 @@ function newNonce() {
   return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
 }
 
-// `[csp] strict = "nonce"` on one origin response: the engine says what this response gets
-// (csp::strict_action); for HTML the body streams through workerd's HTMLRewriter — lol_html,
-// the rewriter `edgeguard nonce` runs — which puts this response's nonce on every start tag
-// the engine lists, replacing any nonce the origin sent.
-function strict(st, policy, h, body, status, head) {
-  const action = st.edge.strict_action(status, h.get("content-type") ?? "", h.get("content-encoding") ?? "", head);
-  if (action === 3) {
-    h.delete("content-security-policy");
-    h.delete("content-security-policy-report-only");
-    return body;
-  }
-  if (action === 0) return body;
-  const nonce = newNonce();
-  h.set(policy.header, policy.value.replaceAll(st.info.nonce.placeholder, nonce));
-  if (action === 2 || body === null) return body;
+// `[csp] strict = "nonce"` on an HTML page (the engine's `r` operation): the body streams
+// through workerd's HTMLRewriter — lol_html, the rewriter `edgeguard nonce` runs — which puts
+// this response's nonce on every start tag the engine lists, replacing any nonce the origin
+// sent.
+function rewrite(st, h, body, nonce) {
+  if (body === null) return body;
   // The bytes change, so the length does and a strong validator no longer holds.
   h.delete("content-length");
   const etag = h.get("etag");
@@ -280,9 +334,10 @@ function strict(st, policy, h, body, status, head) {
   return rewriter.transform(new Response(body)).body;
 }
 
-/** What the shell sees of one request for its log line and `Server-Timing`, from `start`. */
-function observation(start) {
-  return { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0, cache: "" };
+/** What the shell sees of one request for its log line and `Server-Timing`, from `start`;
+ * `ctx` (the ExecutionContext, when there is one) keeps what is sent after the response. */
+function observation(start, ctx) {
+  return { start, end: start, originMs: null, originError: "", failover: "", edgeMs: 0, cache: "", ctx };
 }
 
 /** `Server-Timing`; the same durations go into the request's log line (obs.edgeMs, obs.originMs). */
@@ -296,16 +351,11 @@ function timing(obs, extra) {
 }
 
 /** The request as the engine reads it, `method\nurl\nname\nvalue\n…` (one string: one copy
- * into wasm), and the header names forwarding removes (the engine's and the policy's list, and
- * the engine's prefixes): one pass over workerd's Headers. */
-function flatten(st, request) {
+ * into wasm; wire.rs): one pass over workerd's Headers. */
+function flatten(request) {
   let flat = request.method + "\n" + request.url + "\n";
-  const strip = [];
-  for (const [name, value] of request.headers) {
-    flat += name + "\n" + value + "\n";
-    if (st.strip.has(name) || st.stripPrefixes.some((p) => name.startsWith(p))) strip.push(name);
-  }
-  return { flat, strip };
+  for (const [name, value] of request.headers) flat += name + "\n" + value + "\n";
+  return flat;
 }
 
 /** The facts of `request.cf` the engine reads, `country\ncontinent\nasn\nverifiedBotCategory\nverified`:
@@ -318,20 +368,19 @@ function cfFacts(cf) {
 
 /** One attempt at an origin: a promise of the Response, or "timeout" / "unreachable". A plain
  * function returning fetch's promise, not an async one: one fewer promise and turn per request. */
-function attempt(st, origin, request, d, body, strip) {
-  const headers = new Headers(request.headers);
-  for (const name of strip) headers.delete(name);
-  const forwarded = d.f;
-  for (let i = 0; i < forwarded.length; i += 2) headers.set(forwarded[i], forwarded[i + 1]);
-  if (st.authHeader) headers.set(st.authHeader, st.authValue);
+function attempt(st, origin, request, d, body) {
   try {
-    return fetch(origin.url + d.p, {
+    // The request's headers copied once (into the new Request), then edited in place.
+    const sent = new Request(origin.url + d.p, {
       method: request.method,
-      headers,
+      headers: request.headers,
       body,
       redirect: "manual",
       signal: AbortSignal.timeout(origin.timeout_ms),
-    }).catch(fetchFailure);
+    });
+    execute(st, sent.headers, d.f, null, null);
+    if (st.authHeader) sent.headers.set(st.authHeader, st.authValue);
+    return fetch(sent).catch(fetchFailure);
   } catch (err) {
     return Promise.resolve(fetchFailure(err));
   }
@@ -343,17 +392,17 @@ function fetchFailure(err) {
 
 /** Forward to the origin and answer with what it sent, or with the edge's answer for an origin
  * that could not: the fallback page for a page request, else problem+json 502/504. */
-async function forward(st, request, d, obs, strip) {
-  const reached = await reach(st, request, d, obs, strip);
+async function forward(st, request, d, obs) {
+  const reached = await reach(st, request, d, obs);
   if (reached.answer) return reached.answer;
   if (typeof reached.response === "string") return originDown(st, request, d, obs, reached);
-  return respond(st, d, reached.response.body, reached.response.status, reached.response.statusText, reached.response.headers, timing(obs, reached.note), request.method === "HEAD");
+  return respond(st, d, reached.response.body, reached.response.status, reached.response.statusText, reached.response, obs, reached.note, request.method === "HEAD");
 }
 
 /** One request at the origin, failover included: `{ answer }` when the edge already answered
  * (a body past max_body), else `{ response, note, origin }` where `response` is the origin's
  * Response or "timeout" / "unreachable". */
-async function reach(st, request, d, obs, strip) {
+async function reach(st, request, d, obs) {
   let origin = st.origins[d.o];
   const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
   let body = hasBody ? request.body : null;
@@ -381,7 +430,7 @@ async function reach(st, request, d, obs, strip) {
     }
   }
   const sent = Date.now();
-  let response = await attempt(st, origin, request, d, body, strip);
+  let response = await attempt(st, origin, request, d, body);
   if (over.sent) {
     if (typeof response !== "string") await response.body?.cancel();
     return { answer: bodyTooLarge(st, request, d, obs, true) };
@@ -396,26 +445,21 @@ async function reach(st, request, d, obs, strip) {
     obs.failover = failed;
     log(st, { level: "warn", msg: "failover", request_id: d.r, from: origin.name, to: other.name, cause: failed });
     origin = other;
-    response = await attempt(st, origin, request, d, body, strip);
+    response = await attempt(st, origin, request, d, body);
   }
   obs.originMs = Date.now() - sent;
   return { response, note, origin };
 }
 
-/** No origin answered (`reached.response` is "timeout" or "unreachable"): the fallback page
- * (503) for a page request when the policy has one, else problem+json 504/502. */
+/** No origin answered (`reached.response` is "timeout" or "unreachable"): the engine's
+ * answer for it (`finish` with the origin error) — the fallback page (503) for a page request
+ * when the policy has one, else problem+json 504/502. */
 function originDown(st, request, d, obs, reached) {
   const kind = reached.response;
   obs.originError = kind; // the request's log line says so (level error)
+  if (d.fb && st.fallback) obs.cache = "fallback";
   const extra = [reached.note, `origin-error;desc="${kind}"`].filter(Boolean).join(", ");
-  if (d.fb && st.fallback) {
-    obs.cache = "fallback";
-    const page = { ...d, a: "reject", d: [...st.fallback.headers, "x-request-id", d.r], c: [] };
-    return respond(st, page, request.method === "HEAD" ? null : st.fallback.html, 503, "", undefined, timing(obs, extra));
-  }
-  const problem = st.edge.origin_failure(kind, reached.origin.name, d.r, d.p);
-  const refused = { ...d, a: "reject", d: ["content-type", "application/problem+json", "cache-control", "no-store", "x-request-id", d.r], c: [] };
-  return respond(st, refused, problem, kind === "timeout" ? 504 : 502, "", undefined, timing(obs, extra));
+  return respond(st, d, null, 0, "", undefined, obs, extra, request.method === "HEAD");
 }
 
 // ── The edge cache (docs/caching.md) ────────────────────────────────────────────────────────
@@ -538,9 +582,9 @@ function serveCopy(st, request, d, obs, copy, outcome) {
   if ((head || unchanged) && copy.body instanceof ReadableStream) copy.body.cancel();
   if (unchanged) {
     for (const name of ["content-length", "content-type", "content-encoding"]) h.delete(name);
-    return respond(st, d, null, 304, "", h, timing(obs, `cache;desc="${outcome}"`), head, true);
+    return respond(st, d, null, 304, "", h, obs, `cache;desc="${outcome}"`, head, true);
   }
-  return respond(st, d, head ? null : copy.body, copy.status, copy.statusText, h, timing(obs, `cache;desc="${outcome}"`), head, true);
+  return respond(st, d, head ? null : copy.body, copy.status, copy.statusText, h, obs, `cache;desc="${outcome}"`, head, true);
 }
 
 /** RFC 9110 13.1.2: `If-None-Match` matches the copy's ETag by weak comparison, or is `*`. */
@@ -591,16 +635,16 @@ async function store(st, cache, request, d, response, ctx) {
  * per key runs behind it (stale-while-revalidate); otherwise the origin, once per key for
  * concurrent misses (the others wait and take the stored copy), and a stale copy stands in
  * when the origin fails (stale-if-error). */
-async function cached(st, request, d, obs, strip, ctx) {
+async function cached(st, request, d, obs, ctx) {
   const cache = edgeCache();
-  if (cache === null) return forward(st, request, d, obs, strip);
+  if (cache === null) return forward(st, request, d, obs);
   const [fresh, swr, sie] = d.cl;
   let copy = await lookup(st, cache, d.ck, request, fresh);
   if (copy && copy.age < fresh) return serveCopy(st, request, d, obs, copy, "hit");
   if (copy && copy.age < fresh + swr) {
     if (ctx && !st.refreshing.has(d.ck)) {
       st.refreshing.add(d.ck);
-      ctx.waitUntil(refresh(st, cache, request, d, strip, ctx, copy.headers.get("etag")).finally(() => st.refreshing.delete(d.ck)));
+      ctx.waitUntil(refresh(st, cache, request, d, ctx, copy.headers.get("etag")).finally(() => st.refreshing.delete(d.ck)));
     }
     return serveCopy(st, request, d, obs, copy, "stale");
   }
@@ -617,7 +661,7 @@ async function cached(st, request, d, obs, strip, ctx) {
   if (leads) st.inflight.set(d.ck, new Promise((resolve) => (settled = resolve)));
   let storing = null;
   try {
-    const reached = await reach(st, request, d, obs, strip);
+    const reached = await reach(st, request, d, obs);
     if (reached.answer) return reached.answer;
     const response = reached.response;
     const failed = typeof response === "string" || response.status >= 500;
@@ -647,7 +691,7 @@ async function cached(st, request, d, obs, strip, ctx) {
     }
     const h = new Headers(response.headers);
     h.set("cache-status", `${status}; fwd-status=${response.status}`);
-    return respond(st, d, body, response.status, response.statusText, h, timing(obs, reached.note), request.method === "HEAD");
+    return respond(st, d, body, response.status, response.statusText, h, obs, reached.note, request.method === "HEAD", true);
   } finally {
     // Waiting requests look again once the copy is stored, or at once when nothing will be.
     if (leads) {
@@ -663,13 +707,13 @@ async function cached(st, request, d, obs, strip, ctx) {
  * copy's ETag, so an unchanged answer costs a 304 and the copy is kept with a new age — and
  * store what it answers. The client's own conditional headers are not sent: they are about the
  * client's copy, not the edge's. */
-async function refresh(st, cache, request, d, strip, ctx, etag) {
+async function refresh(st, cache, request, d, ctx, etag) {
   const headers = new Headers(request.headers);
   for (const name of ["if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"]) headers.delete(name);
   if (etag) headers.set("if-none-match", etag);
   const get = new Request(request.url, { method: "GET", headers });
   const obs = observation(Date.now());
-  const reached = await reach(st, get, { ...d, fo: undefined }, obs, strip);
+  const reached = await reach(st, get, { ...d, fo: undefined }, obs);
   if (reached.answer || typeof reached.response === "string") return;
   if (reached.response.status === 304 && etag) {
     await reached.response.body?.cancel();
@@ -703,7 +747,7 @@ async function renew(cache, base, request) {
 function bodyTooLarge(st, request, d, obs, sent) {
   const raw = st.edge.body_too_large(d.k, sent);
   const answer = raw ? JSON.parse(raw) : d;
-  return respond(st, answer, request.method === "HEAD" ? null : answer.b, answer.s, "", undefined, timing(obs));
+  return respond(st, answer, request.method === "HEAD" ? null : answer.b, answer.s, "", undefined, obs, "");
 }
 
 /** The body's first chunks, until `limit` bytes or its end: { chunks, total, done, reader }. */
@@ -818,20 +862,13 @@ async function cspReport(st, request, d, obs) {
   const raw = st.edge.csp_report(d.k, bytes, tooLarge, Date.now());
   const answer = raw ? JSON.parse(raw) : d;
   const body = answer.a === "reject" && request.method !== "HEAD" ? answer.b : null;
-  return respond(st, answer, body, answer.s, "", undefined, timing(obs));
+  return respond(st, answer, body, answer.s, "", undefined, obs, "");
 }
 
-/** The request is answered: hand what was seen to the observer, write what it hands back. */
-function observe(st, ctx, d, response, obs) {
-  if (d.k === undefined) return;
-  const type = st.wantsHtml && d.a === "forward" ? (response.headers.get("content-type") ?? "") : "";
-  const raw = st.edge.finish(d.k, response.status, obs.edgeMs, obs.originMs ?? -1, obs.originError, obs.failover, type.toLowerCase().startsWith("text/html"), obs.cache, obs.end);
-  if (st.stats !== null && !st.statsArmed && ctx) {
-    st.statsArmed = true;
-    ctx.waitUntil(flushLater(st));
-  }
+/** Write what `finish` handed back for a request: usually just its log line; `+{l, e, p}`
+ * when there are PostHog events or an Analytics Engine data point too. */
+function write(st, ctx, raw) {
   if (!raw) return;
-  // Usually just the log line; "+{l, e, p}" when there are events or a data point too.
   if (raw.charCodeAt(0) !== 43) {
     console.log(raw);
     return;
@@ -921,7 +958,7 @@ async function fleetAnswer(st, request, d, obs, what) {
       body = "the fleet statistics object did not answer\n";
     }
   }
-  const response = respond(st, d, request.method === "HEAD" ? null : body, status, "", undefined, timing(obs));
+  const response = respond(st, d, request.method === "HEAD" ? null : body, status, "", undefined, obs, "");
   if (status !== 200) response.headers.set("content-type", "text/plain; charset=utf-8");
   return response;
 }
@@ -1057,7 +1094,7 @@ async function health(st, request, d, obs) {
     if (st.probes?.results === probes) st.probes.answer = answer;
   }
   const body = request.method === "HEAD" ? null : answer.body;
-  return respond(st, d, body, answer.status, "", undefined, timing(obs));
+  return respond(st, d, body, answer.status, "", undefined, obs, "");
 }
 
 /** What the edge answers itself: health, CSP reports, metrics. */
@@ -1067,7 +1104,7 @@ function edgeAnswer(st, request, d, obs) {
       return cspReport(st, request, d, obs);
     case "metrics":
       if (new URL(request.url).searchParams.get("scope") === "fleet") return fleetAnswer(st, request, d, obs, "metrics");
-      return respond(st, d, request.method === "HEAD" ? null : st.edge.metrics(), d.s, "", undefined, timing(obs));
+      return respond(st, d, request.method === "HEAD" ? null : st.edge.metrics(), d.s, "", undefined, obs, "");
     case "dashboard":
       return fleetAnswer(st, request, d, obs, "dashboard");
     default:
@@ -1079,7 +1116,7 @@ async function handle(st, request, env, ctx) {
   const start = Date.now();
   if (st.broken !== null) return refuseAll(request);
   refreshHealth(st, ctx, start);
-  const { flat, strip } = flatten(st, request);
+  const flat = flatten(request);
   const cf = cfFacts(request.cf);
   let d = JSON.parse(st.edge.decide(flat, cf, start));
   // A session the engine cannot tell yet: fetch the key set, then check the signature; each
@@ -1090,34 +1127,33 @@ async function handle(st, request, env, ctx) {
     d = JSON.parse(st.edge.decide(flat, cf, Date.now()));
   }
   if (d.a === "ask") return refuseAll(request);
-  if (d.g) {
+  if (d.a === "limit") {
     const answer = await askLimiter(st, env, d.g);
     if (answer === "") log(st, { level: "warn", msg: "limiter unavailable", request_id: d.r, limit: d.g.name });
-    d = JSON.parse(st.edge.settle(d.g.token, answer, Date.now(), flat));
+    d = JSON.parse(st.edge.settle(d.k, answer, Date.now()));
   }
   if (d.shadowed) log(st, { level: "info", msg: "shadow: would have refused", request_id: d.r, reason: d.shadowed, route: d.route, detail: d.detail });
   if (d.x && !st.quiet) console.log(d.x);
-  const obs = observation(start);
+  const obs = observation(start, ctx);
   let response;
   switch (d.a) {
     case "forward":
-      if (d.ck !== undefined) response = await cached(st, request, d, obs, strip, ctx);
+      if (d.ck !== undefined) response = await cached(st, request, d, obs, ctx);
       else {
         if (d.cb) obs.cache = "bypass";
-        response = await forward(st, request, d, obs, strip);
+        response = await forward(st, request, d, obs);
       }
       break;
     case "respond":
       response = await edgeAnswer(st, request, d, obs);
       break;
     case "redirect":
-      response = respond(st, d, null, d.s, "", undefined, timing(obs));
+      response = respond(st, d, null, d.s, "", undefined, obs, "");
       break;
     default:
       // A page request during maintenance gets the fallback page (`fb`), anything else problem+json.
-      response = respond(st, d, request.method === "HEAD" ? null : d.fb ? st.fallback?.html ?? "" : d.b, d.s, "", undefined, timing(obs));
+      response = respond(st, d, request.method === "HEAD" ? null : d.fb ? st.fallback?.html ?? "" : d.b, d.s, "", undefined, obs, "");
   }
-  observe(st, ctx, d, response, obs);
   return response;
 }
 

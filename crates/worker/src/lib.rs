@@ -18,13 +18,19 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use edgeguard_core::decision::{Action, Decision, GlobalVerdict, OriginFailure};
-use edgeguard_core::limits::Outcome;
-use edgeguard_core::observe::{DataPoint, Draws, Flight, Observed, Observer, short_revision};
-use edgeguard_core::shadow::Shadow;
 use edgeguard_core::health::{Probe, report};
-use edgeguard_core::{Draw, Engine, Limiter, Overrides, RequestFacts, csp, headers};
-use serde::{Deserialize, Serialize};
+use edgeguard_core::limits::Outcome;
+use edgeguard_core::observe::{Draws, Flight, Observed, Observer, short_revision};
+use edgeguard_core::response::{self, Op};
+use edgeguard_core::shadow::Shadow;
+use edgeguard_core::{Draw, Engine, Limiter, Overrides, RequestFacts, csp};
 use wasm_bindgen::prelude::*;
+
+mod wire;
+use wire::{
+    Step, WireFinished, WireGlobal, WireInfo, WireNonce, WireObserve, WireOrigin, WireOutcome,
+    WireProbe, WireSessionSource, session_ask_json,
+};
 
 /// What this engine is, in a custom section of its wasm (`edgeguard-engine`): the bundle format
 /// it reads (u32 LE) and the edgeguard version, so `edgeguard doctor` can tell from the files
@@ -56,11 +62,11 @@ const fn engine_section() -> [u8; ENGINE_SECTION_LEN] {
 pub struct Edge {
     engine: Engine,
     limiter: Limiter,
-    /// Decisions waiting for a global limiter's answer, by token, with their random draw and
-    /// the shadow policy's decision to compare with once settled.
+    /// Decisions waiting for a global limiter's answer, by flight token, with their random
+    /// draw, the request and the shadow policy's decision to compare with once settled.
     pending: HashMap<u32, Parked>,
-    next_token: u32,
-    /// Requests between their decision and `finish`, by token (the wire's `k`).
+    /// Requests between their decision and `finish`, by token (the wire's `k`: one token space
+    /// for a request's whole life, `settle` included).
     flights: HashMap<u32, Flight>,
     next_flight: u32,
     observer: Observer,
@@ -70,6 +76,8 @@ pub struct Edge {
     /// from the runtime's CSPRNG when the isolate starts. Unique and unbiased is all they need;
     /// drawing here saves a `crypto.getRandomValues` call per request.
     rng: fastrand::Rng,
+    /// `finish` reads whether a forwarded response is HTML (PostHog pageviews are sent).
+    wants_html: bool,
 }
 
 /// A decision waiting for the global limiter.
@@ -77,6 +85,8 @@ struct Parked {
     decision: Decision,
     draw: Draw,
     candidate: Option<Decision>,
+    /// The request as `decide` got it: settling reads it again (a shadow policy's lane cookie).
+    request: String,
 }
 
 /// Most requests followed at once; beyond it the oldest half is forgotten (a shell that never
@@ -86,294 +96,6 @@ const MAX_FLIGHTS: usize = 10_000;
 /// Most decisions kept waiting for a global limiter; beyond it new requests settle at once as
 /// "limiter unavailable" (their limit's `on_error` decides) instead of waiting.
 const MAX_PENDING: usize = 10_000;
-
-/// The decision as the shell consumes it. Short keys, header lists flat (`[name, value, …]`)
-/// and absent fields left out: it crosses into JS and through `JSON.parse` on every request.
-#[derive(Serialize)]
-struct Wire<'a> {
-    /// action
-    a: &'static str,
-    /// status of an edge answer
-    #[serde(skip_serializing_if = "Option::is_none")]
-    s: Option<u16>,
-    /// header set index
-    h: u16,
-    /// origin index
-    #[serde(skip_serializing_if = "Option::is_none")]
-    o: Option<u16>,
-    /// normalized path and query for the origin
-    p: &'a str,
-    /// client connection is https
-    t: bool,
-    /// request id
-    r: &'a str,
-    /// forwarded request headers
-    #[serde(serialize_with = "flat_pairs")]
-    f: Vec<(&'static str, String)>,
-    /// per-request response headers (set)
-    #[serde(serialize_with = "flat_pairs")]
-    d: Vec<(&'static str, Cow<'a, str>)>,
-    /// response headers to append (Set-Cookie)
-    #[serde(serialize_with = "flat_pairs")]
-    c: Vec<(&'static str, String)>,
-    /// problem+json body of a refusal
-    #[serde(skip_serializing_if = "Option::is_none")]
-    b: Option<String>,
-    /// origin to retry on once after a connect error or 5xx
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fo: Option<u16>,
-    /// the route's max_body, for a body that arrives without a length (counted as it streams)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mb: Option<u64>,
-    /// a global limit to ask before forwarding: { token, limit, key, shard, cloudflare }
-    #[serde(skip_serializing_if = "Option::is_none")]
-    g: Option<WireGlobal>,
-    /// the flight token to pass to `finish` (and `csp_report`); absent while `g` is pending
-    #[serde(skip_serializing_if = "Option::is_none")]
-    k: Option<u32>,
-    /// reason code
-    why: &'static str,
-    /// the reason global shadow mode let this request through; with it, the route and detail
-    /// for the shell's shadow log line (left out otherwise: the request's log line has them)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shadowed: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    route: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
-    /// the shadow policy's disagreement: a log line for the shell to write as it is
-    #[serde(skip_serializing_if = "Option::is_none")]
-    x: Option<String>,
-    /// edge cache key: look the request up and store a storable answer under it
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ck: Option<&'a str>,
-    /// edge cache lifetimes in seconds: [edge, stale_while_revalidate, stale_if_error]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cl: Option<[u64; 3]>,
-    /// the route caches but this request bypasses it (personal, not GET/HEAD)
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    cb: bool,
-    /// a page request: the fallback page answers it when the edge answers 503 (origin down
-    /// with nothing stale, maintenance)
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    fb: bool,
-}
-
-impl Wire<'_> {
-    /// The wire as JSON, exactly as its `Serialize` derive writes it (held to that by
-    /// `tests::wire_json_is_serdes`), with edgeguard_core::json's writer: serde_json's
-    /// byte-at-a-time escaping cost more than the decision itself.
-    fn to_json(&self) -> String {
-        let mut w = edgeguard_core::json::ObjectWriter::with_capacity(512);
-        w.str("a", self.a);
-        w.opt_u64("s", self.s.map(u64::from));
-        w.u64("h", u64::from(self.h));
-        w.opt_u64("o", self.o.map(u64::from));
-        w.str("p", self.p);
-        w.bool("t", self.t);
-        w.str("r", self.r);
-        w.str_array("f", flat(&self.f));
-        w.str_array("d", flat(&self.d));
-        w.str_array("c", flat(&self.c));
-        w.opt_str("b", self.b.as_deref());
-        w.opt_u64("fo", self.fo.map(u64::from));
-        w.opt_u64("mb", self.mb);
-        if let Some(g) = &self.g {
-            w.raw("g", &serde_json::to_string(g).unwrap_or_else(|_| "null".into()));
-        }
-        w.opt_u64("k", self.k.map(u64::from));
-        w.str("why", self.why);
-        w.opt_str("shadowed", self.shadowed);
-        w.opt_str("route", self.route);
-        w.opt_str("detail", self.detail);
-        w.opt_str("x", self.x.as_deref());
-        w.opt_str("ck", self.ck);
-        if let Some(cl) = self.cl {
-            w.raw("cl", &format!("[{},{},{}]", cl[0], cl[1], cl[2]));
-        }
-        if self.cb {
-            w.bool("cb", true);
-        }
-        if self.fb {
-            w.bool("fb", true);
-        }
-        w.finish()
-    }
-}
-
-/// `[(name, value), …]` as one flat sequence `name, value, …`: the wire's header lists carry
-/// no array per header for `JSON.parse` to build.
-fn flat<'a, V: AsRef<str>>(pairs: &'a [(&'static str, V)]) -> impl Iterator<Item = &'a str> {
-    pairs.iter().flat_map(|(name, value)| [*name, value.as_ref()])
-}
-
-/// The derive's side of [`flat`].
-fn flat_pairs<S: serde::Serializer, V: AsRef<str>>(pairs: &[(&'static str, V)], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(flat(pairs))
-}
-
-#[derive(Serialize)]
-struct WireGlobal {
-    token: u32,
-    limit: u16,
-    /// Limit name (for the Cloudflare binding's name and logs).
-    name: String,
-    key: String,
-    shard: u32,
-    cloudflare: bool,
-    window_secs: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireOutcome {
-    allowed: bool,
-    remaining: u64,
-    reset: u64,
-    retry_after: u64,
-}
-
-#[derive(Serialize)]
-struct WireHeaderSet<'a> {
-    set: &'a [(String, String)],
-    default: &'a [(String, String)],
-    remove: &'a [String],
-    hsts: Option<&'a str>,
-    cache: Option<&'a str>,
-    /// `[csp] strict`: the header HTML responses get, its value with the nonce placeholder.
-    strict: Option<&'a edgeguard_core::bundle::StrictCsp>,
-}
-
-#[derive(Serialize)]
-struct WireOrigin<'a> {
-    name: &'a str,
-    url: &'a str,
-    timeout_ms: u64,
-}
-
-#[derive(Serialize)]
-struct WireInfo<'a> {
-    revision: &'a str,
-    app: &'a str,
-    environment: &'a str,
-    origins: Vec<WireOrigin<'a>>,
-    active: u16,
-    probe_path: Option<&'a str>,
-    probe_timeout_ms: u64,
-    health_cache_ms: u64,
-    /// Most of a probe's body the shell reads and passes on (the rest is not read).
-    probe_max_bytes: usize,
-    /// Request headers the shell removes before forwarding: these names (the engine's and the
-    /// policy's) and any starting with one of `strip_prefixes`.
-    strip: Vec<&'a str>,
-    strip_prefixes: &'static [&'static str],
-    observe: WireObserve<'a>,
-    /// Strict CSP: where the nonce goes in a header set's `strict.value`, and the start tags
-    /// the shell's HTMLRewriter puts it on (workerd's HTMLRewriter is lol_html, the rewriter
-    /// `edgeguard nonce` runs).
-    nonce: WireNonce,
-    /// The fallback page's headers when the origin is down (flat `[name, value, …]`; the shell
-    /// adds the request id), `null` without `[fallback]`.
-    fallback: Option<Vec<String>>,
-    /// `[sessions.*]`: the worker secret holding each HS256 key, for `set_session_secret`.
-    sessions: Vec<WireSessionSource<'a>>,
-}
-
-#[derive(Serialize)]
-struct WireSessionSource<'a> {
-    name: &'a str,
-    secret: Option<&'a str>,
-}
-
-/// What `decide` answers when the engine needs the shell first (edgeguard_core::sessions::Ask):
-/// `{"a":"ask","j":{source,url}}` — fetch the JWKS, hand it to `session_jwks` — or
-/// `{"a":"ask","v":{id,alg,jwk,kid,input,signature}}` — check the signature with
-/// `crypto.subtle.verify`, hand the answer to `session_verified`; then decide again.
-#[derive(Serialize)]
-struct WireAsk<'a> {
-    a: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    j: Option<WireJwksAsk<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    v: Option<WireSignatureAsk<'a>>,
-}
-
-#[derive(Serialize)]
-struct WireJwksAsk<'a> {
-    source: u16,
-    url: &'a str,
-}
-
-#[derive(Serialize)]
-struct WireSignatureAsk<'a> {
-    id: u32,
-    alg: &'a str,
-    jwk: &'a str,
-    kid: &'a str,
-    input: &'a str,
-    signature: &'a str,
-}
-
-fn session_ask_json(ask: &edgeguard_core::sessions::Ask) -> String {
-    use edgeguard_core::sessions::Ask;
-    let wire = match ask {
-        Ask::Jwks { source, url } => WireAsk { a: "ask", j: Some(WireJwksAsk { source: *source, url }), v: None },
-        Ask::Signature(v) => WireAsk {
-            a: "ask",
-            j: None,
-            v: Some(WireSignatureAsk { id: v.id, alg: v.alg, jwk: &v.jwk, kid: &v.kid, input: &v.input, signature: &v.signature }),
-        },
-    };
-    serde_json::to_string(&wire).unwrap_or_default()
-}
-
-#[derive(Serialize)]
-struct WireNonce {
-    placeholder: &'static str,
-    attribute: &'static str,
-    selectors: &'static [&'static str],
-}
-
-#[derive(Serialize)]
-struct WireObserve<'a> {
-    /// "off" | "error" | "warn" | "info": the level of the shell's own event lines too.
-    log: &'static str,
-    /// PostHog host from the policy (events go to `<host>/batch/`), when it has `[observe.posthog]`.
-    posthog_host: Option<&'a str>,
-    /// Largest CSP report body the shell reads.
-    csp_max_bytes: u32,
-    /// `[observe.posthog]` sends pageviews: only then does `finish` need to know whether a
-    /// response is HTML (the shell skips reading its content type otherwise).
-    pageviews: bool,
-}
-
-/// What `finish` hands back: the log line, PostHog events, the Analytics Engine data point.
-#[derive(Serialize)]
-struct WireFinished<'a> {
-    l: Option<&'a str>,
-    e: Option<&'a [serde_json::Value]>,
-    p: Option<&'a DataPoint>,
-}
-
-#[derive(Deserialize)]
-struct WireProbe {
-    origin: u16,
-    status: Option<u16>,
-    ms: u64,
-    time: String,
-    error: Option<String>,
-    /// The answer's text, at most `probe_max_bytes`; absent when the body was not read.
-    #[serde(default)]
-    body: Option<String>,
-    /// The body went on past `probe_max_bytes`.
-    #[serde(default)]
-    truncated: bool,
-}
-
-impl From<WireProbe> for Probe {
-    fn from(p: WireProbe) -> Probe {
-        Probe { origin: p.origin, status: p.status, millis: p.ms, time: p.time, error: p.error, body: p.body, truncated: p.truncated }
-    }
-}
 
 fn js_error(message: impl core::fmt::Display) -> JsError {
     JsError::new(&message.to_string())
@@ -389,7 +111,17 @@ impl Edge {
         let limiter = engine.new_limiter(seed.to_bits());
         let observer = Observer::new(engine.bundle(), seed.to_bits().rotate_left(17), 0);
         let rng = fastrand::Rng::with_seed(seed.to_bits().rotate_left(31) ^ 0x9e37_79b9_7f4a_7c15);
-        Ok(Edge { engine, limiter, pending: HashMap::new(), next_token: 0, flights: HashMap::new(), next_flight: 0, observer, shadow: None, rng })
+        Ok(Edge {
+            engine,
+            limiter,
+            pending: HashMap::new(),
+            flights: HashMap::new(),
+            next_flight: 0,
+            observer,
+            shadow: None,
+            rng,
+            wants_html: false,
+        })
     }
 
     /// Load the candidate policy of a shadow deployment: it decides every request next to the
@@ -407,20 +139,39 @@ impl Edge {
     /// Apply the operational levers from worker vars. Empty strings mean "not set".
     /// `maintenance` (`EDGE_MAINTENANCE`) answers everyone outside `[maintenance]`'s allow-list
     /// 503; `maintenance_secret` (`EDGE_MAINTENANCE_SECRET`) is the bypass header's value.
-    pub fn configure(&mut self, active: &str, canary_percent: &str, shadow: bool, maintenance: bool, maintenance_secret: &str) -> Result<(), JsError> {
-        self.engine.set_maintenance_secret(Some(maintenance_secret.to_owned()));
+    pub fn configure(
+        &mut self,
+        active: &str,
+        canary_percent: &str,
+        shadow: bool,
+        maintenance: bool,
+        maintenance_secret: &str,
+    ) -> Result<(), JsError> {
+        self.engine
+            .set_maintenance_secret(Some(maintenance_secret.to_owned()));
         let active = match active.trim() {
             "" => None,
-            name => Some(self.engine.origin_index(name).ok_or_else(|| js_error(format!("EDGE_ACTIVE_ORIGIN: no origin named `{name}`")))?),
+            name => Some(self.engine.origin_index(name).ok_or_else(|| {
+                js_error(format!("EDGE_ACTIVE_ORIGIN: no origin named `{name}`"))
+            })?),
         };
         let canary_basis_points = match canary_percent.trim() {
             "" => None,
             text => match text.parse::<f64>() {
                 Ok(p) if (0.0..=100.0).contains(&p) => Some((p * 100.0).round() as u32),
-                _ => return Err(js_error(format!("EDGE_CANARY_PERCENT: `{text}` is not a number from 0 to 100"))),
+                _ => {
+                    return Err(js_error(format!(
+                        "EDGE_CANARY_PERCENT: `{text}` is not a number from 0 to 100"
+                    )));
+                }
             },
         };
-        self.engine.set_overrides(Overrides { active, canary_basis_points, shadow, maintenance });
+        self.engine.set_overrides(Overrides {
+            active,
+            canary_basis_points,
+            shadow,
+            maintenance,
+        });
         if let Some(candidate) = self.shadow.as_mut() {
             candidate.follow_overrides(&self.engine);
         }
@@ -434,38 +185,59 @@ impl Edge {
             revision: &b.revision,
             app: &b.app.name,
             environment: &b.app.environment,
-            origins: b.origins.iter().map(|o| WireOrigin { name: &o.name, url: &o.url, timeout_ms: o.timeout_ms }).collect(),
+            origins: b
+                .origins
+                .iter()
+                .map(|o| WireOrigin {
+                    name: &o.name,
+                    url: &o.url,
+                    timeout_ms: o.timeout_ms,
+                })
+                .collect(),
             active: self.engine.overrides().active.unwrap_or(b.deploy.active),
             probe_path: b.health.as_ref().map(|h| h.probe_path.as_str()),
             probe_timeout_ms: b.health.as_ref().map_or(2_000, |h| h.timeout_ms),
             health_cache_ms: b.health.as_ref().map_or(10_000, |h| h.cache_ms),
             probe_max_bytes: edgeguard_core::health::MAX_BODY_BYTES,
-            strip: edgeguard_core::engine::STRIPPED_REQUEST_HEADERS.iter().copied().chain(b.sanitize.strip_headers.iter().map(String::as_str)).collect(),
-            strip_prefixes: &edgeguard_core::engine::STRIPPED_REQUEST_PREFIXES,
             observe: WireObserve {
                 log: b.observe.log.as_str(),
                 posthog_host: b.observe.posthog.as_ref().map(|p| p.host.as_str()),
-                csp_max_bytes: b.observe.csp.as_ref().map_or(edgeguard_core::observe::DEFAULT_MAX_REPORT_BYTES, |c| c.max_bytes),
-                pageviews: b.observe.posthog.as_ref().is_some_and(|p| p.events & edgeguard_core::bundle::event::PAGEVIEW != 0),
+                csp_max_bytes: b
+                    .observe
+                    .csp
+                    .as_ref()
+                    .map_or(edgeguard_core::observe::DEFAULT_MAX_REPORT_BYTES, |c| {
+                        c.max_bytes
+                    }),
+                pageviews: b
+                    .observe
+                    .posthog
+                    .as_ref()
+                    .is_some_and(|p| p.events & edgeguard_core::bundle::event::PAGEVIEW != 0),
             },
             nonce: WireNonce {
                 placeholder: csp::NONCE_PLACEHOLDER,
                 attribute: csp::NONCE_ATTRIBUTE,
                 selectors: &csp::NONCE_SELECTORS,
             },
-            sessions: b.sessions.iter().map(|s| WireSessionSource { name: &s.name, secret: s.secret.as_deref() }).collect(),
-            fallback: b.fallback.as_ref().map(|f| {
-                headers::fallback_page_headers(f.retry_after_secs.to_string()).iter().flat_map(|(n, v)| [(*n).to_owned(), v.to_string()]).collect()
-            }),
+            sessions: b
+                .sessions
+                .iter()
+                .map(|s| WireSessionSource {
+                    name: &s.name,
+                    secret: s.secret.as_deref(),
+                })
+                .collect(),
+            fallback: b.fallback.is_some(),
         };
         serde_json::to_string(&info).unwrap_or_default()
     }
 
-    /// One header set as JSON, for the shell's cache.
-    pub fn header_set(&self, index: u16) -> String {
-        let Some(set) = self.engine.bundle().header_sets.get(usize::from(index)) else { return "null".into() };
-        let wire = WireHeaderSet { set: &set.set, default: &set.default, remove: &set.remove, hsts: set.hsts.as_deref(), cache: set.cache.as_deref(), strict: set.strict.as_ref() };
-        serde_json::to_string(&wire).unwrap_or_default()
+    /// The operations of header set `index` (a step's `h`), flat `[code, name, value, …]`:
+    /// the same for every response on its routes, so the shell asks once per set and keeps it.
+    pub fn header_ops(&self, index: u16) -> String {
+        let ops = response::static_ops(self.engine.bundle(), index);
+        serde_json::to_string(&wire::flat(&ops).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
     }
 
     /// Decide one request. `request` is `method\nurl\nname\nvalue\n…` — one string, so one
@@ -474,44 +246,85 @@ impl Edge {
     /// the runtime gives none, as `wrangler dev` may); `now_ms` the clock.
     pub fn decide(&mut self, request: &str, cf: &str, now_ms: f64) -> String {
         let (method, url, pairs) = split_request(request);
-        let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None, cf: edgeguard_core::CfFacts::from_wire(cf) };
+        let facts = RequestFacts {
+            method,
+            url,
+            headers: &pairs,
+            peer_ip: None,
+            cf: edgeguard_core::CfFacts::from_wire(cf),
+        };
         let now = nanos(now_ms);
-        let draw = Draw { request_id: self.rng.u128(..), lane: self.rng.u32(..) };
+        let draw = Draw {
+            request_id: self.rng.u128(..),
+            lane: self.rng.u32(..),
+        };
         let d = self.engine.decide(&facts, &mut self.limiter, now, draw);
         if let Some(ask) = d.session_ask() {
             return session_ask_json(ask);
         }
         let candidate = self.shadow.as_mut().map(|s| s.decide(&facts, now, draw));
+        let stripped = self.stripped(&pairs);
         match d.global {
             Some(_) if self.pending.len() >= MAX_PENDING => {
-                let d = self.engine.settle_global(&mut self.limiter, &facts, d, GlobalVerdict::Unavailable, now, draw);
-                self.take_off(d, candidate, method, now)
+                let d = self.engine.settle_global(
+                    &mut self.limiter,
+                    &facts,
+                    d,
+                    GlobalVerdict::Unavailable,
+                    now,
+                    draw,
+                );
+                let token = self.new_token();
+                self.take_off(token, d, candidate, method, now, &stripped)
             }
             Some(g) => {
-                let parked = self.park(d.clone(), draw, candidate, g);
-                self.wire(&d, Some(parked), None, None)
+                let (token, global) = self.park(d.clone(), draw, candidate, g, request);
+                self.step(&d, Some(global), token, None, &[])
             }
-            None => self.take_off(d, candidate, method, now),
+            None => {
+                let token = self.new_token();
+                self.take_off(token, d, candidate, method, now, &stripped)
+            }
         }
     }
 
-    /// Finish a decision parked for a global limit. `answer` is the limiter's JSON
-    /// (`{allowed, remaining, reset, retry_after}`) or empty when it failed or timed out;
-    /// `request` the string `decide` got again (shadow mode may need its lane cookie).
-    /// Returns "" for an unknown token (a shell bug: each token settles once).
-    pub fn settle(&mut self, token: u32, answer: &str, now_ms: f64, request: &str) -> String {
-        let Some(Parked { decision: d, draw, candidate }) = self.pending.remove(&token) else {
+    /// The step after a global limit's count (a step with `a: "limit"`, token `token`).
+    /// `answer` is the limiter's JSON (`{allowed, remaining, reset, retry_after}`) or empty
+    /// when it failed or timed out. Returns "" for an unknown token (a shell bug: each token
+    /// settles once).
+    pub fn settle(&mut self, token: u32, answer: &str, now_ms: f64) -> String {
+        let Some(Parked {
+            decision: d,
+            draw,
+            candidate,
+            request,
+        }) = self.pending.remove(&token)
+        else {
             return String::new();
         };
-        let (method, url, pairs) = split_request(request);
+        let (method, url, pairs) = split_request(&request);
         // `request.cf` is not needed here: the geo and bot rules were applied in `decide`.
-        let facts = RequestFacts { method, url, headers: &pairs, peer_ip: None, cf: edgeguard_core::CfFacts::NONE };
+        let facts = RequestFacts {
+            method,
+            url,
+            headers: &pairs,
+            peer_ip: None,
+            cf: edgeguard_core::CfFacts::NONE,
+        };
         let verdict = match serde_json::from_str::<WireOutcome>(answer) {
-            Ok(o) => GlobalVerdict::Answer(Outcome { allowed: o.allowed, remaining: o.remaining, reset_secs: o.reset, retry_after_secs: o.retry_after }),
+            Ok(o) => GlobalVerdict::Answer(Outcome {
+                allowed: o.allowed,
+                remaining: o.remaining,
+                reset_secs: o.reset,
+                retry_after_secs: o.retry_after,
+            }),
             Err(_) => GlobalVerdict::Unavailable,
         };
-        let d = self.engine.settle_global(&mut self.limiter, &facts, d, verdict, nanos(now_ms), draw);
-        self.take_off(d, candidate, method, nanos(now_ms))
+        let d =
+            self.engine
+                .settle_global(&mut self.limiter, &facts, d, verdict, nanos(now_ms), draw);
+        let stripped = self.stripped(&pairs);
+        self.take_off(token, d, candidate, method, nanos(now_ms), &stripped)
     }
 
     /// The HS256 key of session source `name`: the value of the worker secret its `secret`
@@ -525,7 +338,10 @@ impl Edge {
     /// The shell fetched a session source's JWKS (`decide`'s `j` ask): its text, or `None` when
     /// the fetch failed. Returns the number of usable keys.
     pub fn session_jwks(&mut self, source: u16, text: Option<String>, now_ms: f64) -> u32 {
-        let n = self.engine.sessions().set_jwks(source, text.as_deref(), secs(now_ms));
+        let n = self
+            .engine
+            .sessions()
+            .set_jwks(source, text.as_deref(), secs(now_ms));
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -538,88 +354,154 @@ impl Edge {
     /// `EDGEGUARD_ANALYTICS` binding. `now_ms` starts the isolate's metrics clock.
     pub fn observe_setup(&mut self, posthog_key: bool, analytics_binding: bool, now_ms: f64) {
         let bundle = self.engine.bundle();
-        self.observer.set_outputs(bundle, posthog_key, analytics_binding);
+        self.observer
+            .set_outputs(bundle, posthog_key, analytics_binding);
+        self.wants_html = posthog_key
+            && bundle
+                .observe
+                .posthog
+                .as_ref()
+                .is_some_and(|p| p.events & edgeguard_core::bundle::event::PAGEVIEW != 0);
         self.observer.set_started(nanos(now_ms));
     }
 
     /// A CSP report's body, read by the shell: `too_large` when it passed the intake's
-    /// `csp_max_bytes` before its end. Returns the wire decision to answer with (204, or a
-    /// 400/413 refusal); "" for an unknown token.
+    /// `csp_max_bytes` before its end. Returns the step to answer with (204, or a 400/413
+    /// refusal); "" for an unknown token.
     pub fn csp_report(&mut self, token: u32, body: &[u8], too_large: bool, now_ms: f64) -> String {
-        let Some(mut flight) = self.flights.remove(&token) else { return String::new() };
+        let Some(mut flight) = self.flights.remove(&token) else {
+            return String::new();
+        };
         let bundle = self.engine.bundle();
-        self.observer.csp_body(bundle, &mut flight, (!too_large).then_some(body), nanos(now_ms));
-        let out = self.wire(&flight.decision, None, Some(token), None);
+        self.observer.csp_body(
+            bundle,
+            &mut flight,
+            (!too_large).then_some(body),
+            nanos(now_ms),
+        );
+        let out = self.step(&flight.decision, None, token, None, &[]);
         self.flights.insert(token, flight);
         out
     }
 
     /// The body of flight `token`, sent without a length, passed its route's max_body while the
-    /// shell streamed it (`sent`: part of it had gone to the origin): the wire decision to answer
-    /// with (413), and the flight logs it so. "" for an unknown token.
+    /// shell streamed it (`sent`: part of it had gone to the origin): the step to answer with
+    /// (413), and the flight logs it so. "" for an unknown token.
     pub fn body_too_large(&mut self, token: u32, sent: bool) -> String {
-        let Some(mut flight) = self.flights.remove(&token) else { return String::new() };
-        let max = self.engine.rule(&flight.decision).and_then(|r| r.max_body).unwrap_or(0);
+        let Some(mut flight) = self.flights.remove(&token) else {
+            return String::new();
+        };
+        let max = self
+            .engine
+            .rule(&flight.decision)
+            .and_then(|r| r.max_body)
+            .unwrap_or(0);
         edgeguard_core::access::body_too_large(&mut flight.decision, max, sent);
-        let out = self.wire(&flight.decision, None, Some(token), None);
+        let out = self.step(&flight.decision, None, token, None, &[]);
         self.flights.insert(token, flight);
         out
     }
 
     /// This isolate's counters in Prometheus text format 0.0.4 (the metrics endpoint's body).
     pub fn metrics(&self) -> String {
-        self.observer.render_metrics(self.engine.bundle(), self.limiter.len())
+        self.observer
+            .render_metrics(self.engine.bundle(), self.limiter.len())
     }
 
-    /// The request of flight `token` was answered: `status` as sent, `edge_ms`/`origin_ms` as in
-    /// `Server-Timing` (`origin_ms` < 0: the origin was not asked), `origin_error` "timeout" or
-    /// "unreachable" when the edge answered 502/504 for the origin, `failover` the first
-    /// origin's failure ("500", "unreachable") when the request failed over, `html` for an HTML
-    /// response, `cache` what the edge cache did (`hit`, `stale`, `miss`… edgeguard_core::observe::
-    /// CACHE_OUTCOMES; "" on a route without one). Returns "" when there is nothing to
-    /// write, the log line itself when that is all, else `+` and `{l, e, p}`: the log line, PostHog
-    /// events (the shell adds the key), the data point — each null when there is none.
-    #[allow(clippy::too_many_arguments)]
-    pub fn finish(
-        &mut self,
-        token: u32,
-        status: u16,
-        edge_ms: f64,
-        origin_ms: f64,
-        origin_error: &str,
-        failover: &str,
-        html: bool,
-        cache: &str,
-        now_ms: f64,
-    ) -> String {
-        let Some(flight) = self.flights.remove(&token) else { return String::new() };
-        let seen = Observed {
-            cache: edgeguard_core::observe::cache_outcome(cache),
-            status,
-            edge_ms: millis(edge_ms).unwrap_or(0),
-            origin_ms: millis(origin_ms),
-            origin_error: match origin_error {
-                "" => None,
-                "timeout" => Some(OriginFailure::Timeout),
-                _ => Some(OriginFailure::Unreachable),
-            },
-            failover: Some(failover).filter(|f| !f.is_empty()),
-            html,
+    /// The request of flight `token` is being answered: `sent` describes the response
+    /// (wire::Sent's line format: status, durations, origin failure, cache outcome, content
+    /// type…). Returns the response phase for it — wire::Finished as JSON: the operations after
+    /// the header set's, and when the origin failed the status and body the edge answers with
+    /// instead — then a newline and what to write: nothing, the log line itself, or `+` and
+    /// `{l, e, p}` (the log line, PostHog events without their key, the data point; each null
+    /// when there is none). "" for an unknown token.
+    pub fn finish(&mut self, token: u32, sent: &str, now_ms: f64) -> String {
+        let Some(flight) = self.flights.remove(&token) else {
+            return String::new();
         };
-        let draws = Draws { log: self.rng.u32(..), pageview: self.rng.u32(..) };
-        let done = self.observer.finish(&self.engine, &flight, &seen, draws, nanos(now_ms));
+        let sent = wire::Sent::parse(sent);
+        let bundle = self.engine.bundle();
+        let d = &flight.decision;
+        let failure = match sent.origin_error {
+            "" => None,
+            "timeout" => Some(OriginFailure::Timeout),
+            _ => Some(OriginFailure::Unreachable),
+        };
+        // An origin failure with nothing sent in its place: the edge answers for the origin (a
+        // stored copy that stands in is sent as the origin's, and logged with the failure).
+        let (head, status) = match failure.filter(|_| !sent.from_origin) {
+            Some(failure) => {
+                // The origin asked last: the failover origin when the request failed over.
+                let asked = if sent.failover.is_empty() {
+                    d.origin
+                } else {
+                    d.failover.or(d.origin)
+                };
+                let origin = asked
+                    .and_then(|o| bundle.origins.get(usize::from(o)))
+                    .map_or("", |o| o.name.as_str());
+                let down = response::origin_down(bundle, d, failure, origin);
+                let mut head = wire::Finished::new(&down.ops);
+                head.s = Some(down.status);
+                head.fb = down.problem.is_none();
+                head.b = down.problem.map(Cow::Owned);
+                (
+                    serde_json::to_string(&head).unwrap_or_default(),
+                    down.status,
+                )
+            }
+            None => {
+                let facts = response::Sent {
+                    status: sent.status,
+                    from_origin: sent.from_origin,
+                    content_type: sent.content_type,
+                    content_encoding: sent.content_encoding,
+                    head: sent.head,
+                };
+                let ops = response::ops(bundle, d, &facts);
+                (
+                    serde_json::to_string(&wire::Finished::new(&ops)).unwrap_or_default(),
+                    sent.status,
+                )
+            }
+        };
+        let essence = sent
+            .content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let seen = Observed {
+            cache: edgeguard_core::observe::cache_outcome(sent.cache),
+            status,
+            edge_ms: sent.edge_ms,
+            origin_ms: sent.origin_ms,
+            origin_error: failure,
+            failover: Some(sent.failover).filter(|f| !f.is_empty()),
+            html: d.action == Action::Forward && essence.eq_ignore_ascii_case("text/html"),
+        };
+        let draws = Draws {
+            log: self.rng.u32(..),
+            pageview: self.rng.u32(..),
+        };
+        let done = self
+            .observer
+            .finish(&self.engine, &flight, &seen, draws, nanos(now_ms));
+        let mut out = head;
+        out.push('\n');
         // The common case, a log line and nothing else, goes out as the line itself: no second
         // round of escaping here and no JSON.parse in the shell.
         if done.events.is_empty() && done.point.is_none() {
-            return done.log.unwrap_or_default();
+            out.push_str(done.log.as_deref().unwrap_or_default());
+            return out;
         }
-        let wire = WireFinished {
+        let observed = WireFinished {
             l: done.log.as_deref(),
             e: (!done.events.is_empty()).then_some(done.events.as_slice()),
             p: done.point.as_ref(),
         };
-        let mut out = String::from("+");
-        out.push_str(&serde_json::to_string(&wire).unwrap_or_default());
+        out.push('+');
+        out.push_str(&serde_json::to_string(&observed).unwrap_or_default());
         out
     }
 
@@ -637,10 +519,20 @@ impl Edge {
     /// The Durable Object's side of a global limit: count one request for `key` (16 hex
     /// digits) under limit `limit` on this object's clock.
     pub fn global_check(&mut self, limit: u16, key: &str, now_ms: f64) -> String {
-        let Ok(key) = u64::from_str_radix(key, 16) else { return String::new() };
-        match self.engine.global_check(&mut self.limiter, limit, key, nanos(now_ms)) {
-            Some(o) => serde_json::to_string(&WireOutcome { allowed: o.allowed, remaining: o.remaining, reset: o.reset_secs, retry_after: o.retry_after_secs })
-                .unwrap_or_default(),
+        let Ok(key) = u64::from_str_radix(key, 16) else {
+            return String::new();
+        };
+        match self
+            .engine
+            .global_check(&mut self.limiter, limit, key, nanos(now_ms))
+        {
+            Some(o) => serde_json::to_string(&WireOutcome {
+                allowed: o.allowed,
+                remaining: o.remaining,
+                reset: o.reset_secs,
+                retry_after: o.retry_after_secs,
+            })
+            .unwrap_or_default(),
             None => String::new(),
         }
     }
@@ -648,7 +540,11 @@ impl Edge {
     /// The state of a global limit's key (16 hex digits) after `global_check`, as decimal
     /// nanoseconds for the Durable Object to persist; "" when it holds none.
     pub fn global_state(&self, key: &str) -> String {
-        u64::from_str_radix(key, 16).ok().and_then(|k| self.limiter.tat(k)).map(|t| t.to_string()).unwrap_or_default()
+        u64::from_str_radix(key, 16)
+            .ok()
+            .and_then(|k| self.limiter.tat(k))
+            .map(|t| t.to_string())
+            .unwrap_or_default()
     }
 
     /// Put back the states a Durable Object persisted (`key\tstate\n…`, as `global_state` gave
@@ -658,8 +554,12 @@ impl Edge {
         let now = nanos(now_ms);
         let mut restored = 0u32;
         for line in saved.lines() {
-            let Some((key, tat)) = line.split_once('\t') else { continue };
-            let (Ok(key), Ok(tat)) = (u64::from_str_radix(key, 16), tat.parse::<u64>()) else { continue };
+            let Some((key, tat)) = line.split_once('\t') else {
+                continue;
+            };
+            let (Ok(key), Ok(tat)) = (u64::from_str_radix(key, 16), tat.parse::<u64>()) else {
+                continue;
+            };
             if tat > now {
                 self.limiter.restore(key, tat, now);
                 restored = restored.saturating_add(1);
@@ -695,31 +595,24 @@ impl Edge {
         serde_json::json!({ "status": status, "body": body }).to_string()
     }
 
-    /// Strict CSP for one origin response on a route whose header set has `strict`:
-    /// 0 legacy policy, 1 rewrite the body with a fresh nonce, 2 strict header only (`HEAD`),
-    /// 3 no CSP header (`304`: the browser keeps the pair it cached with the page).
-    pub fn strict_action(&self, status: u16, content_type: &str, content_encoding: &str, head: bool) -> u8 {
-        match csp::strict_action(status, content_type, content_encoding, head) {
-            csp::StrictAction::Legacy => 0,
-            csp::StrictAction::Rewrite => 1,
-            csp::StrictAction::HeaderOnly => 2,
-            csp::StrictAction::KeepCached => 3,
-        }
-    }
-
-    /// Problem body for an origin that timed out (`"timeout"`, 504) or could not be reached
-    /// (anything else, 502).
-    pub fn origin_failure(&self, kind: &str, origin: &str, request_id: &str, path: &str) -> String {
-        let failure = if kind == "timeout" { OriginFailure::Timeout } else { OriginFailure::Unreachable };
-        failure.problem_json(origin, request_id, path)
-    }
-
     /// Whether an origin answer may be stored in the edge cache (edgeguard_core::cache::storable):
     /// the request headers it varies on, comma-separated ("" for none), or `!` and why not.
     /// A `Set-Cookie` the route's header set `h` removes does not count: no client gets it, and
     /// the stored copy is kept without it.
-    pub fn storable(&self, h: u16, status: u16, cache_control: &str, set_cookie: bool, vary: &str) -> String {
-        let removed = self.engine.bundle().header_sets.get(usize::from(h)).is_some_and(|set| set.remove.iter().any(|n| n == "set-cookie"));
+    pub fn storable(
+        &self,
+        h: u16,
+        status: u16,
+        cache_control: &str,
+        set_cookie: bool,
+        vary: &str,
+    ) -> String {
+        let removed = self
+            .engine
+            .bundle()
+            .header_sets
+            .get(usize::from(h))
+            .is_some_and(|set| set.remove.iter().any(|n| n == "set-cookie"));
         match edgeguard_core::cache::storable(status, cache_control, set_cookie && !removed, vary) {
             edgeguard_core::cache::Storable::Yes { vary } => vary.join(","),
             edgeguard_core::cache::Storable::No(why) => format!("!{why}"),
@@ -728,13 +621,20 @@ impl Edge {
 
     /// The fallback page (`[fallback]`), "" when the policy has none.
     pub fn fallback_page(&self) -> String {
-        self.engine.bundle().fallback.as_ref().map(|f| f.html.clone()).unwrap_or_default()
+        self.engine
+            .bundle()
+            .fallback
+            .as_ref()
+            .map(|f| f.html.clone())
+            .unwrap_or_default()
     }
 
     /// The fleet statistics to flush (bytes for `EdgeguardStats.merge`), when `[stats] flush`
     /// has passed since the last take and requests were counted; empty otherwise.
     pub fn stats_take(&mut self, now_ms: f64) -> Vec<u8> {
-        self.observer.take_stats(self.engine.bundle(), nanos(now_ms)).unwrap_or_default()
+        self.observer
+            .take_stats(self.engine.bundle(), nanos(now_ms))
+            .unwrap_or_default()
     }
 
     /// The worker has no `EDGEGUARD_STATS` binding: keep no statistics (nothing would flush them).
@@ -773,7 +673,10 @@ pub struct Fleet {
 impl Fleet {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Fleet {
-        Fleet { fleet: edgeguard_core::stats::Fleet::new(), dirty: Vec::new() }
+        Fleet {
+            fleet: edgeguard_core::stats::Fleet::new(),
+            dirty: Vec::new(),
+        }
     }
 
     /// Merge one isolate's flush; false when it is not one.
@@ -796,17 +699,25 @@ impl Fleet {
     /// line; `value(i)` hands the i-th entry's bytes.
     pub fn take_dirty(&mut self) -> String {
         self.dirty = self.fleet.take_dirty().into_iter().collect();
-        self.dirty.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("\n")
+        self.dirty
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The bytes of the i-th entry `take_dirty` collected.
     pub fn value(&self, i: u32) -> Vec<u8> {
-        self.dirty.get(i as usize).map(|(_, v)| v.clone()).unwrap_or_default()
+        self.dirty
+            .get(i as usize)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     }
 
     /// Rows past their retention: the storage keys to delete, as a JSON array.
     pub fn prune(&mut self, now_ms: f64) -> String {
-        serde_json::to_string(&self.fleet.prune(nanos(now_ms) / 1_000_000)).unwrap_or_else(|_| "[]".into())
+        serde_json::to_string(&self.fleet.prune(nanos(now_ms) / 1_000_000))
+            .unwrap_or_else(|_| "[]".into())
     }
 
     /// Evaluate the alerts: `[{notice, slack, webhook, posthog}]` for each that fired or
@@ -852,7 +763,10 @@ impl Fleet {
 
     /// The bucket length the newest policy set (the alarm runs once per bucket, at most once a minute).
     pub fn bucket_ms(&self) -> f64 {
-        self.fleet.head.as_ref().map_or(60_000.0, |h| h.bucket_ms as f64)
+        self.fleet
+            .head
+            .as_ref()
+            .map_or(60_000.0, |h| h.bucket_ms as f64)
     }
 
     /// The fleet's numbers in Prometheus text.
@@ -867,7 +781,11 @@ impl Fleet {
 
     /// `[alerts]` of the newest policy: `{slack_env, webhook_env, webhook_token_env, posthog}`.
     pub fn alerts(&self) -> String {
-        self.fleet.head.as_ref().map(|h| serde_json::to_string(&h.alerts).unwrap_or_default()).unwrap_or_else(|| "{}".into())
+        self.fleet
+            .head
+            .as_ref()
+            .map(|h| serde_json::to_string(&h.alerts).unwrap_or_default())
+            .unwrap_or_else(|| "{}".into())
     }
 }
 
@@ -897,7 +815,11 @@ fn split_request(request: &str) -> (&str, &str, Vec<(&str, &str)>) {
 }
 
 fn nanos(ms: f64) -> u64 {
-    if ms.is_finite() && ms > 0.0 { (ms * 1_000_000.0) as u64 } else { 0 }
+    if ms.is_finite() && ms > 0.0 {
+        (ms * 1_000_000.0) as u64
+    } else {
+        0
+    }
 }
 
 /// Whole seconds of a millisecond clock.
@@ -905,39 +827,51 @@ fn secs(ms: f64) -> u64 {
     nanos(ms) / 1_000_000_000
 }
 
-/// Whole milliseconds; `None` for a negative (absent) or non-finite value.
-fn millis(ms: f64) -> Option<u64> {
-    (ms.is_finite() && ms >= 0.0).then(|| ms.round() as u64)
-}
-
 impl Edge {
-    fn park(&mut self, decision: Decision, draw: Draw, candidate: Option<Decision>, g: edgeguard_core::decision::GlobalCheck) -> WireGlobal {
-        let token = self.next_token;
-        self.next_token = self.next_token.wrapping_add(1);
-        self.pending.insert(token, Parked { decision, draw, candidate });
-        let limit = self.engine.bundle().limits.get(usize::from(g.limit));
-        WireGlobal {
+    /// The names of the request's headers that are removed before forwarding (the engine's
+    /// list and the policy's `strip_headers`), each once.
+    fn stripped<'r>(&self, pairs: &[(&'r str, &'r str)]) -> Vec<&'r str> {
+        let mut out: Vec<&'r str> = Vec::new();
+        for (name, _) in pairs {
+            if self.engine.strips_request_header(name) && !out.contains(name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// Keep a decision waiting for its global limit under a new flight token.
+    fn park(
+        &mut self,
+        decision: Decision,
+        draw: Draw,
+        candidate: Option<Decision>,
+        g: edgeguard_core::decision::GlobalCheck,
+        request: &str,
+    ) -> (u32, WireGlobal) {
+        let token = self.new_token();
+        self.pending.insert(
             token,
+            Parked {
+                decision,
+                draw,
+                candidate,
+                request: request.to_owned(),
+            },
+        );
+        let limit = self.engine.bundle().limits.get(usize::from(g.limit));
+        let global = WireGlobal {
             limit: g.limit,
             name: limit.map(|l| l.name.clone()).unwrap_or_default(),
             key: format!("{:016x}", g.key),
             shard: g.shard,
             cloudflare: g.cloudflare,
             window_secs: limit.map_or(60, |l| l.window_secs),
-        }
+        };
+        (token, global)
     }
 
-    /// Follow a final decision as a flight until `finish`, and wire it with its token and, when
-    /// the shadow policy decided otherwise, the line that says so.
-    fn take_off(&mut self, d: Decision, candidate: Option<Decision>, method: &str, now: u64) -> String {
-        let disagreement = match (&self.shadow, candidate) {
-            (Some(shadow), Some(c)) => {
-                let found = shadow.compare(&self.engine, &d, &c, method, now);
-                self.observer.shadow_decided(found.as_ref().map(|x| (x.active_reason, x.shadow_reason)));
-                found.map(|x| x.line)
-            }
-            _ => None,
-        };
+    fn new_token(&mut self) -> u32 {
         if self.flights.len() >= MAX_FLIGHTS {
             let half = (MAX_FLIGHTS / 2) as u32;
             let keep_from = self.next_flight.wrapping_sub(half);
@@ -945,98 +879,107 @@ impl Edge {
         }
         let token = self.next_flight;
         self.next_flight = self.next_flight.wrapping_add(1);
-        let out = self.wire(&d, None, Some(token), disagreement);
+        token
+    }
+
+    /// Follow a final decision as flight `token` until `finish`, and give its step with,
+    /// when the shadow policy decided otherwise, the line that says so.
+    fn take_off(
+        &mut self,
+        token: u32,
+        d: Decision,
+        candidate: Option<Decision>,
+        method: &str,
+        now: u64,
+        stripped: &[&str],
+    ) -> String {
+        let disagreement = match (&self.shadow, candidate) {
+            (Some(shadow), Some(c)) => {
+                let found = shadow.compare(&self.engine, &d, &c, method, now);
+                self.observer
+                    .shadow_decided(found.as_ref().map(|x| (x.active_reason, x.shadow_reason)));
+                found.map(|x| x.line)
+            }
+            _ => None,
+        };
+        let out = self.step(&d, None, token, disagreement, stripped);
         self.flights.insert(token, Flight::new(d, method, now));
         out
     }
 
-    fn wire(&self, d: &Decision, g: Option<WireGlobal>, k: Option<u32>, x: Option<String>) -> String {
+    /// The step for decision `d`: `g` when it waits for a global limit.
+    fn step(
+        &self,
+        d: &Decision,
+        g: Option<WireGlobal>,
+        k: u32,
+        x: Option<String>,
+        stripped: &[&str],
+    ) -> String {
         let bundle = self.engine.bundle();
-        let wire = Wire {
-            a: d.action.code(),
+        let forward = d.action == Action::Forward;
+        let set = bundle.header_sets.get(usize::from(d.headers));
+        let step = Step {
+            a: if g.is_some() {
+                "limit"
+            } else {
+                d.action.code()
+            },
             s: d.status,
             h: d.headers,
             o: d.origin,
             p: &d.path_and_query,
-            t: d.https,
             r: &d.request_id,
-            f: if d.action == Action::Forward { self.engine.forward_headers(d) } else { Vec::new() },
-            d: headers::dynamic(bundle, d),
-            c: headers::append(bundle, d),
+            f: if forward && g.is_none() {
+                self.forward_ops(d, stripped)
+            } else {
+                Vec::new()
+            },
             b: d.problem_json(),
             fo: d.failover,
-            mb: (d.action == Action::Forward).then(|| self.engine.rule(d).and_then(|r| r.max_body)).flatten(),
+            mb: forward
+                .then(|| self.engine.rule(d).and_then(|r| r.max_body))
+                .flatten(),
             g,
             k,
             why: d.reason.code(),
             shadowed: d.shadowed.map(|r| r.code()),
-            route: d.shadowed.and_then(|_| self.engine.rule(d)).and_then(|r| r.pattern.as_deref()),
+            route: d
+                .shadowed
+                .and_then(|_| self.engine.rule(d))
+                .and_then(|r| r.pattern.as_deref()),
             detail: d.shadowed.map(|_| d.detail.as_ref()),
             x,
             ck: match (&d.cache, d.action) {
-                (Some(edgeguard_core::cache::Plan::Use { key, .. }), Action::Forward) => Some(key.as_str()),
+                (Some(edgeguard_core::cache::Plan::Use { key, .. }), Action::Forward) => {
+                    Some(key.as_str())
+                }
                 _ => None,
             },
-            cl: d.cache.as_ref().filter(|_| d.action == Action::Forward).map(|p| {
+            cl: d.cache.as_ref().filter(|_| forward).map(|p| {
                 let r = p.rule();
                 [r.edge_secs, r.swr_secs, r.sie_secs]
             }),
-            cb: d.action == Action::Forward && matches!(d.cache, Some(edgeguard_core::cache::Plan::Bypass { .. })),
-            fb: d.page && (d.action == Action::Forward || d.is_fallback_page()),
+            cb: forward && matches!(d.cache, Some(edgeguard_core::cache::Plan::Bypass { .. })),
+            fb: d.page && (forward || d.is_fallback_page()),
+            ct: forward && (set.is_some_and(|s| s.strict.is_some()) || self.wants_html),
         };
-        wire.to_json()
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::arithmetic_side_effects)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn text() -> impl Strategy<Value = String> {
-        "[ -~\\x00-\\x1f\"\\\\é✓]{0,16}"
+        step.to_json()
     }
 
-    proptest! {
-        /// The hand-written wire is what the derive writes, byte for byte, for every shape of
-        /// decision: optional fields present or not, strings that need escaping, a global check.
-        #[test]
-        fn wire_json_is_serdes(
-            strings in proptest::collection::vec(text(), 10),
-            numbers in any::<(u16, u16, u16, u16, u32)>(),
-            present in any::<[bool; 12]>(),
-            pairs in 0usize..4,
-        ) {
-            let s = |i: usize| strings.get(i).map_or("", String::as_str);
-            let on = |i: usize| present.get(i).copied().unwrap_or(false);
-            let wire = Wire {
-                a: "forward",
-                s: on(0).then_some(numbers.0),
-                h: numbers.1,
-                o: on(1).then_some(numbers.2),
-                p: s(0),
-                t: on(2),
-                r: s(1),
-                f: (0..pairs).map(|i| ("x-forwarded-for", s(i + 2).to_owned())).collect(),
-                d: (0..pairs).map(|i| ("ratelimit", Cow::Borrowed(s(i + 3)))).collect(),
-                c: (0..pairs.min(1)).map(|i| ("set-cookie", s(i + 4).to_owned())).collect(),
-                b: on(3).then(|| s(6).to_owned()),
-                fo: on(4).then_some(numbers.3),
-                mb: on(4).then_some(u64::from(numbers.2)),
-                g: on(5).then(|| WireGlobal { token: numbers.4, limit: 2, name: s(7).to_owned(), key: "00ff".into(), shard: 3, cloudflare: on(6), window_secs: 60 }),
-                k: on(7).then_some(numbers.4),
-                why: "ok",
-                shadowed: on(8).then_some("blocked"),
-                route: on(9).then(|| s(8)),
-                detail: on(10).then(|| s(9)),
-                x: on(11).then(|| s(0).to_owned()),
-                ck: on(0).then(|| s(2)),
-                cl: on(1).then_some([u64::from(numbers.1), 0, u64::from(numbers.3)]),
-                cb: on(2),
-                fb: on(3),
-            };
-            prop_assert_eq!(wire.to_json(), serde_json::to_string(&wire).unwrap_or_default());
-        }
+    /// The request headers' operations before forwarding: the client's forwarding and internal
+    /// headers removed (those the request carries), then the edge's own set.
+    fn forward_ops<'a>(&'a self, d: &'a Decision, stripped: &[&'a str]) -> Vec<Op<'a>> {
+        let mut ops: Vec<Op<'a>> = stripped
+            .iter()
+            .map(|n| Op::Remove(Cow::Borrowed(*n)))
+            .collect();
+        ops.extend(
+            self.engine
+                .forward_headers(d)
+                .into_iter()
+                .map(|(n, v)| Op::Set(Cow::Borrowed(n), Cow::Owned(v))),
+        );
+        ops
     }
 }

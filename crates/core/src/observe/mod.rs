@@ -18,6 +18,14 @@
 //! `Authorization` or API-key header, or a query string: the log line and the events are built
 //! from the [`Decision`] (normalized path without its query, route, reason…) only.
 //!
+//! One file per concern: `csp_report` (both report formats, URLs cut), `dedupe` (one report per
+//! window), `redact` (client addresses, cut text), `sampling` (info lines, page views, the event
+//! budget), `flight` (the request in flight and the facts computed once from it), `line` (the
+//! log line), `metrics` (counters and histograms as Prometheus text), `posthog`, `analytics`
+//! (the data point), and the [`Observer`] here. The endpoints' pipeline steps are the engine's
+//! (`engine/endpoints.rs`); timestamps and Prometheus text are leaves the fleet statistics share
+//! (`dates.rs`, `prometheus.rs`).
+//!
 //! ```
 //! # use edgeguard_core::observe::{client_ip_text, rfc3339_millis, sampled};
 //! # use edgeguard_core::bundle::IpDetail;

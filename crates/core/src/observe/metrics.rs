@@ -426,4 +426,19 @@ mod tests {
         assert_eq!(h.buckets.iter().sum::<u64>(), 3, "beyond the last bucket: only +Inf");
         assert_eq!((h.count, h.sum_ms), (4, 40_004));
     }
+
+    /// Each result set renders its labels in the exposition's order, each counted in its own slot.
+    #[test]
+    fn results_count_by_variant_in_label_order() {
+        assert_eq!(CspResult::ALL.iter().map(|r| r.label()).collect::<Vec<_>>(), ["accepted", "duplicate", "ignored", "malformed", "too_large", "rate_limited", "unsupported_media_type", "method_not_allowed"]);
+        assert_eq!(BatchResult::ALL.iter().map(|r| r.label()).collect::<Vec<_>>(), ["ok", "status", "timeout", "error"]);
+        assert_eq!(PointResult::ALL.iter().map(|r| r.label()).collect::<Vec<_>>(), ["ok", "error"]);
+        assert_eq!(LogLevel::ALL.iter().map(|r| r.label()).collect::<Vec<_>>(), ["error", "warn", "info"]);
+        let mut t = Tally::default();
+        t.add(CspResult::Duplicate, 2);
+        t.bump(CspResult::MethodNotAllowed);
+        let counts: Vec<u64> = t.counts::<CspResult>().map(|(_, n)| n).collect();
+        assert_eq!(counts, [0, 2, 0, 0, 0, 0, 0, 1]);
+        assert_eq!((BatchResult::named("timeout"), BatchResult::named("anything else")), (BatchResult::Timeout, BatchResult::Error));
+    }
 }

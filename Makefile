@@ -8,11 +8,11 @@ WASM_TARGET := wasm32-unknown-unknown
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: monitoring-test test run setup-rust node-deps lint unit check-wasm bench-build engine cli edges e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test npm-package npm-test dist publish-dry-run release-test
+.PHONY: monitoring-test test run setup-rust node-deps lint unit core-wasm-test check-wasm bench-build engine cli edges e2e deploy-dry-run bench fuzz-smoke soak playground serve-playground chromium playground-test npm-package npm-test dist publish-dry-run release-test
 
-## Every test: unit, property, integration, clippy's no-panic policy, the wasm32 build,
+## Every test: unit, property, integration, clippy's no-panic policy, the engine's unit tests and build as wasm32,
 ## end-to-end tests in workerd in front of a real origin, and the deploy artifact.
-test: setup-rust engine lint unit check-wasm fuzz-smoke e2e deploy-dry-run npm-test release-test playground-test monitoring-test
+test: setup-rust engine lint unit core-wasm-test check-wasm fuzz-smoke e2e deploy-dry-run npm-test release-test playground-test monitoring-test
 	@echo "edgeguard: all checks passed"
 
 ## The edge in workerd in front of the demo QuoteKit origin (POLICY=, ENV=, ORIGIN=, PORT=, PROTOCOL=).
@@ -33,6 +33,11 @@ lint:
 
 unit:
 	$(CARGO) test --workspace
+
+## The engine's unit tests again as wasm32 in Node (wasm-bindgen-test), as the worker runs it:
+## 32-bit usize, wasm floats, no threads. Property tests stay native.
+core-wasm-test: setup-rust
+	./scripts/test-core-wasm.sh
 
 ## core and compiler must build for the browser and the Workers runtime.
 check-wasm:

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use edgeguard_compiler::{Options, compile};
 use edgeguard_core::explain::explain;
+use edgeguard_core::response::{self, Sent};
 use edgeguard_core::sanitize::{normalize_path, normalize_target};
 use edgeguard_core::{Action, Decision, Draw, Engine, Limiter, RequestFacts};
 
@@ -95,7 +96,10 @@ pub fn check_decision(engine: &Engine, d: &Decision, strict: bool) {
         assert!(body.starts_with('{'), "problem body is not a JSON object: {body}");
     }
     let _ = engine.forward_headers(d);
-    let _ = engine.response_headers(d);
+    // The response phase (explain above runs it for a 200 HTML page): here for a HEAD answer
+    // with the decision's own status and no content type.
+    let sent = Sent { status: d.status.unwrap_or(200), from_origin: d.action == Action::Forward, content_type: "", content_encoding: "", head: true };
+    let _ = response::ops(engine.bundle(), d, &sent);
     if !strict {
         // A corrupted bundle may hold any status or header; only the absence of panics counts.
         return;

@@ -2,6 +2,29 @@
 //!
 //! Every problem is reported in one run, each with a byte span, a stable code and a help line.
 //! The same crate runs natively (CLI) and in wasm (playground).
+//!
+//! # Examples
+//!
+//! [`compile`] turns a policy into the bundle the engine runs, or into every problem at once:
+//!
+//! ```
+//! use edgeguard_compiler::{Options, codes, compile};
+//!
+//! let policy = "version = 1\n[app]\nname = \"hello\"\n[origins.app]\nurl = \"https://hello.fly.dev\"\n";
+//! let out = compile(policy, &Options::default());
+//! assert!(!out.has_errors());
+//! let bundle = out.bundle.expect("no errors, so a bundle");
+//! assert_eq!(bundle.app.name, "hello");
+//! assert_eq!(bundle.revision.len(), 64, "the SHA-256 of its bytes, in hex");
+//!
+//! // A misspelt key: no bundle, and a diagnostic with a stable code and a place.
+//! let typo = policy.replace("[app]\nname", "[app]\nnmae");
+//! let out = compile(&typo, &Options::default());
+//! assert!(out.has_errors() && out.bundle.is_none());
+//! let d = out.diagnostics.iter().find(|d| d.code == codes::UNKNOWN_KEY).expect("the unknown key is reported");
+//! assert_eq!(typo.get(d.span.clone()), Some("nmae"));
+//! assert_eq!((d.locate("policy.toml", &typo).line, d.locate("policy.toml", &typo).column), (3, 1));
+//! ```
 
 pub mod access;
 pub mod bots;
@@ -106,6 +129,17 @@ impl Output {
 pub const MAX_SOURCE_BYTES: usize = 4 << 20;
 
 /// Compile raw bytes (checks UTF-8 first).
+///
+/// # Examples
+///
+/// ```
+/// use edgeguard_compiler::{Options, codes, compile_bytes};
+///
+/// let out = compile_bytes(b"version = 1\n\xff", &Options::default());
+/// assert_eq!(out.diagnostics.len(), 1);
+/// assert_eq!((out.diagnostics[0].code, out.diagnostics[0].span.clone()), (codes::INPUT, 12..13));
+/// assert!(out.bundle.is_none());
+/// ```
 pub fn compile_bytes(bytes: &[u8], options: &Options) -> Output {
     match core::str::from_utf8(bytes) {
         Ok(source) => compile(source, options),

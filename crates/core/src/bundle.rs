@@ -77,11 +77,11 @@ pub struct Bundle {
     /// `[observe]`: log lines, metrics, the CSP report intake, PostHog and Analytics Engine.
     pub observe: Observe,
     /// `[cache]`: the key version and what makes a request personal (never cached).
-    pub cache: crate::cache::CacheSettings,
+    pub cache: CacheSettings,
     /// `[fallback]`: the page answered when no origin can and nothing stale is stored.
-    pub fallback: Option<crate::cache::Fallback>,
+    pub fallback: Option<Fallback>,
     /// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
-    pub maintenance: crate::cache::Maintenance,
+    pub maintenance: Maintenance,
     /// `[sessions.<name>]`: where verified sessions come from.
     pub sessions: Vec<crate::sessions::Source>,
     /// `[stats]`: fleet-wide statistics flushed to the `EDGEGUARD_STATS` Durable Object.
@@ -215,7 +215,7 @@ pub struct Route {
     /// Next.js Server Actions (a request with a `Next-Action` header) may be called here.
     pub server_actions: bool,
     /// Edge caching of this route's GET/HEAD answers (`cache = { edge = … }`).
-    pub edge_cache: Option<crate::cache::EdgeCache>,
+    pub edge_cache: Option<EdgeCache>,
     /// `require_session`: a verified session (and claims) this route requires.
     pub require_session: Option<crate::sessions::Requirement>,
     /// `bots`: what each bot category gets here (resolved over `[defaults]`).
@@ -300,7 +300,7 @@ impl Limit {
             scope: Scope::Local,
             shadow: false,
             on_error_deny: false,
-            policy_header: crate::limits::policy_header(name, count, window_secs),
+            policy_header: crate::vocab::policy_header(name, count, window_secs),
             session: None,
             geo: None,
         }
@@ -486,6 +486,30 @@ impl Bundle {
 
     /// Decode bytes written by [`Bundle::to_bytes`]: magic, format version and digest are
     /// checked before anything is decoded.
+    ///
+    /// # Examples
+    ///
+    /// A bundle survives its bytes (the `.egb` file beside the worker), its revision included;
+    /// a flipped byte is refused before anything is decoded.
+    ///
+    /// ```
+    /// use edgeguard_core::{Bundle, Engine, LoadError};
+    ///
+    /// let policy = "version = 1\n[app]\nname = \"hello\"\n[origins.app]\nurl = \"https://hello.fly.dev\"\n";
+    /// let bundle = edgeguard_compiler::compile(policy, &Default::default()).bundle.expect("the policy compiles");
+    /// let bytes = bundle.to_bytes()?;
+    /// assert_eq!(Bundle::from_bytes(&bytes)?, bundle);
+    /// assert_eq!(bundle.revision, bundle.digest_hex()?);
+    /// assert_eq!(Engine::load(&bytes)?.bundle().app.name, "hello");
+    ///
+    /// let mut corrupt = bytes.clone();
+    /// if let Some(last) = corrupt.last_mut() {
+    ///     *last ^= 1;
+    /// }
+    /// assert!(matches!(Bundle::from_bytes(&corrupt), Err(LoadError::Checksum)));
+    /// assert!(Bundle::from_bytes(b"not a bundle").is_err());
+    /// # Ok::<(), LoadError>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, LoadError> {
         let header = read_header(bytes)?;
         if header.format != FORMAT_VERSION {
@@ -590,4 +614,69 @@ pub fn hex(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The edge cache's settings (the rules that read them are in `cache`)
+// ---------------------------------------------------------------------------------------------
+
+/// A route's edge caching: `cache = { edge, stale_while_revalidate, stale_if_error, credentialed }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeCache {
+    /// Seconds a stored answer is served without asking the origin (0: always ask; the stored
+    /// copy is then only a stand-in for errors).
+    pub edge_secs: u64,
+    /// Seconds past `edge_secs` a stale copy is still served while one refresh runs behind it.
+    pub swr_secs: u64,
+    /// Seconds past `edge_secs` a stale copy stands in for an origin that fails (5xx, timeout,
+    /// unreachable).
+    pub sie_secs: u64,
+    /// Store and serve for requests carrying credentials too: only for answers identical for
+    /// every user.
+    pub credentialed: bool,
+}
+
+impl EdgeCache {
+    /// How long the Cache API keeps a copy: as long as any use of it lasts.
+    pub fn keep_secs(&self) -> u64 {
+        self.edge_secs.saturating_add(self.swr_secs.max(self.sie_secs))
+    }
+}
+
+/// `[cache]`: what every cached route shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSettings {
+    /// Part of every key: changing it misses every copy stored before (a purge by deploy).
+    pub version: String,
+    /// Cookies that make a request personal (globs on the name); the edge's own lane cookie
+    /// never does.
+    pub personal_cookies: Vec<Glob>,
+    /// Request headers that make a request personal (lowercase): `authorization`, every API
+    /// key header, and the policy's own.
+    pub personal_headers: Vec<String>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> CacheSettings {
+        CacheSettings { version: "1".to_owned(), personal_cookies: vec![Glob::new("*")], personal_headers: vec!["authorization".to_owned()] }
+    }
+}
+
+/// `[fallback]`: the page answered with 503 to page requests when no origin can answer and
+/// nothing stale is stored, and to everyone outside the allow-list in maintenance mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    pub html: String,
+    /// `Retry-After` of the fallback answer when the origin is down.
+    pub retry_after_secs: u64,
+}
+
+/// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Maintenance {
+    pub allow_ips: Vec<Cidr>,
+    /// Lowercase header name whose value, equal to the worker secret `EDGE_MAINTENANCE_SECRET`,
+    /// lets a request through.
+    pub bypass_header: Option<String>,
+    pub retry_after_secs: u64,
 }

@@ -6,73 +6,9 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::bundle::{CacheSettings, EdgeCache, Fallback, Maintenance};
 use crate::bundle::{Bundle, Route};
-use crate::cidr::Cidr;
-use crate::glob::Glob;
 use crate::request::RequestFacts;
-
-/// A route's edge caching: `cache = { edge, stale_while_revalidate, stale_if_error, credentialed }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EdgeCache {
-    /// Seconds a stored answer is served without asking the origin (0: always ask; the stored
-    /// copy is then only a stand-in for errors).
-    pub edge_secs: u64,
-    /// Seconds past `edge_secs` a stale copy is still served while one refresh runs behind it.
-    pub swr_secs: u64,
-    /// Seconds past `edge_secs` a stale copy stands in for an origin that fails (5xx, timeout,
-    /// unreachable).
-    pub sie_secs: u64,
-    /// Store and serve for requests carrying credentials too: only for answers identical for
-    /// every user.
-    pub credentialed: bool,
-}
-
-impl EdgeCache {
-    /// How long the Cache API keeps a copy: as long as any use of it lasts.
-    pub fn keep_secs(&self) -> u64 {
-        self.edge_secs.saturating_add(self.swr_secs.max(self.sie_secs))
-    }
-}
-
-/// `[cache]`: what every cached route shares.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheSettings {
-    /// Part of every key: changing it misses every copy stored before (a purge by deploy).
-    pub version: String,
-    /// Cookies that make a request personal (globs on the name); the edge's own lane cookie
-    /// never does.
-    pub personal_cookies: Vec<Glob>,
-    /// Request headers that make a request personal (lowercase): `authorization`, every API
-    /// key header, and the policy's own.
-    pub personal_headers: Vec<String>,
-}
-
-impl Default for CacheSettings {
-    fn default() -> CacheSettings {
-        CacheSettings { version: "1".to_owned(), personal_cookies: vec![Glob::new("*")], personal_headers: vec!["authorization".to_owned()] }
-    }
-}
-
-/// `[fallback]`: the page answered with 503 to page requests when no origin can answer and
-/// nothing stale is stored, and to everyone outside the allow-list in maintenance mode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fallback {
-    pub html: String,
-    /// `Retry-After` of the fallback answer when the origin is down.
-    pub retry_after_secs: u64,
-}
-
-/// `[maintenance]`: who still reaches the app while `EDGE_MAINTENANCE` is on.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Maintenance {
-    pub allow_ips: Vec<Cidr>,
-    /// Lowercase header name whose value, equal to the worker secret `EDGE_MAINTENANCE_SECRET`,
-    /// lets a request through.
-    pub bypass_header: Option<String>,
-    pub retry_after_secs: u64,
-}
 
 /// The CSP of the fallback page: a static page with no scripts, whatever the app's CSP allows.
 pub const FALLBACK_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -216,6 +152,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     #[test]

@@ -7,6 +7,21 @@ use serde::{Deserialize, Serialize};
 
 /// An IPv4 or IPv6 network. IPv4 addresses are held as IPv4-mapped IPv6 so one comparison
 /// serves both families.
+///
+/// # Examples
+///
+/// ```
+/// use core::net::IpAddr;
+/// use edgeguard_core::cidr::Cidr;
+///
+/// let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+/// let net = Cidr::new(ip("203.0.113.77"), 24).expect("a prefix IPv4 has");
+/// assert!(net.contains(ip("203.0.113.1")));
+/// assert!(net.contains(ip("::ffff:203.0.113.200")), "an IPv4-mapped IPv6 address is the IPv4 one");
+/// assert!(!net.contains(ip("203.0.114.1")));
+/// assert!(Cidr::new(ip("2001:db8::"), 32).is_some_and(|n| n.contains(ip("2001:db8:ffff::1"))));
+/// assert_eq!(Cidr::new(ip("203.0.113.0"), 33), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cidr {
     pub network: u128,
@@ -52,6 +67,9 @@ fn mask(prefix: u8) -> u128 {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     fn ip(s: &str) -> IpAddr {

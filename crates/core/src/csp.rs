@@ -209,6 +209,9 @@ pub use rewrite::rewrite;
 
 #[cfg(test)]
 mod strict_tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     #[test]

@@ -141,7 +141,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     let _ = write!(
         p,
         "<p class=\"muted\">Fleet-wide, every isolate's requests merged. Updated {} · revision {} · a bar is {} · percentiles within {} %.</p></header>",
-        crate::observe::rfc3339_millis(now_ms),
+        crate::dates::rfc3339_millis(now_ms),
         esc(head.map_or("—", |h| h.revision.as_str())),
         duration_label(bucket_ms),
         trim(RELATIVE_ERROR * 100.0),
@@ -292,7 +292,7 @@ pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     let mut revs: Vec<(&String, &u64)> = fleet.revisions.iter().collect();
     by_count(&mut revs, |r| *r.1);
     for (rev, t) in revs.into_iter().take(10) {
-        let _ = write!(p, "<tr><td><code>{}</code></td><td>{}</td></tr>", esc(rev), crate::observe::rfc3339_millis(*t));
+        let _ = write!(p, "<tr><td><code>{}</code></td><td>{}</td></tr>", esc(rev), crate::dates::rfc3339_millis(*t));
     }
     p.push_str("</table></section>");
 
@@ -483,6 +483,9 @@ fn nice(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     #[test]

@@ -17,7 +17,16 @@ pub enum Action {
 }
 
 impl Action {
-    /// The contract's name (as serialized): for writers that skip serde.
+    /// Every action, in the contract's order.
+    pub const ALL: [Action; 4] = [Action::Forward, Action::Redirect, Action::Respond, Action::Reject];
+
+    /// The contract's name (as serialized): for writers that skip serde. The one place an
+    /// action is named; the CLI's `expect.action` choices are [`Action::ALL`] through it.
+    ///
+    /// ```
+    /// use edgeguard_core::Action;
+    /// assert_eq!(Action::ALL.map(Action::code), ["forward", "redirect", "respond", "reject"]);
+    /// ```
     pub fn code(self) -> &'static str {
         match self {
             Action::Forward => "forward",
@@ -171,7 +180,7 @@ pub enum RuleRef {
 pub enum Endpoint {
     Health,
     /// The CSP report intake; the body's format once the content type was accepted.
-    CspReport(Option<crate::observe::ReportFormat>),
+    CspReport(Option<crate::vocab::ReportFormat>),
     Metrics,
     /// The fleet dashboard (`[stats] dashboard`): HTML with a Content-Security-Policy of its own.
     Dashboard,
@@ -222,7 +231,7 @@ pub struct Decision {
     /// The origin to retry on once if the chosen one fails to connect or answers 5xx.
     pub failover: Option<u16>,
     /// Why the origin was chosen.
-    pub lane: Option<crate::origins::Lane>,
+    pub lane: Option<crate::vocab::Lane>,
     /// The edge's own endpoint this request was for, if any (never forwarded, even in shadow
     /// mode).
     pub endpoint: Option<Endpoint>,
@@ -269,6 +278,16 @@ pub struct Client {
 }
 
 impl Decision {
+    /// Make this decision a refusal in place: the one definition of what refusing sets (the
+    /// engine's steps use [`reject`], the observer refuses a CSP report body after the fact).
+    pub(crate) fn refuse(&mut self, reason: Reason, status: u16, detail: Cow<'static, str>) {
+        self.action = Action::Reject;
+        self.status = Some(status);
+        self.reason = reason;
+        self.detail = detail;
+        self.origin = None;
+    }
+
     /// Seconds a client the shield refused must wait.
     pub fn shield_retry_after(&self) -> Option<u64> {
         (self.reason == Reason::ShieldBlocked).then(|| self.client.suspicion.map(|s| s.suspended_for)).flatten().filter(|s| *s > 0)
@@ -309,6 +328,12 @@ struct Problem<'a> {
     request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
+}
+
+/// `d` made a refusal ([`Decision::refuse`]), for the pipeline's steps that return it.
+pub(crate) fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {
+    d.refuse(reason, status, detail);
+    d
 }
 
 impl Decision {
@@ -416,6 +441,9 @@ pub fn misconfigured_problem(request_id: &str, path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     #[test]

@@ -5,12 +5,15 @@ use core::net::IpAddr;
 use std::borrow::Cow;
 
 use crate::bundle::{ApiKey, Bundle, LimitKey, LoadError, Route, Scope, method};
-use crate::decision::{Action, Client, Decision, Endpoint, GlobalCheck, GlobalVerdict, RateLimitState, Reason, RuleRef};
+use crate::decision::{Action, Client, Decision, Endpoint, GlobalCheck, GlobalVerdict, RateLimitState, Reason, RuleRef, reject};
 use crate::limits::{Limiter, Nanos};
 use crate::request::RequestFacts;
 use crate::routes::{Match, ParamCheck};
 use crate::sanitize::{self, Refusal};
 use crate::{access, https, origins};
+pub use crate::vocab::Overrides;
+
+mod endpoints;
 
 /// Randomness the shell draws once per request and passes in, keeping the engine pure.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,19 +24,6 @@ pub struct Draw {
     pub lane: u32,
 }
 
-/// Operational levers read from the deployment (worker vars), applied without a rebuild.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Overrides {
-    /// Origin that takes traffic instead of `deploy.active`.
-    pub active: Option<u16>,
-    /// Canary share in basis points instead of `deploy.canary.percent`.
-    pub canary_basis_points: Option<u32>,
-    /// Log what would be refused, refuse nothing the routing, access or limit rules refuse.
-    pub shadow: bool,
-    /// Maintenance mode (`EDGE_MAINTENANCE`): everyone outside `[maintenance]`'s allow-list gets
-    /// 503 (the fallback page for page requests), the edge's own endpoints keep answering.
-    pub maintenance: bool,
-}
 
 /// A loaded bundle with its regexes compiled: everything `decide` needs besides the request.
 pub struct Engine {
@@ -853,15 +843,6 @@ fn geo_code(text: Option<&str>) -> Option<[u8; 2]> {
         [a, b] if a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric() => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
         _ => None,
     }
-}
-
-pub(crate) fn reject(mut d: Decision, reason: Reason, status: u16, detail: Cow<'static, str>) -> Decision {
-    d.action = Action::Reject;
-    d.status = Some(status);
-    d.reason = reason;
-    d.detail = detail;
-    d.origin = None;
-    d
 }
 
 /// An address as text, as `Display` writes it. IPv4 — nearly every client — without the

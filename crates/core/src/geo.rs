@@ -112,6 +112,9 @@ pub fn limit_applies(set: Option<&GeoSet>, cf: &CfFacts) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     fn set() -> GeoSet {

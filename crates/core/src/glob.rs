@@ -5,6 +5,18 @@ use serde::{Deserialize, Serialize};
 /// A pattern split on `*`: the first part is a prefix, the last a suffix, the rest must appear
 /// in order between them. A `*` never matches `/` because it is only applied to one segment or
 /// one cookie name.
+///
+/// # Examples
+///
+/// ```
+/// use edgeguard_core::glob::Glob;
+///
+/// let g = Glob::new("sb-*-auth-token");
+/// assert!(g.matches("sb-abc-auth-token"));
+/// assert!(!g.matches("sb-abc-auth-token.0"));
+/// assert_eq!((g.source(), g.literal_len()), ("sb-*-auth-token".to_owned(), 14));
+/// assert!(Glob::new("debug-*").matches("debug-"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Glob {
     pub parts: Vec<String>,
@@ -47,6 +59,9 @@ impl Glob {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::Glob;
 
     #[test]

@@ -55,7 +55,7 @@ pub fn dynamic<'a>(bundle: &'a Bundle, d: &Decision) -> Vec<(&'static str, Cow<'
         }
         Action::Respond => {
             match d.endpoint {
-                Some(Endpoint::Metrics) => out.push(("content-type", Cow::Borrowed(crate::observe::METRICS_CONTENT_TYPE))),
+                Some(Endpoint::Metrics) => out.push(("content-type", Cow::Borrowed(crate::vocab::METRICS_CONTENT_TYPE))),
                 Some(Endpoint::Dashboard) => {
                     out.push(("content-type", Cow::Borrowed("text/html; charset=utf-8")));
                     out.push(("content-security-policy", Cow::Owned(crate::dashboard::csp())));

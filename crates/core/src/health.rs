@@ -390,7 +390,11 @@ pub fn report(bundle: &Bundle, probes: &[Probe]) -> (u16, String) {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
     fn probe(status: Option<u16>, millis: u64, body: Option<&str>) -> Probe {
@@ -524,6 +528,8 @@ mod tests {
         assert_eq!(judge(&p, 100).status, Status::Fail);
     }
 
+    // proptest needs threads, failure files and OS randomness: native runs only.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         /// Any text, JSON-looking or not, is parsed or refused without a panic, and every
         /// probe built on it is judged.
@@ -547,6 +553,7 @@ mod tests {
         }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn json_value() -> impl Strategy<Value = Value> {
         let word = prop_oneof![
             Just("healthy"), Just("unhealthy"), Just("degraded"), Just("pass"), Just("warn"), Just("fail"), Just("status"), Just("checks"), Just("output"), Just("componentId"), Just("observedValue"), Just("x")

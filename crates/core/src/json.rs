@@ -133,7 +133,11 @@ fn needs_escape(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
     #[test]
@@ -160,6 +164,8 @@ mod tests {
         assert_eq!(ObjectWriter::with_capacity(0).finish(), "{}");
     }
 
+    // proptest needs threads, failure files and OS randomness: native runs only.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         /// Byte for byte what serde_json writes, for any string (control bytes, quotes and
         /// backslashes included, at every position of an eight-byte word).

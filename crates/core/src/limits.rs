@@ -15,11 +15,8 @@ use core::hash::{BuildHasher, Hasher};
 use std::collections::HashMap;
 
 use crate::bundle::Limit;
-
-/// Nanoseconds since an arbitrary epoch, supplied by the shell.
-pub type Nanos = u64;
-
-const NANOS_PER_SEC: u64 = 1_000_000_000;
+use crate::vocab::NANOS_PER_SEC;
+pub use crate::vocab::{BuildPreHashed, Nanos, PreHashed, ceil_secs, policy_header, rate_limit_header};
 
 /// The answer for one request against one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,33 +30,6 @@ pub struct Outcome {
     pub retry_after_secs: u64,
 }
 
-/// Identity hasher: keys are already keyed hashes.
-#[derive(Default, Clone, Copy)]
-pub struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-#[derive(Default, Clone, Copy)]
-pub struct BuildPreHashed;
-
-impl BuildHasher for BuildPreHashed {
-    type Hasher = PreHashed;
-    fn build_hasher(&self) -> PreHashed {
-        PreHashed(0)
-    }
-}
 
 /// Per-isolate limiter state for every limit of a bundle.
 pub struct Limiter {
@@ -250,42 +220,16 @@ pub fn emission_interval(limit: &Limit) -> Nanos {
     limit.window_secs.saturating_mul(NANOS_PER_SEC).checked_div(limit.count).unwrap_or(u64::MAX).max(1)
 }
 
-pub fn ceil_secs(ns: Nanos) -> u64 {
-    ns.div_ceil(NANOS_PER_SEC)
-}
 
-/// `RateLimit-Policy` item: `"name";q=count;w=window`.
-pub fn policy_header(name: &str, quota: u64, window_secs: u64) -> String {
-    sf_item(name, &[("q", quota), ("w", window_secs)])
-}
-
-/// `RateLimit` item: `"name";r=remaining;t=reset`.
-pub fn rate_limit_header(name: &str, remaining: u64, reset_secs: u64) -> String {
-    sf_item(name, &[("r", remaining), ("t", reset_secs)])
-}
-
-/// One structured-field item: a string with integer parameters (RFC 9651), written by sfv's
-/// incremental serializer straight into one string — it runs for every rate-limited response,
-/// so nothing is built just to be serialized. A name that is not a valid sf-string (the
-/// compiler refuses those) gives "".
-fn sf_item(name: &str, params: &[(&'static str, u64)]) -> String {
-    use sfv::{Integer, KeyRef, StringRef};
-    let Ok(name) = StringRef::from_str(name) else { return String::new() };
-    let mut out = String::with_capacity(name.as_str().len().saturating_add(24));
-    let mut item = sfv::ItemSerializer::with_buffer(&mut out).bare_item(name);
-    for (key, value) in params {
-        let Ok(key) = KeyRef::from_str(key) else { continue };
-        let value = Integer::try_from(i64::try_from(*value).unwrap_or(i64::MAX)).unwrap_or(Integer::MAX);
-        item = item.parameter(key, value);
-    }
-    let _written: &mut String = item.finish();
-    out
-}
 
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
     fn limit(count: u64, window_secs: u64, burst: u64) -> Limit {
@@ -371,6 +315,8 @@ mod tests {
         assert_eq!(lim.len(), 1);
     }
 
+    // proptest needs threads, failure files and OS randomness: native runs only.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         #[test]
         fn never_admits_more_than_burst_plus_rate(

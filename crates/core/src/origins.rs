@@ -1,42 +1,9 @@
 //! Stage 8: which origin a forwarded request goes to — route pin, sticky lane, canary draw.
 
-use serde::Serialize;
-
 use crate::bundle::{Bundle, Route};
-use crate::engine::Overrides;
+pub use crate::vocab::{Lane, Overrides};
 use crate::request::RequestFacts;
 
-/// Why a request went to its origin (shown by `explain`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Lane {
-    /// The route pins an origin.
-    Pinned,
-    /// No canary runs (or it is at 0 %): the active origin.
-    Active,
-    /// The client's lane cookie names this origin.
-    Sticky,
-    /// A new client drawn into the canary share.
-    CanaryDraw,
-    /// A new client drawn outside the canary share.
-    ActiveDraw,
-    /// The usual origin's last health probe failed; this one is healthy.
-    HealthReroute,
-}
-
-impl Lane {
-    /// The name serde gives it (snake_case), for writers that skip serde.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lane::Pinned => "pinned",
-            Lane::Active => "active",
-            Lane::Sticky => "sticky",
-            Lane::CanaryDraw => "canary_draw",
-            Lane::ActiveDraw => "active_draw",
-            Lane::HealthReroute => "health_reroute",
-        }
-    }
-}
 
 /// The chosen origin and whether the sticky lane cookie must be (re)issued.
 ///
@@ -92,6 +59,9 @@ pub fn lane_cookie(bundle: &Bundle, origin: u16) -> Option<String> {
 
 #[cfg(test)]
 mod lane_tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::Lane;
 
     #[test]

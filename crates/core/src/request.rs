@@ -224,7 +224,7 @@ pub fn decide_repeated<E>(
     engine: &crate::Engine,
     request: &TextRequest,
     repeat: u32,
-    now: crate::limits::Nanos,
+    now: crate::vocab::Nanos,
     limiter_seed: u64,
     draw: impl FnMut() -> Result<crate::Draw, E>,
 ) -> Result<crate::Decision, E> {
@@ -238,7 +238,7 @@ pub fn decide_repeated_on<E>(
     engine: &crate::Engine,
     request: &TextRequest,
     repeat: u32,
-    now: crate::limits::Nanos,
+    now: crate::vocab::Nanos,
     limiter: &mut crate::Limiter,
     mut draw: impl FnMut() -> Result<crate::Draw, E>,
 ) -> Result<crate::Decision, E> {
@@ -280,6 +280,9 @@ const fn tchar_mask(from: u8) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     #[test]

@@ -267,6 +267,9 @@ fn valid_port(p: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     fn norm(p: &str) -> Result<String, Refusal> {

@@ -37,9 +37,37 @@ pub fn any_below_or_in(bytes: &[u8], below: u8, equal: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
+    /// The plain loop's answer over a fixed spread of inputs: the property below without
+    /// proptest, so that it runs on wasm32 too.
+    #[test]
+    #[allow(clippy::arithmetic_side_effects)]
+    fn same_as_plain_loop_on_fixed_inputs() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..5_000 {
+            let r = next();
+            let bytes: Vec<u8> = (0..r % 40).map(|_| next().to_le_bytes()[0] | 0x20).collect();
+            let below = (r >> 8) as u8 % 0x30;
+            let equal: Vec<u8> = (0..(r >> 16) % 3).map(|_| 0x20 + (next() % 0x60) as u8).collect();
+            let plain = bytes.iter().any(|&b| b < below || equal.contains(&b));
+            assert_eq!(any_below_or_in(&bytes, below, &equal), plain, "{bytes:?} below {below} or in {equal:?}");
+        }
+    }
+
+    // proptest needs threads, failure files and OS randomness: native runs only.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         /// The same answer as the plain loop, for any bytes (high bytes included, where the
         /// word tricks can misfire) and any targets.

@@ -754,7 +754,11 @@ pub fn test_header(source: &Source, claims: &serde_json::Value, now_secs: u64, e
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
     const SECRET: &[u8] = b"a-test-secret-of-some-length";
@@ -916,6 +920,8 @@ mod tests {
         assert!(select(&keys, alg::HS256, None).is_none());
     }
 
+    // proptest needs threads, failure files and OS randomness: native runs only.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         /// Any bytes as a Bearer token or a session cookie: no panic, and nothing verified
         /// unless it is a token signed with the secret.

@@ -21,10 +21,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::glob::Glob;
-use crate::limits::{BuildPreHashed, Nanos};
 use crate::request::RequestFacts;
-
-const NANOS_PER_SEC: u64 = 1_000_000_000;
+use crate::vocab::{BuildPreHashed, NANOS_PER_SEC, Nanos};
 
 /// `[shield]`, compiled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -473,7 +471,7 @@ impl Tracker {
         if let Some(e) = self.entries.get(&client)
             && e.suspended_until > now
         {
-            return Standing { score: e.count, suspended_for: crate::limits::ceil_secs(e.suspended_until.saturating_sub(now)).max(1) };
+            return Standing { score: e.count, suspended_for: crate::vocab::ceil_secs(e.suspended_until.saturating_sub(now)).max(1) };
         }
         if !suspicious {
             let score = self.entries.get(&client).filter(|e| e.window_start.saturating_add(window) > now).map_or(0, |e| e.count);
@@ -521,6 +519,9 @@ pub fn client_hash(hasher: &impl BuildHasher, client: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
     use crate::request::CfFacts;
 
@@ -638,6 +639,8 @@ mod tests {
         }
     }
 
+    // proptest needs threads, failure files and OS randomness: native runs only.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         /// The one-pass user-agent scan says what the separate checks say.
         #[test]

@@ -133,6 +133,9 @@ pub fn slos_for(slos: &[Slo], route: Option<u32>) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
 
     #[test]

@@ -20,10 +20,10 @@
 //! (retention, alert windows, the dashboard's hour) is counted in those buckets.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::prometheus::Prom;
 use crate::slo::{Alerts, BURN_RULES, LatencyOf, Slo, severity, severity_name, window_label};
 
 /// Relative error of a reported percentile at or above 64 ms (exact below).
@@ -726,7 +726,7 @@ impl Fleet {
                         app: head.app.clone(),
                         environment: head.environment.clone(),
                         revision: head.revision.clone(),
-                        at: crate::observe::rfc3339_millis(now_ms),
+                        at: crate::dates::rfc3339_millis(now_ms),
                         summary,
                     });
                 }
@@ -752,40 +752,23 @@ impl Fleet {
 
     /// The fleet's numbers in Prometheus text format 0.0.4 (the metrics path's `?scope=fleet`).
     pub fn prometheus(&self, now_ms: u64) -> String {
-        let mut p = String::with_capacity(8192);
-        let head = |p: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(p, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        let sample = |p: &mut String, name: &str, labels: &[(&str, &str)], value: String| {
-            p.push_str(name);
-            if !labels.is_empty() {
-                p.push('{');
-                for (i, (k, v)) in labels.iter().enumerate() {
-                    if i > 0 {
-                        p.push(',');
-                    }
-                    let _ = write!(p, "{k}=\"{}\"", crate::observe::escape_label(v));
-                }
-                p.push('}');
-            }
-            let _ = writeln!(p, " {value}");
-        };
+        let mut p = Prom::with_capacity(8192);
         if let Some(h) = &self.head {
-            head(&mut p, "edgeguard_fleet_info", "gauge", "The policy the fleet statistics follow (the newest that flushed).");
-            sample(&mut p, "edgeguard_fleet_info", &[("app", &h.app), ("environment", &h.environment), ("revision", &h.revision)], "1".into());
+            p.head("edgeguard_fleet_info", "gauge", "The policy the fleet statistics follow (the newest that flushed).");
+            p.sample("edgeguard_fleet_info", &[("app", &h.app), ("environment", &h.environment), ("revision", &h.revision)], "1");
         }
-        head(&mut p, "edgeguard_fleet_revision_start_time_seconds", "gauge", "When each policy revision first answered a request (Unix time).");
+        p.head("edgeguard_fleet_revision_start_time_seconds", "gauge", "When each policy revision first answered a request (Unix time).");
         for (rev, t) in &self.revisions {
-            sample(&mut p, "edgeguard_fleet_revision_start_time_seconds", &[("revision", rev)], secs(*t));
+            p.sample("edgeguard_fleet_revision_start_time_seconds", &[("revision", rev)], secs(*t));
         }
-        head(&mut p, "edgeguard_fleet_flushes_total", "counter", "Isolate aggregates merged.");
-        sample(&mut p, "edgeguard_fleet_flushes_total", &[], self.flushes.to_string());
-        head(&mut p, "edgeguard_fleet_requests_total", "counter", "Requests answered by the whole fleet, by route and status class.");
+        p.head("edgeguard_fleet_flushes_total", "counter", "Isolate aggregates merged.");
+        p.sample("edgeguard_fleet_flushes_total", &[], self.flushes.to_string());
+        p.head("edgeguard_fleet_requests_total", "counter", "Requests answered by the whole fleet, by route and status class.");
         const CLASSES: [&str; 6] = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
         for (route, a) in &self.totals {
             for (class, n) in CLASSES.iter().zip(a.class) {
                 if n > 0 {
-                    sample(&mut p, "edgeguard_fleet_requests_total", &[("route", route), ("class", class)], n.to_string());
+                    p.sample("edgeguard_fleet_requests_total", &[("route", route), ("class", class)], n.to_string());
                 }
             }
         }
@@ -797,82 +780,82 @@ impl Fleet {
             ("edgeguard_fleet_csp_violations_total", "directive", "Accepted CSP violations by effective directive.", |a| &a.csp),
         ];
         for (name, label, help, get) in maps {
-            head(&mut p, name, "counter", help);
+            p.head(name, "counter", help);
             for (route, a) in &self.totals {
                 for (k, n) in get(a) {
-                    sample(&mut p, name, &[("route", route), (label, k)], n.to_string());
+                    p.sample(name, &[("route", route), (label, k)], n.to_string());
                 }
             }
         }
-        head(&mut p, "edgeguard_fleet_refusals_total", "counter", "Requests the edge refused, by route.");
-        head(&mut p, "edgeguard_fleet_failovers_total", "counter", "Requests retried on another origin, by route.");
+        p.head("edgeguard_fleet_refusals_total", "counter", "Requests the edge refused, by route.");
+        p.head("edgeguard_fleet_failovers_total", "counter", "Requests retried on another origin, by route.");
         for (route, a) in &self.totals {
-            sample(&mut p, "edgeguard_fleet_refusals_total", &[("route", route)], a.refused.to_string());
-            sample(&mut p, "edgeguard_fleet_failovers_total", &[("route", route)], a.failovers.to_string());
+            p.sample("edgeguard_fleet_refusals_total", &[("route", route)], a.refused.to_string());
+            p.sample("edgeguard_fleet_failovers_total", &[("route", route)], a.failovers.to_string());
         }
         for (name, of) in [("edgeguard_fleet_edge_duration_seconds", LatencyOf::Edge), ("edgeguard_fleet_origin_duration_seconds", LatencyOf::Origin)] {
-            head(&mut p, name, "histogram", "Latency over the whole fleet, by route (buckets by their start: within 1/64 of the value).");
+            p.head(name, "histogram", "Latency over the whole fleet, by route (buckets by their start: within 1/64 of the value).");
             for (route, a) in &self.totals {
                 let h = if of == LatencyOf::Edge { &a.edge } else { &a.origin };
                 if h.is_empty() {
                     continue;
                 }
                 for (le_ms, le) in PROM_BUCKETS {
-                    sample(&mut p, &format!("{name}_bucket"), &[("route", route), ("le", le)], h.count_le(le_ms).to_string());
+                    p.sample(&format!("{name}_bucket"), &[("route", route), ("le", le)], h.count_le(le_ms).to_string());
                 }
-                sample(&mut p, &format!("{name}_bucket"), &[("route", route), ("le", "+Inf")], h.count().to_string());
-                sample(&mut p, &format!("{name}_sum"), &[("route", route)], format!("{}", h.sum_ms() / 1000.0));
-                sample(&mut p, &format!("{name}_count"), &[("route", route)], h.count().to_string());
+                p.sample(&format!("{name}_bucket"), &[("route", route), ("le", "+Inf")], h.count().to_string());
+                p.sample(&format!("{name}_sum"), &[("route", route)], format!("{}", h.sum_ms() / 1000.0));
+                p.sample(&format!("{name}_count"), &[("route", route)], h.count().to_string());
             }
         }
-        head(&mut p, "edgeguard_fleet_latency_seconds", "gauge", "Latency percentiles over the last hour (60 buckets), by route and time (origin, edge).");
+        p.head("edgeguard_fleet_latency_seconds", "gauge", "Latency percentiles over the last hour (60 buckets), by route and time (origin, edge).");
         let hour = self.hour_routes(now_ms);
         for (route, a) in &hour {
             for (of, h) in [("origin", &a.origin), ("edge", &a.edge)] {
                 for q in ["0.5", "0.95", "0.99"] {
                     if let Some(v) = h.quantile(q.parse().unwrap_or(0.5)) {
-                        sample(&mut p, "edgeguard_fleet_latency_seconds", &[("route", route), ("of", of), ("quantile", q)], format!("{}", v / 1000.0));
+                        p.sample("edgeguard_fleet_latency_seconds", &[("route", route), ("of", of), ("quantile", q)], format!("{}", v / 1000.0));
                     }
                 }
             }
         }
-        head(&mut p, "edgeguard_slo_objective_ratio", "gauge", "Each SLO objective's target (0.999: 99.9 %).");
-        head(&mut p, "edgeguard_slo_requests_total", "counter", "Requests counted toward an SLO objective.");
-        head(&mut p, "edgeguard_slo_bad_total", "counter", "Requests that missed an SLO objective (5xx; slower than the threshold).");
-        head(&mut p, "edgeguard_slo_burn_rate", "gauge", "Error budget burn rate over each alert window.");
-        head(&mut p, "edgeguard_slo_error_budget_remaining_ratio", "gauge", "Share of the error budget left over the SLO window.");
-        head(&mut p, "edgeguard_slo_alert_firing", "gauge", "1 while an SLO alert fires.");
+        p.head("edgeguard_slo_objective_ratio", "gauge", "Each SLO objective's target (0.999: 99.9 %).");
+        p.head("edgeguard_slo_requests_total", "counter", "Requests counted toward an SLO objective.");
+        p.head("edgeguard_slo_bad_total", "counter", "Requests that missed an SLO objective (5xx; slower than the threshold).");
+        p.head("edgeguard_slo_burn_rate", "gauge", "Error budget burn rate over each alert window.");
+        p.head("edgeguard_slo_error_budget_remaining_ratio", "gauge", "Share of the error budget left over the SLO window.");
+        p.head("edgeguard_slo_alert_firing", "gauge", "1 while an SLO alert fires.");
         if let Some(h) = &self.head {
             for slo in &h.slos {
                 for (objective, target) in objectives(slo) {
                     let l = [("slo", slo.name.as_str()), ("objective", objective)];
-                    sample(&mut p, "edgeguard_slo_objective_ratio", &l, format!("{target}"));
+                    p.sample("edgeguard_slo_objective_ratio", &l, format!("{target}"));
                     let t = self.slo_totals.get(&objective_key(&slo.name, objective)).copied().unwrap_or_default();
-                    sample(&mut p, "edgeguard_slo_requests_total", &l, t.all.to_string());
-                    sample(&mut p, "edgeguard_slo_bad_total", &l, t.bad.to_string());
+                    p.sample("edgeguard_slo_requests_total", &l, t.all.to_string());
+                    p.sample("edgeguard_slo_bad_total", &l, t.bad.to_string());
                     for w in WINDOWS {
                         let label = window_label(w);
                         let burn = self.burn_rate(slo, objective, target, now_ms, w);
-                        sample(&mut p, "edgeguard_slo_burn_rate", &[l[0], l[1], ("window", &label)], format!("{}", round3(burn)));
+                        p.sample("edgeguard_slo_burn_rate", &[l[0], l[1], ("window", &label)], format!("{}", round3(burn)));
                     }
-                    sample(&mut p, "edgeguard_slo_error_budget_remaining_ratio", &l, format!("{}", round3(self.budget_left(slo, objective, target, now_ms))));
+                    p.sample("edgeguard_slo_error_budget_remaining_ratio", &l, format!("{}", round3(self.budget_left(slo, objective, target, now_ms))));
                     for sev in [severity::PAGE, severity::TICKET] {
                         if slo.alerts & sev == 0 {
                             continue;
                         }
                         let key = format!("{}/{}", objective_key(&slo.name, objective), severity_name(sev));
                         let firing = self.alerts.get(&key).is_some_and(|a| a.firing);
-                        sample(&mut p, "edgeguard_slo_alert_firing", &[l[0], l[1], ("severity", severity_name(sev))], u8::from(firing).to_string());
+                        p.sample("edgeguard_slo_alert_firing", &[l[0], l[1], ("severity", severity_name(sev))], u8::from(firing).to_string());
                     }
                 }
             }
         }
-        head(&mut p, "edgeguard_fleet_alert_notifications_total", "counter", "Alert notifications by destination and result (failed ones are retried).");
+        p.head("edgeguard_fleet_alert_notifications_total", "counter", "Alert notifications by destination and result (failed ones are retried).");
         for (k, n) in &self.notifications {
             let (dest, result) = k.split_once(':').unwrap_or((k.as_str(), ""));
-            sample(&mut p, "edgeguard_fleet_alert_notifications_total", &[("destination", dest), ("result", result)], n.to_string());
+            p.sample("edgeguard_fleet_alert_notifications_total", &[("destination", dest), ("result", result)], n.to_string());
         }
-        p
+        p.out
     }
 
     /// Every route's aggregate over the last 60 buckets.
@@ -940,6 +923,9 @@ pub fn trim(x: f64) -> String {
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
+    // On wasm32 the same tests run under wasm-bindgen-test (scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use super::*;
     use crate::slo::{DEFAULT_WINDOW_MINUTES, Latency};
 

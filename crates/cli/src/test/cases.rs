@@ -121,7 +121,6 @@ pub(super) const REASONS: &[&str] = &[
     "geo_denied",
     "shield_blocked",
 ];
-pub(super) const ACTIONS: &[&str] = &["forward", "redirect", "respond", "reject"];
 /// The most `repeat` allows, as `explain --repeat`.
 pub(super) const MAX_REPEAT: u64 = 1_000_000;
 

@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::explain::{self, Request, RequestError};
 
-use super::cases::{ACTIONS, BEFORE_EXPECT_HELP, BEFORE_KEYS, BOT_CATEGORIES, CACHE_MODES, CASE_KEYS, CODE, CSP_NONCE_MODES, Case, DEFAULTS_KEYS, Defaults, EXPECT_KEYS, Expect, MAX_REPEAT, Matcher, RATE_LIMIT_KEYS, REASONS, RateLimitExpect, SESSION_KEYS, SESSION_STATES, SHIELD_FAMILIES, SessionSpec, Step, StepKeys, TOP_KEYS};
+use super::cases::{BEFORE_EXPECT_HELP, BEFORE_KEYS, BOT_CATEGORIES, CACHE_MODES, CASE_KEYS, CODE, CSP_NONCE_MODES, Case, DEFAULTS_KEYS, Defaults, EXPECT_KEYS, Expect, MAX_REPEAT, Matcher, RATE_LIMIT_KEYS, REASONS, RateLimitExpect, SESSION_KEYS, SESSION_STATES, SHIELD_FAMILIES, SessionSpec, Step, StepKeys, TOP_KEYS};
 use super::json_of;
 
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
@@ -346,7 +346,7 @@ impl Parser {
             match key.get_ref().as_ref() {
                 "status" => e.status = self.status(value),
                 "reason" => e.reason = self.choice("reason", value, REASONS),
-                "action" => e.action = self.choice("action", value, ACTIONS),
+                "action" => e.action = self.choice("action", value, &edgeguard_core::Action::ALL.map(edgeguard_core::Action::code)),
                 "route" => {
                     e.route = self.nullable_string("route", value);
                     if let Some(Some(r)) = &e.route

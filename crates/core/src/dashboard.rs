@@ -76,7 +76,9 @@ const LEFT: f64 = 34.0;
 const TOP: f64 = 8.0;
 const BOTTOM: f64 = 18.0;
 
-/// The page for the fleet at `now_ms`.
+/// The page for the fleet at `now_ms`. One function on purpose, though long: it is the page's
+/// template, section by section in the order the page shows them, each section's markup next
+/// to the numbers it prints.
 pub fn render(fleet: &Fleet, now_ms: u64) -> String {
     let mut p = String::with_capacity(32 * 1024);
     let head = fleet.head.as_ref();

@@ -247,6 +247,10 @@ impl Engine {
         d
     }
 
+    /// The stages in their order (numbered as docs/explain.md numbers them). Longer than a
+    /// function should be, on purpose: each stage is a few lines handing off to its module, and
+    /// the order — which refusal wins, what the shield counts first — reads top to bottom here
+    /// and nowhere else.
     fn pipeline(&self, req: &RequestFacts, limiter: &mut Limiter, now: Nanos, draw: Draw, mut d: Decision) -> Decision {
         let b = &self.bundle;
 

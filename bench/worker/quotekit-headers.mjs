@@ -55,7 +55,11 @@ export const REMOVE = ["server", "x-powered-by"];
 /** The request headers both JS policy workers forward: the client's, less its X-Forwarded-*,
  * Forwarded, X-Real-IP and X-Request-Id, plus the edge's own (https behind Cloudflare). */
 export function forwardHeaders(request, ip, host, requestId) {
-  const headers = new Headers(request.headers);
+  return replaceForwarding(new Headers(request.headers), ip, host, requestId);
+}
+
+/** The same edit on a request's own headers (`new Request(url, {headers})`'s), in place. */
+export function replaceForwarding(headers, ip, host, requestId) {
   for (const name of [...headers.keys()]) {
     if (name.startsWith("x-forwarded-") || name === "forwarded" || name === "x-real-ip" || name === "x-request-id") headers.delete(name);
   }

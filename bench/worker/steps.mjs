@@ -19,6 +19,7 @@
 // The engine and policy are build/edge's (engine.js, engine_bg.wasm, policy.egb: QuoteKit's).
 
 import { handle } from "./headers-only.mjs";
+import { replaceForwarding } from "./quotekit-headers.mjs";
 import { initSync, Edge } from "./engine.js";
 import wasmModule from "./engine_bg.wasm";
 import policy from "./policy.egb";
@@ -73,16 +74,7 @@ function hooksFor(steps) {
     forward: on.has("request-in-place")
       ? (target, request, ip, host, requestId) => {
           const sent = new Request(target, { method: request.method, headers: request.headers, body: null, redirect: "manual", signal: AbortSignal.timeout(10_000) });
-          const h = sent.headers;
-          for (const name of [...h.keys()]) {
-            if (name.startsWith("x-forwarded-") || name === "forwarded" || name === "x-real-ip" || name === "x-request-id") h.delete(name);
-          }
-          h.set("x-forwarded-for", ip);
-          h.set("x-real-ip", ip);
-          h.set("x-forwarded-proto", "https");
-          h.set("x-forwarded-host", host);
-          h.set("forwarded", `for=${ip};host="${host}";proto=https`);
-          h.set("x-request-id", requestId);
+          replaceForwarding(sent.headers, ip, host, requestId);
           return fetch(sent);
         }
       : undefined,

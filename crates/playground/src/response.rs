@@ -96,6 +96,12 @@ pub fn apply(engine: &Engine, d: &Decision, origin: &Origin, head: bool) -> Resp
     } else {
         Vec::new()
     };
+    let bundle = engine.bundle();
+    // The header set first: the response's type, which the strict CSP choice reads, is read as
+    // the set left it (as the worker's shell does).
+    for op in &response::static_ops(bundle, d.headers) {
+        execute(&mut headers, op);
+    }
     let value_of = |headers: &[Header], name: &str| {
         headers
             .iter()
@@ -114,11 +120,7 @@ pub fn apply(engine: &Engine, d: &Decision, origin: &Origin, head: bool) -> Resp
         content_encoding: &content_encoding,
         head,
     };
-    let bundle = engine.bundle();
-    for op in response::static_ops(bundle, d.headers)
-        .iter()
-        .chain(response::ops(bundle, d, &sent).iter())
-    {
+    for op in &response::ops(bundle, d, &sent) {
         execute(&mut headers, op);
     }
     // Removed ones last, so the list reads as the response.

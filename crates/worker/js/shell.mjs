@@ -285,17 +285,22 @@ function respond(st, d, body, status, statusText, base, obs, note, head = false,
   } else h = own ? base : new Headers(base);
   const fromOrigin = base !== undefined;
   const serverTiming = timing(obs, note);
+  const nonce = {};
+  // The header set first (it holds no nonce or body operation): what the engine reads of the
+  // response — its type, for the strict CSP choice and pageviews — is read as the set left it.
+  execute(st, h, headerOps(st, d.h), null, nonce);
   let sent = `${status}\n${obs.edgeMs}\n${obs.originMs ?? ""}\n${obs.originError}\n${obs.failover}\n${obs.cache}\n${fromOrigin ? "1" : ""}\n${head ? "1" : ""}`;
   if (d.ct && fromOrigin) sent += `\n${h.get("content-type") ?? ""}\n${h.get("content-encoding") ?? ""}`;
   const raw = st.edge.finish(d.k, sent, obs.end);
   const nl = raw.indexOf("\n");
-  const phase = nl > 0 ? JSON.parse(raw.slice(0, nl)) : { o: [] };
+  // No head: the engine no longer follows this request (MAX_FLIGHTS in crates/worker/src/lib.rs).
+  // The header set still applies; an origin failure still gets its 502/504, never a status 0.
+  const phase = nl > 0 ? JSON.parse(raw.slice(0, nl)) : { o: [], s: status === 0 ? (obs.originError === "timeout" ? 504 : 502) : undefined, b: null };
   if (phase.s !== undefined) {
     status = phase.s;
     body = head ? null : phase.fb ? st.fallback?.html ?? "" : phase.b;
   }
-  const nonce = {};
-  const sending = execute(st, h, phase.o, execute(st, h, headerOps(st, d.h), body, nonce), nonce);
+  const sending = execute(st, h, phase.o, body, nonce);
   h.set("server-timing", serverTiming);
   if (response === null || sending !== body) response = new Response(sending, { status, statusText, headers: h });
   if (st.stats !== null && !st.statsArmed && obs.ctx) {

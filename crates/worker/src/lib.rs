@@ -120,9 +120,14 @@ impl core::hash::Hasher for TokenHasher {
     }
 }
 
-/// Most requests followed at once; beyond it the oldest half is forgotten (a shell that never
-/// called `finish` for them: they go unlogged and uncounted, memory stays bounded).
+/// Most requests followed at once. Beyond it, flights older than [`FLIGHT_MAX_AGE_NANOS`] are
+/// forgotten (requests the shell never finished: unlogged, uncounted), and only if that is not
+/// enough the oldest half, so memory stays bounded. A forgotten flight's response goes out
+/// with the header set's operations only (`finish` answers "" for its token).
 const MAX_FLIGHTS: usize = 10_000;
+
+/// Longer than any request takes from `decide` to `finish`.
+const FLIGHT_MAX_AGE_NANOS: u64 = 10 * 60 * 1_000_000_000;
 
 /// Most decisions kept waiting for a global limiter; beyond it new requests settle at once as
 /// "limiter unavailable" (their limit's `on_error` decides) instead of waiting.
@@ -305,15 +310,15 @@ impl Edge {
                     now,
                     draw,
                 );
-                let token = self.new_token();
+                let token = self.new_token(now);
                 self.take_off(token, d, candidate, method, now, &stripped)
             }
             Some(g) => {
-                let (token, global) = self.park(d.clone(), draw, candidate, g, request);
+                let (token, global) = self.park(d.clone(), draw, candidate, g, request, now);
                 self.step(&d, Some(global), token, None, &[])
             }
             None => {
-                let token = self.new_token();
+                let token = self.new_token(now);
                 self.take_off(token, d, candidate, method, now, &stripped)
             }
         }
@@ -883,8 +888,9 @@ impl Edge {
         candidate: Option<Decision>,
         g: edgeguard_core::decision::GlobalCheck,
         request: &str,
+        now: u64,
     ) -> (u32, WireGlobal) {
-        let token = self.new_token();
+        let token = self.new_token(now);
         self.pending.insert(
             token,
             Parked {
@@ -906,7 +912,13 @@ impl Edge {
         (token, global)
     }
 
-    fn new_token(&mut self) -> u32 {
+    fn new_token(&mut self, now: u64) -> u32 {
+        if self.flights.len() >= MAX_FLIGHTS {
+            // Flights the shell never finished (a client gone mid-request) go first: no request
+            // lives this long, so no answer still on its way loses its response phase.
+            let cutoff = now.saturating_sub(FLIGHT_MAX_AGE_NANOS);
+            self.flights.retain(|_, f| f.arrived >= cutoff);
+        }
         if self.flights.len() >= MAX_FLIGHTS {
             let half = (MAX_FLIGHTS / 2) as u32;
             let keep_from = self.next_flight.wrapping_sub(half);
@@ -1016,5 +1028,44 @@ impl Edge {
                 .map(|(n, v)| Op::Set(Cow::Borrowed(n), Cow::Owned(v))),
         );
         ops
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE_MS: f64 = 60_000.0;
+
+    fn edge() -> Edge {
+        let policy = "version = 1\n[app]\nname = \"t\"\n[origins.app]\nurl = \"https://t.fly.dev\"\n";
+        let bundle = edgeguard_compiler::compile(policy, &Default::default()).bundle.expect("the policy compiles");
+        let bytes = bundle.to_bytes().expect("the bundle encodes");
+        match Edge::new(7.0, &bytes) {
+            Ok(edge) => edge,
+            Err(_) => panic!("the engine loads the bundle"),
+        }
+    }
+
+    fn token(step: &str) -> u32 {
+        let v: serde_json::Value = serde_json::from_str(step).expect("a step");
+        v["k"].as_u64().and_then(|k| u32::try_from(k).ok()).expect("a token")
+    }
+
+    /// Flights the shell never finished make room for new ones by age: a request still on its
+    /// way keeps its response phase however many were left behind after it.
+    #[test]
+    fn abandoned_flights_go_first() {
+        let mut e = edge();
+        let request = |ip: usize| format!("GET\nhttps://t.example/\nhost\nt.example\ncf-connecting-ip\n10.0.{}.{}\n", ip / 256 % 256, ip % 256);
+        let waiting = token(&e.decide(&request(0), "", 9.0 * MINUTE_MS));
+        for i in 1..MAX_FLIGHTS {
+            e.decide(&request(i), "", 0.0);
+        }
+        let next = token(&e.decide(&request(1), "", 11.0 * MINUTE_MS));
+        let sent = "200\n1\n2\n\n\n\n1\n\n";
+        assert!(e.finish(waiting, sent, 11.0 * MINUTE_MS).starts_with("{\"o\":["), "the waiting request kept its flight");
+        assert!(e.finish(next, sent, 11.0 * MINUTE_MS).starts_with("{\"o\":["));
+        assert_eq!(e.flights.len(), 0, "the abandoned flights are gone");
     }
 }

@@ -404,6 +404,23 @@ mod tests {
         assert_eq!(v["response"]["from_origin"], false);
     }
 
+    /// The strict CSP choice reads the response's type as the route's header set leaves it, as
+    /// the worker's shell does: a header set that makes the answer HTML gets the nonce policy.
+    #[test]
+    fn view_reads_the_type_the_header_set_leaves() {
+        let policy = QUOTEKIT
+            .replacen("[csp]\n", "[csp]\nstrict = \"nonce\"\n", 1)
+            .replacen("[headers.set]\n", "[headers.set]\n\"Content-Type\" = \"text/html; charset=utf-8\"\n", 1);
+        assert!(policy.contains("\"Content-Type\" = \"text/html"), "the policy gained the header");
+        let origin = json!({"headers":[["Content-Type","application/octet-stream"]]});
+        let v = parse(&view(&policy, "", r#"{"url":"https://lawnquote.online/"}"#, &origin.to_string()));
+        let headers = v["response"]["headers"].as_array().unwrap();
+        let value = |name: &str| headers.iter().find(|h| h["name"] == name && !h["value"].is_null()).map(|h| h["value"].as_str().unwrap().to_owned());
+        assert_eq!(value("content-type").as_deref(), Some("text/html; charset=utf-8"));
+        let csp = value("content-security-policy").unwrap();
+        assert!(csp.contains("'nonce-{nonce}'"), "{csp}");
+    }
+
     #[test]
     fn view_shows_the_strict_csp_of_html_pages() {
         let policy = QUOTEKIT.replacen("[csp]\n", "[csp]\nstrict = \"nonce\"\n", 1);

@@ -245,11 +245,6 @@ impl Edge {
                     .map_or(edgeguard_core::observe::DEFAULT_MAX_REPORT_BYTES, |c| {
                         c.max_bytes
                     }),
-                pageviews: b
-                    .observe
-                    .posthog
-                    .as_ref()
-                    .is_some_and(|p| p.events & edgeguard_core::bundle::event::PAGEVIEW != 0),
             },
             nonce: WireNonce {
                 placeholder: csp::NONCE_PLACEHOLDER,

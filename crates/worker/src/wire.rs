@@ -392,9 +392,6 @@ pub(crate) struct WireObserve<'a> {
     pub(crate) posthog_host: Option<&'a str>,
     /// Largest CSP report body the shell reads.
     pub(crate) csp_max_bytes: u32,
-    /// `[observe.posthog]` sends pageviews: only then does `finish` need to know whether a
-    /// response is HTML (the shell skips reading its content type otherwise).
-    pub(crate) pageviews: bool,
 }
 
 /// What `finish` hands back: the log line, PostHog events, the Analytics Engine data point.
